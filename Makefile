@@ -1,0 +1,56 @@
+# buildd in Go. `make` builds the five programs into bin/; `make test` runs
+# every test (installing the Debian packages the real-part tests need when
+# they are missing); `make install PREFIX=...` installs.
+
+GO       ?= go
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+PROGS    := buildd buildd-mail buildd-uploader buildd-watcher wanna-build
+EMACS    ?= emacs
+
+# Debian packages the tests and the demo drive for real.
+DEB_DEPS := btrfs-progs debootstrap dpkg-dev fakeroot gnupg emacs-nox reprepro \
+            dput dose-builddebcheck xz-utils debhelper
+
+.PHONY: all test test-go test-elisp deps install demo demo-clean bench clean FORCE
+
+all: $(addprefix bin/,$(PROGS))
+
+bin/wanna-build: FORCE
+	$(GO) build -o $@ ./wannabuild/wanna-build
+
+bin/%: FORCE
+	$(GO) build -o $@ ./$*
+
+# deps installs what the tests need when it is missing (as root, from the
+# host's own apt sources).
+deps:
+	@missing=""; for p in $(DEB_DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: not root, cannot install$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: deps all test-go test-elisp
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 80m ./...
+
+test-elisp: bin/buildd-mail
+	$(MAKE) -C elisp test EMACS=$(EMACS)
+
+bench: all
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf bin
+
+FORCE:

@@ -1,0 +1,427 @@
+// Package config owns buildd.conf: the one TOML file read by every program of
+// the suite (buildd, buildd-mail, buildd-uploader, buildd-watcher and
+// wanna-build).
+//
+// Keys are the classic buildd.conf variable names in lower case (admin_mail,
+// max_build, idle_sleep_time, ...) plus our own (home, machines_dir,
+// wanna_build_db, admin_keyring, smtp, sendmail, outbox, ...). Distributions
+// are the table array [[dist]], upload queues the table array
+// [[upload_queue]]. Units are the classic ones: idle_sleep_time in seconds,
+// delay_after_give_back in minutes, min_free_space in KiB, the *_keep and
+// *_age keys in days.
+//
+// Every error names the file and the line: an unknown key, a value of the
+// wrong type, a missing required key, a regular expression that does not
+// compile.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is used when neither --config nor $BUILDD_CONF is given.
+const DefaultPath = "/etc/buildd/buildd.conf"
+
+// EnvVar names the environment variable that points at the config file.
+const EnvVar = "BUILDD_CONF"
+
+// Config is the effective configuration: the file's values over the defaults.
+type Config struct {
+	// Ours.
+	Home          string `toml:"home"`
+	MachinesDir   string `toml:"machines_dir"`
+	WannaBuildDB  string `toml:"wanna_build_db"`
+	AdminKeyring  string `toml:"admin_keyring"`
+	SMTP          string `toml:"smtp"`
+	Sendmail      string `toml:"sendmail"`
+	Outbox        string `toml:"outbox"`
+	MailFrom      string `toml:"mail_from"`
+	BuilderName   string `toml:"builder_name"`
+	BuildTimeout  int    `toml:"build_timeout"`
+	NoOutputTime  int    `toml:"no_output_timeout"`
+	LogSizeLimit  int    `toml:"log_size_limit"`
+	MailLogLimit  int    `toml:"mail_log_limit"`
+	CheckInstall  bool   `toml:"check_installability"`
+	UploadTool    string `toml:"upload_tool"`
+	UploadTimeout int    `toml:"upload_timeout"`
+	MachineFree   int    `toml:"machines_min_free_space"`
+	WarnFree      int    `toml:"warn_free_space"`
+	UploadSched   string `toml:"uploader_schedule"`
+	WatcherSched  string `toml:"watcher_schedule"`
+	UpgradeSched  string `toml:"upgrade_schedule"`
+
+	// Classic.
+	AdminMail          string `toml:"admin_mail"`
+	AptGet             string `toml:"apt_get"`
+	BuildLogKeep       int    `toml:"build_log_keep"`
+	DaemonLogFile      string `toml:"daemon_log_file"`
+	DaemonLogKeep      int    `toml:"daemon_log_keep"`
+	DaemonLogRotate    int    `toml:"daemon_log_rotate"`
+	DaemonLogSend      bool   `toml:"daemon_log_send"`
+	DelayAfterGiveBack int    `toml:"delay_after_give_back"`
+	ErrorMailWindow    int    `toml:"error_mail_window"`
+	IdleSleepTime      int    `toml:"idle_sleep_time"`
+	MaxBuild           int    `toml:"max_build"`
+	MaxSbuildFails     int    `toml:"max_sbuild_fails"`
+	MinFreeSpace       int    `toml:"min_free_space"`
+	NiceLevel          int    `toml:"nice_level"`
+	NoDetach           bool   `toml:"no_detach"`
+	NoWarnPattern      string `toml:"no_warn_pattern"`
+	PIDFile            string `toml:"pidfile"`
+	PkgLogKeep         int    `toml:"pkg_log_keep"`
+	ShouldBuildMsgs    bool   `toml:"should_build_msgs"`
+	StatisticsMail     string `toml:"statistics_mail"`
+	StatisticsPeriod   int    `toml:"statistics_period"`
+	WarningAge         int    `toml:"warning_age"`
+
+	Dists        []Dist        `toml:"dist"`
+	UploadQueues []UploadQueue `toml:"upload_queue"`
+
+	// File is the path the config was read from ("" for defaults only).
+	File string `toml:"-"`
+}
+
+// Dist is one [[dist]] table: a distribution this host builds for.
+type Dist struct {
+	DistName             string   `toml:"dist_name"`
+	BuiltArchitecture    string   `toml:"built_architecture"`
+	Machine              string   `toml:"machine"`
+	BuildArchAll         bool     `toml:"build_arch_all"`
+	WannaBuildSSHHost    string   `toml:"wanna_build_ssh_host"`
+	WannaBuildSSHUser    string   `toml:"wanna_build_ssh_user"`
+	WannaBuildSSHSocket  string   `toml:"wanna_build_ssh_socket"`
+	WannaBuildSSHOptions []string `toml:"wanna_build_ssh_options"`
+	WannaBuildDBUser     string   `toml:"wanna_build_db_user"`
+	WannaBuildMinAge     int      `toml:"wanna_build_min_age"`
+	DuploadLocalQueueDir string   `toml:"dupload_local_queue_dir"`
+	NoAutoBuild          []string `toml:"no_auto_build"`
+	WeakNoAutoBuild      []string `toml:"weak_no_auto_build"`
+	NoBuildRegex         string   `toml:"no_build_regex"`
+	BuildRegex           string   `toml:"build_regex"`
+	LogsMailedTo         string   `toml:"logs_mailed_to"`
+	LogsMailAlso         string   `toml:"logs_mail_also"`
+	SignWith             string   `toml:"sign_with"`
+	MaintainerName       string   `toml:"maintainer_name"`
+	MailFrom             string   `toml:"mailfrom"`
+
+	// Line is the line of this table's [[dist]] header in the file.
+	Line int `toml:"-"`
+}
+
+// UploadQueue is one [[upload_queue]] table: a local queue directory under
+// home and the dput/dupload target it is uploaded to.
+type UploadQueue struct {
+	DuploadLocalQueueDir string `toml:"dupload_local_queue_dir"`
+	DuploadArchiveName   string `toml:"dupload_archive_name"`
+}
+
+// Defaults returns the configuration used for every key the file leaves out.
+// Paths under home are filled in by Load once home is known.
+func Defaults() Config {
+	return Config{
+		MachinesDir:        "/srv/buildd/machines",
+		AdminKeyring:       "/etc/buildd/admins.asc",
+		BuildTimeout:       4 * 60 * 60,
+		NoOutputTime:       150 * 60,
+		LogSizeLimit:       400 * 1024 * 1024,
+		MailLogLimit:       200 * 1024,
+		UploadTool:         "dput",
+		UploadTimeout:      600,
+		MachineFree:        1024 * 1024,
+		WarnFree:           4 * 1024 * 1024,
+		UploadSched:        "10,25,40,55 * * * *",
+		WatcherSched:       "5,20,35,50 * * * *",
+		UpgradeSched:       "30 3 * * *",
+		AdminMail:          "root",
+		AptGet:             "apt-get",
+		BuildLogKeep:       2,
+		DaemonLogKeep:      7,
+		DaemonLogRotate:    1,
+		DaemonLogSend:      true,
+		DelayAfterGiveBack: 8 * 60,
+		ErrorMailWindow:    8 * 60 * 60,
+		IdleSleepTime:      5 * 60,
+		MaxBuild:           runtime.NumCPU(),
+		MaxSbuildFails:     2,
+		MinFreeSpace:       50 * 1024,
+		NiceLevel:          10,
+		NoWarnPattern:      `^build/(SKIP|REDO|SBUILD-GIVEN-BACK|buildd\.pid|[^/]*.ssh|chroot-[^/]*|current-[^/]*)$`,
+		PkgLogKeep:         7,
+		ShouldBuildMsgs:    true,
+		StatisticsMail:     "root",
+		StatisticsPeriod:   7,
+		WarningAge:         7,
+	}
+}
+
+// Error is a config error at a place in a file.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Path picks the config file: the flag's value, else $BUILDD_CONF, else
+// DefaultPath.
+func Path(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := os.Getenv(EnvVar); env != "" {
+		return env
+	}
+	return DefaultPath
+}
+
+// Load reads and checks the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse checks data as the contents of the config file named path.
+func Parse(path string, data []byte) (*Config, error) {
+	c := Defaults()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{path, pe.Position.Line, pe.Message}
+		}
+		// Type errors carry the line only in their text: "toml: line N (...): msg".
+		if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{path, line, m[2]}
+		}
+		return nil, &Error{path, 0, err.Error()}
+	}
+	lines := newLineIndex(data)
+	if undec := md.Undecoded(); len(undec) > 0 {
+		k := undec[0]
+		return nil, &Error{path, lines.keyLine(k), fmt.Sprintf("unknown key %q", k.String())}
+	}
+	headers := lines.tableHeaders("dist")
+	for i := range c.Dists {
+		if i < len(headers) {
+			c.Dists[i].Line = headers[i]
+		}
+	}
+	c.File = path
+	if err := c.check(lines); err != nil {
+		return nil, err
+	}
+	c.fill()
+	return &c, nil
+}
+
+func (c *Config) check(lines *lineIndex) error {
+	fail := func(key string, msg string, args ...any) error {
+		return &Error{c.File, lines.keyLine(toml.Key{key}), fmt.Sprintf(msg, args...)}
+	}
+	if c.Home == "" {
+		return &Error{c.File, 1, `missing required key "home"`}
+	}
+	if !filepath.IsAbs(c.Home) {
+		return fail("home", "home %q is not an absolute path", c.Home)
+	}
+	if len(c.Dists) == 0 {
+		return &Error{c.File, 1, "no [[dist]] table: name at least one distribution to build for"}
+	}
+	if c.MaxBuild < 1 {
+		return fail("max_build", "max_build must be at least 1, not %d", c.MaxBuild)
+	}
+	if _, err := regexp.Compile(c.NoWarnPattern); err != nil {
+		return fail("no_warn_pattern", "no_warn_pattern: %v", err)
+	}
+	seen := map[string]int{}
+	for i := range c.Dists {
+		d := &c.Dists[i]
+		at := func(key string) int {
+			if l := lines.keyLineAfter(key, d.Line); l > 0 {
+				return l
+			}
+			return d.Line
+		}
+		if d.DistName == "" {
+			return &Error{c.File, d.Line, `[[dist]]: missing required key "dist_name"`}
+		}
+		if d.BuiltArchitecture == "" {
+			return &Error{c.File, d.Line, fmt.Sprintf(`[[dist]] %s: missing required key "built_architecture"`, d.DistName)}
+		}
+		if prev, dup := seen[d.DistName]; dup {
+			return &Error{c.File, d.Line, fmt.Sprintf("[[dist]] %s: already defined at line %d", d.DistName, prev)}
+		}
+		seen[d.DistName] = d.Line
+		for _, r := range []struct{ key, re string }{{"no_build_regex", d.NoBuildRegex}, {"build_regex", d.BuildRegex}} {
+			if _, err := regexp.Compile(r.re); err != nil {
+				return &Error{c.File, at(r.key), fmt.Sprintf("%s: %v", r.key, err)}
+			}
+		}
+	}
+	return nil
+}
+
+// fill derives the defaults that depend on other keys.
+func (c *Config) fill() {
+	if c.WannaBuildDB == "" {
+		c.WannaBuildDB = filepath.Join(c.Home, "wanna-build.db")
+	}
+	if c.Outbox == "" && c.SMTP == "" && c.Sendmail == "" {
+		c.Outbox = filepath.Join(c.Home, "outbox")
+	}
+	if c.DaemonLogFile == "" {
+		c.DaemonLogFile = filepath.Join(c.Home, "daemon.log")
+	}
+	if c.PIDFile == "" {
+		c.PIDFile = filepath.Join(c.Home, "build", "buildd.pid")
+	}
+	if c.BuilderName == "" {
+		c.BuilderName = currentUser()
+	}
+	if c.MailFrom == "" {
+		c.MailFrom = c.BuilderName
+	}
+	for i := range c.Dists {
+		d := &c.Dists[i]
+		if d.Machine == "" {
+			d.Machine = d.DistName + "-" + d.BuiltArchitecture
+		}
+		if d.DuploadLocalQueueDir == "" {
+			d.DuploadLocalQueueDir = "upload"
+		}
+		if d.WannaBuildSSHUser == "" && d.WannaBuildSSHHost != "" {
+			d.WannaBuildSSHUser = "buildd_" + d.BuiltArchitecture
+		}
+		if d.WannaBuildDBUser == "" {
+			d.WannaBuildDBUser = c.BuilderName
+		}
+	}
+	if len(c.UploadQueues) == 0 {
+		c.UploadQueues = []UploadQueue{{DuploadLocalQueueDir: "upload", DuploadArchiveName: "anonymous-ftp-master"}}
+	}
+	for i := range c.UploadQueues {
+		if c.UploadQueues[i].DuploadArchiveName == "" {
+			c.UploadQueues[i].DuploadArchiveName = "anonymous-ftp-master"
+		}
+	}
+}
+
+// Dist returns the [[dist]] table named name.
+func (c *Config) Dist(name string) (*Dist, bool) {
+	for i := range c.Dists {
+		if c.Dists[i].DistName == name {
+			return &c.Dists[i], true
+		}
+	}
+	return nil, false
+}
+
+// Dump writes the effective configuration, defaults included, as TOML.
+func (c *Config) Dump(w io.Writer) error {
+	return toml.NewEncoder(w).Encode(c)
+}
+
+// NoBuild reports whether the dist's no_build_regex rejects pkgv, or its
+// build_regex fails to accept it.
+func (d *Dist) NoBuild(pkgv string) bool {
+	if d.NoBuildRegex != "" && regexp.MustCompile(d.NoBuildRegex).MatchString(pkgv) {
+		return true
+	}
+	return d.BuildRegex != "" && !regexp.MustCompile(d.BuildRegex).MatchString(pkgv)
+}
+
+func currentUser() string {
+	for _, v := range []string{"USER", "LOGNAME"} {
+		if u := os.Getenv(v); u != "" {
+			return u
+		}
+	}
+	if os.Geteuid() == 0 {
+		return "root"
+	}
+	return fmt.Sprintf("uid%d", os.Geteuid())
+}
+
+// lineIndex finds where keys and table headers are in the raw file, for
+// error messages; the TOML decoder does not report positions of keys it
+// did not decode.
+type lineIndex struct{ lines []string }
+
+func newLineIndex(data []byte) *lineIndex {
+	return &lineIndex{strings.Split(string(data), "\n")}
+}
+
+var typeErrRE = regexp.MustCompile(`^toml: line (\d+) (.*)$`)
+
+var headerRE = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-"]+)\s*\]\]?`)
+
+func (li *lineIndex) tableHeaders(name string) []int {
+	var out []int
+	for i, l := range li.lines {
+		if m := headerRE.FindStringSubmatch(l); m != nil && strings.HasPrefix(strings.TrimSpace(l), "[[") && m[1] == name {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// keyLine returns the line where key k is set: inside its table when it has
+// one, else anywhere in the file; 0 when it cannot be found.
+func (li *lineIndex) keyLine(k toml.Key) int {
+	if len(k) > 1 {
+		for _, h := range li.tableHeaders(k[0]) {
+			if l := li.keyLineAfter(k[len(k)-1], h); l > 0 {
+				return l
+			}
+		}
+	} else if l := li.keyLineAfter(k[0], 0); l > 0 {
+		return l
+	}
+	re := keyRE(k[len(k)-1])
+	for i, l := range li.lines {
+		if re.MatchString(l) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// keyLineAfter looks for "name =" in the table whose header is on line
+// header (0: the top level, before any header).
+func (li *lineIndex) keyLineAfter(name string, header int) int {
+	re := keyRE(name)
+	for i := header; i < len(li.lines); i++ {
+		if headerRE.MatchString(li.lines[i]) {
+			return 0
+		}
+		if re.MatchString(li.lines[i]) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func keyRE(name string) *regexp.Regexp {
+	return regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(name) + `"?\s*=`)
+}

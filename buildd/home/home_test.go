@@ -1,0 +1,127 @@
+package home
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseRedoLine(t *testing.T) {
+	tests := []struct {
+		line string
+		want RedoEntry
+		bad  bool
+	}{
+		{line: "hello_1.0-1 bookworm", want: RedoEntry{PkgVersion: "hello_1.0-1", Dist: "bookworm"}},
+		{line: "foo_2.0 sid 3 Rebuild for libbar2", want: RedoEntry{"foo_2.0", "sid", 3, "Rebuild for libbar2"}},
+		{line: "hello bookworm", bad: true},
+		{line: "hello_1.0", bad: true},
+		{line: "_1.0 sid", bad: true},
+		{line: "foo_1 sid x text", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseRedoLine(tt.line)
+		if (err != nil) != tt.bad {
+			t.Errorf("ParseRedoLine(%q) error = %v, want bad=%v", tt.line, err, tt.bad)
+			continue
+		}
+		if !tt.bad && got != tt.want {
+			t.Errorf("ParseRedoLine(%q) = %+v, want %+v", tt.line, got, tt.want)
+		}
+		if !tt.bad && got.String() != tt.line {
+			t.Errorf("String() = %q, want %q", got.String(), tt.line)
+		}
+	}
+}
+
+func TestREDOFile(t *testing.T) {
+	h := New(t.TempDir())
+	b, _ := os.ReadFile("testdata/REDO")
+	os.MkdirAll(h.BuildDir(), 0o755)
+	os.WriteFile(h.REDO().Path(), b, 0o644)
+	es, bad, err := h.REDO().Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || len(bad) != 3 {
+		t.Fatalf("Read: %d entries, %d bad; want 2, 3: %v", len(es), len(bad), bad)
+	}
+	if got := bad[0].Error(); got != `REDO:2: bad line "bad line here"` {
+		t.Errorf("bad line error = %q", got)
+	}
+	if err := h.REDO().Add(RedoEntry{PkgVersion: "hello_1.0-1", Dist: "bookworm"}, RedoEntry{PkgVersion: "new_1", Dist: "sid"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.REDO().Remove(func(e RedoEntry) bool { return e.PkgVersion == "foo_2.0" }); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(h.REDO().Path())
+	if want := "hello_1.0-1 bookworm\nnew_1 sid\n"; string(got) != want {
+		t.Errorf("REDO = %q, want %q", got, want)
+	}
+}
+
+func TestLockExcludes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "REDO")
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second TryLock = %v, want ErrLocked", err)
+	}
+	if _, err := LockFile(p, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "held by") {
+		t.Errorf("LockFile with timeout = %v, want a 'held by' error", err)
+	}
+	l.Unlock()
+	l2, err := TryLock(p)
+	if err != nil {
+		t.Fatalf("TryLock after Unlock: %v", err)
+	}
+	l2.Unlock()
+}
+
+func TestGivenBackAndOutdated(t *testing.T) {
+	h := New(t.TempDir())
+	now := time.Unix(1_800_000_000, 0)
+	gb := h.GivenBack()
+	gb.Add("old_1", now.Add(-9*time.Hour))
+	gb.Add("new_1", now.Add(-time.Hour))
+	recent, err := gb.Recent(now, 8*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := recent["new_1"]; !ok || len(recent) != 1 {
+		t.Errorf("Recent = %v, want only new_1", recent)
+	}
+	o := h.Outdated()
+	o.Add("a_1", "a_2", "sid", now.Add(-22*24*time.Hour))
+	o.Add("b_1", "b_2", "sid", now)
+	if _, ok, _ := o.IsOutdated("a_1", "sid"); ok {
+		t.Error("entry older than 21 days kept")
+	}
+	if nv, ok, _ := o.IsOutdated("b_1", "sid"); !ok || nv != "b_2" {
+		t.Errorf("IsOutdated(b_1) = %q, %v", nv, ok)
+	}
+}
+
+func TestPID(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "buildd.pid")
+	if pid, err := ReadPID(p); pid != 0 || err != nil {
+		t.Errorf("missing pid file: %d, %v", pid, err)
+	}
+	WritePID(p, 42)
+	if b, _ := os.ReadFile(p); string(b) != "   42\n" {
+		t.Errorf("pid file = %q", b)
+	}
+	os.WriteFile(p, []byte("garbage\n"), 0o644)
+	if _, err := ReadPID(p); err == nil || !strings.Contains(err.Error(), `"garbage"`) {
+		t.Errorf("corrupt pid file error = %v", err)
+	}
+	if !Alive(os.Getpid()) || Alive(0) {
+		t.Error("Alive wrong")
+	}
+}

@@ -1,0 +1,287 @@
+package home
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LockTimeout bounds how long a program waits for a shared file's lock.
+const LockTimeout = 30 * time.Second
+
+// lineFile is a shared text file of one record a line, rewritten whole
+// under its lock.
+type lineFile struct{ path string }
+
+// read returns the file's lines; a missing file has none.
+func (lf lineFile) read() ([]string, error) {
+	b, err := os.ReadFile(lf.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := strings.Split(string(b), "\n")
+	if n := len(out); n > 0 && out[n-1] == "" {
+		out = out[:n-1]
+	}
+	return out, nil
+}
+
+// update rewrites the file with what f returns from its current lines,
+// under the lock. When f returns an error nothing is written.
+func (lf lineFile) update(f func(lines []string) ([]string, error)) error {
+	if err := os.MkdirAll(filepath.Dir(lf.path), 0o755); err != nil {
+		return err
+	}
+	l, err := LockFile(lf.path, LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	lines, err := lf.read()
+	if err != nil {
+		return err
+	}
+	out, err := f(lines)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, s := range out {
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+	return WriteFileAtomic(lf.path, []byte(b.String()), 0o644)
+}
+
+// LineError is a bad line in a home file: "REDO:12: bad line "..."".
+type LineError struct {
+	File string
+	Line int
+	Text string
+	Why  string
+}
+
+func (e *LineError) Error() string {
+	return fmt.Sprintf("%s:%d: %s %q", filepath.Base(e.File), e.Line, e.Why, e.Text)
+}
+
+// RedoEntry is one line of build/REDO: "pkg_version dist [binNMU changelog]".
+type RedoEntry struct {
+	PkgVersion string // name_version
+	Dist       string
+	BinNMU     int    // 0: not a binNMU
+	Changelog  string // binNMU changelog text
+}
+
+func (e RedoEntry) String() string {
+	if e.BinNMU > 0 {
+		return fmt.Sprintf("%s %s %d %s", e.PkgVersion, e.Dist, e.BinNMU, e.Changelog)
+	}
+	return e.PkgVersion + " " + e.Dist
+}
+
+// ParseRedoLine parses one REDO line.
+func ParseRedoLine(s string) (RedoEntry, error) {
+	f := strings.Fields(s)
+	if len(f) < 2 || !strings.Contains(f[0], "_") || strings.HasPrefix(f[0], "_") || strings.HasSuffix(f[0], "_") {
+		return RedoEntry{}, errors.New("bad line")
+	}
+	e := RedoEntry{PkgVersion: f[0], Dist: f[1]}
+	if len(f) > 2 {
+		n, err := strconv.Atoi(f[2])
+		if err != nil || n < 1 {
+			return RedoEntry{}, errors.New("bad binNMU number in line")
+		}
+		e.BinNMU = n
+		e.Changelog = strings.Join(f[3:], " ")
+	}
+	return e, nil
+}
+
+// REDOFile is build/REDO.
+type REDOFile struct{ path string }
+
+// Path is the file's path.
+func (r *REDOFile) Path() string { return r.path }
+
+func parseRedo(path string, lines []string) ([]RedoEntry, []error) {
+	var out []RedoEntry
+	var bad []error
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		e, err := ParseRedoLine(l)
+		if err != nil {
+			bad = append(bad, &LineError{path, i + 1, l, err.Error()})
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, bad
+}
+
+// Read returns the entries; bad lines come back as errors (the classic
+// buildd logs them and drops them).
+func (r *REDOFile) Read() ([]RedoEntry, []error, error) {
+	lines, err := lineFile{r.path}.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	es, bad := parseRedo(r.path, lines)
+	return es, bad, nil
+}
+
+// Add appends entries, skipping any already present for the same package
+// version and dist.
+func (r *REDOFile) Add(add ...RedoEntry) error {
+	return r.Update(func(es []RedoEntry) []RedoEntry {
+		for _, a := range add {
+			dup := false
+			for _, e := range es {
+				if e.PkgVersion == a.PkgVersion && e.Dist == a.Dist {
+					dup = true
+				}
+			}
+			if !dup {
+				es = append(es, a)
+			}
+		}
+		return es
+	})
+}
+
+// Remove deletes the entries for which drop returns true.
+func (r *REDOFile) Remove(drop func(RedoEntry) bool) error {
+	return r.Update(func(es []RedoEntry) []RedoEntry {
+		var keep []RedoEntry
+		for _, e := range es {
+			if !drop(e) {
+				keep = append(keep, e)
+			}
+		}
+		return keep
+	})
+}
+
+// Update rewrites REDO with f's result, under the lock; bad lines are dropped.
+func (r *REDOFile) Update(f func([]RedoEntry) []RedoEntry) error {
+	return lineFile{r.path}.update(func(lines []string) ([]string, error) {
+		es, _ := parseRedo(r.path, lines)
+		var out []string
+		for _, e := range f(es) {
+			out = append(out, e.String())
+		}
+		return out, nil
+	})
+}
+
+// GivenBackFile is build/SBUILD-GIVEN-BACK: "pkg_version unixtime" lines.
+type GivenBackFile struct{ path string }
+
+// Add records that pkgv was given back at t.
+func (g *GivenBackFile) Add(pkgv string, t time.Time) error {
+	return lineFile{g.path}.update(func(lines []string) ([]string, error) {
+		return append(lines, fmt.Sprintf("%s %d", pkgv, t.Unix())), nil
+	})
+}
+
+// Recent returns the packages given back less than delay before now, and
+// drops older lines from the file.
+func (g *GivenBackFile) Recent(now time.Time, delay time.Duration) (map[string]time.Time, error) {
+	recent := map[string]time.Time{}
+	err := lineFile{g.path}.update(func(lines []string) ([]string, error) {
+		var keep []string
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) != 2 {
+				continue
+			}
+			sec, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			t := time.Unix(sec, 0)
+			if now.Sub(t) < delay {
+				recent[f[0]] = t
+				keep = append(keep, l)
+			}
+		}
+		return keep, nil
+	})
+	return recent, err
+}
+
+// PurgeFile is build/PURGE: directories to delete, one a line.
+type PurgeFile struct{ path string }
+
+// Add appends directories.
+func (p *PurgeFile) Add(dirs ...string) error {
+	return lineFile{p.path}.update(func(lines []string) ([]string, error) {
+		return append(lines, dirs...), nil
+	})
+}
+
+// Drain hands every line to do and keeps only those do fails on.
+func (p *PurgeFile) Drain(do func(dir string) error) error {
+	return lineFile{p.path}.update(func(lines []string) ([]string, error) {
+		var keep []string
+		for _, l := range lines {
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			if err := do(l); err != nil {
+				keep = append(keep, l)
+			}
+		}
+		return keep, nil
+	})
+}
+
+// OutdatedFile is outdated-packages: "old_pkgv new_pkgv unixtime dist".
+type OutdatedFile struct{ path string }
+
+// OutdatedKeep is how long an outdated-packages entry is kept.
+const OutdatedKeep = 21 * 24 * time.Hour
+
+// Add records that old was superseded by new in dist, dropping entries
+// older than OutdatedKeep.
+func (o *OutdatedFile) Add(old, new, dist string, now time.Time) error {
+	return lineFile{o.path}.update(func(lines []string) ([]string, error) {
+		var keep []string
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) != 4 {
+				continue
+			}
+			sec, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil || now.Sub(time.Unix(sec, 0)) > OutdatedKeep {
+				continue
+			}
+			keep = append(keep, l)
+		}
+		return append(keep, fmt.Sprintf("%s %s %d %s", old, new, now.Unix(), dist)), nil
+	})
+}
+
+// IsOutdated reports whether pkgv in dist was recorded as superseded, and by what.
+func (o *OutdatedFile) IsOutdated(pkgv, dist string) (string, bool, error) {
+	lines, err := lineFile{o.path}.read()
+	if err != nil {
+		return "", false, err
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 4 && f[0] == pkgv && f[3] == dist {
+			return f[1], true, nil
+		}
+	}
+	return "", false, nil
+}

@@ -1,0 +1,107 @@
+// Package smtptest runs a real go-smtp server on 127.0.0.1:0 for tests, in
+// the manner of net/http/httptest: every mail it accepts is kept, whole, for
+// the test to read.
+package smtptest
+
+import (
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Mail is one accepted message with its envelope.
+type Mail struct {
+	From string
+	To   []string
+	Data []byte
+}
+
+// Server is a running SMTP server.
+type Server struct {
+	Addr string // host:port to give the client
+
+	srv  *smtp.Server
+	mu   sync.Mutex
+	mail []Mail
+	cond *sync.Cond
+}
+
+// NewServer starts a server on 127.0.0.1:0. Close it when done.
+func NewServer() (*Server, error) {
+	s := &Server{}
+	s.cond = sync.NewCond(&s.mu)
+	s.srv = smtp.NewServer(backend{s})
+	s.srv.Domain = "localhost"
+	s.srv.AllowInsecureAuth = true
+	s.srv.ReadTimeout = 30 * time.Second
+	s.srv.WriteTimeout = 30 * time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.Addr = l.Addr().String()
+	go s.srv.Serve(l)
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Mails returns a copy of what was accepted so far.
+func (s *Server) Mails() []Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Mail(nil), s.mail...)
+}
+
+// Wait blocks until at least n mails arrived or timeout passed, and returns
+// what arrived.
+func (s *Server) Wait(n int, timeout time.Duration) []Mail {
+	deadline := time.Now().Add(timeout)
+	go func() {
+		time.Sleep(timeout)
+		s.cond.Broadcast()
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.mail) < n && time.Now().Before(deadline) {
+		s.cond.Wait()
+	}
+	return append([]Mail(nil), s.mail...)
+}
+
+type backend struct{ s *Server }
+
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s: b.s}, nil }
+
+type session struct {
+	s  *Server
+	mf Mail
+}
+
+func (ss *session) AuthPlain(string, string) error { return nil }
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.mf = Mail{From: from}
+	return nil
+}
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.mf.To = append(ss.mf.To, to)
+	return nil
+}
+func (ss *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.mf.Data = b
+	ss.s.mu.Lock()
+	ss.s.mail = append(ss.s.mail, ss.mf)
+	ss.s.mu.Unlock()
+	ss.s.cond.Broadcast()
+	return nil
+}
+func (ss *session) Reset()        { ss.mf = Mail{} }
+func (ss *session) Logout() error { return nil }

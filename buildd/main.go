@@ -1,0 +1,12 @@
+// Command buildd is part of buildd in Go; see the README.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "buildd: not yet implemented")
+	os.Exit(1)
+}

@@ -1,0 +1,11 @@
+package wannabuild
+
+// Temporary: keeps go mod tidy from dropping modules the packages being
+// written in parallel will import. Deleted once they do.
+import (
+	_ "github.com/ProtonMail/go-crypto/openpgp"
+	_ "github.com/emersion/go-message"
+	_ "github.com/emersion/go-smtp"
+	_ "github.com/robfig/cron/v3"
+	_ "go.etcd.io/bbolt"
+)
