@@ -125,3 +125,22 @@ func TestPID(t *testing.T) {
 		t.Error("Alive wrong")
 	}
 }
+
+func TestSent(t *testing.T) {
+	h := New(t.TempDir())
+	at := time.Unix(1_800_000_000, 0)
+	s := h.Sent()
+	if err := s.Add(SentMail{MessageID: "<abc@host>", Time: at, Dist: "bookworm", PkgVersion: "hello_1.0-1", Kind: "log"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(SentMail{MessageID: "bad id", Time: at}); err == nil {
+		t.Error("record with a space accepted")
+	}
+	m, ok, err := s.Lookup("abc@host")
+	if err != nil || !ok || m.PkgVersion != "hello_1.0-1" || !m.Time.Equal(at) {
+		t.Errorf("Lookup = %+v, %v, %v", m, ok, err)
+	}
+	if _, ok, _ := s.Latest("bookworm", "hello_1.0-1", "log"); !ok {
+		t.Error("Latest did not find the log mail")
+	}
+}

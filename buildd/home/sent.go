@@ -1,0 +1,78 @@
+package home
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SentMail is one mail buildd sent that an admin may answer: a build log or
+// a "Should I build" question. buildd-mail matches a reply's In-Reply-To
+// against these to know which package, version and dist it answers, and
+// refuses a signature made before the mail it answers was sent.
+type SentMail struct {
+	MessageID  string // without <>
+	Time       time.Time
+	Dist       string
+	PkgVersion string
+	Kind       string // "log" or "should-build"
+}
+
+// Sent is sent-mails in the home: "message-id unixtime dist pkg_version kind".
+func (h Home) Sent() *SentFile { return &SentFile{path: h.Path("sent-mails")} }
+
+// SentFile is the record of sent mails.
+type SentFile struct{ path string }
+
+// Add records a sent mail.
+func (s *SentFile) Add(m SentMail) error {
+	if strings.ContainsAny(m.MessageID+m.Dist+m.PkgVersion+m.Kind, " \t\n") || m.MessageID == "" {
+		return fmt.Errorf("sent-mails: bad record %+v", m)
+	}
+	return lineFile{s.path}.update(func(lines []string) ([]string, error) {
+		return append(lines, fmt.Sprintf("%s %d %s %s %s", strings.Trim(m.MessageID, "<>"), m.Time.Unix(), m.Dist, m.PkgVersion, m.Kind)), nil
+	})
+}
+
+// Lookup finds the sent mail with this Message-ID (with or without <>).
+func (s *SentFile) Lookup(messageID string) (SentMail, bool, error) {
+	id := strings.Trim(strings.TrimSpace(messageID), "<>")
+	lines, err := lineFile{s.path}.read()
+	if err != nil {
+		return SentMail{}, false, err
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) != 5 || f[0] != id {
+			continue
+		}
+		sec, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: f[2], PkgVersion: f[3], Kind: f[4]}, true, nil
+	}
+	return SentMail{}, false, nil
+}
+
+// Latest finds the newest sent mail of kind for pkgv in dist, for replies
+// that lost their In-Reply-To.
+func (s *SentFile) Latest(dist, pkgv, kind string) (SentMail, bool, error) {
+	lines, err := lineFile{s.path}.read()
+	if err != nil {
+		return SentMail{}, false, err
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) != 5 || f[2] != dist || f[3] != pkgv || f[4] != kind {
+			continue
+		}
+		sec, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: f[2], PkgVersion: f[3], Kind: f[4]}, true, nil
+	}
+	return SentMail{}, false, nil
+}
