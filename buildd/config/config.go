@@ -94,10 +94,14 @@ type Config struct {
 
 // Dist is one [[dist]] table: a distribution this host builds for.
 type Dist struct {
-	DistName             string   `toml:"dist_name"`
-	BuiltArchitecture    string   `toml:"built_architecture"`
-	Machine              string   `toml:"machine"`
-	BuildArchAll         bool     `toml:"build_arch_all"`
+	DistName          string `toml:"dist_name"`
+	BuiltArchitecture string `toml:"built_architecture"`
+	Machine           string `toml:"machine"`
+	BuildArchAll      bool   `toml:"build_arch_all"`
+	// AptSources are extra apt source lines for builds of this dist
+	// ("deb-src [trusted=yes] file:/srv/archive bookworm main"); file: paths
+	// in them are bind-mounted read-only into the working snapshot.
+	AptSources           []string `toml:"apt_sources"`
 	WannaBuildSSHHost    string   `toml:"wanna_build_ssh_host"`
 	WannaBuildSSHUser    string   `toml:"wanna_build_ssh_user"`
 	WannaBuildSSHSocket  string   `toml:"wanna_build_ssh_socket"`
