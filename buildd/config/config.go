@@ -61,6 +61,13 @@ type Config struct {
 	WatcherSched  string `toml:"watcher_schedule"`
 	UpgradeSched  string `toml:"upgrade_schedule"`
 
+	// UploadToolConfig is the dput/dupload config file naming the upload
+	// targets (dput -c FILE, dupload --configfile FILE); "" for the tool's own.
+	UploadToolConfig string `toml:"upload_tool_config"`
+	// BuilddCommand is how buildd-watcher restarts a dead buildd; empty:
+	// the buildd program beside buildd-watcher, with --config.
+	BuilddCommand []string `toml:"buildd_command"`
+
 	// Classic.
 	AdminMail          string `toml:"admin_mail"`
 	AptGet             string `toml:"apt_get"`
@@ -74,6 +81,7 @@ type Config struct {
 	IdleSleepTime      int    `toml:"idle_sleep_time"`
 	MaxBuild           int    `toml:"max_build"`
 	MaxSbuildFails     int    `toml:"max_sbuild_fails"`
+	SbuildFailsPause   int    `toml:"sbuild_fails_pause"`
 	MinFreeSpace       int    `toml:"min_free_space"`
 	NiceLevel          int    `toml:"nice_level"`
 	NoDetach           bool   `toml:"no_detach"`
@@ -158,9 +166,10 @@ func Defaults() Config {
 		IdleSleepTime:      5 * 60,
 		MaxBuild:           runtime.NumCPU(),
 		MaxSbuildFails:     2,
+		SbuildFailsPause:   60 * 60,
 		MinFreeSpace:       50 * 1024,
 		NiceLevel:          10,
-		NoWarnPattern:      `^build/(SKIP|REDO|SBUILD-GIVEN-BACK|buildd\.pid|[^/]*.ssh|chroot-[^/]*|current-[^/]*)$`,
+		NoWarnPattern:      `^build/(SKIP|REDO|SBUILD-GIVEN-BACK|BUILDING|[^/]*\.lock|buildd\.pid|[^/]*.ssh|chroot-[^/]*|current-[^/]*)$`,
 		PkgLogKeep:         7,
 		ShouldBuildMsgs:    true,
 		StatisticsMail:     "root",
@@ -329,6 +338,17 @@ func (c *Config) fill() {
 			c.UploadQueues[i].DuploadArchiveName = "anonymous-ftp-master"
 		}
 	}
+}
+
+// KeyLine returns the line of the file where the top-level key is set, 0
+// when it is not in the file; for messages about values that only a later
+// check finds wrong ("FILE:LINE: uploader_schedule: ...").
+func (c *Config) KeyLine(key string) int {
+	data, err := os.ReadFile(c.File)
+	if err != nil {
+		return 0
+	}
+	return newLineIndex(data).keyLine(toml.Key{key})
 }
 
 // Dist returns the [[dist]] table named name.

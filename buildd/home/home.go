@@ -68,6 +68,12 @@ func (h Home) Init() error {
 // REDO is build/REDO.
 func (h Home) REDO() *REDOFile { return &REDOFile{path: h.Path("build", "REDO")} }
 
+// Building is build/BUILDING: the jobs buildd is running, in REDO's
+// format. buildd adds a line when a build starts and removes it when the
+// queue knows the result; lines left by a crash go back to REDO when
+// buildd starts again.
+func (h Home) Building() *REDOFile { return &REDOFile{path: h.Path("build", "BUILDING")} }
+
 // GivenBack is build/SBUILD-GIVEN-BACK.
 func (h Home) GivenBack() *GivenBackFile {
 	return &GivenBackFile{path: h.Path("build", "SBUILD-GIVEN-BACK")}

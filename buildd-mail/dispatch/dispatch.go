@@ -1,0 +1,256 @@
+// Package dispatch owns what buildd-mail does with a mail: it drains the
+// mqueue in arrival order under the processing lock, recognises each mail
+// by its subject, has admins' replies verified and acts on them against the
+// wanna-build queue and the home directory (REDO, PURGE, upload queues,
+// outdated-packages), answers with an error reply when it cannot, and
+// forwards what it does not understand to admin_mail.
+//
+// Every action is safe to repeat: a mail is removed from the queue only
+// after its effect is committed, and a mail whose signature was already
+// remembered for it (processing interrupted by a crash) is resumed by
+// checking, action by action, whether the effect is already there.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"buildd/buildd-mail/mqueue"
+	"buildd/buildd-mail/reply"
+	"buildd/buildd-mail/verify"
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/buildd/mailer"
+	"buildd/wannabuild/client"
+)
+
+// Queue is what buildd-mail asks of the wanna-build queue for one dist
+// (wannabuild/client.Client).
+type Queue interface {
+	Info(ctx context.Context, name string) (*client.Info, error)
+	Take(ctx context.Context, pkgv string) error
+	Failed(ctx context.Context, pkgv, msg string) error
+	DepWait(ctx context.Context, pkgv, deps string) error
+	GiveBack(ctx context.Context, pkgv string) error
+	NoBuild(ctx context.Context, pkgv string) error
+}
+
+// Processor handles mails for one home.
+type Processor struct {
+	Cfg    *config.Config
+	Home   home.Home
+	Mailer *mailer.Mailer
+	Log    *log.Logger
+	// Now is the clock (time.Now).
+	Now func() time.Time
+
+	keyring    *verify.Keyring
+	keyringErr error
+	memory     *verify.Memory
+	queues     map[string]Queue
+}
+
+// New returns a processor; the log goes to w (the daemon log).
+func New(cfg *config.Config, lg *log.Logger) *Processor {
+	return &Processor{
+		Cfg:    cfg,
+		Home:   home.New(cfg.Home),
+		Mailer: mailer.New(cfg),
+		Log:    lg,
+		Now:    time.Now,
+		queues: map[string]Queue{},
+	}
+}
+
+// OpenLog opens the daemon log (daemon_log_file, ~/daemon.log) for
+// appending, as the classic buildd-mail logs there.
+func OpenLog(cfg *config.Config) (*log.Logger, *os.File, error) {
+	f, err := os.OpenFile(cfg.DaemonLogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon log: %w", err)
+	}
+	return log.New(f, fmt.Sprintf("buildd-mail[%d]: ", os.Getpid()), log.LstdFlags), f, nil
+}
+
+func (p *Processor) logf(format string, args ...any) {
+	p.Log.Printf(format, args...)
+}
+
+func (p *Processor) queue(d *config.Dist) Queue {
+	q, ok := p.queues[d.DistName]
+	if !ok {
+		q = client.New(p.Cfg, d)
+		p.queues[d.DistName] = q
+	}
+	return q
+}
+
+// keys loads the admin keyring once per process.
+func (p *Processor) keys() (*verify.Keyring, error) {
+	if p.keyring == nil && p.keyringErr == nil {
+		p.keyring, p.keyringErr = verify.LoadKeyring(p.Cfg.AdminKeyring)
+	}
+	return p.keyring, p.keyringErr
+}
+
+func (p *Processor) mem() (*verify.Memory, error) {
+	if p.memory == nil {
+		m, err := verify.OpenMemory(p.Home.Path("mail-signatures"))
+		if err != nil {
+			return nil, err
+		}
+		p.memory = m
+	}
+	return p.memory, nil
+}
+
+// TempError is a failure that is not the mail's fault (a file that cannot
+// be written, a queue that cannot be reached): the mail stays queued and is
+// tried again by the next run.
+type TempError struct{ Err error }
+
+func (e *TempError) Error() string { return "temporary failure: " + e.Err.Error() }
+func (e *TempError) Unwrap() error { return e.Err }
+
+func temp(err error) error {
+	var t *TempError
+	if err == nil || errors.As(err, &t) {
+		return err
+	}
+	return &TempError{err}
+}
+
+// Drain processes every queued mail, oldest first, under the queue's lock.
+// When another processor holds the lock it returns at once: that one will
+// see the mails. A mail failing temporarily stops the drain (order is kept)
+// and is retried by the next run.
+func (p *Processor) Drain(ctx context.Context, q *mqueue.Queue) error {
+	for {
+		l, err := q.TryLock()
+		if errors.Is(err, home.ErrLocked) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p.Mailer.Flush()
+		err = p.drainLocked(ctx, q)
+		l.Unlock()
+		if err != nil {
+			return err
+		}
+		// A mail stored while we held the lock may have found it taken.
+		names, err := q.List()
+		if err != nil || len(names) == 0 {
+			return err
+		}
+	}
+}
+
+func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue) error {
+	q.CleanTmp(24 * time.Hour)
+	for {
+		names, err := q.List()
+		if err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		for _, n := range names {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			raw, err := q.Read(n)
+			if err != nil {
+				return err
+			}
+			if err := p.Handle(ctx, n, raw); err != nil {
+				p.logf("mail %s kept for the next run: %v", n, err)
+				return err
+			}
+			if err := q.Remove(n); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// job is one mail being handled.
+type job struct {
+	p       *Processor
+	id      string
+	raw     []byte
+	m       *reply.Mail
+	subj    reply.Subject
+	errs    []string
+	sig     *verify.Result
+	resumed bool
+}
+
+func (j *job) fail(format string, args ...any) {
+	j.errs = append(j.errs, strings.TrimRight(fmt.Sprintf(format, args...), "\n")+"\n")
+}
+
+// Handle processes one mail stored under the name id. It returns an error
+// only when the mail must stay queued (TempError); everything the sender
+// got wrong is answered with an error reply and the mail is done.
+func (p *Processor) Handle(ctx context.Context, id string, raw []byte) error {
+	m, perr := reply.Parse(raw)
+	if m == nil {
+		p.logf("mail %s: unreadable (%v); forwarding to %s", id, perr, p.Cfg.AdminMail)
+		return p.forwardRaw(id, raw, "")
+	}
+	j := &job{p: p, id: id, raw: raw, m: m, subj: reply.ClassifySubject(m.Subject)}
+	if bl, err := p.blacklisted(m.FromAddr); err != nil {
+		return temp(err)
+	} else if bl {
+		p.logf("mail %s from %s (Subject: %s): address is blacklisted, deleting mail", id, m.FromAddr, m.Subject)
+		return nil
+	}
+	if m.FromMailerDaemon() {
+		n, err := p.countErrorMail(id)
+		if err != nil {
+			return temp(err)
+		}
+		if n > 5 {
+			p.logf("Too many error mails (%d) within %d hours; not forwarding mail from %s, Subject: %s",
+				n, p.Cfg.ErrorMailWindow/3600, m.From, m.Subject)
+			return nil
+		}
+	}
+	var err error
+	switch j.subj.Kind {
+	case reply.LogReply, reply.ShouldBuild:
+		err = j.answer(ctx, perr)
+	case reply.Processing:
+		if uploadedRE.MatchString(m.Body) {
+			p.logf("%s processed by upload queue", j.subj.Job)
+		} else {
+			return p.forward(j)
+		}
+	case reply.Installed:
+		err = j.installed()
+	case reply.IsNew:
+		p.logf("%s must be manually dinstall-ed -- delayed", strings.SplitN(j.subj.Changes, "_", 2)[0])
+	case reply.NewVersion:
+		err = j.newVersion(ctx)
+	default:
+		return p.forward(j)
+	}
+	if err != nil {
+		return temp(err)
+	}
+	if len(j.errs) > 0 {
+		return j.errorReply()
+	}
+	return nil
+}
+
+var uploadedRE = regexp.MustCompile(`(?mi)uploaded successfully`)

@@ -1,0 +1,355 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/wannabuild/control"
+)
+
+// upload handles "ok": the signed text is the .changes. Its files, checked
+// against build/, and the signed .changes are copied into the upload queue
+// of every dist it names, atomically (temporary names, fsync, rename, the
+// .changes last), then removed from build/.
+func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) error {
+	p := j.p
+	c, err := control.ParseChanges(pkgv+".changes", []byte(text))
+	if err != nil {
+		j.fail("The signed .changes cannot be used: %v\nSend the .changes from the build log unchanged.", err)
+		return nil
+	}
+	if got := c.Source + "_" + c.Version; got != pkgv {
+		p.logf("%s(%s): re-aimed .changes for %s refused", pkgv, d.DistName, got)
+		j.fail("The signed .changes is for %s, but the subject names %s.\nAnswer the log mail of %s with its own .changes.", got, pkgv, got)
+		return nil
+	}
+	dists := strings.Fields(c.Distribution)
+	if len(dists) == 0 {
+		j.fail("Couldn't find a valid Distribution: line.")
+		return nil
+	}
+	var targets []*config.Dist
+	for _, dn := range dists {
+		td, ok := p.Cfg.Dist(dn)
+		if !ok {
+			j.fail("Package %s has target distribution %s, which this buildd does not build for.\nFix the Distribution: field.", pkgv, dn)
+			return nil
+		}
+		targets = append(targets, td)
+	}
+	if j.outdated(d, pkgv, dists) {
+		return nil
+	}
+	name := changesName(pkgv, c.Architecture, d.BuiltArchitecture)
+	dirs := uploadDirs(p.Home, targets)
+	changesData := []byte(text)
+	if !j.m.PGPMIME {
+		// The upload carries the clearsigned .changes as the admin signed it.
+		changesData = clearsignedBlock(j.m.BodyBytes)
+	}
+	if j.resumed && allHave(dirs, name, changesData) {
+		j.act(pkgv, d.DistName, "already moved to upload (resumed)")
+		return j.purge(d, pkgv)
+	}
+	var wrong []string
+	for _, td := range targets {
+		ok, err := j.checkState(ctx, td, pkgv, "Building", "Built", "Install-Wait", "Reupload-Wait", "Build-Attempted")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			wrong = append(wrong, td.DistName)
+		}
+	}
+	if len(wrong) > 0 {
+		j.fail("Package %s has target distributions %s\nfor which it isn't registered as Building.\nPlease fix this by either modifying the Distribution: header or\ntaking the package in those distributions, too.", pkgv, strings.Join(wrong, " "))
+		return nil
+	}
+	var missing, bad []string
+	for _, f := range c.Files {
+		if f.SHA256 == "" {
+			j.fail("The .changes has no Checksums-Sha256 entry for %s: send the .changes dpkg-genchanges wrote.", f.Name)
+			return nil
+		}
+		got, size, err := sha256File(filepath.Join(p.Home.BuildDir(), f.Name))
+		if errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, f.Name)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if size != f.Size || got != f.SHA256 {
+			bad = append(bad, fmt.Sprintf("%s (size %d, sha256 %s; the .changes says size %d, sha256 %s)", f.Name, size, got, f.Size, f.SHA256))
+		}
+	}
+	if len(missing) > 0 {
+		j.fail("While trying to move the built package %s to upload,\nthe following files mentioned in the .changes were not found in %s:\n%s\nRebuild the package (retry), or put the files there.", pkgv, p.Home.BuildDir(), strings.Join(missing, " "))
+		return nil
+	}
+	if len(bad) > 0 {
+		j.fail("While trying to move the built package %s to upload,\nthe following files had bad checksums:\n%s\nThe .changes does not describe the files that were built: send the\n.changes from the latest build log, or retry the build.", pkgv, strings.Join(bad, "\n"))
+		return nil
+	}
+	for _, dir := range dirs {
+		if err := installFiles(p.Home, dir, c.Files, name, changesData); err != nil {
+			return err
+		}
+		j.act(pkgv, d.DistName, "moved to %s as %s", dir, name)
+	}
+	for _, f := range c.Files {
+		if err := os.Remove(filepath.Join(p.Home.BuildDir(), f.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.logf("Cannot remove build/%s: %v", f.Name, err)
+		}
+	}
+	return j.purge(d, pkgv)
+}
+
+// changesName is the classic upload name: PKG_VERSION (no epoch)_ARCH.changes,
+// ARCH "multi" when several non-all architectures are listed.
+func changesName(pkgv string, arches []string, builtArch string) string {
+	arch := builtArch
+	var real []string
+	for _, a := range arches {
+		if a != "all" && a != "source" {
+			real = append(real, a)
+		}
+	}
+	switch {
+	case len(real) > 1:
+		arch = "multi"
+	case len(real) == 1:
+		arch = real[0]
+	}
+	return noEpoch(pkgv) + "_" + arch + ".changes"
+}
+
+var epochRE = regexp.MustCompile(`_\d*:`)
+
+func noEpoch(pkgv string) string { return epochRE.ReplaceAllString(pkgv, "_") }
+
+func uploadDirs(h home.Home, dists []*config.Dist) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range dists {
+		dir := h.UploadDir(d.DuploadLocalQueueDir)
+		if !seen[dir] {
+			seen[dir] = true
+			out = append(out, dir)
+		}
+	}
+	return out
+}
+
+func allHave(dirs []string, name string, data []byte) bool {
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(b, data) {
+			return false
+		}
+	}
+	return len(dirs) > 0
+}
+
+// clearsignedBlock cuts the clearsigned block (armor lines included) out
+// of a body, so that text around it does not reach the archive.
+func clearsignedBlock(body []byte) []byte {
+	b := body
+	if i := bytes.Index(b, []byte("-----BEGIN PGP SIGNED MESSAGE-----")); i >= 0 {
+		b = b[i:]
+	}
+	end := []byte("-----END PGP SIGNATURE-----")
+	if i := bytes.Index(b, end); i >= 0 {
+		b = b[:i+len(end)]
+	}
+	out := bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return append(out, '\n')
+}
+
+func sha256File(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// installFiles copies the files from build/ into dir under its lock: each to
+// a temporary name, fsynced, renamed; the .changes last, so that the
+// uploader never sees a .changes whose files are not all there.
+func installFiles(h home.Home, dir string, files []control.ChangesFile, name string, changes []byte) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("upload queue: %w", err)
+	}
+	l, err := home.LockFile(dir, home.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	for _, f := range files {
+		if err := copyAtomic(filepath.Join(h.BuildDir(), f.Name), filepath.Join(dir, f.Name)); err != nil {
+			return err
+		}
+	}
+	return home.WriteFileAtomic(filepath.Join(dir, name), changes, 0o644)
+}
+
+func copyAtomic(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// removeFromUpload handles upload-rem: the package's .changes, its files
+// and the .upload marker leave the dist's upload queue.
+func (j *job) removeFromUpload(d *config.Dist, pkgv string) error {
+	dir := j.p.Home.UploadDir(d.DuploadLocalQueueDir)
+	name := noEpoch(pkgv) + "_" + d.BuiltArchitecture + ".changes"
+	j.act(pkgv, d.DistName, "remove from upload dir %s", dir)
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		j.p.logf("%s does not exist", name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return j.p.removeUploaded(dir, name, data)
+}
+
+// removeUploaded deletes a .changes, its files and its .upload from dir.
+func (p *Processor) removeUploaded(dir, name string, data []byte) error {
+	var rm []string
+	if c, err := control.ParseChanges(name, data); err == nil {
+		for _, f := range c.Files {
+			rm = append(rm, f.Name)
+		}
+	} else {
+		p.logf("%s/%s: %v; removing only the .changes and .upload", dir, name, err)
+	}
+	rm = append(rm, name, strings.TrimSuffix(name, ".changes")+".upload")
+	p.logf("Removing files from %s: %s", dir, strings.Join(rm, " "))
+	l, err := home.LockFile(dir, home.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	for _, f := range rm {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.logf("Can't remove %s/%s: %v", dir, f, err)
+		}
+	}
+	return home.SyncDir(dir)
+}
+
+// installed handles "X.changes INSTALLED/ACCEPTED": the upload is in the
+// archive, so it leaves the upload queue.
+func (j *job) installed() error {
+	p := j.p
+	name := j.subj.Changes
+	var found []string
+	for _, dir := range uploadDirs(p.Home, distPtrs(p.Cfg)) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			found = append(found, dir)
+		}
+	}
+	switch len(found) {
+	case 0:
+		p.logf("Can't identify upload directory for %s!", name)
+		return nil
+	case 1:
+	default:
+		p.logf("Found more than one upload directory for %s - not deleting binaries!", name)
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(found[0], name))
+	if err != nil {
+		return err
+	}
+	p.logf("%s has been installed; removing from upload dir", strings.SplitN(name, "_", 2)[0])
+	return p.removeUploaded(found[0], name, data)
+}
+
+func distPtrs(c *config.Config) []*config.Dist {
+	out := make([]*config.Dist, len(c.Dists))
+	for i := range c.Dists {
+		out[i] = &c.Dists[i]
+	}
+	return out
+}
+
+// purge is the classic purge_pkg: drop the package from REDO, delete its
+// .changes and files from build/, and schedule its build directory for
+// deletion (build/PURGE, done by buildd-watcher).
+func (j *job) purge(d *config.Dist, pkgv string) error {
+	return j.p.purge(d, pkgv)
+}
+
+func (p *Processor) purge(d *config.Dist, pkgv string) error {
+	if err := p.Home.REDO().Remove(func(e home.RedoEntry) bool { return e.PkgVersion == pkgv }); err != nil {
+		return err
+	}
+	bn := noEpoch(pkgv)
+	changes := filepath.Join(p.Home.BuildDir(), bn+"_"+d.BuiltArchitecture+".changes")
+	if data, err := os.ReadFile(changes); err == nil {
+		if c, err := control.ParseChanges(changes, data); err == nil {
+			for _, f := range c.Files {
+				os.Remove(filepath.Join(p.Home.BuildDir(), f.Name))
+			}
+		}
+		os.Remove(changes)
+		p.logf("Purging files: %s", filepath.Base(changes))
+	}
+	dir := bn
+	if i := strings.LastIndexByte(dir, '-'); i > strings.IndexByte(dir, '_') {
+		dir = dir[:i]
+	}
+	dir = filepath.Join(p.Home.BuildDir(), strings.Replace(dir, "_", "-", 1))
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil
+	}
+	if err := p.Home.Purge().Add(dir); err != nil {
+		return err
+	}
+	p.logf("Scheduled %s for purging", dir)
+	return nil
+}

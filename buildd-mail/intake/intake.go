@@ -1,0 +1,108 @@
+// Package intake owns how mail enters buildd-mail: the .forward pipe (one
+// mail on stdin) and the LMTP/SMTP listener (go-smtp). Both acknowledge a
+// mail only after mqueue has stored it durably.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"buildd/buildd-mail/mqueue"
+)
+
+// ExTempFail is sendmail's EX_TEMPFAIL: the MTA keeps the mail and retries.
+const ExTempFail = 75
+
+// MaxSize bounds one mail over LMTP/SMTP (a quoted build log fits easily).
+const MaxSize = 64 << 20
+
+// Pipe stores the mail on r. The returned exit status is 0 once the mail is
+// stored, ExTempFail when it could not be.
+func Pipe(q *mqueue.Queue, r io.Reader) (string, int, error) {
+	n, err := q.Store(r)
+	if err != nil {
+		return "", ExTempFail, err
+	}
+	return n, 0, nil
+}
+
+// Server is the LMTP/SMTP listener.
+type Server struct {
+	srv *smtp.Server
+	l   net.Listener
+}
+
+// Listen opens addr ("host:port", or a path for a unix socket) and serves
+// LMTP when lmtp is set, else SMTP. Each mail is stored before 250 is
+// answered; stored is then called with its name.
+func Listen(addr string, lmtp bool, q *mqueue.Queue, stored func(name string)) (*Server, error) {
+	network := "tcp"
+	if strings.Contains(addr, "/") {
+		network = "unix"
+		os.Remove(addr)
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := smtp.NewServer(backend{q: q, stored: stored})
+	srv.LMTP = lmtp
+	srv.Domain, _ = os.Hostname()
+	srv.MaxMessageBytes = MaxSize
+	srv.ReadTimeout = 5 * time.Minute
+	srv.WriteTimeout = time.Minute
+	return &Server{srv: srv, l: l}, nil
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.l.Addr() }
+
+// Serve runs until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.srv.Close()
+	}()
+	err := s.srv.Serve(s.l)
+	if errors.Is(err, smtp.ErrServerClosed) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+type backend struct {
+	q      *mqueue.Queue
+	stored func(string)
+}
+
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
+
+type session struct {
+	b    backend
+	rcpt int
+}
+
+func (s *session) AuthPlain(string, string) error       { return nil }
+func (s *session) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *session) Rcpt(string, *smtp.RcptOptions) error { s.rcpt++; return nil }
+func (s *session) Reset()                               { s.rcpt = 0 }
+func (s *session) Logout() error                        { return nil }
+
+func (s *session) Data(r io.Reader) error {
+	n, err := s.b.q.Store(r)
+	if err != nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot store the mail now, try again later"}
+	}
+	if s.b.stored != nil {
+		s.b.stored(n)
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+// Package mqueue owns buildd-mail's durable intake queue, ~/mqueue: every
+// incoming mail is written to mqueue/tmp, fsynced and renamed into
+// mqueue/new before anybody acknowledges it, and stays there until its
+// effect is committed. Names sort in arrival order; one processor at a time
+// drains the queue under mqueue's lock.
+package mqueue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"buildd/buildd/home"
+)
+
+// Queue is a mail queue directory with tmp/ and new/ beneath it.
+type Queue struct {
+	Dir string
+}
+
+// New returns the queue in dir; Init creates its directories.
+func New(dir string) *Queue { return &Queue{Dir: dir} }
+
+// Init creates tmp/ and new/.
+func (q *Queue) Init() error {
+	for _, d := range []string{"tmp", "new"} {
+		if err := os.MkdirAll(filepath.Join(q.Dir, d), 0o700); err != nil {
+			return fmt.Errorf("mqueue: %w", err)
+		}
+	}
+	return nil
+}
+
+var seq atomic.Uint64
+
+// name sorts in arrival order: the time in nanoseconds, zero-padded, then
+// the pid and a per-process counter to keep names unique.
+func name() string {
+	return fmt.Sprintf("%020d.%d.%d", time.Now().UnixNano(), os.Getpid(), seq.Add(1))
+}
+
+// Store writes the mail read from r durably into the queue and returns its
+// name. When Store returns nil the mail survives a crash.
+func (q *Queue) Store(r io.Reader) (string, error) {
+	if err := q.Init(); err != nil {
+		return "", err
+	}
+	n := name()
+	tmp := filepath.Join(q.Dir, "tmp", n)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("mqueue: store: %w", err)
+	}
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(tmp)
+		return "", fmt.Errorf("mqueue: store %s: %w", tmp, err)
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("mqueue: store %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(q.Dir, "new", n)); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("mqueue: store %s: %w", n, err)
+	}
+	if err := home.SyncDir(filepath.Join(q.Dir, "new")); err != nil {
+		return "", fmt.Errorf("mqueue: store %s: %w", n, err)
+	}
+	return n, nil
+}
+
+// List returns the names of the queued mails, oldest first.
+func (q *Queue) List() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(q.Dir, "new"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mqueue: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Read returns the stored mail n.
+func (q *Queue) Read(n string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(q.Dir, "new", n))
+	if err != nil {
+		return nil, fmt.Errorf("mqueue: %w", err)
+	}
+	return b, nil
+}
+
+// Remove deletes mail n durably; call it only once its effect is committed.
+func (q *Queue) Remove(n string) error {
+	if err := os.Remove(filepath.Join(q.Dir, "new", n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("mqueue: %w", err)
+	}
+	return home.SyncDir(filepath.Join(q.Dir, "new"))
+}
+
+// Lock is the processing lock (mqueue.lock beside the queue directory):
+// TryLock returns home.ErrLocked while another processor holds it.
+func (q *Queue) TryLock() (*home.Lock, error) { return home.TryLock(q.Dir) }
+
+// CleanTmp removes files left in tmp/ by writers that died before the
+// rename, older than age; nobody acknowledged them.
+func (q *Queue) CleanTmp(age time.Duration) {
+	ents, _ := os.ReadDir(filepath.Join(q.Dir, "tmp"))
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+			os.Remove(filepath.Join(q.Dir, "tmp", e.Name()))
+		}
+	}
+}

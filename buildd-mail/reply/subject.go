@@ -1,0 +1,63 @@
+package reply
+
+import "regexp"
+
+// Kind is what a mail is, by its subject.
+type Kind int
+
+const (
+	Unknown     Kind = iota
+	LogReply         // Re: Log for ... build of PKG_VERSION (dist=D)
+	ShouldBuild      // Re: Should I build PKG_VERSION (dist=D)?
+	Processing       // Processing of X (upload queue daemon)
+	Installed        // X.changes INSTALLED / ACCEPTED
+	IsNew            // X.changes is NEW
+	NewVersion       // new version of PKG (dist=D)
+)
+
+func (k Kind) String() string {
+	return [...]string{"unknown", "log reply", "should-build reply", "upload queue report", "installed", "is NEW", "new version"}[k]
+}
+
+// Subject is a recognised subject.
+type Subject struct {
+	Kind       Kind
+	PkgVersion string // LogReply, ShouldBuild: name_version
+	Package    string // NewVersion: the source name
+	Dist       string
+	Changes    string // Installed, IsNew: the .changes file name
+	Job        string // Processing
+}
+
+// The classic buildd-mail's subjects, tried in its order.
+var (
+	logRE        = regexp.MustCompile(`(?i)^Re: Log for \S+ build of (\S+)(?: on [\w-]+)? \(dist=(\S+)\)`)
+	shouldRE     = regexp.MustCompile(`(?i)^Re: Should I build (\S+) \(dist=(\S+)\)`)
+	processingRE = regexp.MustCompile(`^Processing of (\S+)`)
+	installedRE  = regexp.MustCompile(`^([-+~.\w]+\.changes) (INSTALL|ACCEPT)ED`)
+	isNewRE      = regexp.MustCompile(`^(\S+\.changes) is NEW$`)
+	newVersionRE = regexp.MustCompile(`^new version of (\S+) \(dist=(\S+)\)$`)
+)
+
+// ClassifySubject recognises a (decoded) subject.
+func ClassifySubject(s string) Subject {
+	if m := logRE.FindStringSubmatch(s); m != nil {
+		return Subject{Kind: LogReply, PkgVersion: m[1], Dist: m[2]}
+	}
+	if m := shouldRE.FindStringSubmatch(s); m != nil {
+		return Subject{Kind: ShouldBuild, PkgVersion: m[1], Dist: m[2]}
+	}
+	if m := processingRE.FindStringSubmatch(s); m != nil {
+		return Subject{Kind: Processing, Job: m[1]}
+	}
+	if m := installedRE.FindStringSubmatch(s); m != nil {
+		return Subject{Kind: Installed, Changes: m[1]}
+	}
+	if m := isNewRE.FindStringSubmatch(s); m != nil {
+		return Subject{Kind: IsNew, Changes: m[1]}
+	}
+	if m := newVersionRE.FindStringSubmatch(s); m != nil {
+		return Subject{Kind: NewVersion, Package: m[1], Dist: m[2]}
+	}
+	return Subject{}
+}

@@ -1,0 +1,123 @@
+package watch
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"buildd/buildd/home"
+)
+
+// RotateLog rotates daemon.log every daemon_log_rotate days (the stamp
+// old-logs/daemon-stamp): daemon.log.old is compressed into
+// old-logs/daemon-DATE.log.gz, daemon.log becomes daemon.log.old, a new
+// daemon.log is created, buildd (pid, when not 0) gets SIGHUP to reopen
+// it, and with daemon_log_send the old log is mailed as "Build Daemon Log
+// DATE".
+func (w *Watcher) RotateLog(pid int) (bool, error) {
+	due, err := w.stampDue(w.Home.Path("old-logs", "daemon-stamp"), time.Duration(w.Cfg.DaemonLogRotate)*day)
+	if err != nil || !due {
+		return false, err
+	}
+	w.Log.Printf("Rotating daemon log file")
+	logFile := w.Cfg.DaemonLogFile
+	old := logFile + ".old"
+	d := formatTime(time.Now())
+	if _, err := os.Stat(old); err == nil {
+		dst := w.Home.Path("old-logs", "daemon-"+d+".log.gz")
+		if err := gzipFile(old, dst); err != nil {
+			return false, err
+		}
+		if err := os.Remove(old); err != nil {
+			return false, err
+		}
+	}
+	if err := os.Rename(logFile, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o660)
+	if err != nil {
+		return false, err
+	}
+	f.Close()
+	if err := home.SyncDir(filepath.Dir(logFile)); err != nil {
+		return false, err
+	}
+	if pid > 0 {
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			w.Log.Printf("SIGHUP buildd (pid %d): %v", pid, err)
+		}
+	}
+	if err := w.Log.Reopen(); err != nil {
+		return true, err
+	}
+	if w.Cfg.DaemonLogSend {
+		text, err := os.ReadFile(old)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return true, err
+		}
+		w.mail(w.Cfg.AdminMail, "Build Daemon Log "+d, string(text))
+	}
+	return true, nil
+}
+
+// gzipFile compresses src into dst (temporary file, fsync, rename),
+// keeping src's modification time; it never overwrites an existing dst.
+func gzipFile(src, dst string) (err error) {
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("%s exists already, not overwriting it", dst)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			err = fmt.Errorf("compress %s to %s: %w", src, dst, err)
+		}
+	}()
+	gz, err := gzip.NewWriterLevel(tmp, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	gz.Name = filepath.Base(src)
+	gz.ModTime = st.ModTime()
+	if _, err := io.Copy(gz, in); err != nil {
+		return err
+	}
+	if err := gz.Close(); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o640); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	if err := os.Chtimes(dst, st.ModTime(), st.ModTime()); err != nil {
+		return err
+	}
+	return home.SyncDir(filepath.Dir(dst))
+}

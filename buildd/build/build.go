@@ -1,0 +1,230 @@
+// Package build runs one build: a package version from the distribution's
+// archive (or a given .dsc) built with dpkg-buildpackage inside a fresh
+// working snapshot of the dist's build machine, in private namespaces, as
+// the machine's unprivileged user, with no network during the build step.
+// It owns the build log (sbuild-like sections, a summary block, the .changes)
+// and the mapping of what happened to a Status.
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/buildd/machine"
+)
+
+// Status is a build's outcome as the queue sees it.
+type Status string
+
+const (
+	Successful Status = "successful" // → wanna-build --built
+	Attempted  Status = "attempted"  // the package failed to build → --attempted
+	GivenBack  Status = "given-back" // not the package's fault (fetch, deps, timeout, kill, internal) → --give-back
+)
+
+// Fail stages, as in the log's Fail-Stage line.
+const (
+	StageSnapshot = "create-snapshot"
+	StageFetch    = "fetch-src"
+	StageUnpack   = "unpack"
+	StageDeps     = "install-deps"
+	StageBuild    = "build"
+	StageCollect  = "collect"
+)
+
+// Job is one build to do.
+type Job struct {
+	Dist            *config.Dist
+	PkgVersion      string // "hello_2.10-3" (epoch allowed: "foo_1:2.0-1"); with DSC, may be ""
+	DSC             string // a .dsc on the host to build instead of fetching PkgVersion
+	BinNMU          int    // >0: build as binNMU +bN with BinNMUChangelog as the changelog entry
+	BinNMUChangelog string
+	Parallel        int    // DEB_BUILD_OPTIONS=parallel=N; <1 is 1
+	LogPath         string // "" is home's logs/PKG_VERSION_ARCH-YYYYMMDD-HHMMSS.build
+}
+
+// Result is what happened.
+type Result struct {
+	Status      Status
+	FailStage   string        // "" when successful
+	Message     string        // one line: why it failed, "" when successful
+	BuildTime   time.Duration // the dpkg-buildpackage step
+	BuildSpace  int64         // KiB used by the unpacked, built source tree
+	ChangesPath string        // the .changes copied into home's build/, "" if none
+	LogPath     string
+	Machine     string // the machine, and the revision the snapshot was taken from
+	Revision    string
+}
+
+// Run builds job with cfg's timeouts and log limit in a working snapshot of
+// store's machine job.Dist.Machine. The snapshot is deleted on every path.
+// Every outcome of the build itself, fetch and dependency failures included,
+// is a Result; an error means the job could not be started at all (bad job,
+// log file not writable) and nothing was done.
+func Run(ctx context.Context, cfg *config.Config, store *machine.Store, job Job) (*Result, error) {
+	b, err := newBuilder(cfg, store, job)
+	if err != nil {
+		return nil, err
+	}
+	return b.run(ctx), nil
+}
+
+type builder struct {
+	cfg     *config.Config
+	store   *machine.Store
+	job     Job
+	pkg     string
+	version string // with epoch, as in the archive
+	arch    string
+	log     *logFile
+	res     Result
+	root    string // the snapshot
+	srcDir  string // inside the sandbox: /build/PKG-VERSION
+	start   time.Time
+}
+
+func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, error) {
+	if job.Dist == nil {
+		return nil, fmt.Errorf("build: job has no dist")
+	}
+	if store == nil {
+		return nil, fmt.Errorf("build %s: no machine store", job.PkgVersion)
+	}
+	b := &builder{cfg: cfg, store: store, job: job, arch: job.Dist.BuiltArchitecture, start: time.Now()}
+	if job.DSC != "" {
+		src, ver, err := dscIdentity(job.DSC)
+		if err != nil {
+			return nil, err
+		}
+		b.pkg, b.version = src, ver
+		if job.PkgVersion != "" && job.PkgVersion != src+"_"+ver {
+			return nil, fmt.Errorf("build: %s is %s_%s, not %s", job.DSC, src, ver, job.PkgVersion)
+		}
+	} else {
+		p, v, ok := strings.Cut(job.PkgVersion, "_")
+		if !ok || p == "" || v == "" || strings.ContainsAny(job.PkgVersion, " /\t\n") {
+			return nil, fmt.Errorf("build: %q is not PACKAGE_VERSION", job.PkgVersion)
+		}
+		b.pkg, b.version = p, v
+	}
+	if job.Parallel < 1 {
+		b.job.Parallel = 1
+	}
+	lp := job.LogPath
+	if lp == "" {
+		h := home.New(cfg.Home)
+		lp = filepath.Join(h.LogsDir(), fmt.Sprintf("%s_%s_%s-%s.build", b.pkg, noEpoch(b.version), b.arch, b.start.UTC().Format("20060102-150405")))
+	}
+	if err := os.MkdirAll(filepath.Dir(lp), 0o755); err != nil {
+		return nil, fmt.Errorf("build %s: log: %w", b.pv(), err)
+	}
+	lf, err := openLog(lp, int64(cfg.LogSizeLimit))
+	if err != nil {
+		return nil, fmt.Errorf("build %s: log: %w", b.pv(), err)
+	}
+	b.log = lf
+	b.res.LogPath = lp
+	b.res.Machine = job.Dist.Machine
+	return b, nil
+}
+
+func (b *builder) pv() string { return b.pkg + "_" + b.version }
+
+// binVersion is the version of the binaries: +bN for a binNMU.
+func (b *builder) binVersion() string {
+	if b.job.BinNMU > 0 {
+		return fmt.Sprintf("%s+b%d", b.version, b.job.BinNMU)
+	}
+	return b.version
+}
+
+func noEpoch(v string) string {
+	if i := strings.IndexByte(v, ':'); i >= 0 {
+		return v[i+1:]
+	}
+	return v
+}
+
+// fail records the first failure.
+func (b *builder) fail(st Status, stage, msg string) {
+	if b.res.Status != "" {
+		return
+	}
+	b.res.Status, b.res.FailStage, b.res.Message = st, stage, msg
+	fmt.Fprintf(b.log, "\nE: %s\n", msg)
+}
+
+func (b *builder) run(ctx context.Context) (res *Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.fail(GivenBack, "internal", fmt.Sprintf("internal error: %v", p))
+		}
+		b.finish()
+		res = &b.res
+	}()
+	b.header()
+	b.section("Create working snapshot")
+	w, err := b.store.NewWorking(b.job.Dist.Machine, b.pkg+"_"+b.version)
+	if err != nil {
+		b.fail(GivenBack, StageSnapshot, err.Error())
+		return
+	}
+	defer func() {
+		b.section("Cleanup")
+		if err := w.Delete(); err != nil {
+			fmt.Fprintf(b.log, "E: deleting working snapshot: %v\n", err)
+			if b.res.Status == "" || b.res.Status == Successful {
+				b.res.Status, b.res.FailStage, b.res.Message = GivenBack, "cleanup", err.Error()
+			}
+		} else {
+			fmt.Fprintf(b.log, "Deleted working snapshot %s\n", w.Path())
+		}
+	}()
+	b.root = w.Path()
+	b.res.Revision = w.Revision
+	fmt.Fprintf(b.log, "Machine %s, revision %s\nWorking snapshot %s\n", w.Machine, w.Revision, w.Path())
+	steps := []func(context.Context) bool{b.fetch, b.unpack, b.binNMU, b.deps, b.build, b.collect}
+	for _, step := range steps {
+		if ctx.Err() != nil {
+			b.fail(GivenBack, b.res.FailStage, "build cancelled: "+ctx.Err().Error())
+			return
+		}
+		if !step(ctx) {
+			return
+		}
+	}
+	b.res.Status = Successful
+	return
+}
+
+func (b *builder) header() {
+	title := fmt.Sprintf("%s %s (%s)", b.pkg, b.binVersion(), b.arch)
+	fmt.Fprintf(b.log, "%s\n", boxed(title, b.start, '='))
+	fmt.Fprintf(b.log, "\nPackage: %s\nVersion: %s\nSource-Version: %s\nDistribution: %s\nArchitecture: %s\nMachine: %s\nBuilder: %s\n",
+		b.pkg, b.binVersion(), b.version, b.job.Dist.DistName, b.arch, b.job.Dist.Machine, b.cfg.BuilderName)
+	if b.job.DSC != "" {
+		fmt.Fprintf(b.log, "Source: %s\n", b.job.DSC)
+	}
+}
+
+func (b *builder) section(name string) {
+	fmt.Fprintf(b.log, "\n%s\n\n", boxed(name, time.Now(), '-'))
+}
+
+// boxed is sbuild's section header: a 80-column box with the title on the
+// left and the time on the right.
+func boxed(title string, t time.Time, c byte) string {
+	ts := t.UTC().Format(time.RFC1123Z)
+	line := "+" + strings.Repeat(string(c), 78) + "+"
+	pad := 76 - len(title) - len(ts)
+	if pad < 1 {
+		pad = 1
+	}
+	return fmt.Sprintf("%s\n| %s%s%s |\n%s", line, title, strings.Repeat(" ", pad), ts, line)
+}

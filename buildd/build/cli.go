@@ -1,0 +1,84 @@
+package build
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"buildd/buildd/config"
+	"buildd/buildd/machine"
+)
+
+const cliUsage = `usage: buildd build [--config FILE] --dist DIST [options] PKG_VERSION
+       buildd build [--config FILE] --dist DIST [options] --dsc FILE
+options: --binnmu N --binnmu-changelog TEXT --parallel N --log FILE
+exit status: 0 successful, 3 attempted (the package failed), 4 given back, 1 error, 2 usage
+`
+
+// CLI is `buildd build ARGS`: one build, its result on stdout.
+func CLI(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("buildd build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, cliUsage) }
+	cfgPath := fs.String("config", "", "config file")
+	dist := fs.String("dist", "", "distribution (a [[dist]] of the config)")
+	dsc := fs.String("dsc", "", "build this .dsc instead of fetching from the archive")
+	binnmu := fs.Int("binnmu", 0, "binNMU number")
+	binText := fs.String("binnmu-changelog", "", "binNMU changelog entry")
+	parallel := fs.Int("parallel", 1, "DEB_BUILD_OPTIONS parallel=N")
+	logPath := fs.String("log", "", "build log file")
+	pos, err := machine.ParseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if *dist == "" || len(pos) > 1 || (len(pos) == 0) == (*dsc == "") {
+		fs.Usage()
+		return 2
+	}
+	cfg, err := config.Load(config.Path(*cfgPath))
+	if err != nil {
+		fmt.Fprintf(stderr, "buildd build: %v\n", err)
+		return 1
+	}
+	d, ok := cfg.Dist(*dist)
+	if !ok {
+		fmt.Fprintf(stderr, "buildd build: %s: no [[dist]] %q\n", cfg.File, *dist)
+		return 1
+	}
+	store, err := machine.Open(cfg.MachinesDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "buildd build: %v\n", err)
+		return 1
+	}
+	job := Job{Dist: d, DSC: *dsc, BinNMU: *binnmu, BinNMUChangelog: *binText, Parallel: *parallel, LogPath: *logPath}
+	if len(pos) == 1 {
+		job.PkgVersion = pos[0]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	res, err := Run(ctx, cfg, store, job)
+	if err != nil {
+		fmt.Fprintf(stderr, "buildd build: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Status: %s\n", res.Status)
+	if res.FailStage != "" {
+		fmt.Fprintf(stdout, "Fail-Stage: %s\nFail-Reason: %s\n", res.FailStage, res.Message)
+	}
+	fmt.Fprintf(stdout, "Log: %s\n", res.LogPath)
+	if res.ChangesPath != "" {
+		fmt.Fprintf(stdout, "Changes: %s\n", res.ChangesPath)
+	}
+	switch res.Status {
+	case Successful:
+		return 0
+	case Attempted:
+		return 3
+	default:
+		return 4
+	}
+}

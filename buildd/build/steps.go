@@ -1,0 +1,355 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"buildd/buildd/home"
+	"buildd/buildd/machine"
+	"buildd/buildd/machine/sandbox"
+)
+
+// run runs one command in the snapshot with the build timeout and the
+// no-output watchdog. It returns "" on success, else why it failed, and
+// whether it was killed (timeout, watchdog, cancel) rather than failing.
+func (b *builder) sh(ctx context.Context, user string, network bool, dir, script string, env ...string) (string, bool) {
+	fmt.Fprintf(b.log, "+ %s\n", script)
+	timeout := time.Duration(b.cfg.BuildTimeout) * time.Second
+	if timeout <= 0 {
+		timeout = 4 * time.Hour
+	}
+	sctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("build timeout of %d s exceeded", b.cfg.BuildTimeout))
+	defer cancel()
+	quiet := time.Duration(b.cfg.NoOutputTime) * time.Second
+	wctx, wcancel := context.WithCancelCause(sctx)
+	defer wcancel(nil)
+	if quiet > 0 {
+		b.log.mu.Lock()
+		b.log.last = time.Now()
+		b.log.mu.Unlock()
+		tick := min(quiet/4, time.Second)
+		go func() {
+			t := time.NewTicker(tick)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+					if time.Since(b.log.lastOutput()) > quiet {
+						wcancel(fmt.Errorf("no output for %d s (no_output_timeout)", b.cfg.NoOutputTime))
+						return
+					}
+				}
+			}
+		}()
+	}
+	base := []string{"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "PATH=" + sandbox.DefaultPath}
+	if user == "" {
+		base = append(base, "HOME=/root", "USER=root", "LOGNAME=root")
+	} else {
+		base = append(base, "HOME="+machine.BuildHome, "USER="+user, "LOGNAME="+user)
+	}
+	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: dir,
+		Env: append(base, env...), Network: network, Output: b.log}
+	err := c.Run(wctx)
+	if err == nil {
+		return "", false
+	}
+	if wctx.Err() != nil {
+		cause := context.Cause(wctx)
+		if ctx.Err() != nil {
+			cause = fmt.Errorf("cancelled: %w", context.Cause(ctx))
+		}
+		return fmt.Sprintf("killed: %v", cause), true
+	}
+	var ee *sandbox.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Sprintf("%s: exit status %d", firstWord(script), ee.Status), false
+	}
+	return err.Error(), true
+}
+
+func firstWord(s string) string {
+	if i := strings.IndexAny(s, " \n"); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// inBuild is a path under the snapshot's build home.
+func (b *builder) inBuild(elem ...string) string {
+	return filepath.Join(append([]string{b.root, machine.BuildHome}, elem...)...)
+}
+
+func (b *builder) fetch(ctx context.Context) bool {
+	b.section("Fetch source files")
+	if b.job.DSC != "" {
+		if err := b.copyDSC(); err != nil {
+			b.fail(GivenBack, StageFetch, err.Error())
+			return false
+		}
+		return true
+	}
+	script := fmt.Sprintf("apt-get -q update\napt-get -q source --download-only '%s=%s'", b.pkg, b.version)
+	if msg, _ := b.sh(ctx, "", true, machine.BuildHome, script); msg != "" {
+		b.fail(GivenBack, StageFetch, fmt.Sprintf("cannot fetch %s from the archive of %s: %s", b.pv(), b.job.Dist.DistName, msg))
+		return false
+	}
+	if err := chownTree(b.inBuild()); err != nil {
+		b.fail(GivenBack, StageFetch, err.Error())
+		return false
+	}
+	return true
+}
+
+// copyDSC copies the .dsc and the files it lists into the build home.
+func (b *builder) copyDSC() error {
+	data, err := os.ReadFile(b.job.DSC)
+	if err != nil {
+		return err
+	}
+	f, err := controlFields(b.job.DSC, data)
+	if err != nil {
+		return err
+	}
+	files, err := filesField(b.job.DSC, f["files"])
+	if err != nil {
+		return err
+	}
+	src := filepath.Dir(b.job.DSC)
+	names := []string{filepath.Base(b.job.DSC)}
+	for _, fe := range files {
+		names = append(names, fe.name)
+	}
+	for _, n := range names {
+		if err := copyFile(filepath.Join(src, n), b.inBuild(n), machine.BuildUID); err != nil {
+			return err
+		}
+		fmt.Fprintf(b.log, "Copied %s\n", n)
+	}
+	return nil
+}
+
+func (b *builder) dscName() string { return fmt.Sprintf("%s_%s.dsc", b.pkg, noEpoch(b.version)) }
+
+func (b *builder) unpack(ctx context.Context) bool {
+	b.section("Unpack source")
+	b.srcDir = filepath.Join(machine.BuildHome, b.pkg+"-"+noEpoch(b.version))
+	dsc := b.dscName()
+	if b.job.DSC != "" {
+		dsc = filepath.Base(b.job.DSC)
+	}
+	script := fmt.Sprintf("dpkg-source --no-check -x '%s' '%s'", dsc, b.srcDir)
+	if msg, _ := b.sh(ctx, machine.BuildUser, false, machine.BuildHome, script); msg != "" {
+		b.fail(GivenBack, StageUnpack, "cannot unpack "+dsc+": "+msg)
+		return false
+	}
+	return true
+}
+
+// binNMU writes the binNMU changelog stanza on top of debian/changelog.
+func (b *builder) binNMU(ctx context.Context) bool {
+	if b.job.BinNMU <= 0 {
+		return true
+	}
+	b.section("binNMU changelog entry")
+	cl := filepath.Join(b.root, b.srcDir, "debian/changelog")
+	old, err := os.ReadFile(cl)
+	if err != nil {
+		b.fail(GivenBack, StageUnpack, err.Error())
+		return false
+	}
+	maint := b.job.Dist.MaintainerName
+	if maint == "" {
+		maint = fmt.Sprintf("%s Build Daemon (%s) <%s>", b.arch, b.cfg.BuilderName, b.cfg.MailFrom)
+	}
+	text := strings.TrimSpace(b.job.BinNMUChangelog)
+	if text == "" {
+		text = "Rebuild."
+	}
+	stanza := fmt.Sprintf("%s (%s) %s; urgency=low, binary-only=yes\n\n  * Binary-only non-maintainer upload for %s; no source changes.\n  * %s\n\n -- %s  %s\n\n",
+		b.pkg, b.binVersion(), b.job.Dist.DistName, b.arch, strings.ReplaceAll(text, "\n", "\n    "), maint, time.Now().Format(time.RFC1123Z))
+	if err := os.WriteFile(cl, append([]byte(stanza), old...), 0o644); err != nil {
+		b.fail(GivenBack, StageUnpack, err.Error())
+		return false
+	}
+	io.WriteString(b.log, stanza)
+	return true
+}
+
+func (b *builder) archOnly() bool { return !b.job.Dist.BuildArchAll }
+
+func (b *builder) deps(ctx context.Context) bool {
+	b.section("Install build dependencies")
+	opt := ""
+	if b.archOnly() {
+		opt = "--arch-only "
+	}
+	script := fmt.Sprintf("apt-get -q %sbuild-dep '%s'", opt, b.srcDir)
+	if msg, _ := b.sh(ctx, "", true, machine.BuildHome, script); msg != "" {
+		b.fail(GivenBack, StageDeps, "cannot install the build dependencies of "+b.pv()+": "+msg)
+		return false
+	}
+	return true
+}
+
+func (b *builder) build(ctx context.Context) bool {
+	b.section("Build")
+	opt := "-B"
+	if !b.archOnly() {
+		opt = "-b"
+	}
+	script := fmt.Sprintf("dpkg-buildpackage -us -uc %s -rfakeroot", opt)
+	t0 := time.Now()
+	msg, killed := b.sh(ctx, machine.BuildUser, false, b.srcDir, script, fmt.Sprintf("DEB_BUILD_OPTIONS=parallel=%d", b.job.Parallel))
+	b.res.BuildTime = time.Since(t0)
+	b.res.BuildSpace = treeKiB(filepath.Join(b.root, b.srcDir))
+	switch {
+	case msg == "":
+		return true
+	case killed:
+		b.fail(GivenBack, StageBuild, "build of "+b.pv()+" "+msg)
+	default:
+		b.fail(Attempted, StageBuild, "build of "+b.pv()+" failed: "+msg)
+	}
+	return false
+}
+
+func (b *builder) changesName() string {
+	return fmt.Sprintf("%s_%s_%s.changes", b.pkg, noEpoch(b.binVersion()), b.arch)
+}
+
+// collect copies the .changes and the files it lists into home's build/.
+func (b *builder) collect(ctx context.Context) bool {
+	b.section("Collect results")
+	cp := b.inBuild(b.changesName())
+	data, err := os.ReadFile(cp)
+	if err != nil {
+		b.fail(GivenBack, StageCollect, "no "+b.changesName()+" after the build: "+err.Error())
+		return false
+	}
+	f, err := controlFields(cp, data)
+	if err == nil {
+		var files []fileEntry
+		if files, err = filesField(cp, f["files"]); err == nil {
+			dest := home.New(b.cfg.Home).BuildDir()
+			if err = os.MkdirAll(dest, 0o755); err == nil {
+				for _, fe := range files {
+					if err = copyFile(b.inBuild(fe.name), filepath.Join(dest, fe.name), -1); err != nil {
+						break
+					}
+					fmt.Fprintf(b.log, "%s\n", fe.name)
+				}
+				if err == nil {
+					b.res.ChangesPath = filepath.Join(dest, b.changesName())
+					err = copyFile(cp, b.res.ChangesPath, -1)
+				}
+			}
+		}
+	}
+	if err != nil {
+		b.fail(GivenBack, StageCollect, err.Error())
+		return false
+	}
+	fmt.Fprintf(b.log, "%s\n", b.changesName())
+	return true
+}
+
+// finish writes the summary and the .changes, and closes the log.
+func (b *builder) finish() {
+	b.log.endBody()
+	if b.res.Status == "" {
+		b.res.Status, b.res.FailStage, b.res.Message = GivenBack, "internal", "build ended without a status"
+	}
+	now := time.Now()
+	fmt.Fprintf(b.log, "\n%s\n\n", boxed("Summary", now, '-'))
+	fail := b.res.FailStage
+	kv := [][2]string{
+		{"Package", b.pkg},
+		{"Version", b.binVersion()},
+		{"Source-Version", b.version},
+		{"Distribution", b.job.Dist.DistName},
+		{"Architecture", b.arch},
+		{"Machine", b.res.Machine},
+		{"Revision", b.res.Revision},
+		{"Build-Time", fmt.Sprintf("%d", int64(b.res.BuildTime.Round(time.Second)/time.Second))},
+		{"Build-Space", fmt.Sprintf("%d", b.res.BuildSpace)},
+		{"Job-Time", fmt.Sprintf("%d", int64(now.Sub(b.start).Round(time.Second)/time.Second))},
+		{"Status", string(b.res.Status)},
+		{"Fail-Stage", fail},
+		{"Fail-Reason", b.res.Message},
+	}
+	for _, p := range kv {
+		if p[1] == "" && (p[0] == "Fail-Stage" || p[0] == "Fail-Reason" || p[0] == "Revision") {
+			continue
+		}
+		fmt.Fprintf(b.log, "%s: %s\n", p[0], p[1])
+	}
+	if b.res.ChangesPath != "" {
+		if data, err := os.ReadFile(b.res.ChangesPath); err == nil {
+			fmt.Fprintf(b.log, "\n%s\n\n%s:\n%s\n\n%s", boxed("Changes", now, '-'), b.changesName(), strings.Repeat("-", len(b.changesName())+1), data)
+		}
+	}
+	fmt.Fprintf(b.log, "\n%s\n", boxed("Finished", now, '='))
+	b.log.Close()
+}
+
+// copyFile copies src to dst through a temporary file and a rename; uid >= 0
+// also chowns it.
+func copyFile(src, dst string, uid int) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if uid >= 0 {
+		if err := os.Chown(tmp, uid, uid); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp, dst)
+}
+
+func chownTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, machine.BuildUID, machine.BuildUID)
+	})
+}
+
+func treeKiB(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return (n + 1023) / 1024
+}

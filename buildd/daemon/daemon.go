@@ -1,0 +1,503 @@
+// Package daemon owns the buildd daemon: its start-up in ordered stages
+// (config, instance, machines, queue, loop), the loop of the classic
+// buildd (REDO first in distribution order, then each dist's needs-build
+// list), up to max_build builds at once each in its own snapshot, the
+// results reported to the queue and mailed as logs, and the daemon's
+// habits: pid file and single instance, detaching, daemon.log, signals,
+// re-exec when its binary or config changes, EXIT-DAEMON-PLEASE and
+// HOLD-BUILDS.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/buildd/logmail"
+	"buildd/buildd/mailer"
+	"buildd/buildd/scheduler"
+)
+
+// TailLines is how much of a failed job's log goes into daemon.log.
+const TailLines = 20
+
+// StopWait bounds how long a stopping daemon waits for its builds to end.
+const StopWait = 2 * time.Minute
+
+// Daemon is one running buildd.
+type Daemon struct {
+	parts    Parts
+	home     home.Home
+	log      *Log
+	pool     *scheduler.Pool
+	machines Machines
+	wake     chan struct{} // a build finished: a slot is free
+
+	mu          sync.Mutex
+	cfg         *config.Config
+	mail        *mailer.Mailer
+	builder     Builder
+	running     map[string]*job
+	stopping    bool
+	fails       int // give-backs in a row
+	pausedUntil time.Time
+	held        bool // HOLD-BUILDS seen and logged
+	jobs        sync.WaitGroup
+}
+
+type job struct {
+	Job
+	cancel      context.CancelFunc
+	interrupted bool // cancelled by a stopping daemon: back to REDO
+}
+
+func jobKey(dist, pkgv string) string { return dist + " " + pkgv }
+
+// New returns a daemon for the config, logging to log.
+func New(c *config.Config, parts Parts, log *Log) *Daemon {
+	return &Daemon{
+		parts:   parts,
+		home:    home.New(c.Home),
+		log:     log,
+		pool:    scheduler.NewPool(c.MaxBuild),
+		wake:    make(chan struct{}, 1),
+		cfg:     c,
+		mail:    mailer.New(c),
+		running: map[string]*job{},
+	}
+}
+
+func (d *Daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func (d *Daemon) mailer() *mailer.Mailer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mail
+}
+
+// SetConfig puts a re-read config in place: new rounds and new jobs use
+// it; running jobs keep theirs.
+func (d *Daemon) SetConfig(c *config.Config) {
+	d.mu.Lock()
+	d.cfg = c
+	d.mail = mailer.New(c)
+	if d.machines != nil {
+		d.builder = d.parts.Builder(c, d.machines)
+	}
+	d.mu.Unlock()
+	d.pool.Resize(c.MaxBuild)
+}
+
+// Running is the number of builds running.
+func (d *Daemon) Running() int { return d.pool.InUse() }
+
+// Round is one pass of the loop: flush the mail spool, then, unless builds
+// are held or paused or the disk is full, start jobs for the free slots:
+// from REDO first, then from each dist's queue in the config's order. It
+// returns how many builds it started.
+func (d *Daemon) Round(ctx context.Context) int {
+	c := d.config()
+	if n, err := d.mailer().Flush(); err != nil {
+		d.log.Printf("%d mails still wait in the spool: %v", n, err)
+	}
+	if d.home.Flag(home.HoldBuilds) {
+		if !d.held {
+			d.log.Printf("%s exists -- starting no new build while it does", d.home.Path(home.HoldBuilds))
+			d.held = true
+		}
+		return 0
+	}
+	d.held = false
+	d.mu.Lock()
+	paused := time.Now().Before(d.pausedUntil)
+	d.mu.Unlock()
+	if paused || d.stopped() {
+		return 0
+	}
+	free := d.pool.Free()
+	if free == 0 {
+		return 0
+	}
+	if kb, low := d.lowSpace(c); low {
+		d.log.Printf("Delaying build, because free space is low (%d KB)", kb)
+		return 0
+	}
+	started := 0
+	for _, e := range d.fromREDO(c, free) {
+		dist, _ := c.Dist(e.Dist)
+		if d.start(c, dist, e) {
+			started++
+		}
+	}
+	for i := range c.Dists {
+		if d.pool.Free() == 0 || ctx.Err() != nil {
+			break
+		}
+		started += d.fromQueue(ctx, c, &c.Dists[i], d.pool.Free())
+	}
+	return started
+}
+
+func (d *Daemon) stopped() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopping
+}
+
+func (d *Daemon) busy(dist, pkgv string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running[jobKey(dist, pkgv)] != nil
+}
+
+// lowSpace reports the free KiB of the build area (the machines volume)
+// when it is under min_free_space.
+func (d *Daemon) lowSpace(c *config.Config) (int64, bool) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(c.MachinesDir, &st); err != nil {
+		return 0, false
+	}
+	kb := int64(st.Bavail) * int64(st.Bsize) / 1024
+	return kb, kb < int64(c.MinFreeSpace)
+}
+
+// fromREDO takes up to n entries out of REDO, distribution order first;
+// bad lines are logged and dropped.
+func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
+	redo := d.home.REDO()
+	_, bad, err := redo.Read()
+	if err != nil {
+		d.log.Printf("File REDO exists, but can't read it: %v", err)
+		return nil
+	}
+	for _, b := range bad {
+		d.log.Printf("Ignoring/deleting bad line in REDO: %v", b)
+	}
+	var take []home.RedoEntry
+	err = redo.Update(func(es []home.RedoEntry) []home.RedoEntry {
+		var keep []home.RedoEntry
+		take, keep = SelectREDO(es, c.Dists, n, d.busy)
+		return keep
+	})
+	if err != nil {
+		d.log.Printf("Can't rewrite REDO: %v", err)
+		return nil
+	}
+	return take
+}
+
+// fromQueue lists dist's needs-build packages, takes up to n of them and
+// starts their builds. A package whose previous version failed is taken
+// but not built: the admin is asked first ("Should I build").
+func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.Dist, n int) int {
+	q := d.parts.Queue(c, dist)
+	listed, err := q.NeedsBuild(ctx)
+	if err != nil {
+		d.log.Printf("wanna-build --list=needs-build --dist=%s failed: %v", dist.DistName, err)
+		return 0
+	}
+	if len(listed) == 0 {
+		return 0
+	}
+	d.log.Printf("%s: total %d packages to build.", dist.DistName, len(listed))
+	givenBack, err := d.home.GivenBack().Recent(time.Now(), time.Duration(c.DelayAfterGiveBack)*time.Minute)
+	if err != nil {
+		d.log.Printf("Can't read SBUILD-GIVEN-BACK: %v", err)
+	}
+	cands, _, err := SelectQueue(dist, listed, givenBack, func(pkgv string) bool { return d.busy(dist.DistName, pkgv) })
+	if err != nil {
+		d.log.Printf("%v", err)
+		return 0
+	}
+	started := 0
+	for _, l := range cands {
+		if started >= n || ctx.Err() != nil {
+			break
+		}
+		if err := q.Take(ctx, l.PkgVersion); err != nil {
+			if q.Refused(err) {
+				d.log.Printf("Can't take %s: %v", l.PkgVersion, err)
+				continue
+			}
+			d.log.Printf("wanna-build --take --dist=%s %s failed: %v", dist.DistName, l.PkgVersion, err)
+			break
+		}
+		d.stats("taken", 1)
+		e := home.RedoEntry{PkgVersion: l.PkgVersion, Dist: dist.DistName, BinNMU: l.BinNMU}
+		if c.ShouldBuildMsgs || l.BinNMU > 0 {
+			name, _, _ := strings.Cut(l.PkgVersion, "_")
+			info, err := q.Details(ctx, name)
+			if err != nil {
+				d.log.Printf("wanna-build --info --dist=%s %s failed: %v -- building it", dist.DistName, name, err)
+			}
+			if c.ShouldBuildMsgs && info.OldFailed != "" {
+				d.askShouldBuild(c, dist, l.PkgVersion, info.OldFailed)
+				continue
+			}
+			e.Changelog = info.BinNMUChangelog
+		}
+		if d.start(c, dist, e) {
+			started++
+		}
+	}
+	return started
+}
+
+// askShouldBuild mails the admin the "Should I build" question about a
+// package taken whose previous version failed; the answer, through
+// buildd-mail, builds it (REDO) or fails it.
+func (d *Daemon) askShouldBuild(c *config.Config, dist *config.Dist, pkgv, failed string) {
+	d.log.Printf("%s previously failed -- asking admin first", pkgv)
+	msg := logmail.Question(c, dist.DistName, pkgv, failed)
+	if err := logmail.Send(d.mailer(), d.home, msg, dist.DistName, pkgv, logmail.KindShouldBuild); err != nil {
+		d.log.Printf("%v", err)
+	}
+}
+
+// start starts the build of e in a free slot. A job it cannot start goes
+// back to REDO.
+func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bool {
+	tok, ok := d.pool.TryAcquire()
+	if !ok {
+		d.backToREDO(e, "no free slot")
+		return false
+	}
+	if err := d.home.Building().Add(e); err != nil {
+		d.log.Printf("Can't record %s in BUILDING: %v", e.PkgVersion, err)
+	}
+	f, err := scheduler.CreateLog(d.home.LogsDir(), subjectPkgv(e), dist.BuiltArchitecture, time.Now())
+	if err != nil {
+		tok.Release()
+		d.log.Printf("Can't start %s: %v", e.PkgVersion, err)
+		d.backToREDO(e, "no log file")
+		d.home.Building().Remove(func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist })
+		return false
+	}
+	f.Close()
+	slice, err := scheduler.HostSlice(d.pool.Size())
+	if err != nil {
+		slice = scheduler.Slice{CPUs: 1}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &job{Job: Job{Dist: dist, Entry: e, LogPath: f.Name(), Slot: tok.Slot(), Slice: slice}, cancel: cancel}
+	d.mu.Lock()
+	d.running[jobKey(e.Dist, e.PkgVersion)] = j
+	builder := d.builder
+	d.mu.Unlock()
+	binNMU := ""
+	if e.BinNMU > 0 {
+		binNMU = fmt.Sprintf("!%d!", e.BinNMU)
+	}
+	d.log.Printf("Starting build (dist=%s) of %s%s (slot %d of %d, parallel=%d, %d MiB; log %s)",
+		e.Dist, binNMU, e.PkgVersion, tok.Slot()+1, d.pool.Size(), slice.CPUs, slice.RAMKiB/1024, j.LogPath)
+	d.stats("builds", 1)
+	d.jobs.Add(1)
+	go func() {
+		defer d.jobs.Done()
+		out, err := builder.Build(ctx, j.Job)
+		cancel()
+		d.finish(c, j, out, err)
+		tok.Release()
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}()
+	return true
+}
+
+// subjectPkgv is the package version as mails and logs name it: a binNMU
+// carries +bN.
+func subjectPkgv(e home.RedoEntry) string {
+	if e.BinNMU > 0 {
+		return fmt.Sprintf("%s+b%d", e.PkgVersion, e.BinNMU)
+	}
+	return e.PkgVersion
+}
+
+func (d *Daemon) backToREDO(e home.RedoEntry, why string) {
+	if err := d.home.REDO().Add(e); err != nil {
+		d.log.Printf("%s (dist=%s): %s, and it cannot go back to REDO: %v", e.PkgVersion, e.Dist, why, err)
+		return
+	}
+	d.log.Printf("%s (dist=%s): %s -- back in REDO", e.PkgVersion, e.Dist, why)
+}
+
+// finish reports a finished build to the queue, mails its log and counts
+// give-backs. A build interrupted by a stopping daemon goes back to REDO
+// instead, the queue untouched (the package stays taken by us).
+func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
+	e := j.Entry
+	d.mu.Lock()
+	delete(d.running, jobKey(e.Dist, e.PkgVersion))
+	interrupted := j.interrupted
+	d.mu.Unlock()
+	notBuilding := func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist }
+	if buildErr != nil {
+		d.log.Printf("Build of %s failed to run: %v", e.PkgVersion, buildErr)
+		out.Status = GivenBack
+	}
+	if interrupted && out.Status == GivenBack {
+		d.backToREDO(e, "build interrupted")
+		d.home.Building().Remove(notBuilding)
+		return
+	}
+	q := d.parts.Queue(c, j.Dist)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var qerr error
+	switch out.Status {
+	case Successful:
+		d.log.Printf("Build of %s succeeded -- marking as built in wanna-build", e.PkgVersion)
+		qerr = q.Built(ctx, e.PkgVersion)
+	case Attempted:
+		d.log.Printf("Build of %s failed (build failed, stage %s) -- marking as attempted in wanna-build", e.PkgVersion, out.FailStage)
+		qerr = q.Attempted(ctx, e.PkgVersion)
+		d.stats("failed", 1)
+	default:
+		d.log.Printf("Build of %s failed (local problem, stage %s) -- giving back", e.PkgVersion, out.FailStage)
+		qerr = q.GiveBack(ctx, e.PkgVersion)
+		if err := d.home.GivenBack().Add(e.PkgVersion, time.Now()); err != nil {
+			d.log.Printf("Can't write SBUILD-GIVEN-BACK: %v", err)
+		}
+		d.stats("give-back", 1)
+	}
+	if qerr != nil {
+		d.log.Printf("wanna-build (%s) --dist=%s %s failed: %v", out.Status, e.Dist, e.PkgVersion, qerr)
+	}
+	if out.Status != Successful {
+		if tail, trimmed, err := scheduler.Tail(j.LogPath, TailLines); err == nil {
+			more := ""
+			if trimmed {
+				more = "...\n"
+			}
+			d.log.Printf("Last lines of %s:\n%s%s", j.LogPath, more, tail)
+		}
+	}
+	d.mailLog(c, j, out)
+	if err := d.home.Building().Remove(notBuilding); err != nil {
+		d.log.Printf("Can't update BUILDING: %v", err)
+	}
+	d.countFails(c, j, out)
+	d.log.Printf("Build of %s finished (%s).", e.PkgVersion, out.Status)
+}
+
+func (d *Daemon) mailLog(c *config.Config, j *job, out Outcome) {
+	if st, err := os.Stat(j.LogPath); err != nil || st.Size() == 0 {
+		return
+	}
+	pkgv := subjectPkgv(j.Entry)
+	msg, err := logmail.Message(c, j.Dist, logmail.Build{
+		Dist: j.Entry.Dist, PkgVersion: pkgv, Successful: out.Status == Successful,
+		LogPath: j.LogPath, ChangesPath: out.ChangesPath,
+	})
+	if err != nil {
+		d.log.Printf("Log mail of %s: %v", pkgv, err)
+		return
+	}
+	if err := logmail.Send(d.mailer(), d.home, msg, j.Entry.Dist, pkgv, logmail.KindLog); err != nil {
+		d.log.Printf("%v", err)
+	}
+}
+
+// countFails counts give-backs in a row; more than max_sbuild_fails mails
+// the admin "Repeated mess with sbuild" and pauses new builds for
+// sbuild_fails_pause seconds (SIGUSR2 ends the pause).
+func (d *Daemon) countFails(c *config.Config, j *job, out Outcome) {
+	d.mu.Lock()
+	if out.Status != GivenBack {
+		d.fails = 0
+		d.mu.Unlock()
+		return
+	}
+	d.fails++
+	n := d.fails
+	if n <= c.MaxSbuildFails {
+		d.mu.Unlock()
+		return
+	}
+	d.fails = 0
+	pause := time.Duration(c.SbuildFailsPause) * time.Second
+	d.pausedUntil = time.Now().Add(pause)
+	d.mu.Unlock()
+	d.log.Printf("Builds now failed %d times in a row; going to sleep for %v", n, pause)
+	tail, _, _ := scheduler.Tail(j.LogPath, TailLines)
+	body := fmt.Sprintf("The execution of sbuild now failed for %d times.\n"+
+		"These are the last %d lines of the last failed build (%s, full log %s):\n%s\n"+
+		"The daemon is going to sleep for %v, or can be restarted with SIGUSR2.\n",
+		n, TailLines, j.Entry.PkgVersion, j.LogPath, tail, pause)
+	if err := d.mailer().Send(&mailer.Message{To: []string{c.AdminMail}, Subject: "Repeated mess with sbuild", Body: body}); err != nil {
+		d.log.Printf("Repeated mess mail: %v", err)
+	}
+}
+
+// EndPause ends a pause after repeated give-backs (SIGUSR2).
+func (d *Daemon) EndPause() {
+	d.mu.Lock()
+	was := time.Now().Before(d.pausedUntil)
+	d.pausedUntil = time.Time{}
+	d.mu.Unlock()
+	if was {
+		d.log.Printf("SIGUSR2: pause ended, building again")
+	}
+}
+
+// Stop interrupts every running build (their snapshots are deleted by the
+// build as its context ends), waits up to StopWait for them, and leaves
+// them in REDO.
+func (d *Daemon) Stop() {
+	d.mu.Lock()
+	d.stopping = true
+	n := len(d.running)
+	for _, j := range d.running {
+		j.interrupted = true
+		j.cancel()
+	}
+	d.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	d.log.Printf("Stopping %d builds; waiting max. %v for them", n, StopWait)
+	done := make(chan struct{})
+	go func() { d.jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+		d.log.Printf("Builds stopped")
+	case <-time.After(StopWait):
+		d.log.Printf("Builds did not stop in %v; their BUILDING lines go back to REDO at the next start", StopWait)
+	}
+}
+
+// Wait waits for every running build to finish.
+func (d *Daemon) Wait() { d.jobs.Wait() }
+
+// Wake is told when a build finished.
+func (d *Daemon) Wake() <-chan struct{} { return d.wake }
+
+// stats appends val to stats/CAT, as the classic buildd does; the watcher
+// sums them.
+func (d *Daemon) stats(cat string, val int64) {
+	l, err := home.LockFile(d.home.StatsDir(), home.LockTimeout)
+	if err != nil {
+		return
+	}
+	defer l.Unlock()
+	f, err := os.OpenFile(filepath.Join(d.home.StatsDir(), cat), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%d\n", val)
+	f.Close()
+}

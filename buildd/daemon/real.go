@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"buildd/buildd/build"
+	"buildd/buildd/config"
+	"buildd/buildd/machine"
+	"buildd/wannabuild/client"
+)
+
+// RealParts connects the daemon to wannabuild/client (the local bbolt
+// queue, or wanna-build over ssh), buildd/machine and buildd/build.
+func RealParts() Parts {
+	return Parts{
+		Queue: func(c *config.Config, d *config.Dist) Queue { return clientQueue{client.New(c, d)} },
+		Machines: func(c *config.Config) (Machines, error) {
+			s, err := machine.Open(c.MachinesDir)
+			if err != nil {
+				return nil, err
+			}
+			return storeMachines{s}, nil
+		},
+		Builder: func(c *config.Config, m Machines) Builder {
+			return runBuilder{cfg: c, store: m.(storeMachines).s}
+		},
+	}
+}
+
+type clientQueue struct{ c *client.Client }
+
+func (q clientQueue) NeedsBuild(ctx context.Context) ([]Listed, error) {
+	ls, err := q.c.NeedsBuild(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Listed, len(ls))
+	for i, l := range ls {
+		out[i] = Listed{PkgVersion: l.PkgVersion(), Section: l.Section, BinNMU: l.BinNMU}
+	}
+	return out, nil
+}
+
+func (q clientQueue) Take(ctx context.Context, pkgv string) error { return q.c.Take(ctx, pkgv) }
+func (q clientQueue) Built(ctx context.Context, pkgv string) error {
+	return q.c.Built(ctx, pkgv)
+}
+func (q clientQueue) Attempted(ctx context.Context, pkgv string) error {
+	return q.c.Attempted(ctx, pkgv)
+}
+func (q clientQueue) GiveBack(ctx context.Context, pkgv string) error {
+	return q.c.GiveBack(ctx, pkgv)
+}
+
+func (q clientQueue) Details(ctx context.Context, name string) (Details, error) {
+	info, err := q.c.Info(ctx, name)
+	if err != nil {
+		return Details{}, err
+	}
+	return Details{OldFailed: strings.TrimSpace(info.OldFailed), BinNMUChangelog: info.BinNMUChangelog}, nil
+}
+
+func (q clientQueue) Refused(err error) bool {
+	var r *client.Refused
+	return errors.As(err, &r)
+}
+
+type storeMachines struct{ s *machine.Store }
+
+func (m storeMachines) Clean(ctx context.Context) (deleted, notUnderstood []string, err error) {
+	rep, err := m.s.Clean(ctx)
+	return rep.Deleted, append(rep.NotUnderstood, rep.Busy...), err
+}
+
+type runBuilder struct {
+	cfg   *config.Config
+	store *machine.Store
+}
+
+func (b runBuilder) Build(ctx context.Context, j Job) (Outcome, error) {
+	res, err := build.Run(ctx, b.cfg, b.store, build.Job{
+		Dist:            j.Dist,
+		PkgVersion:      j.Entry.PkgVersion,
+		BinNMU:          j.Entry.BinNMU,
+		BinNMUChangelog: j.Entry.Changelog,
+		Parallel:        j.Slice.CPUs,
+		LogPath:         j.LogPath,
+	})
+	if err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Status: Status(res.Status), FailStage: res.FailStage, BuildTime: res.BuildTime, ChangesPath: res.ChangesPath}, nil
+}

@@ -1,0 +1,34 @@
+package logmail
+
+import (
+	"fmt"
+	"strings"
+
+	"buildd/buildd/config"
+	"buildd/buildd/mailer"
+)
+
+// QuestionSubject is the classic subject of the "Should I build" question.
+func QuestionSubject(pkgv, dist string) string {
+	return fmt.Sprintf("Should I build %s (dist=%s)?", pkgv, dist)
+}
+
+// Question composes the "Should I build" mail to the admin about pkgv,
+// whose previous version failed with failText (the queue's info on it).
+func Question(c *config.Config, dist, pkgv, failText string) *mailer.Message {
+	pkg, _, _ := strings.Cut(pkgv, "_")
+	return &mailer.Message{
+		From:    c.MailFrom,
+		To:      splitAddrs(c.AdminMail),
+		Subject: QuestionSubject(pkgv, dist),
+		Header: map[string]string{
+			"X-Buildd-Package": pkgv,
+			"X-Buildd-Dist":    dist,
+		},
+		Body: fmt.Sprintf("The package %s failed to build in a previous version. The fail\n"+
+			"messages are:\n\n%s\n\n"+
+			"Should buildd try to build the new version, or should it fail with the\n"+
+			"same messages again.? Please answer with 'build' (or 'ok'), or 'fail'\n"+
+			"(or 'not-for-us', 'giveback').\n", pkg, strings.TrimRight(failText, "\n")),
+	}
+}

@@ -1,0 +1,243 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// CleanReport says what Clean did and what it left alone.
+type CleanReport struct {
+	Deleted       []string // paths deleted
+	NotUnderstood []string // "PATH: why", left alone: not ours by the layout
+	Busy          []string // "PATH: why", ours but in use now
+}
+
+// Clean deletes what the layout says is garbage: stray working snapshots
+// (their owner is gone) and their locks, half-made revisions (.new-N) and
+// current.new when no create/upgrade is running, revisions that are neither
+// current nor used by a working snapshot, and machines without a current
+// revision (an interrupted create or delete). It touches nothing else:
+// whatever it does not recognise is listed in NotUnderstood. Errors deleting
+// one thing do not stop it; they are joined into the returned error.
+func (s *Store) Clean(ctx context.Context) (CleanReport, error) {
+	var rep CleanReport
+	ents, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return rep, fmt.Errorf("machines_dir %s: %w", s.Dir, err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		p := filepath.Join(s.Dir, e.Name())
+		if !e.IsDir() {
+			rep.NotUnderstood = append(rep.NotUnderstood, p+": not a machine directory")
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(p, markerName)); err != nil {
+			rep.NotUnderstood = append(rep.NotUnderstood, p+": no "+markerName+" marker: not a buildd machine")
+			continue
+		}
+		if err := s.cleanMachine(p, e.Name(), &rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sort.Strings(rep.Deleted)
+	sort.Strings(rep.NotUnderstood)
+	sort.Strings(rep.Busy)
+	return rep, errors.Join(errs...)
+}
+
+func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
+	var errs []error
+	al, err := lockFile(filepath.Join(d, adminLock), false, false)
+	adminFree := err == nil
+	if adminFree {
+		defer al.Close()
+	} else {
+		rep.Busy = append(rep.Busy, d+": create, upgrade or delete running")
+	}
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		return fmt.Errorf("machine %s: %w", name, err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		p := filepath.Join(d, n)
+		switch {
+		case n == markerName || n == adminLock || n == revisionsLock:
+		case n == currentName:
+			if _, _, err := currentRevision(d, name); err != nil {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": "+err.Error())
+			} else if _, err := os.Stat(p); err != nil {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": dangling symlink")
+			}
+		case n == currentNew:
+			if adminFree {
+				if err := os.Remove(p); err != nil {
+					errs = append(errs, err)
+				} else {
+					rep.Deleted = append(rep.Deleted, p)
+				}
+			}
+		case newRE.MatchString(n):
+			if !isSubvolume(p) {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": half-made revision that is not a subvolume")
+			} else if adminFree {
+				if err := deleteSubvolume(p); err != nil {
+					errs = append(errs, err)
+				} else {
+					rep.Deleted = append(rep.Deleted, p)
+				}
+			}
+		case workRE.MatchString(n):
+			if !isSubvolume(p) {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": working snapshot that is not a subvolume")
+				continue
+			}
+			ok, err := s.deleteStray(d, n)
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case ok:
+				rep.Deleted = append(rep.Deleted, p)
+			default:
+				rep.Busy = append(rep.Busy, p+": in use by "+ownerOf(p))
+			}
+		case strings.HasSuffix(n, lockSuffix) && workRE.MatchString(strings.TrimSuffix(n, lockSuffix)):
+			if _, err := os.Lstat(strings.TrimSuffix(p, lockSuffix)); err == nil {
+				continue
+			}
+			if ok, err := s.deleteStray(d, strings.TrimSuffix(n, lockSuffix)); err != nil {
+				errs = append(errs, err)
+			} else if ok {
+				rep.Deleted = append(rep.Deleted, p)
+			}
+		default:
+			if _, ok := revisionNumber(name, n); ok {
+				if !isSubvolume(p) {
+					rep.NotUnderstood = append(rep.NotUnderstood, p+": revision that is not a subvolume")
+				}
+				continue
+			}
+			rep.NotUnderstood = append(rep.NotUnderstood, p+": not part of the machine layout")
+		}
+	}
+	if _, _, err := currentRevision(d, name); err != nil && adminFree {
+		m, ierr := s.inspect(name)
+		if ierr != nil {
+			return ierr
+		}
+		live := false
+		for _, w := range m.Working {
+			live = live || w.Live
+		}
+		if !live {
+			if err := s.removeMachine(d, name, rep); err != nil {
+				errs = append(errs, err)
+			}
+			return errors.Join(errs...)
+		}
+	}
+	del, err := s.deleteOldRevisions(d, name)
+	rep.Deleted = append(rep.Deleted, del...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func ownerOf(p string) string {
+	b, err := os.ReadFile(p + lockSuffix)
+	if err != nil || len(b) == 0 {
+		return "a live process"
+	}
+	return "pid " + strings.TrimSpace(string(b))
+}
+
+// deleteStray deletes working snapshot wname and its lock if its owner is
+// gone; false if the owner still holds the lock.
+func (s *Store) deleteStray(d, wname string) (bool, error) {
+	lp := filepath.Join(d, wname+lockSuffix)
+	lk, err := lockFile(lp, false, false)
+	if errors.Is(err, errBusy) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer lk.Close()
+	wp := filepath.Join(d, wname)
+	if _, err := os.Lstat(wp); err == nil {
+		if err := deleteSubvolume(wp); err != nil {
+			return false, err
+		}
+	}
+	if err := os.Remove(lp); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// removeMachine deletes a machine that has no current revision: its
+// revisions and half-made ones, its marker and locks, then the directory.
+// Whatever is not ours stays, listed in rep.NotUnderstood, and so does the
+// directory.
+func (s *Store) removeMachine(d, name string, rep *CleanReport) error {
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	foreign := false
+	for _, e := range ents {
+		n := e.Name()
+		p := filepath.Join(d, n)
+		_, isRev := revisionNumber(name, n)
+		switch {
+		case (isRev || newRE.MatchString(n)) && isSubvolume(p):
+			if err := deleteSubvolume(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			rep.Deleted = append(rep.Deleted, p)
+		case n == currentNew || n == markerName || n == revisionsLock || n == adminLock:
+		case workRE.MatchString(strings.TrimSuffix(n, lockSuffix)):
+			errs = append(errs, fmt.Errorf("machine %s: %s still there", name, p))
+		default:
+			foreign = true
+			if !containsPrefix(rep.NotUnderstood, p+":") {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": not part of the machine layout")
+			}
+		}
+	}
+	if foreign || len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, n := range []string{currentNew, markerName, revisionsLock, adminLock} {
+		if err := os.Remove(filepath.Join(d, n)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	if err := os.Remove(d); err != nil {
+		return fmt.Errorf("machine %s: %w", name, err)
+	}
+	rep.Deleted = append(rep.Deleted, d)
+	return nil
+}
+
+func containsPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,157 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	if js, ok := os.LookupEnv(specEnv); ok {
+		os.Exit(helper(js))
+	}
+}
+
+// helper is the sandbox's first process (PID 1 of its PID namespace): it
+// mounts, runs the command and returns its exit status.
+func helper(js string) int {
+	var sp spec
+	if err := json.Unmarshal([]byte(js), &sp); err != nil {
+		fmt.Fprintf(os.Stderr, "buildd-sandbox: bad spec: %v\n", err)
+		return 125
+	}
+	if err := setup(&sp); err != nil {
+		fmt.Fprintf(os.Stderr, "buildd-sandbox: %s: %v\n", sp.Root, err)
+		return 125
+	}
+	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: sp.Env, Dir: sp.Dir, Stdout: os.Stdout, Stderr: os.Stderr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Chroot: sp.Root,
+		Setsid: true,
+	}
+	if sp.UID != 0 || sp.GID != 0 {
+		gs := make([]uint32, len(sp.Groups))
+		for i, g := range sp.Groups {
+			gs[i] = uint32(g)
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(sp.UID), Gid: uint32(sp.GID), Groups: gs}
+	}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "buildd-sandbox: %s: %v\n", sp.Path, err)
+		return 127
+	}
+	return 0
+}
+
+type mnt struct {
+	src, target, fstype string
+	flags               uintptr
+	data                string
+}
+
+func setup(sp *spec) error {
+	r := sp.Root
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	dev := filepath.Join(r, "dev")
+	for _, m := range []mnt{
+		{"proc", filepath.Join(r, "proc"), "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"dev", dev, "tmpfs", unix.MS_NOSUID | unix.MS_NOEXEC, "mode=0755,size=1m"},
+	} {
+		if err := mount(m); err != nil {
+			return err
+		}
+	}
+	for _, d := range []struct {
+		name       string
+		major, min uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		p := filepath.Join(dev, d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.min))); err != nil {
+			return fmt.Errorf("mknod %s: %w", p, err)
+		}
+		if err := os.Chmod(p, 0o666); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"pts", "shm"} {
+		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
+			return err
+		}
+	}
+	for _, m := range []mnt{
+		{"devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"},
+		{"shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	} {
+		if err := mount(m); err != nil {
+			return err
+		}
+	}
+	for name, target := range map[string]string{"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(r, "tmp"), 0o777|os.ModeSticky); err != nil {
+		return err
+	}
+	if sp.Network {
+		rc := filepath.Join(r, "etc/resolv.conf")
+		if fi, err := os.Lstat(rc); err == nil && fi.Mode().IsRegular() {
+			if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+				if err := mount(mnt{"/etc/resolv.conf", rc, "", unix.MS_BIND, ""}); err != nil {
+					return err
+				}
+				if err := mount(mnt{"", rc, "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY, ""}); err != nil {
+					return err
+				}
+			}
+		}
+	} else if err := loUp(); err != nil {
+		return err
+	}
+	return unix.Sethostname([]byte("buildd-sandbox"))
+}
+
+func mount(m mnt) error {
+	if err := unix.Mount(m.src, m.target, m.fstype, m.flags, m.data); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.fstype+m.src, m.target, err)
+	}
+	return nil
+}
+
+// loUp brings up the loopback interface of the private network namespace.
+func loUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+// Package sandbox runs one command inside a build machine's tree (a working
+// snapshot or a revision being made) in private namespaces: its own mount
+// namespace with /proc, a minimal /dev (null, zero, full, random, urandom,
+// tty, ptmx with a private devpts, shm), its own PID namespace (when the
+// sandbox's first process dies, the kernel kills everything in it), and,
+// unless Network is set, its own network namespace holding only lo.
+//
+// The namespaces are set up by a re-exec of the running binary
+// (/proc/self/exe) with the spec in the environment: the package's init
+// function recognises it, mounts, and runs the command chrooted, as the
+// requested user. Any binary that imports this package can therefore run a
+// sandbox: buildd, and the test binaries of the packages that use it.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// specEnv carries the JSON spec to the re-executed helper.
+const specEnv = "BUILDD_SANDBOX_SPEC"
+
+// Cmd is one command to run inside a tree.
+type Cmd struct {
+	Root    string    // the tree: the sandbox's /
+	Args    []string  // the command; Args[0] is looked up in Root's PATH unless absolute
+	User    string    // user name in Root's /etc/passwd; "" runs as root
+	Dir     string    // working directory inside the tree; "" is /
+	Env     []string  // the whole environment; PATH defaults to the usual one
+	Network bool      // keep the host's network; else only a private lo
+	Output  io.Writer // stdout and stderr, interleaved; nil discards
+}
+
+type spec struct {
+	Root    string
+	Path    string
+	Args    []string
+	Env     []string
+	Dir     string
+	UID     int
+	GID     int
+	Groups  []int
+	Network bool
+}
+
+// DefaultPath is the PATH inside the sandbox when Env sets none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// ExitError is a command that ran and failed.
+type ExitError struct {
+	Args   []string
+	Status int // exit status, or 128+signal
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("%s: exit status %d", strings.Join(e.Args, " "), e.Status)
+}
+
+// Run runs the command and waits for it. A cancelled ctx kills the whole
+// sandbox (every process in it) and returns ctx's error.
+func (c *Cmd) Run(ctx context.Context) error {
+	if len(c.Args) == 0 {
+		return errors.New("sandbox: no command")
+	}
+	env := c.Env
+	if !hasVar(env, "PATH") {
+		env = append(append([]string(nil), env...), "PATH="+DefaultPath)
+	}
+	path, err := lookPath(c.Root, c.Args[0], env)
+	if err != nil {
+		return err
+	}
+	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network}
+	if sp.Dir == "" {
+		sp.Dir = "/"
+	}
+	if c.User != "" {
+		if sp.UID, sp.GID, err = lookupUser(c.Root, c.User); err != nil {
+			return err
+		}
+		sp.Groups = []int{sp.GID}
+	}
+	js, err := json.Marshal(sp)
+	if err != nil {
+		return err
+	}
+	out := c.Output
+	if out == nil {
+		out = io.Discard
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"buildd-sandbox"}
+	cmd.Env = []string{specEnv + "=" + string(js)}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if !c.Network {
+		flags |= unix.CLONE_NEWNET
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+
+	// Pdeathsig fires when the thread that started the child exits: keep it.
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			done <- fmt.Errorf("sandbox %s: %w", c.Root, err)
+			return
+		}
+		stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+		err := cmd.Wait()
+		stop()
+		done <- err
+	}()
+	err = <-done
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		st := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			st = 128 + int(ws.Signal())
+		}
+		return &ExitError{Args: c.Args, Status: st}
+	}
+	return err
+}
+
+func hasVar(env []string, name string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// lookPath finds name in the tree's PATH directories.
+func lookPath(root, name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	p := DefaultPath
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			p = v
+		}
+	}
+	for _, d := range filepath.SplitList(p) {
+		full := filepath.Join(d, name)
+		if fi, err := os.Stat(filepath.Join(root, full)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return full, nil
+		}
+	}
+	return "", fmt.Errorf("sandbox %s: %s: not found in PATH %s", root, name, p)
+}
+
+// lookupUser reads the tree's /etc/passwd.
+func lookupUser(root, name string) (uid, gid int, err error) {
+	pw := filepath.Join(root, "etc/passwd")
+	data, err := os.ReadFile(pw)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sandbox: user %s: %w", name, err)
+	}
+	for i, l := range strings.Split(string(data), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) < 4 || f[0] != name {
+			continue
+		}
+		u, err1 := strconv.Atoi(f[2])
+		g, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			return 0, 0, fmt.Errorf("%s:%d: bad uid or gid for %s", pw, i+1, name)
+		}
+		return u, g, nil
+	}
+	return 0, 0, fmt.Errorf("%s: no user %s", pw, name)
+}

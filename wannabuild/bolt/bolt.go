@@ -1,0 +1,338 @@
+// Package bolt is the wanna-build queue Store on a bbolt file.
+//
+// Layout: one top-level bucket per "DIST/ARCH" holding three buckets:
+// "pkgs" (source name → wannabuild.Record in its compact binary form),
+// "state" (State NUL name → empty: the index behind --list=STATE) and
+// "hist" (name NUL 8-byte sequence → wannabuild.Transaction).
+//
+// The file is opened for one command only. Writers take an exclusive flock
+// on PATH.lock and readers a shared one, waiting at most the timeout, and
+// bbolt's own lock on the file (bolt.Options.Timeout) guards against
+// programs that do not know the lock file. Read-only commands open the file
+// read-only and never write it.
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"buildd/wannabuild"
+)
+
+// DefaultTimeout is how long a command waits for the database lock.
+const DefaultTimeout = 30 * time.Second
+
+var (
+	bucketPkgs  = []byte("pkgs")
+	bucketState = []byte("state")
+	bucketHist  = []byte("hist")
+)
+
+// OpenError is any failure to open the database: missing directory,
+// corrupt file, lock timeout.
+type OpenError struct {
+	Path string
+	Err  error
+}
+
+func (e *OpenError) Error() string { return fmt.Sprintf("cannot open database %s: %v", e.Path, e.Err) }
+func (e *OpenError) Unwrap() error { return e.Err }
+
+// DB is an open queue database; Close it at the end of the command.
+type DB struct {
+	path string
+	db   *bbolt.DB // nil: read-only view of a database that does not exist yet
+	lock *os.File
+}
+
+// Options of Open.
+type Options struct {
+	ReadOnly bool
+	Timeout  time.Duration // lock timeout; 0 is DefaultTimeout
+}
+
+// Open opens (a writer: creates) the database at path.
+func Open(path string, opt Options) (*DB, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultTimeout
+	}
+	fail := func(err error) (*DB, error) { return nil, &OpenError{path, err} }
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil {
+		return fail(err)
+	} else if !st.IsDir() {
+		return fail(fmt.Errorf("%s is not a directory", dir))
+	}
+	start := time.Now()
+	lock, err := flockFile(path+".lock", !opt.ReadOnly, opt.Timeout)
+	if err != nil {
+		return fail(err)
+	}
+	d := &DB{path: path, lock: lock}
+	if opt.ReadOnly {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return d, nil
+		}
+	}
+	left := opt.Timeout - time.Since(start)
+	if left < 10*time.Millisecond {
+		left = 10 * time.Millisecond
+	}
+	bo := &bbolt.Options{
+		Timeout:      left,
+		ReadOnly:     opt.ReadOnly,
+		FreelistType: bbolt.FreelistMapType,
+	}
+	if !opt.ReadOnly {
+		bo.InitialMmapSize = 64 << 20
+	}
+	db, err := openBolt(path, bo)
+	if err != nil {
+		d.unlock()
+		if errors.Is(err, bbolt.ErrTimeout) {
+			err = fmt.Errorf("%w (waited %s)", ErrLocked, opt.Timeout)
+		}
+		return fail(err)
+	}
+	d.db = db
+	return d, nil
+}
+
+// openBolt opens the file, turning bbolt's panics on a damaged file into
+// errors.
+func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt database: %v", p)
+		}
+	}()
+	return bbolt.Open(path, 0o664, bo)
+}
+
+func (d *DB) unlock() {
+	if d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
+}
+
+// Path is the database file.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the file and releases the lock.
+func (d *DB) Close() error {
+	var err error
+	if d.db != nil {
+		err = d.db.Close()
+		d.db = nil
+	}
+	d.unlock()
+	return err
+}
+
+func bucketName(dist, arch string) []byte { return []byte(dist + "/" + arch) }
+
+// View implements wannabuild.Store.
+func (d *DB) View(dist, arch string, fn func(wannabuild.Tx) error) (err error) {
+	if d.db == nil {
+		return fn(&tx{})
+	}
+	defer recoverCorrupt(&err)
+	return d.db.View(func(btx *bbolt.Tx) error {
+		t := &tx{}
+		if top := btx.Bucket(bucketName(dist, arch)); top != nil {
+			t.pkgs, t.state, t.hist = top.Bucket(bucketPkgs), top.Bucket(bucketState), top.Bucket(bucketHist)
+		}
+		return fn(t)
+	})
+}
+
+// Update implements wannabuild.Store.
+func (d *DB) Update(dist, arch string, fn func(wannabuild.Tx) error) (err error) {
+	if d.db == nil || d.db.IsReadOnly() {
+		return wannabuild.ErrReadOnly
+	}
+	defer recoverCorrupt(&err)
+	return d.db.Update(func(btx *bbolt.Tx) error {
+		top, err := btx.CreateBucketIfNotExists(bucketName(dist, arch))
+		if err != nil {
+			return err
+		}
+		t := &tx{writable: true}
+		for _, b := range []struct {
+			name []byte
+			dst  **bbolt.Bucket
+		}{{bucketPkgs, &t.pkgs}, {bucketState, &t.state}, {bucketHist, &t.hist}} {
+			if *b.dst, err = top.CreateBucketIfNotExists(b.name); err != nil {
+				return err
+			}
+		}
+		return fn(t)
+	})
+}
+
+func recoverCorrupt(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("corrupt database: %v", p)
+	}
+}
+
+type tx struct {
+	writable          bool
+	pkgs, state, hist *bbolt.Bucket
+	buf               []byte
+}
+
+func (t *tx) Writable() bool { return t.writable }
+
+func (t *tx) Get(name string) (*wannabuild.Record, error) {
+	if t.pkgs == nil {
+		return nil, nil
+	}
+	v := t.pkgs.Get([]byte(name))
+	if v == nil {
+		return nil, nil
+	}
+	r := &wannabuild.Record{}
+	if err := r.UnmarshalBinary(v); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
+
+func stateKey(st wannabuild.State, name string) []byte {
+	k := make([]byte, 0, len(st)+1+len(name))
+	k = append(k, st...)
+	k = append(k, 0)
+	return append(k, name...)
+}
+
+func (t *tx) Put(r *wannabuild.Record) error {
+	if !t.writable {
+		return wannabuild.ErrReadOnly
+	}
+	old, err := t.Get(r.Package)
+	if err != nil {
+		return err
+	}
+	if old != nil && old.State != r.State {
+		if err := t.state.Delete(stateKey(old.State, old.Package)); err != nil {
+			return err
+		}
+	}
+	if old == nil || old.State != r.State {
+		if err := t.state.Put(stateKey(r.State, r.Package), nil); err != nil {
+			return err
+		}
+	}
+	t.buf, _ = r.AppendBinary(t.buf[:0])
+	return t.pkgs.Put([]byte(r.Package), t.buf)
+}
+
+func (t *tx) Delete(name string) error {
+	if !t.writable {
+		return wannabuild.ErrReadOnly
+	}
+	old, err := t.Get(name)
+	if err != nil || old == nil {
+		return err
+	}
+	if err := t.state.Delete(stateKey(old.State, name)); err != nil {
+		return err
+	}
+	return t.pkgs.Delete([]byte(name))
+}
+
+func (t *tx) ForEach(fn func(*wannabuild.Record) error) error {
+	if t.pkgs == nil {
+		return nil
+	}
+	c := t.pkgs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r := &wannabuild.Record{}
+		if err := r.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) ForEachInState(st wannabuild.State, fn func(*wannabuild.Record) error) error {
+	if t.state == nil {
+		return nil
+	}
+	prefix := stateKey(st, "")
+	c := t.state.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		name := k[len(prefix):]
+		v := t.pkgs.Get(name)
+		if v == nil {
+			return fmt.Errorf("state index: %s: no record", name)
+		}
+		r := &wannabuild.Record{}
+		if err := r.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) Log(tr *wannabuild.Transaction) error {
+	if !t.writable {
+		return wannabuild.ErrReadOnly
+	}
+	seq, err := t.hist.NextSequence()
+	if err != nil {
+		return err
+	}
+	k := make([]byte, 0, len(tr.Package)+9)
+	k = append(k, tr.Package...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, seq)
+	v, _ := tr.MarshalBinary()
+	return t.hist.Put(k, v)
+}
+
+func (t *tx) History(name string, fn func(*wannabuild.Transaction) error) error {
+	if t.hist == nil {
+		return nil
+	}
+	type entry struct {
+		seq uint64
+		tr  *wannabuild.Transaction
+	}
+	var list []entry
+	var prefix []byte
+	if name != "" {
+		prefix = append([]byte(name), 0)
+	}
+	c := t.hist.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		tr := &wannabuild.Transaction{}
+		if err := tr.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		list = append(list, entry{binary.BigEndian.Uint64(k[len(k)-8:]), tr})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	for _, e := range list {
+		if err := fn(e.tr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
