@@ -1,11 +1,14 @@
-// Command buildd is part of buildd in Go; see the README.
+// Command buildd is the build daemon (package buildd/daemon). Its first
+// argument may name a subcommand instead: `buildd machine ...` manages the
+// build machines (buildd/machine), `buildd build ...` runs one build
+// (buildd/build).
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"buildd/buildd/build"
+	"buildd/buildd/daemon"
 	"buildd/buildd/machine"
 )
 
@@ -18,6 +21,5 @@ func main() {
 			os.Exit(build.CLI(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
-	fmt.Fprintln(os.Stderr, "buildd: not yet implemented")
-	os.Exit(1)
+	os.Exit(daemon.Main(os.Args[1:], daemon.RealParts()))
 }

@@ -3,7 +3,6 @@
 ;; Version: 1.0
 ;; Package-Requires: ((emacs "28.1"))
 ;; Keywords: mail, tools
-;; URL: https://example.org/buildd
 
 ;; This file is not part of GNU Emacs.
 
@@ -385,10 +384,14 @@ nil when none is found."
   (concat (replace-regexp-in-string "[ \t\n]+\\'" "" text) "\n"))
 
 (defun buildd-reply--with-pkgv (text pkgv)
-  "TEXT ending in the line PKGV, added unless the last line already is."
-  (let ((text (buildd-reply--normalize text)))
-    (if (string-match-p (concat "\\(?:\\`\\|\n\\)" (regexp-quote pkgv) "\n\\'") text)
-        text
+  "TEXT ending in the line PKGV, added unless the last line already is.
+Blank lines just before that line are dropped."
+  (let ((text (buildd-reply--normalize text))
+        (last (concat "\\(?:\\`\\|\n\\)[ \t\n]*" (regexp-quote pkgv) "\n\\'")))
+    (if (string-match last text)
+        (concat (substring text 0 (match-beginning 0))
+                (if (zerop (match-beginning 0)) "" "\n")
+                pkgv "\n")
       (concat text pkgv "\n"))))
 
 (defun buildd-reply--sign-body ()
@@ -445,15 +448,19 @@ Keyword bodies get the PKG_VERSION line.  Send it unless EDIT or
 `buildd-reply-send-immediately' is nil; then leave point at the
 POINT-AT'th character of BODY (or after it)."
   (let* ((pkgv (nth 1 (buildd-reply--info article)))
-         (text (if (eq kind 'keyword) (buildd-reply--with-pkgv body pkgv) body)))
-    (with-current-buffer (buildd-reply--draft article)
+         (text (if (eq kind 'keyword) (concat body "\n" pkgv "\n") body)))
+    (let ((origin (current-buffer)))
+      (set-buffer (buildd-reply--draft article))
       (setq buildd-reply--pkgv pkgv
             buildd-reply--kind kind)
       (add-hook 'message-send-hook #'buildd-reply--sign-body nil t)
       (let ((start (point)))
         (insert text)
         (if (and buildd-reply-send-immediately (not edit))
-            (message-send-and-exit)
+            (progn
+              (message-send-and-exit)
+              (when (buffer-live-p origin)
+                (set-buffer origin)))
           (goto-char (if point-at (+ start point-at) (point-max)))
           (unless (eq (window-buffer) (current-buffer))
             (pop-to-buffer-same-window (current-buffer))))))))
@@ -486,7 +493,7 @@ With prefix argument EDIT, compose without sending."
   "Answer \"fail\", leaving point where the reason goes.
 The reply is signed when it is sent."
   (interactive)
-  (buildd-reply--keyword "fail\n\n" t (length "fail\n")))
+  (buildd-reply--keyword "fail\n" t (length "fail\n")))
 
 (defun buildd-reply-dep-wait (&optional edit)
   "Answer \"dep-wait\" with the missing dependencies gathered from the log.
@@ -497,7 +504,7 @@ argument EDIT, compose without sending."
          (deps (buildd-reply-missing-deps (plist-get article :body))))
     (if deps
         (buildd-reply--reply article 'keyword (concat "dep-wait " deps) edit)
-      (buildd-reply--reply article 'keyword "dep-wait \n" t (length "dep-wait ")))))
+      (buildd-reply--reply article 'keyword "dep-wait " t (length "dep-wait ")))))
 
 (defun buildd-reply-giveback (&optional edit)
   "Answer \"giveback\": give the package back to the queue.
@@ -520,7 +527,7 @@ argument EDIT, compose without sending."
          (version (buildd-reply-new-version (plist-get article :body))))
     (if version
         (buildd-reply--reply article 'keyword (concat "newvers " version) edit)
-      (buildd-reply--reply article 'keyword "newvers \n" t (length "newvers ")))))
+      (buildd-reply--reply article 'keyword "newvers " t (length "newvers ")))))
 
 (defun buildd-reply-not-for-us (&optional edit)
   "Answer \"not-for-us\": the package is not built on this architecture.

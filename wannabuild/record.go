@@ -175,3 +175,23 @@ func (t *Transaction) UnmarshalBinary(data []byte) error {
 }
 
 func timeOf(unix int64) string { return time.Unix(unix, 0).UTC().Format(TimeFormat) }
+
+// StateOf reads only the state of an encoded record.
+func StateOf(data []byte) (State, error) {
+	if len(data) == 0 || data[0] != recordFormat {
+		return "", fmt.Errorf("record: unknown format")
+	}
+	i := 1
+	for f := 0; f < 3; f++ {
+		n, k := binary.Uvarint(data[i:])
+		if k <= 0 || uint64(len(data)-i-k) < n {
+			return "", fmt.Errorf("record: %w", errShortRecord)
+		}
+		i += k
+		if f == 2 {
+			return State(data[i : i+int(n)]), nil
+		}
+		i += int(n)
+	}
+	return "", nil
+}

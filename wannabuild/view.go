@@ -13,12 +13,18 @@ const TimeFormat = "2006 Jan 02 15:04:05"
 
 // List prints the records in state (or "all") in the classic format and
 // order, ending with "Total N package(s)". user (-U) restricts the list to
-// that builder's packages and Needs-Build ones.
-func (s *Session) List(tx Tx, state, user string) error {
+// that builder's packages and Needs-Build ones; minAge (--min-age) keeps
+// those in their state for more than minAge days, a negative one (--max-age)
+// those for less than -minAge days.
+func (s *Session) List(tx Tx, state, user string, minAge int) error {
 	all := strings.EqualFold(state, "all")
 	var recs []*Record
 	keep := func(r *Record) error {
 		if user != "" && r.State != NeedsBuild && r.Builder != user {
+			return nil
+		}
+		age := s.Now.Unix() - r.StateChange
+		if minAge > 0 && age <= int64(minAge)*86400 || minAge < 0 && age >= int64(-minAge)*86400 {
 			return nil
 		}
 		if s.API < 1 && (r.ExtraDepends != "" || r.ExtraConflicts != "") {

@@ -79,6 +79,8 @@ type Result struct {
 	Err     error  // the upload failed (nil: uploaded and marked)
 	// Output is the tool's output.
 	Output string
+	// Dists are the distributions the .changes names.
+	Dists []string
 	// NotMarked lists the dists whose --uploaded failed, with why.
 	NotMarked []string
 }
@@ -128,7 +130,7 @@ func (u *Uploader) Run(ctx context.Context) ([]Result, error) {
 // marked lists the arch/dist names a successful result was marked in.
 func (u *Uploader) marked(r Result) []string {
 	var out []string
-	for _, d := range r.dists {
+	for _, d := range r.Dists {
 		if !contains(r.NotMarked, d) {
 			if dc, ok := u.Cfg.Dist(d); ok {
 				out = append(out, dc.BuiltArchitecture+"/"+d)
@@ -254,7 +256,7 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 		return r
 	}
 	r.PkgV = c.Source + "_" + c.Version
-	r.dists = strings.Fields(c.Distribution)
+	r.Dists = strings.Fields(c.Distribution)
 	if err := checkFiles(dir, c); err != nil {
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
 		return r
@@ -265,6 +267,9 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 		r.Err = fmt.Errorf("upload error on file %s (%s): %w", name, q.describe(), err)
 		return r
 	}
+	if err := adoptToolLog(dir, name, q.Target); err != nil {
+		u.Log.Printf("%v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, marker(name))); err != nil {
 		text := fmt.Sprintf("Successfully uploaded %s to %s with %s at %s.\n", name, q.describe(), u.Cfg.UploadTool, time.Now().UTC().Format(time.RFC3339))
 		if err := home.WriteFileAtomic(filepath.Join(dir, marker(name)), []byte(text), 0o644); err != nil {
@@ -273,13 +278,34 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 		}
 	}
 	u.Log.Printf("Uploaded %s to %s", name, q.describe())
-	for _, d := range r.dists {
+	for _, d := range r.Dists {
 		if err := u.uploaded(ctx, d, r.PkgV); err != nil {
 			u.Log.Printf("wanna-build --uploaded --dist=%s %s: %v", d, r.PkgV, err)
 			r.NotMarked = append(r.NotMarked, fmt.Sprintf("%s: %v", d, err))
 		}
 	}
 	return r
+}
+
+// adoptToolLog renames dput's own upload log (X.HOST.upload) to the
+// classic marker X.upload, so that the queue holds only what buildd-mail
+// removes when the archive accepts the upload.
+func adoptToolLog(dir, name, target string) error {
+	base := strings.TrimSuffix(name, ".changes") + "."
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		host, ok := strings.CutPrefix(e.Name(), base)
+		if !ok || !strings.HasSuffix(host, ".upload") || host == "upload" {
+			continue
+		}
+		if target == "" || host == target+".upload" {
+			return os.Rename(filepath.Join(dir, e.Name()), filepath.Join(dir, marker(name)))
+		}
+	}
+	return nil
 }
 
 func (q Queue) describe() string {
@@ -345,13 +371,7 @@ func (u *Uploader) runTool(ctx context.Context, q Queue, dir, name string) (stri
 			argv = append(argv, "--to", q.Target)
 		}
 	default:
-		argv = strings.Fields(u.Cfg.UploadTool)
-		if len(argv) == 0 {
-			return "", errors.New("upload_tool is empty")
-		}
-		if q.Target != "" {
-			argv = append(argv, q.Target)
-		}
+		return "", fmt.Errorf("%s: upload_tool %q: must be \"dput\" or \"dupload\"", u.Cfg.File, u.Cfg.UploadTool)
 	}
 	argv = append(argv, name)
 	timeout := time.Duration(u.Cfg.UploadTimeout) * time.Second

@@ -27,7 +27,8 @@ type Host struct {
 
 // New writes a config for a fresh home (extra is appended to it: more
 // top-level keys, then [[dist]] or [[upload_queue]] tables; "@HOME@" in it
-// stands for the home directory) and starts the
+// stands for the home directory; machines_dir defaults to a directory
+// that does not exist) and starts the
 // SMTP server. With no [[dist]] in extra, one for bookworm/amd64 is added.
 func New(t testing.TB, extra string) *Host {
 	t.Helper()
@@ -46,8 +47,10 @@ func New(t testing.TB, extra string) *Host {
 		"statistics_mail = \"stats@example.org\"\n" +
 		"mail_from = \"buildd@example.org\"\n" +
 		"smtp = \"" + srv.Addr + "\"\n" +
-		"machines_dir = \"" + filepath.Join(dir, "machines") + "\"\n" +
 		strings.ReplaceAll(extra, "@HOME@", h.Dir) + "\n"
+	if !strings.Contains(extra, "machines_dir =") {
+		text = "machines_dir = \"" + filepath.Join(dir, "machines") + "\"\n" + text
+	}
 	if !strings.Contains(extra, "[[dist]]") {
 		text += "\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n"
 	}

@@ -34,7 +34,7 @@ func (w *Watcher) CheckDaemon() DaemonStatus {
 		return DaemonStatus{Problem: fmt.Sprintf("%v; not restarting buildd: remove the file if no buildd is running", err)}
 	case pid == 0:
 		return DaemonStatus{Restart: true, Problem: "daemon not running (no pid file " + path + ")"}
-	case !home.Alive(pid):
+	case !running(pid):
 		return DaemonStatus{Restart: true, Problem: fmt.Sprintf("pid file exists, but process %d doesn't exist", pid)}
 	}
 	if st, err := os.Stat(path); err == nil {
@@ -43,6 +43,19 @@ func (w *Watcher) CheckDaemon() DaemonStatus {
 		}
 	}
 	return DaemonStatus{PID: pid}
+}
+
+// running reports whether process pid exists and is not a zombie.
+func running(pid int) bool {
+	if !home.Alive(pid) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill(pid, 0)
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || !bytes.HasPrefix(stat[i+1:], []byte(" Z"))
 }
 
 // processStart is when process pid started, from /proc.
@@ -89,45 +102,67 @@ func bootTime() (time.Time, error) {
 	return time.Time{}, errors.New("/proc/stat: no btime")
 }
 
-// restartGrace is how long Restart watches the new process: a buildd that
-// detaches exits 0 within it, one that fails exits non-zero, one that runs
-// in the foreground is still running at its end.
-const restartGrace = 2 * time.Second
+// restartWait bounds how long Restart waits for the new buildd to write
+// its pid file (the daemon's start-up stages may take a while).
+const restartWait = 90 * time.Second
 
 // Restart starts buildd (config buildd_command, else the buildd program
 // beside this one with --config) in a session of its own, its output
-// appended to daemon.log. It returns the pid it started.
+// appended to daemon.log, and waits until the pid file names a live
+// process anew: the buildd that detached, or the command itself when it
+// stays in the foreground. It returns that pid. A command that exits
+// with an error, or ends without a new pid file, is an error.
 func (w *Watcher) Restart() (int, error) {
 	argv := w.Cfg.BuilddCommand
 	if len(argv) == 0 {
 		argv = []string{builddProgram(), "--config", w.Cfg.File}
 	}
+	name := strings.Join(argv, " ")
 	out, err := os.OpenFile(w.Cfg.DaemonLogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return 0, err
 	}
 	defer out.Close()
+	before := pidFileID(w.Cfg.PIDFile)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = w.Home.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+		return 0, fmt.Errorf("%s: %w", name, err)
 	}
-	pid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return 0, fmt.Errorf("%s: %v (its output is in %s)", strings.Join(argv, " "), err, w.Cfg.DaemonLogFile)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(restartWait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if pid, err := home.ReadPID(w.Cfg.PIDFile); err == nil && pid > 0 && running(pid) && pidFileID(w.Cfg.PIDFile) != before {
+			w.Log.Printf("started %s: buildd running, pid %d", name, pid)
+			return pid, nil
 		}
-		pid, _ = home.ReadPID(w.Cfg.PIDFile)
-		w.Log.Printf("started %s (it detached, pid file says %d)", strings.Join(argv, " "), pid)
-	case <-time.After(restartGrace):
-		w.Log.Printf("started %s, pid %d", strings.Join(argv, " "), pid)
+		select {
+		case err := <-exited:
+			if err != nil {
+				return 0, fmt.Errorf("%s: %v (its output is in %s)", name, err, w.Cfg.DaemonLogFile)
+			}
+			exited = nil // detached: wait for the daemon's pid file
+		case <-deadline:
+			return 0, fmt.Errorf("%s: no new pid in %s after %v", name, w.Cfg.PIDFile, restartWait)
+		case <-tick.C:
+		}
 	}
-	return pid, nil
+}
+
+// pidFileID tells versions of the pid file apart: its contents and
+// modification time.
+func pidFileID(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	b, _ := os.ReadFile(path)
+	return fmt.Sprintf("%d %s", st.ModTime().UnixNano(), b)
 }
 
 // builddProgram is the buildd installed beside this program, else "buildd"

@@ -26,8 +26,9 @@ import (
 	"buildd/buildd/scheduler"
 )
 
-// TailLines is how much of a failed job's log goes into daemon.log.
-const TailLines = 20
+// TailLines is how much of a failed job's log goes into daemon.log: the
+// summary block (about 20 lines) and the build output just before it.
+const TailLines = 40
 
 // StopWait bounds how long a stopping daemon waits for its builds to end.
 const StopWait = 2 * time.Minute
@@ -177,13 +178,16 @@ func (d *Daemon) lowSpace(c *config.Config) (int64, bool) {
 // bad lines are logged and dropped.
 func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
 	redo := d.home.REDO()
-	_, bad, err := redo.Read()
+	entries, bad, err := redo.Read()
 	if err != nil {
 		d.log.Printf("File REDO exists, but can't read it: %v", err)
 		return nil
 	}
 	for _, b := range bad {
 		d.log.Printf("Ignoring/deleting bad line in REDO: %v", b)
+	}
+	if len(entries) == 0 && len(bad) == 0 {
+		return nil
 	}
 	var take []home.RedoEntry
 	err = redo.Update(func(es []home.RedoEntry) []home.RedoEntry {

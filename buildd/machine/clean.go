@@ -97,6 +97,18 @@ func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
 					rep.Deleted = append(rep.Deleted, p)
 				}
 			}
+		case strings.HasSuffix(n, lockSuffix) && workRE.MatchString(strings.TrimSuffix(n, lockSuffix)):
+			if _, err := os.Lstat(strings.TrimSuffix(p, lockSuffix)); err == nil {
+				continue
+			}
+			if _, err := os.Lstat(p); err != nil {
+				continue // its snapshot's deletion just removed it
+			}
+			if ok, err := s.deleteStray(d, strings.TrimSuffix(n, lockSuffix)); err != nil {
+				errs = append(errs, err)
+			} else if ok {
+				rep.Deleted = append(rep.Deleted, p)
+			}
 		case workRE.MatchString(n):
 			if !isSubvolume(p) {
 				rep.NotUnderstood = append(rep.NotUnderstood, p+": working snapshot that is not a subvolume")
@@ -110,15 +122,6 @@ func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
 				rep.Deleted = append(rep.Deleted, p)
 			default:
 				rep.Busy = append(rep.Busy, p+": in use by "+ownerOf(p))
-			}
-		case strings.HasSuffix(n, lockSuffix) && workRE.MatchString(strings.TrimSuffix(n, lockSuffix)):
-			if _, err := os.Lstat(strings.TrimSuffix(p, lockSuffix)); err == nil {
-				continue
-			}
-			if ok, err := s.deleteStray(d, strings.TrimSuffix(n, lockSuffix)); err != nil {
-				errs = append(errs, err)
-			} else if ok {
-				rep.Deleted = append(rep.Deleted, p)
 			}
 		default:
 			if _, ok := revisionNumber(name, n); ok {

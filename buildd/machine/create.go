@@ -18,7 +18,7 @@ import (
 
 // SetupVersion changes whenever what Create puts into a machine changes
 // (test caches of machines are keyed by it).
-const SetupVersion = "1"
+const SetupVersion = "2"
 
 // The unprivileged user builds run as, inside every machine.
 const (
@@ -215,7 +215,7 @@ Dpkg::Use-Pty "false";
 	if err := os.Chown(bh, BuildUID, BuildUID); err != nil {
 		return err
 	}
-	return s.inside(ctx, dir, "apt-get -q update && apt-get -q clean")
+	return s.inside(ctx, dir, "apt-get -q update && apt-get -q clean && apt-cache gencaches")
 }
 
 func appendLine(path, line string) error {
@@ -282,7 +282,7 @@ func (s *Store) Upgrade(ctx context.Context, name string) error {
 	if err := snapshot(filepath.Join(d, cur), tmp, false); err != nil {
 		return fmt.Errorf("upgrade %s: %w", name, err)
 	}
-	if err := s.inside(ctx, tmp, "apt-get -q update && apt-get -q dist-upgrade && apt-get -q --purge autoremove && apt-get -q clean"); err != nil {
+	if err := s.inside(ctx, tmp, "apt-get -q update && apt-get -q dist-upgrade && apt-get -q --purge autoremove && apt-get -q clean && apt-cache gencaches"); err != nil {
 		deleteSubvolume(tmp)
 		return fmt.Errorf("upgrade %s: %w", name, err)
 	}

@@ -26,7 +26,7 @@ type aptSource struct {
 // HostMirror returns the archive URI the host's apt sources (one-line .list
 // and deb822 .sources files under root, "/" for the host) use for dist:
 // the first "deb" entry naming dist as a suite, else the first "deb" entry
-// that is not a security or updates archive.
+// with a plain suite (not -security, -updates, ...).
 func HostMirror(root, dist string) (string, error) {
 	var all []aptSource
 	for _, f := range aptSourcesFiles(root) {
@@ -51,14 +51,10 @@ func HostMirror(root, dist string) (string, error) {
 		}
 	}
 	for _, s := range all {
-		plain := len(s.suites) > 0
 		for _, su := range s.suites {
-			if strings.Contains(su, "-") || strings.Contains(su, "/") {
-				plain = false
+			if !strings.ContainsAny(su, "-/") {
+				return s.uri, nil
 			}
-		}
-		if plain {
-			return s.uri, nil
 		}
 	}
 	return "", fmt.Errorf("no deb archive for %s in the apt sources under %s (give --mirror)", dist, filepath.Join(root, "etc/apt"))

@@ -108,11 +108,12 @@ As `sendmail-send-it' does, the header separator becomes an empty line."
     (insert mail)
     (goto-char (point-min))
     (narrow-to-region (point-min) (if (re-search-forward "^$" nil t) (point) (point-max)))
-    (mail-fetch-field name)))
+    (let ((v (mail-fetch-field name)))
+      (and v (replace-regexp-in-string "\n\\([ \t]\\)" "\\1" v)))))
 
 (defun buildd-reply-test-body (mail)
   "The body of the MAIL string."
-  (substring mail (1+ (string-match "\n\n" mail))))
+  (substring mail (+ 2 (string-match "\n\n" mail))))
 
 (defun buildd-reply-test-verify (signed)
   "Verify the clearsigned text SIGNED with gpg; return the text it signs.
@@ -156,8 +157,10 @@ Fails the test unless gpg says GOODSIG by the test key."
 ;;;; Mail reader contexts
 
 (defun buildd-reply-test-in-rmail (name fn)
-  "Show fixture NAME in real Rmail (an mbox file) and call FN there."
+  "Show fixture NAME in real Rmail (an mbox file) and call FN there.
+The buffer FN leaves current stays current."
   (let ((mbox (make-temp-file "buildd-reply-mbox"))
+        (after nil)
         (rmail-primary-inbox-list nil)
         (rmail-display-summary nil))
     (unwind-protect
@@ -169,17 +172,21 @@ Fails the test unless gpg says GOODSIG by the test key."
           (rmail mbox)
           (rmail-show-message 1)
           (should (derived-mode-p 'rmail-mode))
-          (funcall fn))
+          (funcall fn)
+          (setq after (current-buffer)))
       (when (get-file-buffer mbox)
         (with-current-buffer (get-file-buffer mbox)
           (set-buffer-modified-p nil)
           (kill-buffer)))
-      (delete-file mbox))))
+      (delete-file mbox)
+      (when (buffer-live-p after) (set-buffer after)))))
 
 (defun buildd-reply-test-in-gnus (name fn)
   "Show fixture NAME as Gnus does (raw in the original article buffer,
-displayed in a `gnus-article-mode' buffer) and call FN in the article buffer."
-  (let ((raw (buildd-reply-test-fixture name)))
+displayed in a `gnus-article-mode' buffer) and call FN in the article buffer.
+The buffer FN leaves current stays current."
+  (let ((raw (buildd-reply-test-fixture name))
+        (after nil))
     (with-current-buffer (get-buffer-create gnus-original-article-buffer)
       (set-buffer-multibyte nil)
       (erase-buffer)
@@ -190,8 +197,11 @@ displayed in a `gnus-article-mode' buffer) and call FN in the article buffer."
         (erase-buffer)
         (insert (decode-coding-string raw 'utf-8)))
       (goto-char (point-min))
+      (switch-to-buffer (current-buffer))
       (run-hooks 'gnus-article-prepare-hook)
-      (funcall fn))))
+      (funcall fn)
+      (setq after (current-buffer)))
+    (set-buffer after)))
 
 (defun buildd-reply-test-in-draft (name fn &optional with-reply-buffer)
   "Start a reply to fixture NAME as a mail reader would and call FN in it.
@@ -202,7 +212,7 @@ The log is cited in the draft; WITH-REPLY-BUFFER also sets
                     (with-current-buffer (generate-new-buffer "*article*")
                       (insert (buildd-reply-test-fixture name))
                       (current-buffer)))))
-    (message-mail (plist-get info :from)
+    (message-mail (or (plist-get info :reply-to) (plist-get info :from))
                   (concat "Re: " (plist-get info :subject))
                   `((In-Reply-To . ,(plist-get info :message-id))))
     (setq message-reply-buffer article)
@@ -213,11 +223,15 @@ The log is cited in the draft; WITH-REPLY-BUFFER also sets
     (funcall fn)))
 
 (defun buildd-reply-test-in-buffer (name fn)
-  "Visit fixture NAME as a plain file buffer, turn the mode on, call FN there."
-  (with-current-buffer (find-file-noselect (expand-file-name name buildd-reply-test-data))
+  "Visit fixture NAME as a plain file buffer, turn the mode on, call FN there.
+The buffer FN leaves current stays current."
+  (let ((visit (find-file-noselect (expand-file-name name buildd-reply-test-data)))
+        (after nil))
+    (switch-to-buffer visit)
     (buildd-reply-mode 1)
-    (unwind-protect (funcall fn)
-      (kill-buffer))))
+    (unwind-protect (progn (funcall fn) (setq after (current-buffer)))
+      (kill-buffer visit)
+      (when (buffer-live-p after) (set-buffer after)))))
 
 (defconst buildd-reply-test-contexts
   '(buildd-reply-test-in-rmail buildd-reply-test-in-gnus
@@ -250,7 +264,7 @@ The log is cited in the draft; WITH-REPLY-BUFFER also sets
            (changes (buildd-reply-find-changes body)))
       (should (string-prefix-p "Format: 1.8\n" changes))
       (should (equal changes (buildd-reply-test-expected-changes name)))
-      (should (string-match-p "\n \\S-+ [0-9]+ \\S-+ \\S-+ hello_[^ ]+_amd64.deb\n\\'" changes))))
+      (should (string-match-p "\n \\S-+ [0-9]+ \\S-+ \\S-+ hello[^ ]*_[^ ]+_amd64\\.\\(?:deb\\|buildinfo\\)\n\\'" changes))))
   (should-error (buildd-reply-find-changes "no changes here\nfoo.changes:\n\nblah\n")
                 :type 'user-error))
 
@@ -307,6 +321,9 @@ The log is cited in the draft; WITH-REPLY-BUFFER also sets
       (unless (eq ctx 'buildd-reply-test-in-buffer)
         (funcall ctx "log-successful.mail" (lambda () (should buildd-reply-mode)))
         (funcall ctx "should-build.mail" (lambda () (should buildd-reply-mode)))))
+    (with-current-buffer gnus-original-article-buffer
+      (erase-buffer)
+      (insert "From: someone@example.org\nSubject: lunch?\n\nhi\n"))
     (with-temp-buffer
       (insert "From: someone@example.org\nSubject: lunch?\n\nhi\n")
       (gnus-article-mode)

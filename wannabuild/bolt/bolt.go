@@ -2,8 +2,10 @@
 //
 // Layout: one top-level bucket per "DIST/ARCH" holding three buckets:
 // "pkgs" (source name → wannabuild.Record in its compact binary form),
-// "state" (State NUL name → empty: the index behind --list=STATE) and
-// "hist" (name NUL 8-byte sequence → wannabuild.Transaction).
+// "state" (one bucket per State holding name → empty: the index behind
+// --list=STATE) and "hist" (name NUL 8-byte sequence →
+// wannabuild.Transaction). Buckets are filled to 90%: the merge inserts in
+// key order.
 //
 // The file is opened for one command only. Writers take an exclusive flock
 // on PATH.lock and readers a shared one, waiting at most the timeout, and
@@ -174,6 +176,7 @@ func (d *DB) Update(dist, arch string, fn func(wannabuild.Tx) error) (err error)
 			if *b.dst, err = top.CreateBucketIfNotExists(b.name); err != nil {
 				return err
 			}
+			(*b.dst).FillPercent = fillPercent
 		}
 		return fn(t)
 	})
@@ -188,7 +191,6 @@ func recoverCorrupt(err *error) {
 type tx struct {
 	writable          bool
 	pkgs, state, hist *bbolt.Bucket
-	buf               []byte
 }
 
 func (t *tx) Writable() bool { return t.writable }
@@ -208,33 +210,63 @@ func (t *tx) Get(name string) (*wannabuild.Record, error) {
 	return r, nil
 }
 
-func stateKey(st wannabuild.State, name string) []byte {
-	k := make([]byte, 0, len(st)+1+len(name))
-	k = append(k, st...)
-	k = append(k, 0)
-	return append(k, name...)
+const fillPercent = 0.9
+
+// stateBucket is the index bucket of st, created when create is set.
+func (t *tx) stateBucket(st wannabuild.State, create bool) (*bbolt.Bucket, error) {
+	if t.state == nil {
+		return nil, nil
+	}
+	if b := t.state.Bucket([]byte(st)); b != nil || !create {
+		if b != nil {
+			b.FillPercent = fillPercent
+		}
+		return b, nil
+	}
+	b, err := t.state.CreateBucket([]byte(st))
+	if b != nil {
+		b.FillPercent = fillPercent
+	}
+	return b, err
+}
+
+func (t *tx) unindex(st wannabuild.State, name string) error {
+	b, err := t.stateBucket(st, false)
+	if b == nil || err != nil {
+		return err
+	}
+	return b.Delete([]byte(name))
 }
 
 func (t *tx) Put(r *wannabuild.Record) error {
 	if !t.writable {
 		return wannabuild.ErrReadOnly
 	}
-	old, err := t.Get(r.Package)
-	if err != nil {
-		return err
+	var oldState wannabuild.State
+	if v := t.pkgs.Get([]byte(r.Package)); v != nil {
+		st, err := wannabuild.StateOf(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.Package, err)
+		}
+		oldState = st
 	}
-	if old != nil && old.State != r.State {
-		if err := t.state.Delete(stateKey(old.State, old.Package)); err != nil {
+	if oldState != "" && oldState != r.State {
+		if err := t.unindex(oldState, r.Package); err != nil {
 			return err
 		}
 	}
-	if old == nil || old.State != r.State {
-		if err := t.state.Put(stateKey(r.State, r.Package), nil); err != nil {
+	if oldState != r.State {
+		b, err := t.stateBucket(r.State, true)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(r.Package), []byte{}); err != nil {
 			return err
 		}
 	}
-	t.buf, _ = r.AppendBinary(t.buf[:0])
-	return t.pkgs.Put([]byte(r.Package), t.buf)
+	// bbolt keeps the value until the commit: a fresh buffer each time.
+	v, _ := r.MarshalBinary()
+	return t.pkgs.Put([]byte(r.Package), v)
 }
 
 func (t *tx) Delete(name string) error {
@@ -245,7 +277,7 @@ func (t *tx) Delete(name string) error {
 	if err != nil || old == nil {
 		return err
 	}
-	if err := t.state.Delete(stateKey(old.State, name)); err != nil {
+	if err := t.unindex(old.State, name); err != nil {
 		return err
 	}
 	return t.pkgs.Delete([]byte(name))
@@ -269,13 +301,12 @@ func (t *tx) ForEach(fn func(*wannabuild.Record) error) error {
 }
 
 func (t *tx) ForEachInState(st wannabuild.State, fn func(*wannabuild.Record) error) error {
-	if t.state == nil {
-		return nil
+	b, err := t.stateBucket(st, false)
+	if b == nil || err != nil {
+		return err
 	}
-	prefix := stateKey(st, "")
-	c := t.state.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		name := k[len(prefix):]
+	c := b.Cursor()
+	for name, _ := c.First(); name != nil; name, _ = c.Next() {
 		v := t.pkgs.Get(name)
 		if v == nil {
 			return fmt.Errorf("state index: %s: no record", name)

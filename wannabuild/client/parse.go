@@ -77,12 +77,17 @@ func parseResult(cmd wannabuild.Command, pkgv, out string) error {
 	if cmd == wannabuild.Take {
 		for i, l := range lines {
 			if l == name+": NOT OK!" {
+				// The reason is printed after two spaces; its own further
+				// lines are indented already.
 				var reason []string
-				for _, r := range lines[i+1:] {
+				for j, r := range lines[i+1:] {
 					if !strings.HasPrefix(r, "  ") {
 						break
 					}
-					reason = append(reason, strings.TrimPrefix(r, "  "))
+					if j == 0 {
+						r = r[2:]
+					}
+					reason = append(reason, r)
 				}
 				return &Refused{Pkg: name, Msg: strings.Join(reason, "\n")}
 			}

@@ -82,19 +82,27 @@ func archTuple(arch string) ([4]string, bool) {
 
 // wildcardTuple is Dpkg::Arch's debwildcard_to_debtuple.
 func wildcardTuple(pattern string) ([4]string, bool) {
-	t := strings.SplitN(pattern, "-", 4)
-	hasAny := false
-	for _, p := range t {
-		if p == "any" {
-			hasAny = true
+	var t [4]string
+	n, hasAny := 0, false
+	for rest := pattern; ; n++ {
+		part, more, found := strings.Cut(rest, "-")
+		if n == 3 { // split /-/, $arch, 4: the last part keeps its "-"
+			part, found = rest, false
 		}
+		t[n] = part
+		hasAny = hasAny || part == "any"
+		if !found {
+			n++
+			break
+		}
+		rest = more
 	}
 	if !hasAny {
 		return archTuple(pattern)
 	}
-	switch len(t) {
+	switch n {
 	case 4:
-		return [4]string{t[0], t[1], t[2], t[3]}, true
+		return t, true
 	case 3:
 		return [4]string{"any", t[0], t[1], t[2]}, true
 	case 2:
@@ -112,15 +120,17 @@ func wildcardTuple(pattern string) ([4]string, bool) {
 // may also be a whitespace-separated list, such as an Architecture field:
 // then arch matches if it matches any of the list's entries.
 func ArchMatches(pattern, arch string) bool {
-	if strings.ContainsAny(pattern, " \t\n") {
-		for _, p := range strings.Fields(pattern) {
-			if archIs(arch, p) {
-				return true
-			}
+	for pattern != "" {
+		i := strings.IndexAny(pattern, " \t\n")
+		if i < 0 {
+			return archIs(arch, pattern)
 		}
-		return false
+		if i > 0 && archIs(arch, pattern[:i]) {
+			return true
+		}
+		pattern = pattern[i+1:]
 	}
-	return archIs(arch, pattern)
+	return false
 }
 
 // archIs is Dpkg::Arch's debarch_is.

@@ -178,3 +178,14 @@ done`
 	}
 	return out
 }
+
+func TestArchMatchesDoesNotAllocate(t *testing.T) {
+	ArchMatches("any", "amd64") // load the tables
+	n := testing.AllocsPerRun(100, func() {
+		ArchMatches("amd64 arm64 armhf i386 kfreebsd-amd64 kfreebsd-i386", "s390x")
+		ArchMatches("linux-any any-i386 any-gnu-linux-any", "hurd-i386")
+	})
+	if n != 0 {
+		t.Errorf("ArchMatches allocates %v times per run", n)
+	}
+}

@@ -57,7 +57,7 @@ const (
 // base name (no "/", not "", "." or ".."); sizes and checksums must be well
 // formed and agree between the two fields.
 func ParseChanges(name string, data []byte) (*Changes, error) {
-	body, signed, err := stripClearsign(name, data)
+	body, signed, err := StripSignature(name, data)
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +95,9 @@ func ParseChanges(name string, data []byte) (*Changes, error) {
 		}
 	}
 	src, _ := p.Lookup("Source")
-	c.Source = src.Value
-	if n, v, ok := strings.Cut(src.Value, " "); ok {
-		v = strings.TrimSpace(v)
-		if !strings.HasPrefix(v, "(") || !strings.HasSuffix(v, ")") {
-			return nil, &ParseError{Name: name, Line: src.Line, Msg: fmt.Sprintf("bad Source %q", src.Value)}
-		}
-		c.Source, c.SourceVersion = n, strings.TrimSpace(v[1:len(v)-1])
+	var ok bool
+	if c.Source, c.SourceVersion, ok = SplitSource(src.Value); !ok {
+		return nil, &ParseError{Name: name, Line: src.Line, Msg: fmt.Sprintf("bad Source %q", src.Value)}
 	}
 	ver, _ := p.Lookup("Version")
 	if _, err := debversion.Parse(ver.Value); err != nil {
@@ -224,10 +220,14 @@ func isHex(s string, n int) bool {
 	return true
 }
 
-// stripClearsign returns the signed text of an OpenPGP clearsigned message
-// with the armor lines blanked, so that line numbers stay those of the file,
-// or data itself when it is not clearsigned.
-func stripClearsign(name string, data []byte) ([]byte, bool, error) {
+// StripSignature returns the signed text of an OpenPGP clearsigned message
+// (a signed .dsc or .changes), with the armor header lines blanked so that
+// line numbers stay those of the file, dash escaping removed, and the
+// signature block cut off; signed tells whether data was clearsigned. The
+// signature is not verified. Unsigned data is returned as it is. Text after
+// the signature block is an error, as is a malformed armor. Read a signed
+// .dsc with NewReader(bytes.NewReader(body), name).
+func StripSignature(name string, data []byte) ([]byte, bool, error) {
 	lines := strings.SplitAfter(string(data), "\n")
 	if lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
@@ -289,4 +289,23 @@ func stripClearsign(name string, data []byte) ([]byte, bool, error) {
 		}
 	}
 	return out.Bytes(), true, nil
+}
+
+// SplitSource splits a Source field as found in Packages and .changes,
+// "name" or "name (version)", into the name and the version ("" when
+// absent); ok is false when the field has another shape.
+func SplitSource(v string) (name, version string, ok bool) {
+	name, rest, found := strings.Cut(strings.TrimSpace(v), " ")
+	if !found {
+		return name, "", name != ""
+	}
+	rest = strings.TrimSpace(rest)
+	if len(rest) < 3 || rest[0] != '(' || rest[len(rest)-1] != ')' {
+		return "", "", false
+	}
+	version = strings.TrimSpace(rest[1 : len(rest)-1])
+	if version == "" || strings.ContainsAny(version, " \t()") {
+		return "", "", false
+	}
+	return name, version, true
 }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"strings"
@@ -114,6 +115,52 @@ func TestParseChangesBad(t *testing.T) {
 		_, err := ParseChanges("c", []byte(tt.data))
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%s: error %v, want %s", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestStripSignatureDsc(t *testing.T) {
+	data, err := os.ReadFile("testdata/hello_2.10-3.dsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, signed, err := StripSignature("hello_2.10-3.dsc", data)
+	if err != nil || !signed {
+		t.Fatalf("signed %v, %v", signed, err)
+	}
+	ps, err := readAll(NewReader(bytes.NewReader(body), "hello_2.10-3.dsc"))
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("%d paragraphs, %v", len(ps), err)
+	}
+	src, _ := ps[0].Lookup("Source")
+	files, _ := ps[0].Lookup("Files")
+	if src.Value != "hello" || src.Line != 5 || files.Line != 26 || ps[0].Line != 4 {
+		t.Errorf("Source %+v, Files at line %d, paragraph at line %d", src, files.Line, ps[0].Line)
+	}
+	same, signed, err := StripSignature("plain", []byte("Source: x\n"))
+	if err != nil || signed || string(same) != "Source: x\n" {
+		t.Errorf("unsigned data: %q, %v, %v", same, signed, err)
+	}
+}
+
+func TestSplitSource(t *testing.T) {
+	tests := []struct {
+		in, name, version string
+		ok                bool
+	}{
+		{"hello", "hello", "", true},
+		{"glibc (2.36-9+deb12u4)", "glibc", "2.36-9+deb12u4", true},
+		{" glibc  ( 2.36-9 ) ", "glibc", "2.36-9", true},
+		{"", "", "", false},
+		{"glibc 2.36", "", "", false},
+		{"glibc ()", "", "", false},
+		{"glibc (2.36 1)", "", "", false},
+		{"glibc (2.36", "", "", false},
+	}
+	for _, tt := range tests {
+		n, v, ok := SplitSource(tt.in)
+		if n != tt.name || v != tt.version || ok != tt.ok {
+			t.Errorf("SplitSource(%q) = %q, %q, %v; want %q, %q, %v", tt.in, n, v, ok, tt.name, tt.version, tt.ok)
 		}
 	}
 }

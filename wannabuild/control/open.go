@@ -17,7 +17,7 @@ var (
 )
 
 // Open opens a control file for reading: plain, gzip (.gz) or xz (.xz,
-// decompressed by the xz program). The format is recognised by its magic
+// decompressed by `xz -dc -T0`, threaded). The format is recognised by its magic
 // bytes, or by the name's suffix when the file is too short to have them.
 // Read errors, including xz's failure on a truncated or corrupt file (noticed
 // when xz exits), name the file. Close releases everything, stopping xz if the
@@ -77,7 +77,7 @@ func (g *gzipFile) Close() error {
 	return g.f.Close()
 }
 
-// xzFile is the output of `xz -dc PATH`.
+// xzFile is the output of `xz -dc -T0 PATH`.
 type xzFile struct {
 	path   string
 	cmd    *exec.Cmd
@@ -88,7 +88,7 @@ type xzFile struct {
 }
 
 func openXZ(path string) (io.ReadCloser, error) {
-	x := &xzFile{path: path, cmd: exec.Command("xz", "-dc", "--", path)}
+	x := &xzFile{path: path, cmd: exec.Command("xz", "-dc", "-T0", "--", path)}
 	x.cmd.Stderr = &limitedBuffer{buf: &x.stderr, max: 4096}
 	out, err := x.cmd.StdoutPipe()
 	if err != nil {

@@ -13,11 +13,12 @@ type Relation struct {
 	// "native", an architecture), or "".
 	Qualifier string
 	// Op is the version operator as written: "<<", "<=", "=", ">=", ">>",
-	// or the obsolete "<" and ">" (meaning "<=" and ">="); "" if none.
+	// the obsolete "<" and ">" (which dpkg reads as "<=" and ">=", and the
+	// classic wanna-build's dep-wait as ">>"), or "" if none.
 	Op      string
 	Version string
 	// Arches is the architecture restriction list, each entry as written
-	// ("amd64", "!i386"); entries are all negated or all plain.
+	// ("amd64", "!i386").
 	Arches []string
 	// Profiles is the build-profile restriction formula: one inner list per
 	// <...> group, each term as written ("nocheck", "!nodoc").
@@ -44,17 +45,20 @@ func (r Relation) String() string {
 }
 
 // ParseRelations parses a dependency field (Build-Depends syntax): a comma
-// separated list of alternatives separated by "|". Trailing commas are
-// allowed, as dpkg allows them; an empty field gives no relations. The error
-// quotes the offending relation and says what is wrong with it.
+// separated list of alternatives separated by "|". As in dpkg (Dpkg::Deps),
+// empty list elements ("a, , b", trailing commas) are skipped and trailing
+// empty alternatives ("a |") dropped; an empty field gives no relations. The
+// error quotes the offending relation and says what is wrong with it.
 func ParseRelations(s string) ([][]Relation, error) {
-	parts := strings.Split(s, ",")
-	for len(parts) > 0 && strings.TrimSpace(parts[len(parts)-1]) == "" {
-		parts = parts[:len(parts)-1]
-	}
-	out := make([][]Relation, 0, len(parts))
-	for _, and := range parts {
+	out := [][]Relation{}
+	for _, and := range strings.Split(s, ",") {
+		if strings.TrimSpace(and) == "" {
+			continue
+		}
 		alts := strings.Split(and, "|")
+		for len(alts) > 1 && strings.TrimSpace(alts[len(alts)-1]) == "" {
+			alts = alts[:len(alts)-1]
+		}
 		group := make([]Relation, 0, len(alts))
 		for _, alt := range alts {
 			rel, err := parseRelation(alt)
@@ -125,18 +129,11 @@ func parseRelation(s string) (Relation, error) {
 		if len(arches) == 0 {
 			return r, fmt.Errorf("empty architecture list []")
 		}
-		neg := 0
 		for _, a := range arches {
 			n := strings.TrimPrefix(a, "!")
-			if n != a {
-				neg++
-			}
 			if n == "" || !isAlnum(n[0]) || strings.IndexFunc(n, func(c rune) bool { return c > 0x7f || !isArchChar(byte(c)) }) >= 0 {
 				return r, fmt.Errorf("bad architecture %q in [%s]", a, list)
 			}
-		}
-		if neg != 0 && neg != len(arches) {
-			return r, fmt.Errorf("architecture list [%s] mixes negated and plain architectures", list)
 		}
 		r.Arches = arches
 		p.skipSpace()

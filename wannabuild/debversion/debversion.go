@@ -24,10 +24,11 @@ type Version struct {
 }
 
 // String returns the version in its canonical form: the epoch is written
-// only when it is not 0 and the revision only when it is not empty.
+// only when it is not 0 (or the upstream part holds a ":"), the revision
+// only when it is not empty.
 func (v Version) String() string {
 	s := v.Upstream
-	if v.Epoch != 0 {
+	if v.Epoch != 0 || strings.IndexByte(v.Upstream, ':') >= 0 {
 		s = strconv.Itoa(v.Epoch) + ":" + s
 	}
 	if v.Revision != "" {

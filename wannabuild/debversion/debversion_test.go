@@ -84,6 +84,9 @@ var hardCases = []struct {
 	{"9999999999999999999", "1", 1},
 	{"1.99999999999999999999", "1.100000000000000000000", -1},
 	{" 1.0 ", "1.0", 0},
+	{"1.0_", "1.0+", 1},     // invalid characters: dpkg warns, still orders
+	{"1.0\xc3", "1.0+", -1}, // bytes >= 0x80 are signed chars in dpkg
+	{"1.0\xc3", "1.0a", 1},
 }
 
 func TestCompareHardCases(t *testing.T) {

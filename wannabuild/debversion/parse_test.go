@@ -27,6 +27,7 @@ func TestParse(t *testing.T) {
 		{in: "1.0-1-2", want: Version{0, "1.0-1", "2"}, str: "1.0-1-2"},
 		{in: "2.0~rc1+dfsg-1~bpo12+1", want: Version{0, "2.0~rc1+dfsg", "1~bpo12+1"}, str: "2.0~rc1+dfsg-1~bpo12+1"},
 		{in: " 1.0 ", want: Version{0, "1.0", ""}, str: "1.0"},
+		{in: "0:0:", want: Version{0, "0:", ""}, str: "0:0:"},
 		{in: "", err: "version string is empty", dpkgErr: true},
 		{in: "   ", err: "version string is empty", dpkgErr: true},
 		{in: "1 0", err: "embedded spaces", dpkgErr: true},

@@ -1,12 +1,13 @@
-// Command wanna-build is part of buildd in Go; see the README.
+// Command wanna-build is the build queue's command line, with the options
+// and output of the classic wanna-build; see wannabuild/cli.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"buildd/wannabuild/cli"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "wanna-build: not yet implemented")
-	os.Exit(1)
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

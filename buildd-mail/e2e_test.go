@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"buildd/buildd-mail/mqueue"
+	"buildd/buildd-mail/replytest"
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/wannabuild/client"
+)
+
+// world is a buildd home driven through the real buildd-mail binary.
+type world struct {
+	t    testing.TB
+	dir  string
+	bin  string
+	conf string
+	cfg  *config.Config
+	h    home.Home
+	gpg  *replytest.GPG
+	cl   *client.Client
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir}
+	w.bin = filepath.Join(dir, "buildd-mail")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", w.bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	w.gpg = replytest.NewGPG(t, filepath.Join(dir, "gnupg"))
+	kr := filepath.Join(dir, "admins.gpg")
+	w.gpg.WriteKeyring(kr, false, replytest.Admin, replytest.Admin2)
+	w.conf = filepath.Join(dir, "buildd.conf")
+	conf := fmt.Sprintf(`home = %q
+admin_mail = "buildd-admin@example.org"
+wanna_build_db = %q
+admin_keyring = %q
+outbox = %q
+mail_from = "buildd@example.org"
+
+[[dist]]
+dist_name = "bookworm"
+built_architecture = "amd64"
+wanna_build_db_user = "buildd-test"
+`, filepath.Join(dir, "home"), filepath.Join(dir, "wanna-build.db"), kr, filepath.Join(dir, "outbox"))
+	if err := os.WriteFile(w.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if w.cfg, err = config.Load(w.conf); err != nil {
+		t.Fatal(err)
+	}
+	w.h = home.New(w.cfg.Home)
+	if err := w.h.Init(); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := w.cfg.Dist("bookworm")
+	w.cl = client.New(w.cfg, d)
+	return w
+}
+
+// take puts pkgv in Building by us and records its log mail as sent.
+func (w *world) take(pkgv string) {
+	if err := w.cl.Take(context.Background(), pkgv); err != nil {
+		w.t.Fatalf("take %s: %v", pkgv, err)
+	}
+	if err := w.h.Sent().Add(home.SentMail{MessageID: "log." + pkgv + "@buildd", Time: time.Now().Add(-time.Hour), Dist: "bookworm", PkgVersion: pkgv, Kind: "log"}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) reply(pkgv, keyword string, n int) []byte {
+	m := &replytest.Mail{
+		From: replytest.Addr(replytest.Admin), To: "buildd@example.org",
+		Subject:   "Re: Log for failed build of " + pkgv + " (dist=bookworm)",
+		MessageID: fmt.Sprintf("r%d.%d@example.org", n, time.Now().UnixNano()),
+		InReplyTo: "log." + pkgv + "@buildd",
+		Body:      w.gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv), "SHA256", ""),
+	}
+	return m.Compose()
+}
+
+func (w *world) run(stdin []byte, args ...string) error {
+	cmd := exec.Command(w.bin, append([]string{"--config", w.conf}, args...)...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("buildd-mail %v: %v: %s", args, err, out)
+	}
+	return nil
+}
+
+func (w *world) outbox() []string {
+	ents, _ := os.ReadDir(filepath.Join(w.cfg.Outbox, "new"))
+	var out []string
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(w.cfg.Outbox, "new", e.Name()))
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func TestPipeModeStoresAndProcesses(t *testing.T) {
+	w := newWorld(t)
+	w.take("hello_1.0-1")
+	if err := w.run(w.reply("hello_1.0-1", "retry", 0)); err != nil {
+		t.Fatal(err)
+	}
+	es, _, _ := w.h.REDO().Read()
+	if len(es) != 1 || es[0].PkgVersion != "hello_1.0-1" {
+		t.Errorf("REDO %+v", es)
+	}
+	if left, _ := mqueue.New(w.h.MQueueDir()).List(); len(left) != 0 {
+		t.Errorf("left in mqueue: %v", left)
+	}
+	// An unreadable config: the mail stays with the MTA (exit 75).
+	cmd := exec.Command(w.bin, "--config", filepath.Join(w.dir, "missing.conf"))
+	cmd.Stdin = strings.NewReader("Subject: x\n\nx\n")
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 75 {
+		t.Errorf("missing config: %v, want exit 75", err)
+	}
+	// A home where mqueue cannot be created: exit 75.
+	os.RemoveAll(w.h.MQueueDir())
+	os.WriteFile(w.h.MQueueDir(), nil, 0o644)
+	cmd = exec.Command(w.bin, "--config", w.conf)
+	cmd.Stdin = strings.NewReader("Subject: x\n\nx\n")
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 75 {
+		t.Errorf("unwritable mqueue: %v, want exit 75", err)
+	}
+}
+
+// TestCrashResume kills the real buildd-mail with SIGKILL at random points
+// while a backlog drains, restarts it, and checks that every mail acted
+// exactly once: the right end state, fail texts not doubled, no error
+// replies (a resumed mail must not be refused as a replay or a wrong state).
+func TestCrashResume(t *testing.T) {
+	w := newWorld(t)
+	q := mqueue.New(w.h.MQueueDir())
+	kws := []string{"retry", "fail\nbroken build %d", "dep-wait libfoo-dev (>= %d)", "giveback", "not-for-us", "manual"}
+	want := map[string]string{}
+	const n = 60
+	for i := 0; i < n; i++ {
+		pkgv := fmt.Sprintf("pkg%02d_1.0-1", i)
+		w.take(pkgv)
+		kw := kws[i%len(kws)]
+		if strings.Contains(kw, "%d") {
+			kw = fmt.Sprintf(kw, i)
+		}
+		want[pkgv] = kw
+		if _, err := q.Store(bytes.NewReader(w.reply(pkgv, kw, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	kills := 0
+	for round := 0; round < 500; round++ {
+		left, _ := q.List()
+		if len(left) == 0 {
+			break
+		}
+		cmd := exec.Command(w.bin, "--config", w.conf, "--process")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: %v", round, err)
+			}
+		case <-time.After(time.Duration(rng.Intn(40)) * time.Millisecond):
+			cmd.Process.Kill()
+			<-done
+			kills++
+		}
+	}
+	if left, _ := q.List(); len(left) != 0 {
+		t.Fatalf("%d mails left after the crash rounds", len(left))
+	}
+	t.Logf("%d kills", kills)
+	es, _, _ := w.h.REDO().Read()
+	redo := map[string]int{}
+	for _, e := range es {
+		redo[e.PkgVersion]++
+	}
+	for pkgv, kw := range want {
+		info, err := w.cl.Info(context.Background(), pkgv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		word := strings.Fields(kw)[0]
+		var ok bool
+		switch word {
+		case "retry":
+			ok = info.State == "Building" && redo[pkgv] == 1
+		case "fail":
+			reason := strings.SplitN(kw, "\n", 2)[1]
+			ok = info.State == "Failed" && strings.Count(info.FailedText, reason) == 1
+		case "dep-wait":
+			ok = info.State == "Dep-Wait"
+		case "giveback":
+			ok = info.State == "Needs-Build" || info.State == "BD-Uninstallable"
+		case "not-for-us":
+			ok = info.State == "Not-For-Us"
+		case "manual":
+			ok = info.State == "Building" && redo[pkgv] == 0
+		}
+		if !ok {
+			t.Errorf("%s after %q: state %s, failed %q, REDO %d", pkgv, word, info.State, info.FailedText, redo[pkgv])
+		}
+	}
+	for _, m := range w.outbox() {
+		t.Errorf("unexpected mail:\n%s", m)
+	}
+}
+
+func BenchmarkWholeProcess(b *testing.B) {
+	w := newWorld(b)
+	mails := make([][]byte, b.N)
+	for i := range mails {
+		pkgv := fmt.Sprintf("p%06d_1.0-1", i)
+		w.take(pkgv)
+		mails[i] = w.reply(pkgv, "giveback", i)
+	}
+	b.ResetTimer()
+	for i := range mails {
+		if err := w.run(mails[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if m := w.outbox(); len(m) > 0 {
+		b.Fatalf("error replies: %s", m[0])
+	}
+}
+
+func BenchmarkBacklog1000(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		w := newWorld(b)
+		q := mqueue.New(w.h.MQueueDir())
+		for j := 0; j < 1000; j++ {
+			pkgv := fmt.Sprintf("p%04d_1.0-1", j)
+			w.take(pkgv)
+			if _, err := q.Store(bytes.NewReader(w.reply(pkgv, "retry", j))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := w.run(nil, "--process"); err != nil {
+			b.Fatal(err)
+		}
+		el := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(1000/el.Seconds(), "mails/s")
+		if left, _ := q.List(); len(left) != 0 {
+			b.Fatalf("%d left", len(left))
+		}
+		if m := w.outbox(); len(m) > 0 {
+			b.Fatalf("error replies: %s", m[0])
+		}
+	}
+}

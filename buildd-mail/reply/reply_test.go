@@ -1,0 +1,165 @@
+package reply
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestClassifySubject(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		want Subject
+	}{
+		{"Re: Log for successful build of hello_1.0-1 (dist=bookworm)", Subject{Kind: LogReply, PkgVersion: "hello_1.0-1", Dist: "bookworm"}},
+		{"RE: log for failed build of hello_1:2.0-1+b1 on amd64-host (dist=sid)", Subject{Kind: LogReply, PkgVersion: "hello_1:2.0-1+b1", Dist: "sid"}},
+		{"Re: Should I build hello_1.0-1 (dist=bookworm)?", Subject{Kind: ShouldBuild, PkgVersion: "hello_1.0-1", Dist: "bookworm"}},
+		{"Processing of hello_1.0-1_amd64.changes", Subject{Kind: Processing, Job: "hello_1.0-1_amd64.changes"}},
+		{"hello_1.0-1_amd64.changes INSTALLED into bookworm", Subject{Kind: Installed, Changes: "hello_1.0-1_amd64.changes"}},
+		{"hello_1.0-1_amd64.changes ACCEPTED", Subject{Kind: Installed, Changes: "hello_1.0-1_amd64.changes"}},
+		{"hello_1.0-1_amd64.changes is NEW", Subject{Kind: IsNew, Changes: "hello_1.0-1_amd64.changes"}},
+		{"new version of hello (dist=bookworm)", Subject{Kind: NewVersion, Package: "hello", Dist: "bookworm"}},
+		{"Log for successful build of hello_1.0-1 (dist=bookworm)", Subject{}},
+		{"hello", Subject{}},
+	} {
+		if got := ClassifySubject(c.s); got != c.want {
+			t.Errorf("%q: %+v, want %+v", c.s, got, c.want)
+		}
+	}
+}
+
+func TestParseKeywordReply(t *testing.T) {
+	const p = "hello_1.0-1"
+	for _, c := range []struct {
+		name, text string
+		kind       Kind
+		want       Reply
+		err        string
+	}{
+		{"retry", "retry\nhello_1.0-1\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
+		{"retry CRLF", "retry\r\nhello_1.0-1\r\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
+		{"dist form", "retry\nhello_1.0-1 (dist=bookworm)\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
+		{"dist mismatch", "retry\nhello_1.0-1 (dist=sid)\n", LogReply, Reply{}, "names dist=sid"},
+		{"fail", "fail\n\nno compiler\nat all\nhello_1.0-1\n", LogReply, Reply{Keyword: Fail, Word: "fail", Reason: "no compiler\nat all\n"}, ""},
+		{"fail no reason", "fail\nhello_1.0-1\n", LogReply, Reply{}, "no reason"},
+		{"failed word", "failed\nbad\nhello_1.0-1\n", LogReply, Reply{Keyword: Fail, Word: "failed", Reason: "bad\n"}, ""},
+		{"dep-wait", "dep-wait libfoo (>= 1:2), libbar\nhello_1.0-1\n", LogReply, Reply{Keyword: DepWait, Word: "dep-wait", Args: "libfoo (>= 1:2), libbar"}, ""},
+		{"dependency-retry", "dependency-retry libfoo\nhello_1.0-1\n", LogReply, Reply{Keyword: DepWait, Word: "dependency-retry", Args: "libfoo"}, ""},
+		{"dep-wait empty", "dep-wait\nhello_1.0-1\n", LogReply, Reply{}, "no dependencies"},
+		{"give-back", "give-back\nhello_1.0-1\n", LogReply, Reply{Keyword: GiveBack, Word: "give-back"}, ""},
+		{"back", "back\nhello_1.0-1\n", LogReply, Reply{Keyword: GiveBack, Word: "back"}, ""},
+		{"manual", "manual\nhello_1.0-1\n", LogReply, Reply{Keyword: Manual, Word: "manual"}, ""},
+		{"newvers", "newvers hello_1.1-1\nhello_1.0-1\n", LogReply, Reply{Keyword: NewVers, Word: "newvers", Args: "1.1-1"}, ""},
+		{"not-for-us", "not-for-us\nhello_1.0-1\n", LogReply, Reply{Keyword: NotForUs, Word: "not-for-us"}, ""},
+		{"upl-rem", "upl-rem\nhello_1.0-1\n", LogReply, Reply{Keyword: UploadRem, Word: "upl-rem"}, ""},
+		{"upload-rem", "upload-rem\nhello_1.0-1\n", LogReply, Reply{Keyword: UploadRem, Word: "upload-rem"}, ""},
+		{"purge", "purge\nhello_1.0-1\n", LogReply, Reply{Keyword: Purge, Word: "purge"}, ""},
+		{"quoted lines ignored", "retry\nhello_1.0-1\n\nBuildd wrote:\n> fail\n> x\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
+		{"no package line", "retry\n", LogReply, Reply{}, "does not name the package"},
+		{"other package", "retry\nother_1.0\n", LogReply, Reply{}, "does not name the package"},
+		{"bad keyword", "frob\nhello_1.0-1\n", LogReply, Reply{}, "Bad keyword"},
+		{"should ok", "ok\nhello_1.0-1\n", ShouldBuild, Reply{Keyword: Build, Word: "ok"}, ""},
+		{"should no-build", "no-build\nhello_1.0-1\n", ShouldBuild, Reply{Keyword: NotForUs, Word: "no-build"}, ""},
+		{"should retry is bad", "retry\nhello_1.0-1\n", ShouldBuild, Reply{}, "expected build, ok"},
+		{"empty", "\n\n", LogReply, Reply{}, "empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := ParseKeywordReply(c.kind, c.text, p, "bookworm")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Text = ""
+			if *r != c.want {
+				t.Errorf("%+v, want %+v", *r, c.want)
+			}
+		})
+	}
+}
+
+// The fixtures are mails as mailers write them; see testdata/mail/.
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		file, subject, from, inReplyTo, body string
+		pgpmime                              bool
+		signedPrefix                         string
+	}{
+		{"qp-latin1.eml", "Re: Log for failed build of hello_1.0-1 (dist=bookworm)", "jörg@example.org", "log.1@buildd", "fail\nGrüße: compiler = broken\nhello_1.0-1\n", false, ""},
+		{"base64-utf8.eml", "Re: Log for failed build of hello_1.0-1 (dist=bookworm)", "admin@example.org", "", "retry\nhello_1.0-1\n", false, ""},
+		{"encoded-subject.eml", "Re: Should I build hello_1.0-1 (dist=bookworm)?", "admin@example.org", "q.7@buildd", "ok\nhello_1.0-1\n", false, ""},
+		{"pgpmime-crlf.eml", "Re: Log for successful build of hello_1.0-1 (dist=bookworm)", "admin@example.org", "", "retry\nhello_1.0-1\n", true, "Content-Type: text/plain; charset=us-ascii\r\n\r\nretry\r\n"},
+		{"multipart-mixed.eml", "hello", "friend@example.org", "", "just text", false, ""},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", "mail", c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject != c.subject || m.FromAddr != c.from || m.InReplyTo != c.inReplyTo || m.Body != c.body || m.PGPMIME != c.pgpmime {
+				t.Errorf("got subject %q from %q irt %q body %q pgpmime %v", m.Subject, m.FromAddr, m.InReplyTo, m.Body, m.PGPMIME)
+			}
+			if c.pgpmime && (!strings.HasPrefix(string(m.SignedPart), c.signedPrefix) || !strings.Contains(string(m.Signature), "BEGIN PGP SIGNATURE")) {
+				t.Errorf("signed part %q signature %q", m.SignedPart, m.Signature)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, c := range []struct{ name, raw, want string }{
+		{"no closing boundary", "Content-Type: multipart/signed; boundary=b; protocol=\"application/pgp-signature\"\n\n--b\n\nx\n--b\n\nsig\n", "no closing boundary"},
+		{"wrong protocol", "Content-Type: multipart/signed; boundary=b; protocol=\"application/pkcs7-signature\"\n\n--b\n\nx\n--b--\n", "not application/pgp-signature"},
+		{"three parts", "Content-Type: multipart/signed; boundary=b; protocol=\"application/pgp-signature\"\n\n--b\n\nx\n--b\n\ny\n--b\n\nz\n--b--\n", "3 parts"},
+		{"charset", "Content-Type: text/plain; charset=koi8-r\n\nx\n", "unsupported charset"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.raw))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func FuzzParseMail(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "mail", "*.eml"))
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, _ := Parse(raw)
+		if m != nil {
+			ClassifySubject(m.Subject)
+			m.FromMailerDaemon()
+		}
+	})
+}
+
+func FuzzParseReply(f *testing.F) {
+	for _, s := range []string{"retry\nhello_1.0-1\n", "fail\n\nx\ny\nhello_1.0-1 (dist=bookworm)\n", "dep-wait a (>= 1)\nhello_1.0-1\n", "newvers 2\nhello_1.0-1\n", "> q\nok\nhello_1.0-1\n", "Format: 1.8\nSource: hello\n"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, text string, log bool) {
+		k := LogReply
+		if !log {
+			k = ShouldBuild
+		}
+		r, err := ParseKeywordReply(k, text, "hello_1.0-1", "bookworm")
+		if err == nil && r.Keyword == "" {
+			t.Fatalf("accepted %q without a keyword", text)
+		}
+		LooksLikeChanges(text)
+	})
+}

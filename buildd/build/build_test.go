@@ -1,0 +1,311 @@
+package build_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"buildd/buildd/build"
+	"buildd/buildd/config"
+	"buildd/buildd/machine/machinetest"
+)
+
+// sourcePackage makes a source package from testdata/NAME with dpkg-source
+// and returns its .dsc.
+func sourcePackage(t testing.TB, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-r", filepath.Join("testdata", name), dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	cmd := exec.Command("dpkg-source", "-b", name)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-source -b %s: %v\n%s", name, err, out)
+	}
+	return filepath.Join(dir, name+"_1.0.dsc")
+}
+
+func testConfig(t testing.TB, e *machinetest.Env) *config.Config {
+	t.Helper()
+	c := config.Defaults()
+	c.Home = t.TempDir()
+	c.MachinesDir = e.Dir
+	c.BuilderName = "buildd-test"
+	c.MailFrom = "buildd-test@example.org"
+	c.NoOutputTime = 60
+	c.BuildTimeout = 300
+	c.Dists = []config.Dist{{DistName: e.Dist, BuiltArchitecture: e.Arch, Machine: e.Machine}}
+	return &c
+}
+
+func noWorking(t testing.TB, e *machinetest.Env) {
+	t.Helper()
+	if m, _ := filepath.Glob(filepath.Join(e.Dir, "*", "work-*")); len(m) != 0 {
+		t.Errorf("working snapshots left behind: %v", m)
+	}
+}
+
+func summary(t testing.TB, log string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.LastIndex(string(data), "| Summary ")
+	if i < 0 {
+		t.Fatalf("%s: no Summary section", log)
+	}
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(data[i:])))
+	sc.Scan()
+	sc.Scan()
+	sc.Scan()
+	for sc.Scan() {
+		l := sc.Text()
+		if l == "" {
+			break
+		}
+		k, v, _ := strings.Cut(l, ": ")
+		kv[k] = v
+	}
+	return kv
+}
+
+func TestBuilds(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	for _, tc := range []struct {
+		name      string
+		pkg       string // testdata source package, or PKG_VERSION from the archive
+		archive   bool
+		logLimit  int
+		noOutput  int
+		binNMU    int
+		status    build.Status
+		stage     string
+		changes   string
+		inLog     []string
+		maxLogLen int64
+	}{
+		{name: "ok", pkg: "tiny-ok", status: build.Successful, changes: "tiny-ok_1.0_amd64.changes",
+			inLog: []string{"building tiny-ok", "tiny-ok_1.0_amd64.changes:\n--------------------------\n\nFormat: 1.8", "Status: successful\n"}},
+		{name: "binnmu", pkg: "tiny-ok", binNMU: 3, status: build.Successful, changes: "tiny-ok_1.0+b3_amd64.changes",
+			inLog: []string{"tiny-ok (1.0+b3) bookworm; urgency=low, binary-only=yes", "Version: 1.0+b3\n"}},
+		{name: "fails-to-compile", pkg: "tiny-fail", status: build.Attempted, stage: build.StageBuild,
+			inLog: []string{"broken.c", "Fail-Stage: build\n"}},
+		{name: "build-dep-from-archive", pkg: "tiny-dh", status: build.Successful, changes: "tiny-dh_1.0_amd64.changes",
+			inLog: []string{"Setting up debhelper", "dh_builddeb"}},
+		{name: "hangs", pkg: "tiny-hang", noOutput: 3, status: build.GivenBack, stage: build.StageBuild,
+			inLog: []string{"going to hang", "no output for 3 s"}},
+		{name: "floods", pkg: "tiny-flood", logLimit: 64 * 1024, status: build.Attempted, stage: build.StageBuild,
+			inLog: []string{"log truncated:", "FLOOD-END"}, maxLogLen: 64*1024 + 8192},
+		{name: "not-in-archive", pkg: "no-such-package-buildd-test_1.0-1", archive: true, status: build.GivenBack, stage: build.StageFetch,
+			inLog: []string{"no-such-package-buildd-test_1.0-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := *cfg
+			if tc.noOutput > 0 {
+				c.NoOutputTime = tc.noOutput
+			}
+			if tc.logLimit > 0 {
+				c.LogSizeLimit = tc.logLimit
+			}
+			job := build.Job{Dist: &c.Dists[0], BinNMU: tc.binNMU, BinNMUChangelog: "Rebuild for the test.", Parallel: 2,
+				LogPath: filepath.Join(t.TempDir(), "build.log")}
+			if tc.archive {
+				job.PkgVersion = tc.pkg
+			} else {
+				job.DSC = sourcePackage(t, tc.pkg)
+			}
+			res, err := build.Run(context.Background(), &c, e.Store, job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noWorking(t, e)
+			log, _ := os.ReadFile(res.LogPath)
+			if res.Status != tc.status || res.FailStage != tc.stage {
+				t.Fatalf("status %s/%s (%s), want %s/%s\n%s", res.Status, res.FailStage, res.Message, tc.status, tc.stage, log)
+			}
+			for _, s := range tc.inLog {
+				if !strings.Contains(string(log), s) {
+					t.Errorf("log lacks %q", s)
+				}
+			}
+			if tc.maxLogLen > 0 && int64(len(log)) > tc.maxLogLen {
+				t.Errorf("log is %d bytes, cap %d", len(log), tc.logLimit)
+			}
+			kv := summary(t, res.LogPath)
+			if kv["Status"] != string(tc.status) || kv["Fail-Stage"] != tc.stage || kv["Machine"] != e.Machine {
+				t.Errorf("summary %v", kv)
+			}
+			if tc.changes != "" {
+				if filepath.Base(res.ChangesPath) != tc.changes {
+					t.Fatalf("changes %s, want %s", res.ChangesPath, tc.changes)
+				}
+				debs, _ := filepath.Glob(filepath.Join(c.Home, "build", "*.deb"))
+				if len(debs) == 0 {
+					t.Error("no .deb in home's build/")
+				}
+			}
+		})
+	}
+}
+
+func TestBuildMissingMachine(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	cfg.Dists[0].Machine = "no-such-machine"
+	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: sourcePackage(t, "tiny-ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != build.GivenBack || res.FailStage != build.StageSnapshot || !strings.Contains(res.Message, "no-such-machine") {
+		t.Errorf("got %s/%s: %s", res.Status, res.FailStage, res.Message)
+	}
+}
+
+// TestCancel: a cancelled build (the daemon's TERM) is given back and its
+// snapshot deleted.
+func TestCancel(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	res, err := build.Run(ctx, cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: sourcePackage(t, "tiny-slow")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != build.GivenBack || !strings.Contains(res.Message, "cancelled") {
+		t.Errorf("got %s/%s: %s", res.Status, res.FailStage, res.Message)
+	}
+	noWorking(t, e)
+}
+
+func buildBinary(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "buildd")
+	cmd := exec.Command("go", "build", "-o", bin, "buildd/buildd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestKillThenClean SIGKILLs a real `buildd build` mid-build; `buildd
+// machine clean` then deletes its snapshot and touches nothing else.
+func TestKillThenClean(t *testing.T) {
+	e := machinetest.New(t)
+	bin := buildBinary(t)
+	cfg := testConfig(t, e)
+	conf := filepath.Join(t.TempDir(), "buildd.conf")
+	os.WriteFile(conf, []byte("home = \""+cfg.Home+"\"\nmachines_dir = \""+e.Dir+"\"\nno_output_timeout = 600\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \""+e.Arch+"\"\n"), 0o644)
+	foreign := filepath.Join(e.Dir, "admin-notes.txt")
+	os.WriteFile(foreign, []byte("not buildd's\n"), 0o644)
+	logPath := filepath.Join(t.TempDir(), "build.log")
+	cmd := exec.Command(bin, "build", "--config", conf, "--dist", "bookworm", "--log", logPath, "--dsc", sourcePackage(t, "tiny-hang"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the build to hang", time.Minute, func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), "going to hang")
+	})
+	work, _ := filepath.Glob(filepath.Join(e.Dir, "*", "work-*[^k]"))
+	if len(work) != 1 {
+		t.Fatalf("working snapshots: %v", work)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	out, err := exec.Command(bin, "machine", "--machines-dir", e.Dir, "clean").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "deleted "+work[0]+"\n") || !strings.Contains(string(out), "left alone "+foreign) {
+		t.Fatalf("clean: %v\n%s", err, out)
+	}
+	noWorking(t, e)
+	for _, p := range []string{foreign, filepath.Join(e.Dir, e.Machine, e.Machine+"-1"), filepath.Join(e.Dir, e.Machine, "current")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("clean touched %s", p)
+		}
+	}
+	if ps, _ := exec.Command("pgrep", "-f", "sleep 3600").Output(); len(ps) != 0 {
+		t.Errorf("build processes survived buildd's SIGKILL: %s", ps)
+	}
+}
+
+// TestUpgradeDuringBuild: the running build finishes on the old revision,
+// the next build uses the new one, and the old revision goes afterwards.
+func TestUpgradeDuringBuild(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	type out struct {
+		res *build.Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: sourcePackage(t, "tiny-slow")})
+		done <- out{res, err}
+	}()
+	waitFor(t, "the working snapshot", time.Minute, func() bool {
+		m, _ := filepath.Glob(filepath.Join(e.Dir, "*", "work-1-*[^k]"))
+		return len(m) == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := e.Store.Upgrade(ctx, e.Machine); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(e.Dir, e.Machine, e.Machine+"-1")
+	o := <-done
+	if o.err != nil || o.res.Status != build.Successful || o.res.Revision != e.Machine+"-1" {
+		t.Fatalf("build during upgrade: %+v %v", o.res, o.err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("old revision deleted while in use: %v", err)
+	}
+	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: sourcePackage(t, "tiny-ok")})
+	if err != nil || res.Status != build.Successful || res.Revision != e.Machine+"-2" {
+		t.Fatalf("build after upgrade: %+v %v", res, err)
+	}
+	rep, err := e.Store.Clean(context.Background())
+	if err != nil || len(rep.Deleted) != 1 || rep.Deleted[0] != old {
+		t.Fatalf("clean after upgrade: %+v %v", rep, err)
+	}
+	ms, _ := e.Store.List()
+	if len(ms[0].Revisions) != 1 || ms[0].Current != e.Machine+"-2" || !ms[0].Revisions[0].ReadOnly {
+		t.Errorf("after upgrade and clean: %+v", ms[0])
+	}
+	noWorking(t, e)
+}
+
+// TestArchiveBuild fetches a real source package from the dist's archive.
+func TestArchiveBuild(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], PkgVersion: "hello_2.10-3", Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != build.Successful || filepath.Base(res.ChangesPath) != "hello_2.10-3_"+e.Arch+".changes" {
+		log, _ := os.ReadFile(res.LogPath)
+		t.Fatalf("%+v\n%s", res, log)
+	}
+	noWorking(t, e)
+}

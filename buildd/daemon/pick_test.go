@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+)
+
+func pkgvs(ls []Listed) string {
+	var s []string
+	for _, l := range ls {
+		s = append(s, l.PkgVersion)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestSelectQueue(t *testing.T) {
+	listed := []Listed{
+		{PkgVersion: "gcc_14-1", Section: "devel"},
+		{PkgVersion: "hello_1.0-1", Section: "misc"},
+		{PkgVersion: "openoffice_7-1", Section: "editors"},
+		{PkgVersion: "firefox_120-1", Section: "web"},
+		{PkgVersion: "nonfree-tool_2-1", Section: "non-free/utils"},
+		{PkgVersion: "zlib_1.3-1", Section: "libs"},
+	}
+	now := time.Now()
+	for _, c := range []struct {
+		name      string
+		dist      config.Dist
+		givenBack map[string]time.Time
+		busy      string
+		want      string
+		skipped   string
+	}{
+		{"everything in queue order", config.Dist{}, nil, "", "gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1", ""},
+		{"no_auto_build", config.Dist{NoAutoBuild: []string{"gcc", "firefox"}}, nil, "",
+			"hello_1.0-1 openoffice_7-1 nonfree-tool_2-1 zlib_1.3-1", "gcc_14-1:no_auto_build firefox_120-1:no_auto_build"},
+		{"weak_no_auto_build last", config.Dist{WeakNoAutoBuild: []string{"openoffice", "gcc"}}, nil, "",
+			"hello_1.0-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1 gcc_14-1 openoffice_7-1", ""},
+		{"no_build_regex on SECTION/PKG_VERSION", config.Dist{NoBuildRegex: "^non-free/"}, nil, "",
+			"gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 zlib_1.3-1", "nonfree-tool_2-1:no_build_regex"},
+		{"build_regex", config.Dist{BuildRegex: `^(libs|misc)/`}, nil, "",
+			"hello_1.0-1 zlib_1.3-1", "gcc_14-1:build_regex openoffice_7-1:build_regex firefox_120-1:build_regex nonfree-tool_2-1:build_regex"},
+		{"given back recently", config.Dist{}, map[string]time.Time{"hello_1.0-1": now}, "",
+			"gcc_14-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1", "hello_1.0-1:given back"},
+		{"building here already", config.Dist{}, nil, "zlib_1.3-1",
+			"gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1", "zlib_1.3-1:building already"},
+		{"only weak ones left", config.Dist{NoAutoBuild: []string{"gcc", "hello", "firefox", "nonfree-tool", "zlib"}, WeakNoAutoBuild: []string{"openoffice"}}, nil, "",
+			"openoffice_7-1", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.dist.DistName = "bookworm"
+			got, skipped, err := SelectQueue(&c.dist, listed, c.givenBack, func(p string) bool { return p == c.busy })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pkgvs(got) != c.want {
+				t.Errorf("take %q\nwant %q", pkgvs(got), c.want)
+			}
+			var sk []string
+			for _, s := range skipped {
+				why := s.Why
+				if strings.HasPrefix(why, "given back") {
+					why = "given back"
+				}
+				sk = append(sk, s.PkgVersion+":"+why)
+			}
+			if strings.Join(sk, " ") != c.skipped && c.skipped != "" {
+				t.Errorf("skipped %q\nwant    %q", strings.Join(sk, " "), c.skipped)
+			}
+		})
+	}
+	if _, _, err := SelectQueue(&config.Dist{DistName: "x", BuildRegex: "("}, listed, nil, nil); err == nil || !strings.Contains(err.Error(), "dist x: build_regex") {
+		t.Fatalf("bad regex: %v", err)
+	}
+}
+
+func TestSelectREDO(t *testing.T) {
+	dists := []config.Dist{{DistName: "bookworm-security"}, {DistName: "bookworm"}, {DistName: "sid"}}
+	e := func(pv, d string) home.RedoEntry { return home.RedoEntry{PkgVersion: pv, Dist: d} }
+	entries := []home.RedoEntry{
+		e("a_1", "sid"),
+		e("b_1", "bookworm"),
+		e("c_1", "bookworm-security"),
+		e("d_1", "experimental"),
+		e("b_1", "bookworm"),
+		e("f_1", "bookworm"),
+		{PkgVersion: "g_1", Dist: "sid", BinNMU: 2, Changelog: "Rebuild against libfoo2"},
+	}
+	str := func(es []home.RedoEntry) string {
+		var s []string
+		for _, x := range es {
+			s = append(s, x.String())
+		}
+		return strings.Join(s, ", ")
+	}
+	for _, c := range []struct {
+		name       string
+		n          int
+		busy       string
+		take, keep string
+	}{
+		{"one: the first dist's line wins", 1, "",
+			"c_1 bookworm-security",
+			"a_1 sid, b_1 bookworm, d_1 experimental, b_1 bookworm, f_1 bookworm, g_1 sid 2 Rebuild against libfoo2"},
+		{"three: dist order, then file order; duplicate dropped", 3, "",
+			"c_1 bookworm-security, b_1 bookworm, f_1 bookworm",
+			"a_1 sid, d_1 experimental, g_1 sid 2 Rebuild against libfoo2"},
+		{"all: unknown dist stays", 10, "",
+			"c_1 bookworm-security, b_1 bookworm, f_1 bookworm, a_1 sid, g_1 sid 2 Rebuild against libfoo2",
+			"d_1 experimental"},
+		{"busy stays", 2, "c_1",
+			"b_1 bookworm, f_1 bookworm",
+			"a_1 sid, c_1 bookworm-security, d_1 experimental, g_1 sid 2 Rebuild against libfoo2"},
+		{"none", 0, "", "", str(entries)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			take, keep := SelectREDO(entries, dists, c.n, func(d, p string) bool { return p == c.busy })
+			if str(take) != c.take {
+				t.Errorf("take %q\nwant %q", str(take), c.take)
+			}
+			if str(keep) != c.keep {
+				t.Errorf("keep %q\nwant %q", str(keep), c.keep)
+			}
+		})
+	}
+}

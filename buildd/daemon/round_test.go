@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/wannabuild/client"
+)
+
+// These tests run rounds of an in-process daemon against the real queue
+// (a bbolt database merged by the real wanna-build from a local archive)
+// and the real mailer (to smtptest). The build step is stood in for by
+// stubBuilder: what is under test is which packages are taken, in which
+// order, and what the queue, REDO, SBUILD-GIVEN-BACK and the mails say
+// afterwards. The real builds are in build_test.go.
+
+// stubBuilder "builds" by writing a log and returning the status the
+// test chose for the package (successful when not given).
+type stubBuilder struct {
+	mu     sync.Mutex
+	order  []string
+	status map[string]Status
+}
+
+func (s *stubBuilder) Build(ctx context.Context, j Job) (Outcome, error) {
+	s.mu.Lock()
+	s.order = append(s.order, j.Entry.PkgVersion)
+	st := s.status[j.Entry.PkgVersion]
+	s.mu.Unlock()
+	if st == "" {
+		st = Successful
+	}
+	os.WriteFile(j.LogPath, []byte(fmt.Sprintf("build of %s\nStatus: %s\n", j.Entry.PkgVersion, st)), 0o644)
+	return Outcome{Status: st, FailStage: "build"}, nil
+}
+
+func (s *stubBuilder) built() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.order, " ")
+}
+
+// queueEnv is an in-process daemon on a merged queue.
+type queueEnv struct {
+	*env
+	d   *Daemon
+	b   *stubBuilder
+	cfg *config.Config
+}
+
+func newQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
+	t.Helper()
+	e := newEnv(t, t.TempDir(), extra, "")
+	a := newArchive(t, pkgs...)
+	c, err := config.Load(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.merge(t, c.WannaBuildDB)
+	if err := home.New(c.Home).Init(); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := OpenLog(c.DaemonLogFile, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	q := &queueEnv{env: e, d: New(c, RealParts(), lg), b: &stubBuilder{status: map[string]Status{}}, cfg: c}
+	q.d.builder = q.b
+	return q
+}
+
+func (q *queueEnv) round() {
+	q.t.Helper()
+	q.d.Round(context.Background())
+	q.d.Wait()
+}
+
+func (q *queueEnv) state(name string) string {
+	q.t.Helper()
+	info, err := client.New(q.cfg, &q.cfg.Dists[0]).Info(context.Background(), name)
+	if err != nil {
+		q.t.Fatalf("info %s: %v", name, err)
+	}
+	return info.State
+}
+
+func pkg(name, version string) srcPkg {
+	return srcPkg{name: name, version: version, section: "misc", build: "true"}
+}
+
+func TestREDOFirstInDistributionOrder(t *testing.T) {
+	dists := "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n[[dist]]\ndist_name = \"sid\"\nbuilt_architecture = \"amd64\"\n"
+	q := newQueueEnv(t, "max_build = 1", pkg("alpha", "1.0"), pkg("redo", "1.0"))
+	q.writeConf("max_build = 1", dists)
+	c, err := config.Load(q.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.d.SetConfig(c)
+	q.d.builder = q.b
+	q.cfg = c
+	if err := client.New(c, &c.Dists[0]).Take(context.Background(), "redo_1.0"); err != nil {
+		t.Fatal(err)
+	}
+	h := home.New(c.Home)
+	os.WriteFile(h.REDO().Path(), []byte("other_2.0 sid\nbad line\nredo_1.0 bookworm\n"), 0o644)
+
+	q.round()
+	if got := q.b.built(); got != "redo_1.0" {
+		t.Fatalf("first round built %q, want the bookworm REDO line first", got)
+	}
+	if st := q.state("redo"); st != "Built" {
+		t.Fatalf("redo is %s, want Built", st)
+	}
+	if st := q.state("alpha"); st != "Needs-Build" {
+		t.Fatalf("alpha is %s while REDO had work", st)
+	}
+	q.round()
+	if got := q.b.built(); got != "redo_1.0 other_2.0" {
+		t.Fatalf("second round: built %q, want sid's REDO line before the queue", got)
+	}
+	q.round()
+	if got := q.b.built(); got != "redo_1.0 other_2.0 alpha_1.0" {
+		t.Fatalf("third round: built %q, want the queue once REDO is empty", got)
+	}
+	if !strings.Contains(q.daemonLog(), `Ignoring/deleting bad line in REDO: REDO:2: bad line "bad line"`) {
+		t.Fatalf("bad REDO line not logged:\n%s", q.daemonLog())
+	}
+	if es, _, _ := h.REDO().Read(); len(es) != 0 {
+		t.Fatalf("REDO left with %v", es)
+	}
+}
+
+func TestNoAutoBuildAndWeak(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 1", pkg("aaa", "1.0"), pkg("bbb", "1.0"), pkg("www", "1.0"))
+	q.cfg.Dists[0].NoAutoBuild = []string{"aaa"}
+	q.cfg.Dists[0].WeakNoAutoBuild = []string{"www"}
+	q.round()
+	q.round()
+	q.round()
+	if got := q.b.built(); got != "bbb_1.0 www_1.0" {
+		t.Fatalf("built %q, want bbb then the weak www, never aaa", got)
+	}
+	if st := q.state("aaa"); st != "Needs-Build" {
+		t.Fatalf("no_auto_build aaa is %s", st)
+	}
+}
+
+func TestParallelRoundFillsSlots(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 2", pkg("one", "1.0"), pkg("two", "1.0"), pkg("three", "1.0"))
+	if n := q.d.Round(context.Background()); n != 2 {
+		t.Fatalf("round started %d builds with max_build = 2", n)
+	}
+	q.d.Wait()
+	q.round()
+	if got := strings.Fields(q.b.built()); len(got) != 3 {
+		t.Fatalf("built %v", got)
+	}
+}
+
+func TestGiveBackDelayAndRepeatedMess(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 1\nmax_sbuild_fails = 1\nsbuild_fails_pause = 3600", pkg("flaky", "1.0"), pkg("other", "1.0"))
+	q.b.status["flaky_1.0"] = GivenBack
+	q.b.status["other_1.0"] = GivenBack
+	q.round()
+	if got := q.b.built(); got != "flaky_1.0" {
+		t.Fatalf("built %q", got)
+	}
+	if st := q.state("flaky"); st != "Needs-Build" && st != "BD-Uninstallable" {
+		t.Fatalf("given-back flaky is %s", st)
+	}
+	gb, _ := os.ReadFile(q.path("build", "SBUILD-GIVEN-BACK"))
+	if !strings.HasPrefix(string(gb), "flaky_1.0 ") {
+		t.Fatalf("SBUILD-GIVEN-BACK: %q", gb)
+	}
+	q.round()
+	if got := q.b.built(); got != "flaky_1.0 other_1.0" {
+		t.Fatalf("built %q: flaky taken again within delay_after_give_back", got)
+	}
+	mails := q.smtp.Wait(3, 10*time.Second)
+	var mess string
+	for _, m := range mails {
+		if strings.Contains(string(m.Data), "Subject: Repeated mess with sbuild") {
+			mess = string(m.Data)
+		}
+	}
+	if mess == "" || !strings.Contains(mess, "now failed for 2 times") {
+		t.Fatalf("no Repeated mess mail after 2 give-backs with max_sbuild_fails = 1; %d mails", len(mails))
+	}
+	q.cfg.DelayAfterGiveBack = 0
+	q.round()
+	if got := q.b.built(); got != "flaky_1.0 other_1.0" {
+		t.Fatalf("built %q during the pause", got)
+	}
+	q.d.EndPause()
+	q.b.status["flaky_1.0"] = Successful
+	q.round()
+	if got := q.b.built(); !strings.HasPrefix(got, "flaky_1.0 other_1.0 ") {
+		t.Fatalf("built %q after the pause with delay 0", got)
+	}
+}
+
+func TestShouldBuildQuestion(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 1", pkg("frail", "1.0"))
+	ctx := context.Background()
+	cl := client.New(q.cfg, &q.cfg.Dists[0])
+	if err := cl.Take(ctx, "frail_1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Failed(ctx, "frail_1.0", "configure: error: no C compiler"); err != nil {
+		t.Fatal(err)
+	}
+	newArchive(t, pkg("frail", "2.0")).merge(t, q.cfg.WannaBuildDB)
+	q.round()
+	if got := q.b.built(); got != "" {
+		t.Fatalf("built %q; a package whose previous version failed waits for the admin", got)
+	}
+	mails := q.smtp.Wait(1, 10*time.Second)
+	if len(mails) != 1 || !strings.Contains(string(mails[0].Data), "Subject: Should I build frail_2.0 (dist=bookworm)?") {
+		t.Fatalf("mails: %d", len(mails))
+	}
+	if !strings.Contains(string(mails[0].Data), "no C compiler") {
+		t.Fatalf("question without the old failure:\n%s", mails[0].Data)
+	}
+	if _, ok, _ := home.New(q.home).Sent().Latest("bookworm", "frail_2.0", "should-build"); !ok {
+		t.Fatal("question not recorded in sent-mails")
+	}
+	if st := q.state("frail"); st != "Building" {
+		t.Fatalf("frail is %s, want Building (taken, waiting for the answer)", st)
+	}
+}

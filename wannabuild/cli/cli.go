@@ -1,0 +1,390 @@
+// Package cli is the wanna-build command line: the classic options, the
+// database and distribution chosen from --db/$WANNA_BUILD_DB/the config,
+// one transaction per run, the classic output and exit statuses (0 also
+// when single packages are refused, 1 for usage errors and bad input files,
+// 2 when the database cannot be opened or used).
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"buildd/buildd/config"
+	"buildd/buildd/home"
+	"buildd/wannabuild"
+	"buildd/wannabuild/bolt"
+)
+
+// EnvDB names the environment variable with the database path.
+const EnvDB = "WANNA_BUILD_DB"
+
+// EnvNow, when set to unix seconds, is used as the current time: for
+// reproducible listings in tests and examples.
+const EnvNow = "WANNA_BUILD_NOW"
+
+const (
+	exitOK    = 0
+	exitUsage = 1
+	exitDB    = 2
+)
+
+var setModes = map[string]wannabuild.Command{
+	"take": wannabuild.Take, "built": wannabuild.SetBuilt, "attempted": wannabuild.SetAttempted,
+	"uploaded": wannabuild.SetUploaded, "failed": wannabuild.SetFailed, "dep-wait": wannabuild.SetDepWait,
+	"give-back": wannabuild.GiveBack, "no-build": wannabuild.NoBuild, "binNMU": wannabuild.BinNMU,
+	"build-priority": wannabuild.BuildPriority, "perm-build-priority": wannabuild.PermBuildPriority,
+}
+
+// run is one invocation.
+type run struct {
+	o              *options
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	cfg            *config.Config
+	dbPath         string
+	timeout        time.Duration
+	s              *wannabuild.Session
+}
+
+// Main runs wanna-build with args (without the program name) and returns
+// the exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		usage(stdout)
+		return exitUsage
+	}
+	r := &run{o: o, stdin: stdin, stdout: stdout, stderr: stderr}
+	if status, ok := r.setup(); !ok {
+		return status
+	}
+	var out bytes.Buffer
+	r.s.Out = &out
+	status := r.dispatch()
+	stdout.Write(out.Bytes())
+	return status
+}
+
+func (r *run) fail(status int, format string, args ...any) (int, bool) {
+	fmt.Fprintf(r.stderr, "wanna-build: "+format+"\n", args...)
+	return status, false
+}
+
+// setup finds the config, database, distribution and architecture and
+// reads the message; ok false means exit with status now.
+func (r *run) setup() (status int, ok bool) {
+	o := r.o
+	if _, needsArgs := setModes[o.mode]; (needsArgs || o.mode == "info" || o.mode == "forget" || o.mode == "merge-v3") && len(o.args) == 0 {
+		fmt.Fprintln(r.stderr, "No packages given.")
+		usage(r.stdout)
+		return exitUsage, false
+	}
+	if o.mode == "list" {
+		if _, known := wannabuild.ParseState(o.listState); !known && !strings.EqualFold(o.listState, "all") {
+			return r.fail(exitUsage, "Unknown state to list: %s", o.listState)
+		}
+	}
+	// The config is read when named (--config, $BUILDD_CONF), or when the
+	// default one is needed for the database, distribution or architecture.
+	dbGiven := o.db != "" || os.Getenv(EnvDB) != ""
+	if o.config != "" || os.Getenv(config.EnvVar) != "" || !(dbGiven && o.dist != "" && o.arch != "") {
+		cfg, err := config.Load(config.Path(o.config))
+		if err != nil {
+			return r.fail(exitUsage, "%v", err)
+		}
+		r.cfg = cfg
+	}
+	dist := o.dist
+	if dist == "" && r.cfg != nil {
+		dist = r.cfg.Dists[0].DistName
+	}
+	if dist == "" {
+		return r.fail(exitUsage, "no distribution: give --dist (or a config with a [[dist]])")
+	}
+	arch := o.arch
+	if arch == "" && r.cfg != nil {
+		if d, found := r.cfg.Dist(dist); found {
+			arch = d.BuiltArchitecture
+		}
+	}
+	if arch == "" {
+		return r.fail(exitUsage, "no architecture for %s: give -A ARCH (or a [[dist]] %s with built_architecture)", dist, dist)
+	}
+	r.dbPath = o.db
+	if r.dbPath == "" {
+		r.dbPath = os.Getenv(EnvDB)
+	}
+	if r.dbPath == "" && r.cfg != nil {
+		r.dbPath = r.cfg.WannaBuildDB
+	}
+	if r.dbPath == "" {
+		return r.fail(exitUsage, "no database: give --db PATH, $%s or a config with wanna_build_db", EnvDB)
+	}
+	r.timeout = bolt.DefaultTimeout
+	if o.lockTimeout != "" {
+		d, err := time.ParseDuration(o.lockTimeout)
+		if err != nil || d <= 0 {
+			return r.fail(exitUsage, "bad --lock-timeout %q", o.lockTimeout)
+		}
+		r.timeout = d
+	}
+	now := time.Now()
+	if v := os.Getenv(EnvNow); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return r.fail(exitUsage, "bad $%s %q", EnvNow, v)
+		}
+		now = time.Unix(n, 0)
+	}
+	realUser := "unknown"
+	if u, err := user.Current(); err == nil {
+		realUser = u.Username
+	}
+	who := o.user
+	if who == "" {
+		who = realUser
+	}
+	r.s = &wannabuild.Session{
+		Dist: dist, Arch: arch, User: who, RealUser: realUser,
+		Override: o.override, Verbose: o.verbose > 0, API: o.api,
+		Message: o.message, CheckInstall: r.cfg != nil && r.cfg.CheckInstall, Now: now,
+	}
+	if o.verbose > 0 {
+		fmt.Fprintf(r.stdout, "wanna-build Revision: go for %s on %s\n", dist, arch)
+	}
+	if !o.messageSet {
+		if status, ok := r.readMessage(); !ok {
+			return status, false
+		}
+	}
+	return exitOK, true
+}
+
+// readMessage reads the failure text, dependency list or binNMU changelog
+// from stdin as the classic tool does.
+func (r *run) readMessage() (int, bool) {
+	in := bufio.NewReader(r.stdin)
+	switch {
+	case r.o.mode == "failed":
+		fmt.Fprintln(r.stdout, "Enter reason for failing (end with '.' alone on its line):")
+		var text strings.Builder
+		for {
+			line, err := in.ReadString('\n')
+			if line == ".\n" || line == "." && err != nil {
+				break
+			}
+			text.WriteString(line)
+			if err != nil {
+				break
+			}
+		}
+		r.s.Message = strings.TrimSuffix(text.String(), "\n")
+	case r.o.mode == "dep-wait" || r.o.mode == "binNMU" && r.o.n > 0:
+		what, missing := "dependencies", "No dependencies given"
+		if r.o.mode == "binNMU" {
+			what, missing = "changelog entry", "No changelog entry given"
+		}
+		fmt.Fprintf(r.stdout, "Enter %s (one line):\n", what)
+		line := ""
+		for line == "" {
+			l, err := in.ReadString('\n')
+			line = strings.TrimSuffix(l, "\n")
+			if err != nil {
+				break
+			}
+		}
+		if line == "" {
+			return r.fail(exitUsage, "%s", missing)
+		}
+		r.s.Message = line
+	}
+	return exitOK, true
+}
+
+func (r *run) open(readOnly bool) (*bolt.DB, int, bool) {
+	db, err := bolt.Open(r.dbPath, bolt.Options{ReadOnly: readOnly, Timeout: r.timeout})
+	if err != nil {
+		status, _ := r.fail(exitDB, "%v", err)
+		return nil, status, false
+	}
+	return db, 0, true
+}
+
+// dbError reports an error from inside a transaction: nothing was
+// committed.
+func (r *run) dbError(err error) int {
+	r.s.Out.(*bytes.Buffer).Reset()
+	status, _ := r.fail(exitDB, "%s: %v (nothing changed)", r.dbPath, err)
+	return status
+}
+
+func (r *run) dispatch() int {
+	o, s := r.o, r.s
+	if cmd, ok := setModes[o.mode]; ok {
+		return r.update(func(tx wannabuild.Tx) error {
+			for _, a := range o.args {
+				err := s.Apply(tx, cmd, a, o.n)
+				var bad *wannabuild.BadArgument
+				if errors.As(err, &bad) {
+					fmt.Fprintln(r.stderr, bad)
+					continue
+				}
+				if err != nil && !wannabuild.IsPackageError(err) {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	switch o.mode {
+	case "forget":
+		return r.update(func(tx wannabuild.Tx) error {
+			for _, a := range o.args {
+				if err := s.Forget(tx, a); err != nil && !wannabuild.IsPackageError(err) {
+					return err
+				}
+			}
+			return nil
+		})
+	case "list":
+		return r.view(func(tx wannabuild.Tx) error { return s.List(tx, o.listState, o.user, o.minAge) })
+	case "info":
+		return r.view(func(tx wannabuild.Tx) error {
+			for _, a := range o.args {
+				if err := s.Info(tx, a); err != nil && !wannabuild.IsPackageError(err) {
+					return err
+				}
+			}
+			return nil
+		})
+	case "history":
+		return r.view(func(tx wannabuild.Tx) error {
+			if len(o.args) == 0 {
+				return s.History(tx, "")
+			}
+			for _, a := range o.args {
+				if err := s.History(tx, a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	case "export":
+		var buf bytes.Buffer
+		if status := r.view(func(tx wannabuild.Tx) error { return wannabuild.Export(tx, &buf) }); status != exitOK {
+			return status
+		}
+		if err := home.WriteFileAtomic(o.exportFile, buf.Bytes(), 0o644); err != nil {
+			status, _ := r.fail(exitUsage, "Can't open export %v", err)
+			return status
+		}
+		return exitOK
+	case "import":
+		f, err := os.Open(o.importFile)
+		if err != nil {
+			status, _ := r.fail(exitUsage, "Can't open database %v", err)
+			return status
+		}
+		recs, err := wannabuild.ReadExport(f, o.importFile)
+		f.Close()
+		if err != nil {
+			status, _ := r.fail(exitUsage, "%v (nothing changed)", err)
+			return status
+		}
+		return r.update(func(tx wannabuild.Tx) error { return wannabuild.Import(tx, recs) })
+	case "merge-v3":
+		return r.merge()
+	}
+	status, _ := r.fail(exitUsage, "Unexpected operation mode %s", o.mode)
+	return status
+}
+
+func (r *run) view(fn func(wannabuild.Tx) error) int {
+	db, status, ok := r.open(true)
+	if !ok {
+		return status
+	}
+	defer db.Close()
+	if err := db.View(r.s.Dist, r.s.Arch, fn); err != nil {
+		return r.dbError(err)
+	}
+	return exitOK
+}
+
+func (r *run) update(fn func(wannabuild.Tx) error) int {
+	db, status, ok := r.open(false)
+	if !ok {
+		return status
+	}
+	defer db.Close()
+	if err := db.Update(r.s.Dist, r.s.Arch, fn); err != nil {
+		return r.dbError(err)
+	}
+	return exitOK
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: wanna-build <options...> <package_version...>
+Options:
+    -v, --verbose: Verbose execution.
+    -A arch, --arch=ARCH: Architecture this operation is for.
+    -d dist, --dist=DIST: Distribution this operation is for.
+    --take: Take package for building [default operation]
+    -f, --failed: Record in database that a build failed due to
+        deficiencies in the package (that aren't fixable without a new
+        source version).
+    -u, --uploaded: Record in the database that the packages build
+        correctly and were uploaded.
+    --built, --attempted: Record a successful or failed build.
+    -n, --no-build: Record in the database that the packages aren't
+        desired for this architecture and shouldn't appear in listings even
+        if they're out of date.
+    --dep-wait: Record in the database that the packages are waiting
+        for some source dependencies to become available
+    --binNMU num: Schedule a re-build of the package with unchanged source, but
+         a new version number (source-version + "+b<num>")
+    --give-back: Mark a package as ready to build that is in state Building,
+         Built or Build-Attempted. To give back a package in state Failed, use
+         --override.
+    --build-priority=N, --perm-build-priority=N: Set the build priority.
+    --forget: Delete the packages from the database.
+    -i SRC_PKG, --info SRC_PKG: Show information for source package
+    -l STATE, --list=STATE: List all packages in state STATE; can be
+        combined with -U to restrict to a specific user; STATE can
+        also be 'all'
+    -m MESSAGE, --message=MESSAGE: Give reason why package failed or
+        source dependency list
+        (used with -f, --dep-wait, and --binNMU)
+    -o, --override: Override another user's lock on a package, i.e.
+        take it over
+    -U USER, --user=USER: select user name for which listings should
+        apply, if not given all users are listed.
+        if -l is missing, set user name to be entered in db; usually
+        automatically choosen
+    --api=1: YAML output of --take
+    --import FILE: Import database from a ASCII file FILE
+    --export FILE: Export database to a ASCII file FILE
+    --merge-v3 PACKAGES... . SOURCES... [. PACKAGES-FOR-DEPS... [. PACKAGES-ARCH-SPECIFIC...]]:
+        Merge the archive's indexes (plain, .gz or .xz).
+    --history [SRC_PKG...]: Print the transaction history.
+    --db PATH: The database file (else $WANNA_BUILD_DB, else the config's
+        wanna_build_db).
+    --config FILE: The buildd.conf (else $BUILDD_CONF, else /etc/buildd/buildd.conf).
+    --lock-timeout DURATION: How long to wait for the database lock (30s).
+
+The remaining arguments (depending on operation) usually start with
+"name_version", the trailer is ignored. This allows to pass the names
+of .dsc files, for which file name completion can be used.
+--list needs nothing more on the command line. --info takes source
+package names (without version).
+`)
+}

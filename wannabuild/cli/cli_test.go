@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"buildd/buildd/mailer/smtptest"
+	"buildd/wannabuild/bolt"
+)
+
+// wb runs wanna-build in-process on db for sid/amd64.
+func wb(t *testing.T, db, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(append([]string{"--db", db, "--dist=sid", "--arch=amd64"}, args...), strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestMalformedStanzaChangesNothing(t *testing.T) {
+	t.Setenv(EnvNow, now)
+	db := filepath.Join(t.TempDir(), "wb.db")
+	wb(t, db, "", "--import", "testdata/merge/before.export")
+	before, _, _ := wb(t, db, "", "--list=all")
+	_, stderr, code := wb(t, db, "", "--merge-v3", "testdata/merge/Packages", ".", "testdata/merge/Sources-bad")
+	if code != 1 || !strings.Contains(stderr, "testdata/merge/Sources-bad:73:") {
+		t.Fatalf("exit %d, stderr %q: want 1 and the file:line of the bad line", code, stderr)
+	}
+	after, _, _ := wb(t, db, "", "--list=all")
+	if before != after {
+		t.Errorf("the failed merge changed the queue:\n%s\n---\n%s", before, after)
+	}
+}
+
+func TestDatabaseCannotBeOpened(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.db")
+	if err := os.WriteFile(corrupt, bytes.Repeat([]byte("not a bbolt file "), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(corrupt)
+
+	locked := filepath.Join(dir, "locked.db")
+	holder, err := bolt.Open(locked, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+
+	boltLocked := filepath.Join(dir, "boltlocked.db")
+	raw, err := bbolt.Open(boltLocked, 0o644, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+
+	for _, tc := range []struct {
+		name, db string
+		args     []string
+		want     string
+	}{
+		{"corrupt-write", corrupt, []string{"--take", "foo_1.0"}, "cannot open database"},
+		{"corrupt-read", corrupt, []string{"--list=needs-build"}, "cannot open database"},
+		{"missing-dir", filepath.Join(dir, "nodir", "wb.db"), []string{"--take", "foo_1.0"}, "no such file or directory"},
+		{"missing-dir-read", filepath.Join(dir, "nodir", "wb.db"), []string{"--info", "foo"}, "no such file or directory"},
+		{"locked", locked, []string{"--lock-timeout=300ms", "--take", "foo_1.0"}, "database locked"},
+		{"locked-read", locked, []string{"--lock-timeout=300ms", "--list=all"}, "database locked"},
+		{"bbolt-locked", boltLocked, []string{"--lock-timeout=300ms", "--take", "foo_1.0"}, "database locked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			stdout, stderr, code := wb(t, tc.db, "", tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q: want exit 2 and %q", code, stdout, stderr, tc.want)
+			}
+			if strings.Contains(tc.name, "locked") && time.Since(start) < 250*time.Millisecond {
+				t.Errorf("gave up after %s, before the timeout", time.Since(start))
+			}
+		})
+	}
+	if now, _ := os.ReadFile(corrupt); !bytes.Equal(now, orig) {
+		t.Error("the corrupt database was written")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nodir")); err == nil {
+		t.Error("the missing directory was created")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wb.db")
+	for _, args := range [][]string{
+		{"--list=nonsense"}, {"--bogus-option"}, {"--built"}, {"--take", "--built", "x_1"},
+		{"--binNMU=x", "foo_1"}, {"--merge-v3", "onlyone"},
+	} {
+		if _, _, code := wb(t, db, "", args...); code != 1 {
+			t.Errorf("%v: exit %d, want 1", args, code)
+		}
+	}
+	var out, errb bytes.Buffer
+	t.Setenv("BUILDD_CONF", filepath.Join(t.TempDir(), "none.conf"))
+	if code := Main([]string{"--list=all"}, strings.NewReader(""), &out, &errb); code != 1 {
+		t.Errorf("no config, no --db: exit %d, want 1 (%s)", code, errb.String())
+	}
+}
+
+func TestExportImportRoundTrip(t *testing.T) {
+	t.Setenv(EnvNow, now)
+	dir := t.TempDir()
+	db1, db2 := filepath.Join(dir, "1.db"), filepath.Join(dir, "2.db")
+	wb(t, db1, "", "--import", "testdata/queue.export")
+	// Values with empty lines, leading dots and trailing newlines.
+	wb(t, db1, "", "-U", "buildd_a", "--failed", "bld_1.0-1", "-m", "line one\n\n.dotted\n..two dots\nend\n")
+	wb(t, db1, "", "-U", "buildd_a", "--give-back", "-o", "bld_1.0-1")
+	a, b, c := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c")
+	for _, step := range [][]string{
+		{db1, "--export", a}, {db2, "--import", a}, {db2, "--export", b}, {db2, "--import", b}, {db2, "--export", c},
+	} {
+		if _, stderr, code := wb(t, step[0], "", step[1:]...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", step, code, stderr)
+		}
+	}
+	ea, _ := os.ReadFile(a)
+	eb, _ := os.ReadFile(b)
+	ec, _ := os.ReadFile(c)
+	if !bytes.Equal(ea, eb) || !bytes.Equal(eb, ec) {
+		t.Fatalf("export → import → export differs:\n%s\n---\n%s", ea, eb)
+	}
+	i1, _, _ := wb(t, db1, "", "--info", "bld", "fail", "nmu")
+	i2, _, _ := wb(t, db2, "", "--info", "bld", "fail", "nmu")
+	if i1 != i2 || !strings.Contains(i1, ".dotted") {
+		t.Errorf("--info differs after the round trip:\n%s\n---\n%s", i1, i2)
+	}
+}
+
+func TestMergeMailsBuilderOfNewVersion(t *testing.T) {
+	t.Setenv(EnvNow, now)
+	srv, err := smtptest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "buildd.conf")
+	os.WriteFile(conf, []byte(`home = "`+dir+`"
+smtp = "`+srv.Addr+`"
+mail_from = "wanna-build@example.org"
+
+[[dist]]
+dist_name = "sid"
+built_architecture = "amd64"
+`), 0o644)
+	db := filepath.Join(dir, "wb.db")
+	wb(t, db, "", "--import", "testdata/merge/before.export")
+	_, stderr, code := wb(t, db, "", "--config", conf, "--merge-v3", "testdata/merge/Packages", ".", "testdata/merge/Sources")
+	if code != 0 {
+		t.Fatalf("merge: exit %d: %s", code, stderr)
+	}
+	mails := srv.Wait(1, 10*time.Second)
+	if len(mails) != 1 {
+		t.Fatalf("%d mails, want 1", len(mails))
+	}
+	m := string(mails[0].Data)
+	host, _ := os.Hostname()
+	for _, want := range []string{"Subject: new version of bldnew_1.0-1 (dist=sid)", "in version 1.0-1.", "new source version 1.1-1."} {
+		if !strings.Contains(m, want) {
+			t.Errorf("mail lacks %q:\n%s", want, m)
+		}
+	}
+	if len(mails[0].To) != 1 || mails[0].To[0] != "buildd_x@"+host {
+		t.Errorf("mail to %v, want buildd_x@%s", mails[0].To, host)
+	}
+}
+
+func TestMergeChecksInstallability(t *testing.T) {
+	t.Setenv(EnvNow, now)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "buildd.conf")
+	os.WriteFile(conf, []byte(`home = "`+dir+`"
+check_installability = true
+
+[[dist]]
+dist_name = "sid"
+built_architecture = "amd64"
+`), 0o644)
+	db := filepath.Join(dir, "wb.db")
+	if _, stderr, code := wb(t, db, "", "--config", conf, "--merge-v3", "testdata/dose/Packages", ".", "testdata/dose/Sources"); code != 0 {
+		t.Fatalf("merge: %d %s", code, stderr)
+	}
+	out, _, _ := wb(t, db, "", "--config", conf, "--list=all")
+	for _, want := range []string{
+		"misc/good_1.0-1: Needs-Build",
+		"misc/bad_1.0-1: BD-Uninstallable",
+		"  Reasons for BD-Uninstallable:\n    unsat-dependency libnothere-dev:amd64\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--list=all lacks %q:\n%s", want, out)
+		}
+	}
+	// A given-back package waits in BD-Uninstallable for the next check.
+	wb(t, db, "", "--config", conf, "-U", "b", "--take", "good_1.0-1")
+	wb(t, db, "", "--config", conf, "-U", "b", "--give-back", "good_1.0-1")
+	if out, _, _ := wb(t, db, "", "--config", conf, "--list=bd-uninstallable"); !strings.Contains(out, "good_1.0-1") {
+		t.Errorf("given back without the check: %s", out)
+	}
+	wb(t, db, "", "--config", conf, "--merge-v3", "testdata/dose/Packages", ".", "testdata/dose/Sources")
+	if out, _, _ := wb(t, db, "", "--config", conf, "--list=needs-build"); !strings.Contains(out, "good_1.0-1") {
+		t.Errorf("the next merge did not move it back to Needs-Build: %s", out)
+	}
+}
