@@ -43,6 +43,12 @@ test-go:
 test-elisp: bin/buildd-mail
 	$(MAKE) -C elisp test EMACS=$(EMACS)
 
+demo: all
+	buildd/demo/demo.sh run
+
+demo-clean:
+	buildd/demo/demo.sh clean
+
 bench: all
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 

@@ -279,3 +279,64 @@ func BenchmarkBacklog1000(b *testing.B) {
 		}
 	}
 }
+
+// purgeMail is an unsigned purge reply, as the classic suite accepts it.
+func purgeMail(i int) []byte {
+	return []byte(fmt.Sprintf("From: admin@example.org\nTo: buildd@example.org\nSubject: Re: Log for failed build of p%06d_1.0-1 (dist=bookworm)\nMessage-ID: <u%d@example.org>\nIn-Reply-To: <log.p%06d_1.0-1@buildd>\n\npurge\np%06d_1.0-1\n", i, i, i, i))
+}
+
+// BenchmarkClassicPerlPurge runs the classic /usr/bin/buildd-mail (HOME a
+// temporary directory with a ~/.builddrc) once per unsigned purge mail.
+func BenchmarkClassicPerlPurge(b *testing.B) {
+	if _, err := os.Stat("/usr/bin/buildd-mail"); err != nil {
+		b.Skip("LOUD SKIP: the classic buildd-mail (Debian package buildd) is not installed")
+	}
+	dir := b.TempDir()
+	for _, d := range []string{"build", "upload", "upload-security"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, ".builddrc"), []byte(`$admin_mail = 'buildd-admin@example.org';
+$distributions = [ { dist_name => "bookworm", built_architecture => "amd64", wanna_build_db_user => "buildd-test" } ];
+1;
+`), 0o644)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command("/usr/bin/buildd-mail")
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		cmd.Dir = dir
+		cmd.Stdin = bytes.NewReader(purgeMail(i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+}
+
+// BenchmarkGoPurge runs our buildd-mail once per purge mail: the same
+// unsigned mails as the classic one gets (refused with an error reply), and
+// signed ones (acted on).
+func BenchmarkGoPurge(b *testing.B) {
+	for _, signed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "unsigned", true: "signed"}[signed], func(b *testing.B) {
+			w := newWorld(b)
+			mails := make([][]byte, b.N)
+			for i := range mails {
+				pkgv := fmt.Sprintf("p%06d_1.0-1", i)
+				w.take(pkgv)
+				mails[i] = purgeMail(i)
+				if signed {
+					mails[i] = w.reply(pkgv, "purge", i)
+				}
+			}
+			b.ResetTimer()
+			for i := range mails {
+				if err := w.run(mails[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if got := len(w.outbox()); signed && got != 0 || !signed && got != b.N {
+				b.Fatalf("%d error replies", got)
+			}
+		})
+	}
+}

@@ -325,8 +325,14 @@ func (j *job) purge(d *config.Dist, pkgv string) error {
 }
 
 func (p *Processor) purge(d *config.Dist, pkgv string) error {
-	if err := p.Home.REDO().Remove(func(e home.RedoEntry) bool { return e.PkgVersion == pkgv }); err != nil {
+	// REDO is rewritten (under its lock) only when it names the package.
+	if es, _, err := p.Home.REDO().Read(); err != nil {
 		return err
+	} else if hasRedoPkg(es, pkgv) {
+		if err := p.Home.REDO().Remove(func(e home.RedoEntry) bool { return e.PkgVersion == pkgv }); err != nil {
+			return err
+		}
+		p.logf("Deleted %s from REDO list.", pkgv)
 	}
 	bn := noEpoch(pkgv)
 	changes := filepath.Join(p.Home.BuildDir(), bn+"_"+d.BuiltArchitecture+".changes")
@@ -352,4 +358,13 @@ func (p *Processor) purge(d *config.Dist, pkgv string) error {
 	}
 	p.logf("Scheduled %s for purging", dir)
 	return nil
+}
+
+func hasRedoPkg(es []home.RedoEntry, pkgv string) bool {
+	for _, e := range es {
+		if e.PkgVersion == pkgv {
+			return true
+		}
+	}
+	return false
 }

@@ -111,12 +111,14 @@ func (q *Queue) Read(n string) ([]byte, error) {
 	return b, nil
 }
 
-// Remove deletes mail n durably; call it only once its effect is committed.
+// Remove deletes mail n; call it only once its effect is committed. The
+// directory is not fsynced: a removal lost in a crash brings the mail back,
+// and processing it again is harmless (every action checks its state).
 func (q *Queue) Remove(n string) error {
 	if err := os.Remove(filepath.Join(q.Dir, "new", n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("mqueue: %w", err)
 	}
-	return home.SyncDir(filepath.Join(q.Dir, "new"))
+	return nil
 }
 
 // Lock is the processing lock (mqueue.lock beside the queue directory):

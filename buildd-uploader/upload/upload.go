@@ -270,7 +270,12 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 	if err := adoptToolLog(dir, name, q.Target); err != nil {
 		u.Log.Printf("%v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, marker(name))); err != nil {
+	_, err = os.Stat(filepath.Join(dir, marker(name)))
+	if err != nil && u.Cfg.UploadTool == "dupload" {
+		r.Err = fmt.Errorf("upload error on file %s (%s): dupload wrote no %s: not uploaded", name, q.describe(), marker(name))
+		return r
+	}
+	if err != nil {
 		text := fmt.Sprintf("Successfully uploaded %s to %s with %s at %s.\n", name, q.describe(), u.Cfg.UploadTool, time.Now().UTC().Format(time.RFC3339))
 		if err := home.WriteFileAtomic(filepath.Join(dir, marker(name)), []byte(text), 0o644); err != nil {
 			r.Err = fmt.Errorf("upload of %s done, but: %w", name, err)
@@ -347,7 +352,7 @@ func checkFiles(dir string, c *control.Changes) error {
 
 // duploadFailure are the lines by which dupload -k reports a job it
 // skipped while still exiting 0.
-var duploadFailure = regexp.MustCompile(`(?mi)^(warning: MD5sum mismatch for \S+, skipping|.*dupload fatal error.*|.*Timeout at \S+ line \d+)$`)
+var duploadFailure = regexp.MustCompile(`(?i)(MD5sum mismatch for \S+, skipping \S+|dupload fatal error[^\n]*|Timeout at \S+ line \d+|skipped: \S+)`)
 
 // runTool runs the upload tool on one .changes in dir, killing its whole
 // process group after upload_timeout seconds.

@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,16 @@ func run(t *testing.T, dir string, argv ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 	return string(out)
+}
+
+// running is false for a dead or zombie process.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && !strings.HasPrefix(string(b[i+1:]), " Z")
 }
 
 // buildPackage builds the binary package hello at version with the real
@@ -87,11 +98,14 @@ func writeDputCf(t *testing.T, incoming, extra string) string {
 	return p
 }
 
-// newUploader makes a host whose upload queue "upload" goes to the dput
-// host "local" of dputCf.
-func newUploader(t *testing.T, dputCf, extra string) (*hosttest.Host, *Uploader) {
+// newUploader makes a host whose upload queue "upload" goes to the host
+// "local" of the dput (or, with upload_tool in extra, dupload) config cf.
+func newUploader(t *testing.T, cf, extra string) (*hosttest.Host, *Uploader) {
 	t.Helper()
-	h := hosttest.New(t, "upload_tool = \"dput\"\nupload_tool_config = \""+dputCf+"\"\n"+extra+
+	if !strings.Contains(extra, "upload_tool =") {
+		extra += "\nupload_tool = \"dput\""
+	}
+	h := hosttest.New(t, "upload_tool_config = \""+cf+"\"\n"+extra+
 		"\n[[upload_queue]]\ndupload_local_queue_dir = \"upload\"\ndupload_archive_name = \"local\"\n")
 	log, err := daemonlog.Open(h.Cfg.DaemonLogFile, "buildd-uploader")
 	if err != nil {
@@ -269,7 +283,10 @@ func TestUploadFailures(t *testing.T) {
 				if err != nil || pid == 0 {
 					t.Fatalf("hanging command did not start: %v", err)
 				}
-				if home.Alive(pid) {
+				for i := 0; i < 100 && running(pid); i++ {
+					time.Sleep(50 * time.Millisecond) // SIGKILL is delivered, then init reaps it
+				}
+				if running(pid) {
 					t.Errorf("hanging command %d still running after the timeout", pid)
 				}
 			},
@@ -375,5 +392,63 @@ func TestUploaderSingleInstance(t *testing.T) {
 	defer l.Unlock()
 	if _, err := u.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestUploadWithDupload(t *testing.T) {
+	need(t, "dupload", "dpkg-buildpackage")
+	built := buildPackage(t, "1.0-1")
+	for _, tc := range []struct {
+		name    string
+		corrupt bool
+		wantErr string
+	}{
+		{name: "uploaded"},
+		{name: "checksum mismatch", corrupt: true, wantErr: "MD5sum mismatch for hello_1.0-1_amd64.deb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			incoming := t.TempDir()
+			tmpl, err := os.ReadFile("testdata/dupload.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf := filepath.Join(t.TempDir(), "dupload.conf")
+			os.WriteFile(cf, []byte(strings.ReplaceAll(string(tmpl), "@INCOMING@", incoming)), 0o644)
+			h, u := newUploader(t, cf, `upload_tool = "dupload"`)
+			c := takeAndBuild(t, h, "hello_1.0-1")
+			changes := queue(t, h, built, "1.0-1")
+			if tc.corrupt {
+				deb := strings.TrimSuffix(changes, ".changes") + ".deb"
+				b, _ := os.ReadFile(deb)
+				b[len(b)-1] ^= 1 // same size, other contents
+				os.WriteFile(deb, b, 0o644)
+			}
+			res, err := u.Run(context.Background())
+			if err != nil || len(res) != 1 {
+				t.Fatalf("%+v %v", res, err)
+			}
+			_, markErr := os.Stat(strings.TrimSuffix(changes, ".changes") + ".upload")
+			if tc.wantErr == "" {
+				if res[0].Err != nil || markErr != nil {
+					t.Fatalf("result %+v, marker %v\n%s", res[0], markErr, res[0].Output)
+				}
+				if _, err := os.Stat(filepath.Join(incoming, "hello_1.0-1_amd64.deb")); err != nil {
+					t.Error("not in incoming")
+				}
+				if s := state(t, c, "hello"); s != "Uploaded" {
+					t.Errorf("state %s", s)
+				}
+				return
+			}
+			if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), tc.wantErr) || markErr == nil {
+				t.Fatalf("result %+v, marker %v", res[0], markErr)
+			}
+			if m := h.MailsAbout(t, "dupload errors"); len(m) != 1 || !strings.Contains(m[0].Body, "Complete output from dupload:") {
+				t.Errorf("mails %+v", h.Mails(t))
+			}
+			if s := state(t, c, "hello"); s != "Built" {
+				t.Errorf("state %s", s)
+			}
+		})
 	}
 }

@@ -60,6 +60,7 @@ type Result struct {
 	LogPath     string
 	Machine     string // the machine, and the revision the snapshot was taken from
 	Revision    string
+	UnmetDeps   string // Fail-Stage install-deps, attempted: the relations apt could not satisfy ("a (>= 2), b | c"), if it named them
 }
 
 // Run builds job with cfg's timeouts and log limit in a working snapshot of
@@ -84,8 +85,9 @@ type builder struct {
 	arch    string
 	log     *logFile
 	res     Result
-	root    string // the snapshot
-	srcDir  string // inside the sandbox: /build/PKG-VERSION
+	binds   []string // the file: directories of the dist's apt_sources, bound for the apt steps
+	root    string   // the snapshot
+	srcDir  string   // inside the sandbox: /build/PKG-VERSION
 	start   time.Time
 }
 
@@ -177,7 +179,11 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	}
 	defer func() {
 		b.section("Cleanup")
-		if err := w.Delete(); err != nil {
+		err := mountedUnder(w.Path())
+		if err == nil {
+			err = w.Delete()
+		}
+		if err != nil {
 			fmt.Fprintf(b.log, "E: deleting working snapshot: %v\n", err)
 			if b.res.Status == "" || b.res.Status == Successful {
 				b.res.Status, b.res.FailStage, b.res.Message = GivenBack, "cleanup", err.Error()

@@ -16,10 +16,33 @@ import (
 	"buildd/buildd/machine/sandbox"
 )
 
-// run runs one command in the snapshot with the build timeout and the
+// step is one command run in the snapshot.
+type step struct {
+	user    string // "" is root
+	network bool
+	dir     string
+	script  string
+	env     []string
+	binds   []string  // host directories bound read-only (sandbox.Cmd.ReadOnly)
+	capture io.Writer // also gets the output, besides the log
+}
+
+// sh runs script in the snapshot; see runStep.
+func (b *builder) sh(ctx context.Context, user string, network bool, dir, script string, env ...string) (string, bool) {
+	return b.runStep(ctx, step{user: user, network: network, dir: dir, script: script, env: env})
+}
+
+// apt runs an apt script as root with the network and the dist's local
+// archives bound read-only; capture, if not nil, also gets the output.
+func (b *builder) apt(ctx context.Context, script string, capture io.Writer) (string, bool) {
+	return b.runStep(ctx, step{network: true, dir: machine.BuildHome, script: script, binds: b.binds, capture: capture})
+}
+
+// runStep runs one command in the snapshot with the build timeout and the
 // no-output watchdog. It returns "" on success, else why it failed, and
 // whether it was killed (timeout, watchdog, cancel) rather than failing.
-func (b *builder) sh(ctx context.Context, user string, network bool, dir, script string, env ...string) (string, bool) {
+func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
+	user, script := st.user, st.script
 	fmt.Fprintf(b.log, "+ %s\n", script)
 	timeout := time.Duration(b.cfg.BuildTimeout) * time.Second
 	if timeout <= 0 {
@@ -57,8 +80,12 @@ func (b *builder) sh(ctx context.Context, user string, network bool, dir, script
 	} else {
 		base = append(base, "HOME="+machine.BuildHome, "USER="+user, "LOGNAME="+user)
 	}
-	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: dir,
-		Env: append(base, env...), Network: network, Output: b.log}
+	var out io.Writer = b.log
+	if st.capture != nil {
+		out = io.MultiWriter(b.log, st.capture)
+	}
+	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: st.dir,
+		Env: append(base, st.env...), Network: st.network, Output: out, ReadOnly: st.binds}
 	err := c.Run(wctx)
 	if err == nil {
 		return "", false
@@ -91,15 +118,26 @@ func (b *builder) inBuild(elem ...string) string {
 
 func (b *builder) fetch(ctx context.Context) bool {
 	b.section("Fetch source files")
+	if !b.extraSources() {
+		return false
+	}
 	if b.job.DSC != "" {
 		if err := b.copyDSC(); err != nil {
 			b.fail(GivenBack, StageFetch, err.Error())
 			return false
 		}
+		if len(b.binds) > 0 {
+			if msg, _ := b.apt(ctx, "apt-get -q update", nil); msg != "" {
+				b.fail(GivenBack, StageFetch, "cannot update the package lists of "+b.job.Dist.DistName+": "+msg)
+				return false
+			}
+		}
 		return true
 	}
-	script := fmt.Sprintf("apt-get -q update\napt-get -q source --download-only '%s=%s'", b.pkg, b.version)
-	if msg, _ := b.sh(ctx, "", true, machine.BuildHome, script); msg != "" {
+	// Source-Symlinks=false: from a file: archive apt would otherwise leave
+	// symlinks into the bound directory, dangling once the step ends.
+	script := fmt.Sprintf("apt-get -q update\napt-get -q -o Acquire::Source-Symlinks=false source --download-only '%s=%s'", b.pkg, b.version)
+	if msg, _ := b.apt(ctx, script, nil); msg != "" {
 		b.fail(GivenBack, StageFetch, fmt.Sprintf("cannot fetch %s from the archive of %s: %s", b.pv(), b.job.Dist.DistName, msg))
 		return false
 	}
@@ -161,7 +199,12 @@ func (b *builder) binNMU(ctx context.Context) bool {
 		return true
 	}
 	b.section("binNMU changelog entry")
-	cl := filepath.Join(b.root, b.srcDir, "debian/changelog")
+	rel := filepath.Join(b.srcDir, "debian/changelog")
+	cl := filepath.Join(b.root, rel)
+	if err := fileInTree(b.root, rel); err != nil {
+		b.fail(GivenBack, StageUnpack, "binNMU changelog: "+err.Error())
+		return false
+	}
 	old, err := os.ReadFile(cl)
 	if err != nil {
 		b.fail(GivenBack, StageUnpack, err.Error())
@@ -187,6 +230,9 @@ func (b *builder) binNMU(ctx context.Context) bool {
 
 func (b *builder) archOnly() bool { return !b.job.Dist.BuildArchAll }
 
+// deps installs the build-dependencies. Build-dependencies apt cannot
+// satisfy are the package's problem (attempted: the admin answers dep-wait,
+// gathering the relations from the log); anything else is given back.
 func (b *builder) deps(ctx context.Context) bool {
 	b.section("Install build dependencies")
 	opt := ""
@@ -194,12 +240,42 @@ func (b *builder) deps(ctx context.Context) bool {
 		opt = "--arch-only "
 	}
 	script := fmt.Sprintf("apt-get -q %sbuild-dep '%s'", opt, b.srcDir)
-	if msg, _ := b.sh(ctx, "", true, machine.BuildHome, script); msg != "" {
-		b.fail(GivenBack, StageDeps, "cannot install the build dependencies of "+b.pv()+": "+msg)
-		return false
+	out := &tailBuffer{max: 1 << 20}
+	msg, killed := b.apt(ctx, script, out)
+	if msg == "" {
+		return true
 	}
-	return true
+	if !killed {
+		if unsat, unmet := depsFailure(out.String()); unsat {
+			b.res.UnmetDeps = unmet
+			why := "apt cannot satisfy them"
+			if unmet != "" {
+				fmt.Fprintf(b.log, "\nUnmet build dependencies: %s\n", unmet)
+				why = unmet
+			}
+			b.fail(Attempted, StageDeps, "unmet build dependencies of "+b.pv()+": "+why)
+			return false
+		}
+	}
+	b.fail(GivenBack, StageDeps, "cannot install the build dependencies of "+b.pv()+": "+msg)
+	return false
 }
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }
 
 func (b *builder) build(ctx context.Context) bool {
 	b.section("Build")
@@ -231,7 +307,11 @@ func (b *builder) changesName() string {
 func (b *builder) collect(ctx context.Context) bool {
 	b.section("Collect results")
 	cp := b.inBuild(b.changesName())
-	data, err := os.ReadFile(cp)
+	err := fileInTree(b.root, filepath.Join(machine.BuildHome, b.changesName()))
+	var data []byte
+	if err == nil {
+		data, err = os.ReadFile(cp)
+	}
 	if err != nil {
 		b.fail(GivenBack, StageCollect, "no "+b.changesName()+" after the build: "+err.Error())
 		return false
@@ -243,6 +323,9 @@ func (b *builder) collect(ctx context.Context) bool {
 			dest := home.New(b.cfg.Home).BuildDir()
 			if err = os.MkdirAll(dest, 0o755); err == nil {
 				for _, fe := range files {
+					if err = fileInTree(b.root, filepath.Join(machine.BuildHome, fe.name)); err != nil {
+						break
+					}
 					if err = copyFile(b.inBuild(fe.name), filepath.Join(dest, fe.name), -1); err != nil {
 						break
 					}

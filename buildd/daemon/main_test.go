@@ -81,12 +81,14 @@ func newEnv(t testing.TB, machinesDir, extra string, dists string) *env {
 }
 
 func (e *env) writeConf(extra, dists string) {
+	if !strings.Contains(extra, "idle_sleep_time") {
+		extra = "idle_sleep_time = 1\n" + extra
+	}
 	conf := fmt.Sprintf(`home = %q
 machines_dir = %q
 admin_mail = "admin@example.org"
 mail_from = "buildd@example.org"
 smtp = %q
-idle_sleep_time = 1
 %s
 %s`, e.home, e.machines, e.smtp.Addr, extra, dists)
 	if err := os.WriteFile(e.conf, []byte(conf), 0o644); err != nil {

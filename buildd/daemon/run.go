@@ -196,9 +196,6 @@ func (r *runner) fail(c *config.Config, err error) int {
 	host, _ := os.Hostname()
 	msg := fmt.Sprintf("buildd on %s cannot start: %v", host, err)
 	r.log.Printf("%s", msg)
-	if r.log.also == nil && os.Getenv(DetachedEnv) == "" {
-		fmt.Fprintln(os.Stderr, msg)
-	}
 	m := mailer.New(c)
 	body := msg + "\n\nThe daemon log is " + c.DaemonLogFile + ".\n"
 	if serr := m.Send(&mailer.Message{To: []string{c.AdminMail}, Subject: "buildd on " + host + " cannot start", Body: body}); serr != nil {
@@ -226,7 +223,6 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 	r.cfgID, _ = statID(r.cfgPath)
 
 	if err := r.stage(2, "instance", func() error { return r.takeInstance(c) }); err != nil {
-		fmt.Fprintln(os.Stderr, "buildd:", err)
 		r.log.Printf("%v", err)
 		return 1
 	}
@@ -242,6 +238,15 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 	}
 	r.log.Printf("Stage 5: loop: daemon started (pid=%d, max_build=%d)", os.Getpid(), c.MaxBuild)
 	if r.o.Once {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigs)
+		go func() {
+			if s, ok := <-sigs; ok {
+				r.log.Printf("buildd (%d) received %s -- stopping the builds", os.Getpid(), signalName(s))
+				d.Stop()
+			}
+		}()
 		started := d.Round(ctx)
 		d.Wait()
 		if n, err := d.mailer().Flush(); err != nil {

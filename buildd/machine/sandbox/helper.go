@@ -110,6 +110,11 @@ func setup(sp *spec) error {
 	if err := os.Chmod(filepath.Join(r, "tmp"), 0o777|os.ModeSticky); err != nil {
 		return err
 	}
+	for _, d := range sp.Binds {
+		if err := bindReadOnly(r, d); err != nil {
+			return err
+		}
+	}
 	if sp.Network {
 		rc := filepath.Join(r, "etc/resolv.conf")
 		if fi, err := os.Lstat(rc); err == nil && fi.Mode().IsRegular() {

@@ -3,7 +3,10 @@
 // namespace with /proc, a minimal /dev (null, zero, full, random, urandom,
 // tty, ptmx with a private devpts, shm), its own PID namespace (when the
 // sandbox's first process dies, the kernel kills everything in it), and,
-// unless Network is set, its own network namespace holding only lo.
+// unless Network is set, its own network namespace holding only lo. Host
+// directories can be bound read-only at the same path inside the tree; like
+// every mount of the sandbox they exist only in its mount namespace, which
+// the kernel destroys with the sandbox's last process.
 //
 // The namespaces are set up by a re-exec of the running binary
 // (/proc/self/exe) with the spec in the environment: the package's init
@@ -41,6 +44,9 @@ type Cmd struct {
 	Env     []string  // the whole environment; PATH defaults to the usual one
 	Network bool      // keep the host's network; else only a private lo
 	Output  io.Writer // stdout and stderr, interleaved; nil discards
+	// ReadOnly are host directories (absolute, clean) bound read-only,
+	// nosuid, nodev at the same path inside the tree; see CheckBind.
+	ReadOnly []string
 }
 
 type spec struct {
@@ -53,6 +59,7 @@ type spec struct {
 	GID     int
 	Groups  []int
 	Network bool
+	Binds   []string
 }
 
 // DefaultPath is the PATH inside the sandbox when Env sets none.
@@ -82,7 +89,12 @@ func (c *Cmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network}
+	for _, d := range c.ReadOnly {
+		if err := CheckBind(c.Root, d); err != nil {
+			return err
+		}
+	}
+	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly}
 	if sp.Dir == "" {
 		sp.Dir = "/"
 	}
