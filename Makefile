@@ -52,9 +52,19 @@ demo-clean:
 bench: all
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
+# install: the programs, buildd-reply.el, /etc/cron.d/buildd and the
+# systemd units (buildd.service; buildd-watcher.service for --schedule).
+SYSTEMD_DIR ?= /lib/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/emacs/site-lisp \
+	  $(DESTDIR)/etc/cron.d $(DESTDIR)$(SYSTEMD_DIR)
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 elisp/buildd-reply.el $(DESTDIR)$(PREFIX)/share/emacs/site-lisp/
+	for f in buildd.cron:/etc/cron.d/buildd buildd.service:$(SYSTEMD_DIR)/buildd.service \
+	         buildd-watcher.service:$(SYSTEMD_DIR)/buildd-watcher.service; do \
+	  sed 's|@BINDIR@|$(PREFIX)/bin|g' buildd-watcher/dist/$${f%%:*} > $(DESTDIR)$${f#*:} && \
+	  chmod 644 $(DESTDIR)$${f#*:}; \
+	done
 
 clean:
 	rm -rf bin

@@ -15,18 +15,20 @@ const extraSourcesFile = "/etc/apt/sources.list.d/buildd-extra.list"
 
 // aptSources checks the dist's apt_sources lines and returns the local
 // directories their file: URIs name (file:/x and file:///x), in order,
-// without duplicates. An error names the config line.
-func aptSources(where string, lines []string) ([]string, error) {
+// without duplicates, each checked with sandbox.CheckBind against the tree
+// root. An error names the config line.
+func aptSources(where, root string, lines []string) ([]string, error) {
 	var dirs []string
 	seen := map[string]bool{}
 	for i, l := range lines {
 		dir, err := aptSourceDir(l)
-		if err != nil {
-			return nil, fmt.Errorf("%s apt_sources[%d] %q: %w", where, i+1, l, err)
-		}
-		if dir != "" && !seen[dir] {
+		if err == nil && dir != "" && !seen[dir] {
 			seen[dir] = true
 			dirs = append(dirs, dir)
+			err = sandbox.CheckBind(root, dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s apt_sources[%d] %q: %w", where, i+1, l, err)
 		}
 	}
 	return dirs, nil
@@ -96,15 +98,7 @@ func (b *builder) extraSources() bool {
 	if b.cfg.File != "" {
 		where = fmt.Sprintf("%s:%d: %s", b.cfg.File, d.Line, where)
 	}
-	dirs, err := aptSources(where, d.AptSources)
-	if err == nil {
-		for _, dir := range dirs {
-			if err = sandbox.CheckBind(b.root, dir); err != nil {
-				err = fmt.Errorf("%s apt_sources: %w", where, err)
-				break
-			}
-		}
-	}
+	dirs, err := aptSources(where, b.root, d.AptSources)
 	if err == nil {
 		err = writeInTree(b.root, extraSourcesFile, "# buildd: apt_sources of "+where+"\n"+strings.Join(d.AptSources, "\n")+"\n")
 	}

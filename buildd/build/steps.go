@@ -126,8 +126,12 @@ func (b *builder) fetch(ctx context.Context) bool {
 			b.fail(GivenBack, StageFetch, err.Error())
 			return false
 		}
-		if len(b.binds) > 0 {
-			if msg, _ := b.apt(ctx, "apt-get -q update", nil); msg != "" {
+		// The machine's own lists stay as its revision has them (machine
+		// upgrade refreshes them), as for every .dsc build; only the
+		// dist's extra sources are read afresh.
+		if len(b.job.Dist.AptSources) > 0 {
+			script := "apt-get -q -o Dir::Etc::SourceList=" + extraSourcesFile + " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=false update"
+			if msg, _ := b.apt(ctx, script, nil); msg != "" {
 				b.fail(GivenBack, StageFetch, "cannot update the package lists of "+b.job.Dist.DistName+": "+msg)
 				return false
 			}

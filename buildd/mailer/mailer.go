@@ -57,6 +57,7 @@ func (m *Message) Compose() ([]byte, error) {
 	if err != nil {
 		from = &mail.Address{Address: m.From}
 	}
+	from.Address = envelopeAddr(from.Address)
 	h.SetAddressList("From", []*mail.Address{from})
 	var to []*mail.Address
 	for _, t := range m.To {
@@ -64,6 +65,7 @@ func (m *Message) Compose() ([]byte, error) {
 		if err != nil {
 			a = &mail.Address{Address: t}
 		}
+		a.Address = envelopeAddr(a.Address)
 		to = append(to, a)
 	}
 	h.SetAddressList("To", to)
@@ -307,9 +309,15 @@ func DeliverMaildir(dir string, raw []byte) (string, error) {
 	return dst, home.SyncDir(filepath.Join(dir, "new"))
 }
 
+// envelopeAddr is the bare address of s for the SMTP envelope; a local
+// name without a domain ("root", "buildd") is qualified with the host name,
+// as sendmail does, since SMTP servers refuse unqualified senders.
 func envelopeAddr(s string) string {
 	if a, err := mail.ParseAddress(s); err == nil {
-		return a.Address
+		s = a.Address
+	}
+	if s != "" && !strings.Contains(s, "@") {
+		s += "@" + hostname()
 	}
 	return s
 }

@@ -127,3 +127,16 @@ func TestSendmailProgram(t *testing.T) {
 		t.Errorf("sendmail got:\n%s", b)
 	}
 }
+
+func TestEnvelopeAddr(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"buildd <buildd@host.example>", "buildd@host.example"},
+		{"admin@example.org", "admin@example.org"},
+		{"root", "root@" + hostname()},
+	}
+	for _, tt := range tests {
+		if got := envelopeAddr(tt.in); got != tt.want {
+			t.Errorf("envelopeAddr(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
