@@ -50,10 +50,11 @@ type Processor struct {
 	// Now is the clock (time.Now).
 	Now func() time.Time
 
-	keyring    *verify.Keyring
-	keyringErr error
-	memory     *verify.Memory
-	queues     map[string]Queue
+	keyring     *verify.Keyring
+	keyringErr  error
+	keyringTime time.Time
+	memory      *verify.Memory
+	queues      map[string]Queue
 }
 
 // New returns a processor; the log goes to w (the daemon log).
@@ -94,6 +95,9 @@ func (p *Processor) queue(d *config.Dist) Queue {
 // keys loads the admin keyring once per process.
 func (p *Processor) keys() (*verify.Keyring, error) {
 	if p.keyring == nil && p.keyringErr == nil {
+		if st, err := os.Stat(p.Cfg.AdminKeyring); err == nil {
+			p.keyringTime = st.ModTime()
+		}
 		p.keyring, p.keyringErr = verify.LoadKeyring(p.Cfg.AdminKeyring)
 	}
 	return p.keyring, p.keyringErr
@@ -155,6 +159,13 @@ func (p *Processor) Drain(ctx context.Context, q *mqueue.Queue) error {
 
 func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue) error {
 	q.CleanTmp(24 * time.Hour)
+	// Another process may have used signatures since (a --serve processor
+	// lives long): re-read the memory under the lock; re-read the keyring
+	// when it changed.
+	p.memory = nil
+	if st, err := os.Stat(p.Cfg.AdminKeyring); err != nil || !st.ModTime().Equal(p.keyringTime) {
+		p.keyring, p.keyringErr = nil, nil
+	}
 	for {
 		names, err := q.List()
 		if err != nil {

@@ -1,6 +1,8 @@
 package dispatch_test
 
 import (
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +25,9 @@ type tcase struct {
 	forward int      // mails forwarded to admin_mail
 	check   func(t *testing.T, e *env)
 }
+
+// update writes the generated replies to testdata/corpus (go test -update).
+var update = flag.Bool("update", false, "write the generated mails to testdata/corpus")
 
 func one(b []byte) [][]byte { return [][]byte{b} }
 
@@ -394,7 +399,15 @@ func TestReplies(t *testing.T) {
 			if c.setup != nil {
 				c.setup(e)
 			}
-			e.deliver(c.mails(e)...)
+			mails := c.mails(e)
+			if *update {
+				for i, m := range mails {
+					name := strings.NewReplacer(" ", "-", "/", "-", ":", "").Replace(c.name)
+					os.MkdirAll(filepath.Join("testdata", "corpus"), 0o755)
+					os.WriteFile(filepath.Join("testdata", "corpus", fmt.Sprintf("%s.%d.eml", name, i)), m, 0o644)
+				}
+			}
+			e.deliver(mails...)
 			var replies, forwards []string
 			for _, m := range e.smtp.Mails() {
 				if len(m.To) == 1 && m.To[0] == "buildd-admin@example.org" {

@@ -133,6 +133,9 @@ func TestParseErrors(t *testing.T) {
 
 func FuzzParseMail(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "mail", "*.eml"))
+	// The replies generated with real gpg by dispatch's TestReplies -update.
+	corpus, _ := filepath.Glob(filepath.Join("..", "dispatch", "testdata", "corpus", "*.eml"))
+	files = append(files, corpus...)
 	for _, p := range files {
 		b, _ := os.ReadFile(p)
 		f.Add(b)

@@ -25,7 +25,7 @@ var (
 	reNoCandidate = regexp.MustCompile(`(?m)^E: Package '?([^ ']+)'? has no installation candidate`)
 	reNotFound    = regexp.MustCompile(`(?m)^E: Unable to locate package (\S+)`)
 	reOldApt      = regexp.MustCompile(`(?m)^E: Build-Depends dependency for \S+ cannot be satisfied because the package (\S+) cannot be found`)
-	reBadRelation = regexp.MustCompile(`^(?:Pre-)?Depends: (.*?)(?: but (?:it is not (?:going to be )?installable|it is not going to be installed|[^ ]+ is to be installed|it is a virtual package|.* is installed)| which is a virtual package.*)?( or)?$`)
+	reBadRelation = regexp.MustCompile(`^(?:Pre-?)?Depends: (.*?)(?: but (?:it is not (?:going to be )?installable|it is not going to be installed|[^ ]+ is to be installed|it is a virtual package|.* is installed)| which is a virtual package.*)?( or)?$`)
 )
 
 // depsFailure classifies the output of a failed `apt-get build-dep`:
