@@ -283,6 +283,18 @@ The buffer FN leaves current stays current."
   (should (equal (buildd-reply-missing-deps "E: Couldn't find package libold-dev\n")
                  "libold-dev")))
 
+;; The two logs below were written by buildd's own build tests (real
+;; dpkg-buildpackage in a btrfs snapshot); see buildd/build TestLocalArchive.
+(ert-deftest buildd-reply-test-real-logs ()
+  (let ((ok (buildd-reply-test-fixture "real-log-successful.log"))
+        (depwait (buildd-reply-test-fixture "real-log-depwait.log")))
+    (let ((changes (buildd-reply-find-changes ok)))
+      (should (string-prefix-p "Format: 1.8\n" changes))
+      (should (string-match-p "^Checksums-Sha256:\n" changes))
+      (should (string-match-p "^Files:\n \\S-+ [0-9]+ " changes)))
+    (should-not (buildd-reply-missing-deps ok))
+    (should (equal (buildd-reply-missing-deps depwait) "libbuildd-missing-dev (>= 2)"))))
+
 (ert-deftest buildd-reply-test-new-version ()
   (should (equal (buildd-reply-new-version
                   (plist-get (buildd-reply--parse-text
