@@ -26,7 +26,7 @@
   "Answer MAIL with buildd-reply COMMAND, writing the sent reply to OUT.
 REASON is typed as the reason of a fail reply."
   (setq epg-pinentry-mode 'loopback
-        user-mail-address "admin@demo.invalid"
+        user-mail-address "admin@demo.example.org"
         user-full-name "Demo Admin"
         message-send-mail-function (buildd-demo--write-mail out)
         buildd-reply-send-immediately t)

@@ -81,8 +81,9 @@ machine() {
 		"$BIN/buildd" machine --machines-dir "$DEMO_DIR/machines" import "$MACHINE" "$tarball" --dist "$DIST" --arch "$ARCH"
 		return
 	fi
-	info "debootstrap --variant=buildd from the host's apt mirror (about a minute, once)"
-	"$BIN/buildd" machine --machines-dir "$DEMO_DIR/machines" create "$MACHINE" --dist "$DIST" --arch "$ARCH"
+	info "debootstrap --variant=buildd from the host's apt mirror (about a minute, once; log: $DEMO_DIR/machine-create.log)"
+	"$BIN/buildd" machine --machines-dir "$DEMO_DIR/machines" create "$MACHINE" --dist "$DIST" --arch "$ARCH" \
+		>"$DEMO_DIR/machine-create.log" 2>&1 || die "machine create failed: $(tail -5 "$DEMO_DIR/machine-create.log")"
 	mkdir -p "$CACHE_DIR"
 	tar -C "$DEMO_DIR/machines/$MACHINE/current/" --numeric-owner --xattrs -cf "$tarball.tmp" .
 	mv "$tarball.tmp" "$tarball"
@@ -124,16 +125,16 @@ config() {
 	step "Admin key and buildd.conf"
 	mkdir -p "$HOME_DIR" "$GNUPGHOME"
 	chmod 700 "$GNUPGHOME"
-	if ! gpg --batch --list-secret-keys admin@demo.invalid >/dev/null 2>&1; then
-		gpg --batch --quiet --passphrase '' --quick-gen-key "Demo Admin <admin@demo.invalid>" ed25519 sign never
+	if ! gpg --batch --list-secret-keys admin@demo.example.org >/dev/null 2>&1; then
+		gpg --batch --quiet --passphrase '' --quick-gen-key "Demo Admin <admin@demo.example.org>" ed25519 sign never
 		info "made the demo admin key"
 	fi
-	gpg --batch --armor --export admin@demo.invalid >"$DEMO_DIR/admins.asc"
+	gpg --batch --armor --export admin@demo.example.org >"$DEMO_DIR/admins.asc"
 	cat >"$CONF" <<-EOF
 		# buildd.conf of the demo: every program reads it (BUILDD_CONF).
 		home = "$HOME_DIR"
-		admin_mail = "admin@demo.invalid"
-		mail_from = "buildd@demo.invalid"
+		admin_mail = "admin@demo.example.org"
+		mail_from = "buildd@demo.example.org"
 		builder_name = "demo-buildd"
 		machines_dir = "$DEMO_DIR/machines"
 		wanna_build_db = "$HOME_DIR/wanna-build.db"
@@ -182,13 +183,15 @@ queue() {
 
 build() {
 	step "buildd: building until the queue is empty (max_build = 2, one btrfs snapshot per build)"
-	local round=0
+	local round=0 seen
+	seen=$(wc -l <"$HOME_DIR/daemon.log" 2>/dev/null || echo 0)
 	while "$BIN/wanna-build" --dist="$DIST" --list=needs-build | grep -q '_'; do
 		round=$((round + 1))
 		[ $round -le 3 ] || die "the queue is not emptying; see $HOME_DIR/daemon.log"
 		"$BIN/buildd" --once
 	done
-	tail -n 20 "$HOME_DIR/daemon.log" | sed 's/^/    /'
+	[ $round -gt 0 ] || info "nothing needs building"
+	tail -n +$((seen + 1)) "$HOME_DIR/daemon.log" | grep -E 'Starting build|finished \(' | sed 's/^[^:]*:[^:]*:[^:]*: /    /' || true
 }
 
 mails() {
@@ -206,6 +209,7 @@ answer() {
 		[ -f "$m" ] || continue
 		local subject pv cmd out reason=""
 		subject=$(sed -n 's/^Subject: //p' "$m" | head -1)
+		case $subject in Re:*) continue ;; esac # buildd-mail's own error replies
 		pv=$(sed -n 's/^.* build of \([^ ]*\) .*/\1/p' <<<"$subject")
 		[ -n "$pv" ] || continue
 		out=$DEMO_DIR/answers/$(basename "$m")
@@ -225,21 +229,25 @@ answer() {
 upload() {
 	step "buildd-uploader: dput into the archive's incoming; reprepro processincoming; merge"
 	HOME=$HOME_DIR "$BIN/buildd-uploader"
+	for u in "$HOME_DIR"/upload/*.upload; do
+		[ -f "$u" ] && info "uploaded $(basename "${u%.upload}").changes"
+	done
 	reprepro -b "$ARCHIVE" -s processincoming demo
+	info "archive now holds: $(reprepro -b "$ARCHIVE" -T deb --list-format '${package}_${version} ' list "$DIST")"
 	merge
 }
 
 report() {
 	step "Result"
-	printf '    %-24s %-18s %-10s %s\n' PACKAGE STATE BUILD-TIME LOG
+	printf '    %-24s %-12s %-9s %s\n' PACKAGE STATE JOB-TIME LOG
 	local line pkg state log bt
 	while read -r line; do
 		pkg=${line%%_*}
 		[ -n "$pkg" ] || continue
 		state=$("$BIN/wanna-build" --dist="$DIST" --info "$pkg" | sed -n 's/^ *State *: //p')
 		log=$(ls -t "$HOME_DIR"/logs/"${pkg}"_* 2>/dev/null | head -1)
-		bt=$([ -n "$log" ] && sed -n 's/^Build-Time: //p' "$log" | tail -1)
-		printf '    %-24s %-18s %-10s %s\n' "$pkg" "$state" "${bt:--}${bt:+ s}" "${log:--}"
+		bt=$([ -n "$log" ] && sed -n 's/^Job-Time: //p' "$log" | tail -1)
+		printf '    %-24s %-12s %-9s %s\n' "$pkg" "$state" "${bt:--}${bt:+ s}" "${log:--}"
 	done < <("$BIN/wanna-build" --dist="$DIST" --list=all | sed -n 's|^[^/]*/\([^ :]*\).*|\1|p')
 	cat <<-EOF
 
