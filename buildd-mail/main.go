@@ -21,6 +21,7 @@ import (
 	"buildd/buildd-mail/intake"
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 )
 
@@ -63,7 +64,7 @@ func run() int {
 			return code
 		}
 	}
-	lg, logf, err := dispatch.OpenLog(cfg)
+	lg, err := daemonlog.Open(cfg.DaemonLogFile, "buildd-mail")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "buildd-mail:", err)
 		if *serve != "" || *process {
@@ -71,7 +72,7 @@ func run() int {
 		}
 		return 0 // stored; the next run processes it
 	}
-	defer logf.Close()
+	defer lg.Close()
 	p := dispatch.New(cfg, lg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -15,7 +15,7 @@ import (
 	"syscall"
 
 	"buildd/buildd-uploader/upload"
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
 )
 

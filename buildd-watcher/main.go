@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/schedule"
 	"buildd/buildd-watcher/watch"

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"os"
 	"regexp"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"buildd/buildd-mail/reply"
 	"buildd/buildd-mail/verify"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"
 	"buildd/wannabuild/client"
@@ -46,7 +46,7 @@ type Processor struct {
 	Cfg    *config.Config
 	Home   home.Home
 	Mailer *mailer.Mailer
-	Log    *log.Logger
+	Log    *daemonlog.Log
 	// Now is the clock (time.Now).
 	Now func() time.Time
 
@@ -58,7 +58,7 @@ type Processor struct {
 }
 
 // New returns a processor; the log goes to w (the daemon log).
-func New(cfg *config.Config, lg *log.Logger) *Processor {
+func New(cfg *config.Config, lg *daemonlog.Log) *Processor {
 	return &Processor{
 		Cfg:    cfg,
 		Home:   home.New(cfg.Home),
@@ -67,16 +67,6 @@ func New(cfg *config.Config, lg *log.Logger) *Processor {
 		Now:    time.Now,
 		queues: map[string]Queue{},
 	}
-}
-
-// OpenLog opens the daemon log (daemon_log_file, ~/daemon.log) for
-// appending, as the classic buildd-mail logs there.
-func OpenLog(cfg *config.Config) (*log.Logger, *os.File, error) {
-	f, err := os.OpenFile(cfg.DaemonLogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("daemon log: %w", err)
-	}
-	return log.New(f, fmt.Sprintf("buildd-mail[%d]: ", os.Getpid()), log.LstdFlags), f, nil
 }
 
 func (p *Processor) logf(format string, args ...any) {

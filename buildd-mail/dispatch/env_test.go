@@ -17,6 +17,7 @@ import (
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/replytest"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer/smtptest"
 	"buildd/wannabuild/client"
@@ -117,11 +118,11 @@ wanna_build_db_user = %q
 }
 
 func (e *env) processor() *dispatch.Processor {
-	lg, f, err := dispatch.OpenLog(e.cfg)
+	lg, err := daemonlog.Open(e.cfg.DaemonLogFile, "buildd-mail")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { f.Close() })
+	e.t.Cleanup(func() { lg.Close() })
 	return dispatch.New(e.cfg, lg)
 }
 

@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"

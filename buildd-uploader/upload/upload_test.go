@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/hosttest"
 	"buildd/buildd/home"
 	"buildd/wannabuild/client"

@@ -23,7 +23,7 @@ import (
 	"sort"
 	"strings"
 
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/buildd/machine"

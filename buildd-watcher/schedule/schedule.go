@@ -22,7 +22,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"buildd/buildd-uploader/upload"
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/watch"
 	"buildd/buildd/config"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/hosttest"
 	"buildd/buildd/config"
 )

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"buildd/buildd-watcher/daemonlog"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"

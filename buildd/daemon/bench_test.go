@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/machine/machinetest"
 )
@@ -60,7 +61,7 @@ func BenchmarkIdleRound(b *testing.B) {
 		b.Fatal(err)
 	}
 	home.New(c.Home).Init()
-	lg, err := OpenLog(c.DaemonLogFile, nil, false)
+	lg, err := daemonlog.Open(c.DaemonLogFile, "buildd")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/logmail"
 	"buildd/buildd/mailer"
@@ -37,7 +38,7 @@ const StopWait = 2 * time.Minute
 type Daemon struct {
 	parts    Parts
 	home     home.Home
-	log      *Log
+	log      *daemonlog.Log
 	pool     *scheduler.Pool
 	machines Machines
 	wake     chan struct{} // a build finished: a slot is free
@@ -63,7 +64,7 @@ type job struct {
 func jobKey(dist, pkgv string) string { return dist + " " + pkgv }
 
 // New returns a daemon for the config, logging to log.
-func New(c *config.Config, parts Parts, log *Log) *Daemon {
+func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 	return &Daemon{
 		parts:   parts,
 		home:    home.New(c.Home),

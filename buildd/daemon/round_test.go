@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/wannabuild/client"
 )
@@ -67,7 +68,7 @@ func newQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
 	if err := home.New(c.Home).Init(); err != nil {
 		t.Fatal(err)
 	}
-	lg, err := OpenLog(c.DaemonLogFile, nil, false)
+	lg, err := daemonlog.Open(c.DaemonLogFile, "buildd")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"
 	"buildd/buildd/scheduler"
@@ -92,7 +93,8 @@ func Main(args []string, parts Parts) int {
 		fmt.Fprintf(os.Stderr, "buildd: stage config: home %s: %v\n", c.Home, err)
 		return 1
 	}
-	lg, err := OpenLog(c.DaemonLogFile, also, detached)
+	lg := &daemonlog.Log{Path: c.DaemonLogFile, Prog: "buildd", Echo: also, Stdio: detached}
+	err = lg.Reopen()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "buildd: stage config: %v\n", err)
 		return 1
@@ -169,7 +171,7 @@ func instanceRunning(c *config.Config) (int, bool) {
 type runner struct {
 	o       Options
 	cfgPath string
-	log     *Log
+	log     *daemonlog.Log
 	d       *Daemon
 	lock    *home.Lock
 	cfg     *config.Config

@@ -1,7 +1,7 @@
-// Package daemonlog owns the way the cron programs (buildd-uploader,
-// buildd-watcher) write to daemon.log: appended lines in the classic
-// format "Mon _2 15:04:05 PROG[PID]: text", through a file that can be
-// reopened after the watcher rotates it.
+// Package daemonlog owns daemon.log, the log every program of the suite
+// (buildd, buildd-mail, buildd-uploader, buildd-watcher) appends to: lines
+// in the classic format "Mon _2 15:04:05 PROG[PID]: text", through a file
+// that is reopened after buildd-watcher rotates it (buildd on SIGHUP).
 package daemonlog
 
 import (
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Log is an appender to a daemon log file. The zero of Path logs to Echo
@@ -20,6 +22,9 @@ type Log struct {
 	Prog string
 	// Echo, when set, gets a copy of every line (stderr in a terminal).
 	Echo io.Writer
+	// Stdio makes stdout and stderr the log file too (a detached daemon:
+	// a panic lands in the log); Reopen moves them to the new file.
+	Stdio bool
 
 	mu sync.Mutex
 	f  *os.File
@@ -52,6 +57,14 @@ func (l *Log) Reopen() error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	l.f = f
+	if l.Stdio {
+		if err := unix.Dup2(int(f.Fd()), 1); err != nil {
+			return fmt.Errorf("log on stdout: %w", err)
+		}
+		if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+			return fmt.Errorf("log on stderr: %w", err)
+		}
+	}
 	return nil
 }
 
