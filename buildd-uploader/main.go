@@ -15,8 +15,8 @@ import (
 	"syscall"
 
 	"buildd/buildd-uploader/upload"
-	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 )
 
 func main() {

@@ -19,11 +19,11 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/schedule"
 	"buildd/buildd-watcher/watch"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 )
 
 func main() {

@@ -204,39 +204,11 @@ func installFiles(h home.Home, dir string, files []control.ChangesFile, name str
 	}
 	defer l.Unlock()
 	for _, f := range files {
-		if err := copyAtomic(filepath.Join(h.BuildDir(), f.Name), filepath.Join(dir, f.Name)); err != nil {
+		if err := home.CopyFileAtomic(filepath.Join(h.BuildDir(), f.Name), filepath.Join(dir, f.Name), 0o644); err != nil {
 			return err
 		}
 	}
 	return home.WriteFileAtomic(filepath.Join(dir, name), changes, 0o644)
-}
-
-func copyAtomic(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
-	}
-	return nil
 }
 
 // removeFromUpload handles upload-rem: the package's .changes, its files

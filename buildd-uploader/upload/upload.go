@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"
 	"buildd/wannabuild/client"

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/hosttest"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/wannabuild/client"
 )

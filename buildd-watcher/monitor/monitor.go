@@ -23,8 +23,8 @@ import (
 	"sort"
 	"strings"
 
-	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/machine"
 	"buildd/buildd/mailer"

@@ -22,10 +22,10 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"buildd/buildd-uploader/upload"
-	"buildd/buildd/daemonlog"
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/watch"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 )
 

@@ -106,47 +106,29 @@ func (w *Watcher) freeName(base string) string {
 
 // writeTarGz writes the named files of dir, by their base names, into a
 // gzip-compressed tar at path: temporary file, fsync, rename.
-func writeTarGz(path, dir string, names []string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+func writeTarGz(path, dir string, names []string) error {
+	out, err := home.CreateAtomic(path, 0o644)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	gz, err := gzip.NewWriterLevel(tmp, gzip.BestCompression)
+	defer out.Abort()
+	gz, err := gzip.NewWriterLevel(out, gzip.BestCompression)
 	if err != nil {
 		return err
 	}
 	tw := tar.NewWriter(gz)
 	for _, n := range names {
 		if err := addFile(tw, filepath.Join(dir, n), n); err != nil {
-			return err
+			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := gz.Close(); err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return home.SyncDir(filepath.Dir(path))
+	return out.Commit()
 }
 
 func addFile(tw *tar.Writer, path, name string) error {

@@ -68,7 +68,7 @@ func (w *Watcher) RotateLog(pid int) (bool, error) {
 
 // gzipFile compresses src into dst (temporary file, fsync, rename),
 // keeping src's modification time; it never overwrites an existing dst.
-func gzipFile(src, dst string) (err error) {
+func gzipFile(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("%s exists already, not overwriting it", dst)
 	}
@@ -81,43 +81,25 @@ func gzipFile(src, dst string) (err error) {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
+	out, err := home.CreateAtomic(dst, 0o640)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("compress %s to %s: %w", src, dst, err)
-		}
-	}()
-	gz, err := gzip.NewWriterLevel(tmp, gzip.BestCompression)
+	defer out.Abort()
+	gz, err := gzip.NewWriterLevel(out, gzip.BestCompression)
 	if err != nil {
 		return err
 	}
 	gz.Name = filepath.Base(src)
 	gz.ModTime = st.ModTime()
 	if _, err := io.Copy(gz, in); err != nil {
-		return err
+		return fmt.Errorf("compress %s to %s: %w", src, dst, err)
 	}
 	if err := gz.Close(); err != nil {
+		return fmt.Errorf("compress %s to %s: %w", src, dst, err)
+	}
+	if err := out.Commit(); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o640); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	if err := os.Chtimes(dst, st.ModTime(), st.ModTime()); err != nil {
-		return err
-	}
-	return home.SyncDir(filepath.Dir(dst))
+	return os.Chtimes(dst, st.ModTime(), st.ModTime())
 }

@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"buildd/buildd/daemonlog"
 	"buildd/buildd/config"
+	"buildd/buildd/daemonlog"
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"
 )

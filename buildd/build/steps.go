@@ -389,34 +389,28 @@ func (b *builder) finish() {
 	b.log.Close()
 }
 
-// copyFile copies src to dst through a temporary file and a rename; uid >= 0
-// also chowns it.
+// copyFile copies src to dst with home.CreateAtomic (temporary file, fsync,
+// rename); uid >= 0 makes that user own the copy.
 func copyFile(src, dst string, uid int) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := home.CreateAtomic(dst, 0o644)
 	if err != nil {
 		return err
 	}
+	defer out.Abort()
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
 		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
 	if uid >= 0 {
-		if err := os.Chown(tmp, uid, uid); err != nil {
+		if err := out.Chown(uid, uid); err != nil {
 			return err
 		}
 	}
-	return os.Rename(tmp, dst)
+	return out.Commit()
 }
 
 func chownTree(dir string) error {
