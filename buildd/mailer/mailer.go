@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,13 +196,23 @@ func (mr *Mailer) deliver(from string, to []string, raw []byte) error {
 	return errors.New("no way to send mail: set smtp, sendmail or outbox")
 }
 
-// sendSMTP speaks SMTP to addr with go-smtp: STARTTLS when the server offers
-// it, plain otherwise (a local MTA or relay on the host).
+// sendSMTP speaks SMTP to addr with go-smtp. A relay on this host
+// (localhost, a loopback address) gets plain SMTP: TLS there protects
+// nothing and local MTAs commonly offer self-signed certificates. Any other
+// relay gets STARTTLS, verified, when it offers it, plain SMTP otherwise.
 func sendSMTP(addr, from string, to []string, raw []byte) error {
-	host, _, _ := strings.Cut(addr, ":")
-	c, err := smtp.DialStartTLS(addr, &tls.Config{ServerName: host})
-	if err != nil && strings.Contains(err.Error(), "doesn't support STARTTLS") {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("smtp %q: %w", addr, err)
+	}
+	var c *smtp.Client
+	if isLoopback(host) {
 		c, err = smtp.Dial(addr)
+	} else {
+		c, err = smtp.DialStartTLS(addr, &tls.Config{ServerName: host})
+		if err != nil && strings.Contains(err.Error(), "doesn't support STARTTLS") {
+			c, err = smtp.Dial(addr)
+		}
 	}
 	if err != nil {
 		return err
@@ -211,6 +222,14 @@ func sendSMTP(addr, from string, to []string, raw []byte) error {
 		return err
 	}
 	return c.Quit()
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func hostname() string {

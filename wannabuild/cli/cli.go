@@ -64,6 +64,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	r := &run{o: o, stdin: stdin, stdout: stdout, stderr: stderr}
+	if o.mode == "dump-config" {
+		return r.dumpConfig()
+	}
 	if status, ok := r.setup(); !ok {
 		return status
 	}
@@ -72,6 +75,20 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	status := r.dispatch()
 	stdout.Write(out.Bytes())
 	return status
+}
+
+// dumpConfig prints the effective config (--config, $BUILDD_CONF or the
+// default file), as every program of the suite does.
+func (r *run) dumpConfig() int {
+	cfg, err := config.Load(config.Path(r.o.config))
+	if err == nil {
+		err = cfg.Dump(r.stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(r.stderr, "wanna-build: %v\n", err)
+		return exitUsage
+	}
+	return 0
 }
 
 func (r *run) fail(status int, format string, args ...any) (int, bool) {
@@ -379,6 +396,7 @@ Options:
     --db PATH: The database file (else $WANNA_BUILD_DB, else the config's
         wanna_build_db).
     --config FILE: The buildd.conf (else $BUILDD_CONF, else /etc/buildd/buildd.conf).
+    --dump-config: Print the effective config, defaults included, and exit.
     --lock-timeout DURATION: How long to wait for the database lock (30s).
 
 The remaining arguments (depending on operation) usually start with

@@ -212,3 +212,21 @@ built_architecture = "amd64"
 		t.Errorf("the next merge did not move it back to Needs-Build: %s", out)
 	}
 }
+
+func TestDumpConfig(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "buildd.conf")
+	os.WriteFile(conf, []byte("home = \"/srv/b\"\n[[dist]]\ndist_name = \"sid\"\nbuilt_architecture = \"arm64\"\n"), 0o644)
+	var out, errb bytes.Buffer
+	if code := Main([]string{"--config", conf, "--dump-config"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("--dump-config exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`wanna_build_db = "/srv/b/wanna-build.db"`, `machine = "sid-arm64"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--dump-config lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := Main([]string{"--config", conf + ".missing", "--dump-config"}, strings.NewReader(""), &out, &errb); code != 1 {
+		t.Errorf("--dump-config of a missing file: exit %d, want 1", code)
+	}
+}

@@ -116,6 +116,7 @@ var optTable = []opt{
 	{[]string{"import"}, true, func(o *options, v string) error { o.setMode("import"); o.importFile = v; return nil }},
 	{[]string{"db"}, true, func(o *options, v string) error { o.db = v; return nil }},
 	{[]string{"config"}, true, func(o *options, v string) error { o.config = v; return nil }},
+	{[]string{"dump-config"}, false, mode("dump-config")},
 	{[]string{"lock-timeout"}, true, func(o *options, v string) error { o.lockTimeout = v; return nil }},
 }
 
