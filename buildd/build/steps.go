@@ -85,7 +85,8 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 		out = io.MultiWriter(b.log, st.capture)
 	}
 	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: st.dir,
-		Env: append(base, st.env...), Network: st.network, Output: out, ReadOnly: st.binds}
+		Env: append(base, st.env...), Network: st.network, Output: out, ReadOnly: st.binds,
+		Nice: b.cfg.NiceLevel}
 	err := c.Run(wctx)
 	if err == nil {
 		return "", false

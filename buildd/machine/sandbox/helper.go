@@ -30,6 +30,12 @@ func helper(js string) int {
 		fmt.Fprintf(os.Stderr, "buildd-sandbox: %s: %v\n", sp.Root, err)
 		return 125
 	}
+	if sp.Nice != 0 {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, sp.Nice); err != nil {
+			fmt.Fprintf(os.Stderr, "buildd-sandbox: nice %d: %v\n", sp.Nice, err)
+			return 125
+		}
+	}
 	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: sp.Env, Dir: sp.Dir, Stdout: os.Stdout, Stderr: os.Stderr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Chroot: sp.Root,

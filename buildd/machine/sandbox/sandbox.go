@@ -47,6 +47,9 @@ type Cmd struct {
 	// ReadOnly are host directories (absolute, clean) bound read-only,
 	// nosuid, nodev at the same path inside the tree; see CheckBind.
 	ReadOnly []string
+	// Nice is the nice value of the command and everything it starts
+	// (buildd's nice_level); 0 leaves it as it is.
+	Nice int
 }
 
 type spec struct {
@@ -60,6 +63,7 @@ type spec struct {
 	Groups  []int
 	Network bool
 	Binds   []string
+	Nice    int
 }
 
 // DefaultPath is the PATH inside the sandbox when Env sets none.
@@ -94,7 +98,7 @@ func (c *Cmd) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly}
+	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly, Nice: c.Nice}
 	if sp.Dir == "" {
 		sp.Dir = "/"
 	}
