@@ -53,7 +53,8 @@ bench: all
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 # install: the programs, buildd-reply.el, /etc/cron.d/buildd and the
-# systemd units (buildd.service; buildd-watcher.service for --schedule).
+# systemd units (buildd.service; buildd-watcher.service for --schedule;
+# buildd-mail.service for the LMTP listener).
 SYSTEMD_DIR ?= /lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/emacs/site-lisp \
@@ -61,7 +62,8 @@ install: all
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 elisp/buildd-reply.el $(DESTDIR)$(PREFIX)/share/emacs/site-lisp/
 	for f in buildd.cron:/etc/cron.d/buildd buildd.service:$(SYSTEMD_DIR)/buildd.service \
-	         buildd-watcher.service:$(SYSTEMD_DIR)/buildd-watcher.service; do \
+	         buildd-watcher.service:$(SYSTEMD_DIR)/buildd-watcher.service \
+	         buildd-mail.service:$(SYSTEMD_DIR)/buildd-mail.service; do \
 	  sed 's|@BINDIR@|$(PREFIX)/bin|g' buildd-watcher/dist/$${f%%:*} > $(DESTDIR)$${f#*:} && \
 	  chmod 644 $(DESTDIR)$${f#*:}; \
 	done

@@ -197,6 +197,7 @@ func TestShippedFiles(t *testing.T) {
 	for unit, exec := range map[string]string{
 		"buildd.service":         "ExecStart=@BINDIR@/buildd --no-detach\n",
 		"buildd-watcher.service": "ExecStart=@BINDIR@/buildd-watcher --schedule\n",
+		"buildd-mail.service":    "ExecStart=@BINDIR@/buildd-mail --serve 127.0.0.1:2424 --lmtp\n",
 	} {
 		b, err := os.ReadFile("../dist/" + unit)
 		if err != nil || !strings.Contains(string(b), exec) || !strings.Contains(string(b), "[Install]\nWantedBy=multi-user.target\n") {
