@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"buildd/buildd-mail/dispatch"
 	"buildd/buildd-mail/intake"
@@ -89,6 +90,9 @@ func run() int {
 	return 0
 }
 
+// retryEvery is how often --serve retries the mails kept in the queue.
+const retryEvery = 10 * time.Minute
+
 // serveLoop listens and drains the queue after every stored mail.
 func serveLoop(ctx context.Context, addr string, lmtp bool, q *mqueue.Queue, p *dispatch.Processor) int {
 	kick := make(chan struct{}, 1)
@@ -104,15 +108,20 @@ func serveLoop(ctx context.Context, addr string, lmtp bool, q *mqueue.Queue, p *
 	}
 	p.Log.Printf("listening on %s (%s)", srv.Addr(), map[bool]string{true: "LMTP", false: "SMTP"}[lmtp])
 	go func() {
+		// Mails kept after a temporary failure are retried every
+		// retryEvery even when no new mail comes in.
+		retry := time.NewTicker(retryEvery)
+		defer retry.Stop()
 		kick <- struct{}{}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-kick:
-				if err := p.Drain(ctx, q); err != nil {
-					p.Log.Printf("drain: %v", err)
-				}
+			case <-retry.C:
+			}
+			if err := p.Drain(ctx, q); err != nil {
+				p.Log.Printf("drain: %v", err)
 			}
 		}
 	}()

@@ -65,19 +65,20 @@ func (j *job) answer(ctx context.Context, perr error) error {
 	if j.subj.Kind == reply.ShouldBuild {
 		kind = "should-build"
 	}
-	if !j.checkSent(pkgv, distName, kind) {
-		return nil
-	}
 	mem, err := p.mem()
 	if err != nil {
 		return err
 	}
-	if first, seen := mem.Seen(res.ID); seen && first != j.id {
+	first, seen := mem.Seen(res.ID)
+	j.resumed = seen && first == j.id
+	if !j.checkSent(pkgv, distName, kind) {
+		return nil
+	}
+	if seen && first != j.id {
 		p.logf("%s(%s): replayed signature by %s refused (first used by mail %s)", pkgv, distName, res.Fingerprint, first)
 		j.fail("Signature check failed (replay): %s", verify.Replay(res, first).(*verify.Error).Msg)
 		return nil
 	} else if seen {
-		j.resumed = true
 		p.logf("%s(%s): resuming mail %s signed by %s", pkgv, distName, j.id, res.Fingerprint)
 	}
 	// Remember the signature before anything is done, so that it can never
@@ -105,8 +106,9 @@ func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 
 // checkSent ties the reply to the mail it answers: the In-Reply-To must be
 // a mail buildd sent about this package and dist (else the reply was
-// re-aimed), and the signature must be younger than that mail (else it is an
-// old answer replayed).
+// re-aimed), not older than reply_window (sent-mails and mail-signatures
+// forget what is older), and the signature must be younger than that mail
+// (else it is an old answer replayed).
 func (j *job) checkSent(pkgv, dist, kind string) bool {
 	sent := j.p.Home.Sent()
 	var sm home.SentMail
@@ -138,6 +140,13 @@ func (j *job) checkSent(pkgv, dist, kind string) bool {
 			what = `"Should I build" question`
 		}
 		j.fail("This buildd sent no %s for %s (dist=%s): answer the mail itself.", what, pkgv, dist)
+		return false
+	}
+	// An interrupted mail is finished whatever its age: its signature was
+	// already taken and part of its effect may be there.
+	if window := time.Duration(j.p.Cfg.ReplyWindow) * 24 * time.Hour; !j.resumed && j.p.Now().Sub(sm.Time) > window {
+		j.p.logf("%s(%s): reply refused: it answers mail <%s> sent %s, older than reply_window", pkgv, dist, sm.MessageID, sm.Time.UTC().Format(time.RFC3339))
+		j.fail("The reply answers a mail older than reply_window (%d days); answer the newer log mail\n(mail <%s> was sent %s).", j.p.Cfg.ReplyWindow, sm.MessageID, sm.Time.UTC().Format(time.RFC3339))
 		return false
 	}
 	if j.sig.Created.Before(sm.Time) {

@@ -122,9 +122,13 @@ func temp(err error) error {
 
 // Drain processes every queued mail, oldest first, under the queue's lock.
 // When another processor holds the lock it returns at once: that one will
-// see the mails. A mail failing temporarily stops the drain (order is kept)
-// and is retried by the next run.
+// see the mails. A mail failing temporarily is skipped for this run (left
+// in the queue, retried by the next run), and so is every later mail about
+// the same package and dist, to keep their order; the others go on. A mail
+// still failing after mqueue_max_age is answered with an error and dropped.
+// Drain returns an error naming the mails it kept.
 func (p *Processor) Drain(ctx context.Context, q *mqueue.Queue) error {
+	kept := map[string]bool{}
 	for {
 		l, err := q.TryLock()
 		if errors.Is(err, home.ErrLocked) {
@@ -134,20 +138,35 @@ func (p *Processor) Drain(ctx context.Context, q *mqueue.Queue) error {
 			return err
 		}
 		p.Mailer.Flush()
-		err = p.drainLocked(ctx, q)
+		err = p.drainLocked(ctx, q, kept)
 		l.Unlock()
 		if err != nil {
 			return err
 		}
 		// A mail stored while we held the lock may have found it taken.
 		names, err := q.List()
-		if err != nil || len(names) == 0 {
+		if err != nil {
 			return err
+		}
+		if !hasNew(names, kept) {
+			if len(kept) > 0 {
+				return fmt.Errorf("%d mail(s) kept in %s for the next run (temporary failures, see the log)", len(kept), q.Dir)
+			}
+			return nil
 		}
 	}
 }
 
-func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue) error {
+func hasNew(names []string, kept map[string]bool) bool {
+	for _, n := range names {
+		if !kept[n] {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[string]bool) error {
 	q.CleanTmp(24 * time.Hour)
 	// Another process may have used signatures since (a --serve processor
 	// lives long): re-read the memory under the lock; re-read the keyring
@@ -156,15 +175,19 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue) error {
 	if st, err := os.Stat(p.Cfg.AdminKeyring); err != nil || !st.ModTime().Equal(p.keyringTime) {
 		p.keyring, p.keyringErr = nil, nil
 	}
+	blocked := map[string]string{} // package key -> the kept mail it waits for
 	for {
 		names, err := q.List()
 		if err != nil {
 			return err
 		}
-		if len(names) == 0 {
+		if !hasNew(names, kept) {
 			return nil
 		}
 		for _, n := range names {
+			if kept[n] {
+				continue
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -172,15 +195,78 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue) error {
 			if err != nil {
 				return err
 			}
+			key := packageKey(raw)
+			if first, ok := blocked[key]; ok && key != "" {
+				p.logf("mail %s kept for the next run: it follows mail %s about the same package", n, first)
+				kept[n] = true
+				continue
+			}
 			if err := p.Handle(ctx, n, raw); err != nil {
-				p.logf("mail %s kept for the next run: %v", n, err)
-				return err
+				done, rerr := p.expire(q, n, raw, err)
+				if rerr != nil {
+					return rerr
+				}
+				if !done {
+					p.logf("mail %s kept for the next run: %v", n, err)
+					kept[n] = true
+					if key != "" {
+						blocked[key] = n
+					}
+					continue
+				}
 			}
 			if err := q.Remove(n); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// packageKey names what a mail is about, for keeping the order of the
+// mails about one package: "dist name" for replies and "new version"
+// notices, "" for the rest.
+func packageKey(raw []byte) string {
+	m, _ := reply.Parse(raw)
+	if m == nil {
+		return ""
+	}
+	s := reply.ClassifySubject(m.Subject)
+	name := s.Package
+	if s.PkgVersion != "" {
+		name = strings.SplitN(s.PkgVersion, "_", 2)[0]
+	}
+	if name == "" {
+		return ""
+	}
+	return s.Dist + " " + name
+}
+
+// expire answers and drops a mail that failed temporarily (err) and has
+// been queued longer than mqueue_max_age; it reports whether it did.
+func (p *Processor) expire(q *mqueue.Queue, n string, raw []byte, err error) (bool, error) {
+	arrived, aerr := q.Arrived(n)
+	if aerr != nil {
+		return false, aerr
+	}
+	maxAge := time.Duration(p.Cfg.MQueueMaxAge) * time.Hour
+	if p.Now().Sub(arrived) <= maxAge {
+		return false, nil
+	}
+	last := err
+	var t *TempError
+	if errors.As(err, &t) {
+		last = t.Err
+	}
+	m, _ := reply.Parse(raw)
+	if m == nil {
+		p.logf("mail %s (unreadable) could not be processed for %d hours: %v; dropped", n, p.Cfg.MQueueMaxAge, last)
+		return true, nil
+	}
+	p.logf("mail %s from %s (Subject: %s) could not be processed for %d hours: %v; dropped, sender told to resend",
+		n, m.FromAddr, m.Subject, p.Cfg.MQueueMaxAge, last)
+	j := &job{p: p, id: n, raw: raw, m: m}
+	j.fail("The mail could not be processed for %d hours: %v; please resend\n(sign an answer anew: its old signature may already be spent).", p.Cfg.MQueueMaxAge, last)
+	return true, j.errorReply()
 }
 
 // job is one mail being handled.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,19 @@ func (q *Queue) Read(n string) ([]byte, error) {
 		return nil, fmt.Errorf("mqueue: %w", err)
 	}
 	return b, nil
+}
+
+// Arrived returns when mail n was stored: the time in its name, else (a
+// file put there by hand) its modification time.
+func (q *Queue) Arrived(n string) (time.Time, error) {
+	if ns, err := strconv.ParseInt(strings.SplitN(n, ".", 2)[0], 10, 64); err == nil && ns > 0 {
+		return time.Unix(0, ns), nil
+	}
+	st, err := os.Stat(filepath.Join(q.Dir, "new", n))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("mqueue: %w", err)
+	}
+	return st.ModTime(), nil
 }
 
 // Remove deletes mail n; call it only once its effect is committed. The

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"buildd/buildd/home"
 )
@@ -64,5 +65,23 @@ func TestStoreFailure(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "mqueue"), nil, 0o644)
 	if _, err := New(filepath.Join(dir, "mqueue")).Store(strings.NewReader("x")); err == nil {
 		t.Error("stored into a file")
+	}
+}
+
+func TestArrived(t *testing.T) {
+	q := New(t.TempDir())
+	before := time.Now()
+	n, err := q.Store(strings.NewReader("Subject: x\n\nx\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, err := q.Arrived(n); err != nil || at.Before(before) || at.After(time.Now()) {
+		t.Errorf("Arrived(%s) = %v, %v", n, at, err)
+	}
+	old := time.Now().Add(-100 * time.Hour).Truncate(time.Second)
+	os.WriteFile(filepath.Join(q.Dir, "new", "by-hand"), nil, 0o600)
+	os.Chtimes(filepath.Join(q.Dir, "new", "by-hand"), old, old)
+	if at, err := q.Arrived("by-hand"); err != nil || !at.Equal(old) {
+		t.Errorf("Arrived(by-hand) = %v, %v; want the mtime %v", at, err, old)
 	}
 }

@@ -1,7 +1,8 @@
 // Package watch owns the classic buildd-watcher run: restart a dead buildd,
 // delete the directories in build/PURGE, warn about old files, archive old
-// package, build and daemon logs, rotate daemon.log and mail the build
-// statistics. A run does each task once and returns; the lock
+// package, build and daemon logs, rotate daemon.log, mail the build
+// statistics and forget sent mails and reply signatures older than
+// reply_window. A run does each task once and returns; the lock
 // buildd-watcher.lock in home keeps to one run at a time.
 package watch
 
@@ -52,7 +53,10 @@ type Report struct {
 	Archives  []string // archives written
 	Rotated   bool
 	StatsSent bool
-	Errors    []error // tasks that failed; the others still ran
+	// PrunedSent and PrunedSignatures count the sent-mails and
+	// mail-signatures lines dropped as older than reply_window.
+	PrunedSent, PrunedSignatures int
+	Errors                       []error // tasks that failed; the others still ran
 }
 
 // Run does every task once, in the classic order, under the watcher lock.
@@ -109,6 +113,8 @@ func (w *Watcher) Run(ctx context.Context) (*Report, error) {
 	}
 	r.StatsSent, err = w.Statistics()
 	fail("statistics", err)
+	r.PrunedSent, r.PrunedSignatures, err = w.PruneReplies(time.Now())
+	fail("reply memory", err)
 	if r.Daemon.Restart && ctx.Err() == nil {
 		if w.Home.Flag(home.NoDaemonPlease) {
 			w.Log.Printf("%s exists, not starting daemon", home.NoDaemonPlease)

@@ -17,6 +17,7 @@ import (
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/buildd/machine"
+	"buildd/buildd/machine/sandbox"
 )
 
 // Status is a build's outcome as the queue sees it.
@@ -46,6 +47,7 @@ type Job struct {
 	BinNMU          int    // >0: build as binNMU +bN with BinNMUChangelog as the changelog entry
 	BinNMUChangelog string
 	Parallel        int    // DEB_BUILD_OPTIONS=parallel=N; <1 is 1
+	Memory          int64  // bytes: the memory limit of every step (sandbox.Cmd.MemoryMax); 0 is none
 	LogPath         string // "" is home's logs/PKG_VERSION_ARCH-YYYYMMDD-HHMMSS.build
 }
 
@@ -89,6 +91,7 @@ type builder struct {
 	root    string   // the snapshot
 	srcDir  string   // inside the sandbox: /build/PKG-VERSION
 	start   time.Time
+	oom     bool // the last step's command was hit by the OOM killer
 }
 
 func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, error) {
@@ -195,6 +198,13 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	b.root = w.Path()
 	b.res.Revision = w.Revision
 	fmt.Fprintf(b.log, "Machine %s, revision %s\nWorking snapshot %s\n", w.Machine, w.Revision, w.Path())
+	if b.job.Memory > 0 {
+		if ctl := sandbox.MemoryController(); ctl != "" {
+			fmt.Fprintf(b.log, "Memory limit %d MiB per step (%s)\n", b.job.Memory>>20, ctl)
+		} else {
+			fmt.Fprintf(b.log, "memory limit not enforced: no cgroup memory controller\n")
+		}
+	}
 	steps := []func(context.Context) bool{b.fetch, b.unpack, b.binNMU, b.deps, b.build, b.collect}
 	for _, step := range steps {
 		if ctx.Err() != nil {

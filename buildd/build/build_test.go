@@ -14,6 +14,7 @@ import (
 	"buildd/buildd/build"
 	"buildd/buildd/config"
 	"buildd/buildd/machine/machinetest"
+	"buildd/buildd/machine/sandbox"
 )
 
 // sourcePackage makes a source package from testdata/NAME with dpkg-source
@@ -88,7 +89,9 @@ func TestBuilds(t *testing.T) {
 		logLimit  int
 		noOutput  int
 		binNMU    int
+		memory    int64 // build.Job.Memory
 		status    build.Status
+		reason    string // the Fail-Reason, when it matters
 		stage     string
 		changes   string
 		inLog     []string
@@ -106,10 +109,19 @@ func TestBuilds(t *testing.T) {
 			inLog: []string{"going to hang", "no output for 3 s"}},
 		{name: "floods", pkg: "tiny-flood", logLimit: 64 * 1024, status: build.Attempted, stage: build.StageBuild,
 			inLog: []string{"log truncated:", "FLOOD-END"}, maxLogLen: 64*1024 + 8192},
+		{name: "out-of-memory", pkg: "tiny-hog", memory: 128 << 20, status: build.Attempted, stage: build.StageBuild,
+			reason: "out of memory: the build needed more than its 128 MiB slice",
+			inLog: []string{"Memory limit 128 MiB per step (cgroup v", "hogging memory", "OOM killer",
+				"E: out of memory: the build needed more than its 128 MiB slice\n"}},
+		{name: "within-memory-slice", pkg: "tiny-hog", memory: 512 << 20, status: build.Successful, changes: "tiny-hog_1.0_amd64.changes",
+			inLog: []string{"Memory limit 512 MiB per step (cgroup v", "hog survived"}},
 		{name: "not-in-archive", pkg: "no-such-package-buildd-test_1.0-1", archive: true, status: build.GivenBack, stage: build.StageFetch,
 			inLog: []string{"no-such-package-buildd-test_1.0-1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.memory > 0 && sandbox.MemoryController() == "" {
+				t.Skip("SKIPPED: NO CGROUP MEMORY CONTROLLER on this host: memory limits cannot be tested here")
+			}
 			c := *cfg
 			if tc.noOutput > 0 {
 				c.NoOutputTime = tc.noOutput
@@ -118,7 +130,7 @@ func TestBuilds(t *testing.T) {
 				c.LogSizeLimit = tc.logLimit
 			}
 			job := build.Job{Dist: &c.Dists[0], BinNMU: tc.binNMU, BinNMUChangelog: "Rebuild for the test.", Parallel: 2,
-				LogPath: filepath.Join(t.TempDir(), "build.log")}
+				Memory: tc.memory, LogPath: filepath.Join(t.TempDir(), "build.log")}
 			if tc.archive {
 				job.PkgVersion = tc.pkg
 			} else {
@@ -132,6 +144,9 @@ func TestBuilds(t *testing.T) {
 			log, _ := os.ReadFile(res.LogPath)
 			if res.Status != tc.status || res.FailStage != tc.stage {
 				t.Fatalf("status %s/%s (%s), want %s/%s\n%s", res.Status, res.FailStage, res.Message, tc.status, tc.stage, log)
+			}
+			if tc.reason != "" && res.Message != tc.reason {
+				t.Errorf("Fail-Reason %q, want %q", res.Message, tc.reason)
 			}
 			for _, s := range tc.inLog {
 				if !strings.Contains(string(log), s) {

@@ -15,7 +15,7 @@ import (
 
 const cliUsage = `usage: buildd build [--config FILE] --dist DIST [options] PKG_VERSION
        buildd build [--config FILE] --dist DIST [options] --dsc FILE
-options: --binnmu N --binnmu-changelog TEXT --parallel N --log FILE
+options: --binnmu N --binnmu-changelog TEXT --parallel N --memory MIB --log FILE
 exit status: 0 successful, 3 attempted (the package failed), 4 given back, 1 error, 2 usage
 `
 
@@ -30,12 +30,13 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 	binnmu := fs.Int("binnmu", 0, "binNMU number")
 	binText := fs.String("binnmu-changelog", "", "binNMU changelog entry")
 	parallel := fs.Int("parallel", 1, "DEB_BUILD_OPTIONS parallel=N")
+	memory := fs.Int64("memory", 0, "memory limit of each step in MiB (0: none)")
 	logPath := fs.String("log", "", "build log file")
 	pos, err := machine.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}
-	if *dist == "" || len(pos) > 1 || (len(pos) == 0) == (*dsc == "") {
+	if *dist == "" || *memory < 0 || len(pos) > 1 || (len(pos) == 0) == (*dsc == "") {
 		fs.Usage()
 		return 2
 	}
@@ -54,7 +55,7 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "buildd build: %v\n", err)
 		return 1
 	}
-	job := Job{Dist: d, DSC: *dsc, BinNMU: *binnmu, BinNMUChangelog: *binText, Parallel: *parallel, LogPath: *logPath}
+	job := Job{Dist: d, DSC: *dsc, BinNMU: *binnmu, BinNMUChangelog: *binText, Parallel: *parallel, Memory: *memory << 20, LogPath: *logPath}
 	if len(pos) == 1 {
 		job.PkgVersion = pos[0]
 	}

@@ -86,7 +86,8 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 	}
 	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: st.dir,
 		Env: append(base, st.env...), Network: st.network, Output: out, ReadOnly: st.binds,
-		Nice: b.cfg.NiceLevel}
+		Nice: b.cfg.NiceLevel, MemoryMax: b.job.Memory}
+	b.oom = false
 	err := c.Run(wctx)
 	if err == nil {
 		return "", false
@@ -100,6 +101,7 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 	}
 	var ee *sandbox.ExitError
 	if errors.As(err, &ee) {
+		b.oom = ee.OOMKills > 0
 		return fmt.Sprintf("%s: exit status %d", firstWord(script), ee.Status), false
 	}
 	return err.Error(), true
@@ -298,6 +300,8 @@ func (b *builder) build(ctx context.Context) bool {
 		return true
 	case killed:
 		b.fail(GivenBack, StageBuild, "build of "+b.pv()+" "+msg)
+	case b.oom:
+		b.fail(Attempted, StageBuild, fmt.Sprintf("out of memory: the build needed more than its %d MiB slice", b.job.Memory>>20))
 	default:
 		b.fail(Attempted, StageBuild, "build of "+b.pv()+" failed: "+msg)
 	}

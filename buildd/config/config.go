@@ -67,6 +67,12 @@ type Config struct {
 	// BuilddCommand is how buildd-watcher restarts a dead buildd; empty:
 	// the buildd program beside buildd-watcher, with --config.
 	BuilddCommand []string `toml:"buildd_command"`
+	// ReplyWindow (days): how long a sent log or "Should I build" mail can
+	// be answered; sent-mails and mail-signatures forget older entries.
+	ReplyWindow int `toml:"reply_window"`
+	// MQueueMaxAge (hours): a mail still failing temporarily after this long
+	// in ~/mqueue is answered with an error and dropped.
+	MQueueMaxAge int `toml:"mqueue_max_age"`
 
 	// Classic.
 	AdminMail          string `toml:"admin_mail"`
@@ -155,6 +161,8 @@ func Defaults() Config {
 		UploadSched:        "10,25,40,55 * * * *",
 		WatcherSched:       "5,20,35,50 * * * *",
 		UpgradeSched:       "30 3 * * *",
+		ReplyWindow:        60,
+		MQueueMaxAge:       72,
 		AdminMail:          "root",
 		AptGet:             "apt-get",
 		BuildLogKeep:       2,
@@ -263,6 +271,12 @@ func (c *Config) check(lines *lineIndex) error {
 	}
 	if c.MaxBuild < 1 {
 		return fail("max_build", "max_build must be at least 1, not %d", c.MaxBuild)
+	}
+	if c.ReplyWindow < 1 {
+		return fail("reply_window", "reply_window must be at least 1 (days), not %d", c.ReplyWindow)
+	}
+	if c.MQueueMaxAge < 1 {
+		return fail("mqueue_max_age", "mqueue_max_age must be at least 1 (hours), not %d", c.MQueueMaxAge)
 	}
 	if _, err := regexp.Compile(c.NoWarnPattern); err != nil {
 		return fail("no_warn_pattern", "no_warn_pattern: %v", err)

@@ -58,6 +58,9 @@ func TestLoadMinimal(t *testing.T) {
 	if c.IdleSleepTime != 300 || c.DelayAfterGiveBack != 480 || c.MaxSbuildFails != 2 {
 		t.Errorf("classic defaults wrong: %+v", c)
 	}
+	if c.ReplyWindow != 60 || c.MQueueMaxAge != 72 {
+		t.Errorf("reply_window %d, mqueue_max_age %d; want 60, 72", c.ReplyWindow, c.MQueueMaxAge)
+	}
 }
 
 func TestDumpRoundTrip(t *testing.T) {

@@ -86,6 +86,7 @@ func (b runBuilder) Build(ctx context.Context, j Job) (Outcome, error) {
 		BinNMU:          j.Entry.BinNMU,
 		BinNMUChangelog: j.Entry.Changelog,
 		Parallel:        j.Slice.CPUs,
+		Memory:          j.Slice.RAMKiB << 10,
 		LogPath:         j.LogPath,
 	})
 	if err != nil {

@@ -76,3 +76,26 @@ func (s *SentFile) Latest(dist, pkgv, kind string) (SentMail, bool, error) {
 	}
 	return SentMail{}, false, nil
 }
+
+// Prune drops the records of mails sent before cutoff, under the lock Add
+// takes, and returns how many it dropped. Lines it cannot read are kept.
+func (s *SentFile) Prune(cutoff time.Time) (int, error) {
+	dropped := 0
+	err := lineFile{s.path}.update(func(lines []string) ([]string, error) {
+		var keep []string
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) == 5 {
+				if sec, err := strconv.ParseInt(f[1], 10, 64); err == nil && time.Unix(sec, 0).Before(cutoff) {
+					dropped++
+					continue
+				}
+			}
+			keep = append(keep, l)
+		}
+		return keep, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sent-mails: prune: %w", err)
+	}
+	return dropped, nil
+}

@@ -18,15 +18,74 @@ func init() {
 	}
 }
 
+// reportFD is the helper's pipe to Run (Cmd.ExtraFiles[0]) when the
+// command has a memory limit: the helper writes its report there.
+const reportFD = 3
+
+// report is what the helper tells Run besides the exit status.
+type report struct {
+	OOMKills int // processes the OOM killer killed in the command's cgroup
+}
+
 // helper is the sandbox's first process (PID 1 of its PID namespace): it
-// mounts, runs the command and returns its exit status.
+// puts itself into a memory cgroup when the spec has a limit, mounts, runs
+// the command and returns its exit status.
 func helper(js string) int {
 	var sp spec
 	if err := json.Unmarshal([]byte(js), &sp); err != nil {
 		fmt.Fprintf(os.Stderr, "buildd-sandbox: bad spec: %v\n", err)
 		return 125
 	}
-	if err := setup(&sp); err != nil {
+	if sp.MemoryMax <= 0 {
+		return runCommand(&sp)
+	}
+	syscall.CloseOnExec(reportFD)
+	rep := os.NewFile(reportFD, "report")
+	var cg *memCgroup
+	if h, ok := findMemoryHierarchy(); ok {
+		var err error
+		if cg, err = newMemCgroup(h, sp.MemoryMax); err != nil {
+			fmt.Fprintf(os.Stderr, "buildd-sandbox: memory limit not enforced: %v\n", err)
+		}
+	}
+	status := runCommand(&sp)
+	if cg == nil {
+		return status
+	}
+	killAll()
+	var r report
+	if r.OOMKills = cg.oomKills(status); r.OOMKills > 0 {
+		fmt.Fprintf(os.Stderr, "buildd-sandbox: out of memory: the kernel's OOM killer killed %d process(es) of the command (memory limit %d MiB)\n",
+			r.OOMKills, sp.MemoryMax>>20)
+	}
+	if err := cg.remove(); err != nil {
+		fmt.Fprintf(os.Stderr, "buildd-sandbox: %v\n", err)
+	}
+	if err := json.NewEncoder(rep).Encode(r); err != nil {
+		fmt.Fprintf(os.Stderr, "buildd-sandbox: report: %v\n", err)
+	}
+	return status
+}
+
+// killAll kills every other process of the PID namespace and reaps them,
+// so that the helper is the last one in its cgroup. Only PID 1 of a PID
+// namespace may do this: kill(-1) elsewhere would reach the host.
+func killAll() {
+	if os.Getpid() != 1 {
+		return
+	}
+	unix.Kill(-1, unix.SIGKILL)
+	for {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil && err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// runCommand mounts the tree and runs the command in it.
+func runCommand(sp *spec) int {
+	if err := setup(sp); err != nil {
 		fmt.Fprintf(os.Stderr, "buildd-sandbox: %s: %v\n", sp.Root, err)
 		return 125
 	}

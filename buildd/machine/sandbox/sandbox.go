@@ -50,6 +50,13 @@ type Cmd struct {
 	// Nice is the nice value of the command and everything it starts
 	// (buildd's nice_level); 0 leaves it as it is.
 	Nice int
+	// MemoryMax (bytes) limits the memory of the command and everything
+	// it starts, swap not allowed: the helper makes a memory cgroup
+	// buildd/HOSTPID-UNIXNANO under the host's memory hierarchy (cgroup v2
+	// memory.max, else v1 memory.limit_in_bytes; see MemoryController),
+	// enters it before it starts the command and removes it afterwards.
+	// Without a memory controller the command runs unlimited. 0: no limit.
+	MemoryMax int64
 }
 
 type spec struct {
@@ -64,6 +71,8 @@ type spec struct {
 	Network bool
 	Binds   []string
 	Nice    int
+	// MemoryMax > 0: the helper reports on fd reportFD.
+	MemoryMax int64
 }
 
 // DefaultPath is the PATH inside the sandbox when Env sets none.
@@ -73,6 +82,9 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 type ExitError struct {
 	Args   []string
 	Status int // exit status, or 128+signal
+	// OOMKills is how many of the command's processes the kernel's OOM
+	// killer killed because the command reached its MemoryMax.
+	OOMKills int
 }
 
 func (e *ExitError) Error() string {
@@ -98,7 +110,7 @@ func (c *Cmd) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly, Nice: c.Nice}
+	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly, Nice: c.Nice, MemoryMax: c.MemoryMax}
 	if sp.Dir == "" {
 		sp.Dir = "/"
 	}
@@ -126,6 +138,17 @@ func (c *Cmd) Run(ctx context.Context) error {
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	var repR *os.File
+	if c.MemoryMax > 0 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("sandbox %s: %w", c.Root, err)
+		}
+		defer r.Close()
+		defer w.Close()
+		repR = r
+		cmd.ExtraFiles = []*os.File{w} // the helper's reportFD
+	}
 
 	// Pdeathsig fires when the thread that started the child exits: keep it.
 	done := make(chan error, 1)
@@ -135,6 +158,9 @@ func (c *Cmd) Run(ctx context.Context) error {
 		if err := cmd.Start(); err != nil {
 			done <- fmt.Errorf("sandbox %s: %w", c.Root, err)
 			return
+		}
+		if repR != nil {
+			cmd.ExtraFiles[0].Close()
 		}
 		stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
 		err := cmd.Wait()
@@ -151,7 +177,13 @@ func (c *Cmd) Run(ctx context.Context) error {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			st = 128 + int(ws.Signal())
 		}
-		return &ExitError{Args: c.Args, Status: st}
+		var rep report
+		if repR != nil {
+			// The helper wrote its report before it exited (nothing if it
+			// was killed); its write end is closed, so this cannot block.
+			json.NewDecoder(repR).Decode(&rep)
+		}
+		return &ExitError{Args: c.Args, Status: st, OOMKills: rep.OOMKills}
 	}
 	return err
 }
