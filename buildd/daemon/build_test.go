@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,8 @@ import (
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/buildd/machine"
+	"buildd/buildd/machine/sandbox"
+	"buildd/buildd/scheduler"
 	"buildd/wannabuild/client"
 )
 
@@ -106,6 +109,20 @@ func TestOnceBuildsInParallel(t *testing.T) {
 	logs, _ := filepath.Glob(e.path("logs", "*.build"))
 	if len(logs) != 2 {
 		t.Fatalf("logs: %v", logs)
+	}
+	// Each build ran under its slot's RAM slice.
+	slice, err := scheduler.HostSlice(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := fmt.Sprintf("Memory limit %d MiB per step (%s)\n", slice.RAMKiB>>10, sandbox.MemoryController())
+	if sandbox.MemoryController() == "" {
+		limit = "memory limit not enforced: no cgroup memory controller\n"
+	}
+	for _, l := range logs {
+		if text, _ := os.ReadFile(l); !strings.Contains(string(text), limit) {
+			t.Errorf("%s lacks %q", l, limit)
+		}
 	}
 	if w := workingSnapshots(t, e.machines); len(w) != 0 {
 		t.Fatalf("snapshots left: %v", w)

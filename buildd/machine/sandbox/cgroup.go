@@ -266,6 +266,12 @@ func (cg *memCgroup) remove() error {
 	if err := writeFile(filepath.Join(cg.origin, "cgroup.procs"), "0"); err != nil {
 		return err
 	}
+	return cg.rmdir()
+}
+
+// rmdir removes the empty cgroup, waiting up to a second for the kernel to
+// let go of it.
+func (cg *memCgroup) rmdir() error {
 	var err error
 	for i := 0; i < 50; i++ {
 		if err = unix.Rmdir(cg.dir); err == nil || errors.Is(err, unix.ENOENT) {
@@ -274,6 +280,26 @@ func (cg *memCgroup) remove() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("rmdir %s: %w", cg.dir, err)
+}
+
+// removeKilledHelperCgroup removes the cgroup of the helper with host pid
+// pid that ran from start to end and was killed before it could remove
+// it. Its PID namespace died with it, so the cgroup is empty (rmdir
+// refuses one that is not); the times keep a later helper that got the
+// same pid out of reach.
+func removeKilledHelperCgroup(pid int, start, end time.Time) {
+	h, ok := findMemoryHierarchy()
+	if !ok {
+		return
+	}
+	prefix := strconv.Itoa(pid) + "-"
+	dirs, _ := filepath.Glob(filepath.Join(h.dir, cgroupParent, prefix+"*"))
+	for _, d := range dirs {
+		ns, err := strconv.ParseInt(strings.TrimPrefix(filepath.Base(d), prefix), 10, 64)
+		if err == nil && ns >= start.UnixNano() && ns <= end.UnixNano() {
+			(&memCgroup{dir: d}).rmdir()
+		}
+	}
 }
 
 func writeFile(path, value string) error {

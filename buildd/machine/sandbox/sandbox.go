@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -155,6 +156,7 @@ func (c *Cmd) Run(ctx context.Context) error {
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			done <- fmt.Errorf("sandbox %s: %w", c.Root, err)
 			return
@@ -165,6 +167,9 @@ func (c *Cmd) Run(ctx context.Context) error {
 		stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
 		err := cmd.Wait()
 		stop()
+		if c.MemoryMax > 0 && ctx.Err() != nil {
+			removeKilledHelperCgroup(cmd.Process.Pid, started, time.Now())
+		}
 		done <- err
 	}()
 	err = <-done
