@@ -66,7 +66,7 @@ func memoryHierarchy(mountinfo string, controllers func(dir string) string) (hie
 		if !ok || len(f) < 5 || len(g) < 3 {
 			continue
 		}
-		dir := unescapeMountPath(f[4])
+		dir := UnescapeMountPath(f[4])
 		switch g[0] {
 		case "cgroup2":
 			if slices.Contains(strings.Fields(controllers(dir)), "memory") {
@@ -84,8 +84,9 @@ func memoryHierarchy(mountinfo string, controllers func(dir string) string) (hie
 	return hierarchy{}, false
 }
 
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
+// UnescapeMountPath undoes the octal escapes of a path in
+// /proc/*/mountinfo (\040 for a space).
+func UnescapeMountPath(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
