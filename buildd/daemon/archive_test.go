@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/machine"
 	"buildd/buildd/machine/machinetest"
 )
 
@@ -131,15 +130,12 @@ func (a *archive) merge(t testing.TB, db string) {
 		"dists/bookworm/main/binary-amd64/Packages", ".", "dists/bookworm/main/source/Sources")
 }
 
-// The archive server is one per test binary, on a fixed port, so that one
-// machine tarball (the cached test machine plus an apt source for it)
-// serves every test; each test points it at its own archive.
+// The archive server is one per test binary, over HTTP on loopback; each
+// test points it at its own archive.
 var server struct {
-	once    sync.Once
-	url     string
-	dir     atomic.Pointer[string]
-	tarOnce sync.Once
-	tarball string
+	once sync.Once
+	url  string
+	dir  atomic.Pointer[string]
 }
 
 func serveArchive(t testing.TB, dir string) string {
@@ -159,43 +155,19 @@ func serveArchive(t testing.TB, dir string) string {
 	return server.url
 }
 
-// machineTarball is the cached test machine with the archive server added
-// to its apt sources, made once per test binary.
-func machineTarball(t testing.TB, url string) string {
+// buildMachine gives a fresh btrfs machines_dir holding the test machine,
+// and the [[dist]] table that builds in it, fetching from the archive a
+// through apt_sources as a real host's local archive would.
+func buildMachine(t testing.TB, a *archive) (machinesDir, dist string) {
 	t.Helper()
-	server.tarOnce.Do(func() {
-		cached := machinetest.Tarball(t)
-		work := filepath.Join(filepath.Dir(bin), "machine")
-		list := filepath.Join(work, "etc", "apt", "sources.list.d")
-		os.MkdirAll(list, 0o755)
-		os.WriteFile(filepath.Join(list, "buildd-daemon-test.list"),
-			[]byte("deb [trusted=yes] "+url+" bookworm main\ndeb-src [trusted=yes] "+url+" bookworm main\n"), 0o644)
-		tarball := filepath.Join(filepath.Dir(bin), "machine.tar")
-		run(t, work, "cp", "--reflink=auto", cached, tarball)
-		run(t, work, "tar", "-rf", tarball, "--numeric-owner", "--owner=0", "--group=0", "./etc/apt/sources.list.d/buildd-daemon-test.list")
-		server.tarball = tarball
-	})
-	if server.tarball == "" {
-		t.Fatal("no test machine tarball")
-	}
-	return server.tarball
-}
-
-// buildMachine imports the test machine as "bookworm-test" into a fresh
-// btrfs machines_dir; its apt sources include the archive.
-func buildMachine(t testing.TB, a *archive) string {
-	t.Helper()
-	machinetest.Require(t)
-	dir := machinetest.NewDir(t)
-	s, err := machine.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	err = s.Import(ctx, "bookworm-test", machineTarball(t, a.url), machine.CreateOptions{Dist: "bookworm", Arch: machinetest.Arch(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	m := machinetest.New(t)
+	return m.Dir, fmt.Sprintf(`[[dist]]
+dist_name = "bookworm"
+built_architecture = "amd64"
+machine = %q
+apt_sources = [
+  "deb [trusted=yes] %s bookworm main",
+  "deb-src [trusted=yes] %s bookworm main",
+]
+`, m.Machine, a.url, a.url)
 }

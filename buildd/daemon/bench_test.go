@@ -105,9 +105,8 @@ func BenchmarkParallelBuilds(b *testing.B) {
 // the wall time of the runs.
 func benchBuilds(b *testing.B, pkgs []srcPkg, maxBuild, runs int) time.Duration {
 	a := newArchive(b, pkgs...)
-	machines := buildMachine(b, a)
-	e := newEnv(b, machines, "max_build = "+strconv.Itoa(maxBuild), "")
-	e.writeConf("max_build = "+strconv.Itoa(maxBuild), "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\nmachine = \"bookworm-test\"\n")
+	machines, dist := buildMachine(b, a)
+	e := newEnv(b, machines, "max_build = "+strconv.Itoa(maxBuild), dist)
 	c, err := config.Load(e.conf)
 	if err != nil {
 		b.Fatal(err)

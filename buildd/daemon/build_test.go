@@ -23,13 +23,13 @@ import (
 // archive by the real wanna-build, real snapshots of a real build machine,
 // real dpkg-buildpackage, log mails over real SMTP.
 
-// realEnv is a buildd home whose dist builds in the machine
-// "bookworm-test" fetching from a local archive holding pkgs.
+// realEnv is a buildd home whose dist builds in the test machine,
+// fetching from a local archive holding pkgs.
 func realEnv(t *testing.T, extra string, pkgs ...srcPkg) (*env, *config.Config) {
 	t.Helper()
 	a := newArchive(t, pkgs...)
-	machines := buildMachine(t, a)
-	e := newEnv(t, machines, extra, "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\nmachine = \"bookworm-test\"\n")
+	machines, dist := buildMachine(t, a)
+	e := newEnv(t, machines, extra, dist)
 	c, err := config.Load(e.conf)
 	if err != nil {
 		t.Fatal(err)
