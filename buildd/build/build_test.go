@@ -83,19 +83,20 @@ func TestBuilds(t *testing.T) {
 	e := machinetest.New(t)
 	cfg := testConfig(t, e)
 	for _, tc := range []struct {
-		name      string
-		pkg       string // testdata source package, or PKG_VERSION from the archive
-		archive   bool
-		logLimit  int
-		noOutput  int
-		binNMU    int
-		memory    int64 // build.Job.Memory
-		status    build.Status
-		reason    string // the Fail-Reason, when it matters
-		stage     string
-		changes   string
-		inLog     []string
-		maxLogLen int64
+		name         string
+		pkg          string // testdata source package, or PKG_VERSION from the archive
+		archive      bool
+		logLimit     int
+		noOutput     int
+		buildTimeout int
+		binNMU       int
+		memory       int64 // build.Job.Memory
+		status       build.Status
+		reason       string // the Fail-Reason, when it matters
+		stage        string
+		changes      string
+		inLog        []string
+		maxLogLen    int64
 	}{
 		{name: "ok", pkg: "tiny-ok", status: build.Successful, changes: "tiny-ok_1.0_amd64.changes",
 			inLog: []string{"building tiny-ok", "tiny-ok_1.0_amd64.changes:\n--------------------------\n\nFormat: 1.8", "Status: successful\n"}},
@@ -107,6 +108,8 @@ func TestBuilds(t *testing.T) {
 			inLog: []string{"Setting up debhelper", "dh_builddeb"}},
 		{name: "hangs", pkg: "tiny-hang", noOutput: 3, status: build.GivenBack, stage: build.StageBuild,
 			inLog: []string{"going to hang", "no output for 3 s"}},
+		{name: "job-timeout", pkg: "tiny-hang", buildTimeout: 8, status: build.GivenBack, stage: build.StageBuild,
+			inLog: []string{"going to hang", "build timeout of 8 s exceeded (build_timeout bounds the whole job)"}},
 		{name: "floods", pkg: "tiny-flood", logLimit: 64 * 1024, status: build.Attempted, stage: build.StageBuild,
 			inLog: []string{"log truncated:", "FLOOD-END"}, maxLogLen: 64*1024 + 8192},
 		{name: "out-of-memory", pkg: "tiny-hog", memory: 128 << 20, status: build.Attempted, stage: build.StageBuild,
@@ -128,6 +131,9 @@ func TestBuilds(t *testing.T) {
 			}
 			if tc.logLimit > 0 {
 				c.LogSizeLimit = tc.logLimit
+			}
+			if tc.buildTimeout > 0 {
+				c.BuildTimeout = tc.buildTimeout
 			}
 			job := build.Job{Dist: &c.Dists[0], BinNMU: tc.binNMU, BinNMUChangelog: "Rebuild for the test.", Parallel: 2,
 				Memory: tc.memory, LogPath: filepath.Join(t.TempDir(), "build.log")}

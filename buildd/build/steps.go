@@ -38,7 +38,8 @@ func (b *builder) apt(ctx context.Context, script string, capture io.Writer) (st
 	return b.runStep(ctx, step{network: true, dir: machine.BuildHome, script: script, binds: b.binds, capture: capture})
 }
 
-// runStep runs one command in the snapshot with the build timeout and the
+// runStep runs one command in the snapshot within the job's build timeout
+// (build_timeout bounds the whole job, from its start) and under the
 // no-output watchdog. It returns "" on success, else why it failed, and
 // whether it was killed (timeout, watchdog, cancel) rather than failing.
 func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
@@ -48,7 +49,7 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 	if timeout <= 0 {
 		timeout = 4 * time.Hour
 	}
-	sctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("build timeout of %d s exceeded", b.cfg.BuildTimeout))
+	sctx, cancel := context.WithDeadlineCause(ctx, b.start.Add(timeout), fmt.Errorf("build timeout of %d s exceeded (build_timeout bounds the whole job)", b.cfg.BuildTimeout))
 	defer cancel()
 	quiet := time.Duration(b.cfg.NoOutputTime) * time.Second
 	wctx, wcancel := context.WithCancelCause(sctx)
