@@ -1,6 +1,7 @@
 package dispatch_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -236,7 +237,12 @@ func TestReplies(t *testing.T) {
 				t.Error("not logged")
 			}
 		}},
-		{name: "new version of", setup: func(e *env) { e.h.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: dist}) },
+		// wanna-build's merge has moved the old version to Needs-Build
+		// when it sends this mail.
+		{name: "new version of", setup: func(e *env) {
+			e.client().GiveBack(context.Background(), pkgv)
+			e.h.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: dist})
+		},
 			mails: func(e *env) [][]byte {
 				m := e.mail("new version of hello (dist=bookworm)")
 				m.From = "wanna-build <wb@example.org>"
@@ -245,6 +251,24 @@ func TestReplies(t *testing.T) {
 			}, check: func(t *testing.T, e *env) {
 				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); !ok || nv != "hello_1.2-1" {
 					t.Errorf("outdated: %q %v", nv, ok)
+				}
+				if es, _, _ := e.h.REDO().Read(); len(es) != 0 {
+					t.Errorf("REDO still has %v", es)
+				}
+				if found, _ := e.h.Skip().Take(pkgv); found {
+					t.Error("a version dropped from REDO was also put in SKIP")
+				}
+			}},
+		{name: "new version of: not in REDO goes to SKIP",
+			setup: func(e *env) { e.client().GiveBack(context.Background(), pkgv) },
+			mails: func(e *env) [][]byte {
+				m := e.mail("new version of hello (dist=bookworm)")
+				m.From = "wanna-build <wb@example.org>"
+				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
+				return one(m.Compose())
+			}, check: func(t *testing.T, e *env) {
+				if found, _ := e.h.Skip().Take(pkgv); !found {
+					t.Errorf("%s not in SKIP", pkgv)
 				}
 			}},
 		{name: "Processing of: success logged", mails: func(e *env) [][]byte {

@@ -63,6 +63,18 @@ func (j *job) newVersion(ctx context.Context) error {
 		p.logf("Not deleting, still building for %s", strings.Join(building, " "))
 		return nil
 	}
+	// Not in REDO: buildd may still have it in hand, so SKIP tells it not
+	// to build it (the classic buildd-mail's append_to_SKIP).
+	es, _, err := p.Home.REDO().Read()
+	if err != nil {
+		return err
+	}
+	if !hasRedoPkg(es, pkgv) {
+		if err := p.Home.Skip().Add(pkgv); err != nil {
+			return err
+		}
+		p.logf("%s added to SKIP", pkgv)
+	}
 	return p.purge(d, pkgv)
 }
 

@@ -139,6 +139,9 @@ func (d *Daemon) Round(ctx context.Context) int {
 	started := 0
 	for _, e := range d.fromREDO(c, free) {
 		dist, _ := c.Dist(e.Dist)
+		if d.skip(e.PkgVersion) {
+			continue
+		}
 		if d.start(c, dist, e) {
 			started++
 		}
@@ -150,6 +153,19 @@ func (d *Daemon) Round(ctx context.Context) int {
 		started += d.fromQueue(ctx, c, &c.Dists[i], d.pool.Free())
 	}
 	return started
+}
+
+// skip consumes pkgv's line in build/SKIP, if it has one: that build is
+// not to be done (a newer version superseded it, or the admin said so).
+func (d *Daemon) skip(pkgv string) bool {
+	found, err := d.home.Skip().Take(pkgv)
+	if err != nil {
+		d.log.Printf("Can't read SKIP: %v", err)
+	}
+	if found {
+		d.log.Printf("%s found in SKIP file -- skipping building it", pkgv)
+	}
+	return found
 }
 
 func (d *Daemon) stopped() bool {
@@ -230,6 +246,9 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 	for _, l := range cands {
 		if started >= n || ctx.Err() != nil {
 			break
+		}
+		if d.skip(l.PkgVersion) {
+			continue
 		}
 		if err := q.Take(ctx, l.PkgVersion); err != nil {
 			if q.Refused(err) {

@@ -238,3 +238,33 @@ func TestShouldBuildQuestion(t *testing.T) {
 		t.Fatalf("frail is %s, want Building (taken, waiting for the answer)", st)
 	}
 }
+
+// TestSkip: a package version in build/SKIP is not taken from the queue nor
+// built from REDO, and its line is consumed, as the classic buildd does.
+func TestSkip(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 2", pkg("alpha", "1.0"), pkg("beta", "1.0"))
+	h := home.New(q.cfg.Home)
+	os.WriteFile(h.REDO().Path(), []byte("gamma_1.0 bookworm\n"), 0o644)
+	h.Skip().Add("alpha_1.0")
+	h.Skip().Add("gamma_1.0")
+
+	q.round()
+	if got := q.b.built(); got != "beta_1.0" {
+		t.Fatalf("built %q, want only beta_1.0", got)
+	}
+	if st := q.state("alpha"); st != "Needs-Build" {
+		t.Errorf("alpha is %s: a skipped package must not be taken", st)
+	}
+	for _, pv := range []string{"alpha_1.0", "gamma_1.0"} {
+		if !strings.Contains(q.daemonLog(), pv+" found in SKIP file -- skipping building it") {
+			t.Errorf("skip of %s not logged:\n%s", pv, q.daemonLog())
+		}
+	}
+	if b, _ := os.ReadFile(h.Path("build", "SKIP")); len(b) != 0 {
+		t.Errorf("SKIP not consumed: %q", b)
+	}
+	q.round()
+	if got := q.b.built(); got != "beta_1.0 alpha_1.0" {
+		t.Errorf("after its SKIP line is gone, alpha is built again: got %q", got)
+	}
+}

@@ -79,6 +79,9 @@ func (h Home) GivenBack() *GivenBackFile {
 	return &GivenBackFile{path: h.Path("build", "SBUILD-GIVEN-BACK")}
 }
 
+// Skip is build/SKIP.
+func (h Home) Skip() *SkipFile { return &SkipFile{path: h.Path("build", "SKIP")} }
+
 // Purge is build/PURGE.
 func (h Home) Purge() *PurgeFile { return &PurgeFile{path: h.Path("build", "PURGE")} }
 

@@ -181,3 +181,25 @@ func TestAtomicFile(t *testing.T) {
 		t.Errorf("copy = %q", b)
 	}
 }
+
+func TestSkip(t *testing.T) {
+	h := New(t.TempDir())
+	if found, err := h.Skip().Take("a_1"); found || err != nil {
+		t.Fatalf("Take on a missing SKIP = %v, %v", found, err)
+	}
+	if _, err := os.Stat(h.Path("build", "SKIP")); !os.IsNotExist(err) {
+		t.Error("Take created SKIP")
+	}
+	h.Skip().Add("a_1")
+	h.Skip().Add("b_2")
+	h.Skip().Add("a_1")
+	if found, _ := h.Skip().Take("a_1"); !found {
+		t.Error("a_1 not found in SKIP")
+	}
+	if found, _ := h.Skip().Take("a_1"); found {
+		t.Error("a_1 found twice: Add should not duplicate, Take should consume")
+	}
+	if b, _ := os.ReadFile(h.Path("build", "SKIP")); string(b) != "b_2\n" {
+		t.Errorf("SKIP = %q, want b_2", b)
+	}
+}

@@ -219,6 +219,45 @@ func (g *GivenBackFile) Recent(now time.Time, delay time.Duration) (map[string]t
 	return recent, err
 }
 
+// SkipFile is build/SKIP: package versions buildd must not build, one
+// "pkg_version" a line. buildd-mail adds a version a newer one superseded;
+// admins add lines by hand. buildd consumes a line when it skips that build.
+type SkipFile struct{ path string }
+
+// Add appends pkgv unless it is there already.
+func (s *SkipFile) Add(pkgv string) error {
+	return lineFile{s.path}.update(func(lines []string) ([]string, error) {
+		for _, l := range lines {
+			if strings.TrimSpace(l) == pkgv {
+				return lines, nil
+			}
+		}
+		return append(lines, pkgv), nil
+	})
+}
+
+// Take reports whether pkgv is listed, removing it. A missing file lists
+// nothing and is not created.
+func (s *SkipFile) Take(pkgv string) (bool, error) {
+	lines, err := lineFile{s.path}.read()
+	if err != nil || len(lines) == 0 {
+		return false, err
+	}
+	found := false
+	err = lineFile{s.path}.update(func(lines []string) ([]string, error) {
+		var keep []string
+		for _, l := range lines {
+			if strings.TrimSpace(l) == pkgv {
+				found = true
+				continue
+			}
+			keep = append(keep, l)
+		}
+		return keep, nil
+	})
+	return found, err
+}
+
 // PurgeFile is build/PURGE: directories to delete, one a line.
 type PurgeFile struct{ path string }
 
