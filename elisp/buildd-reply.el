@@ -46,6 +46,7 @@
 (require 'message)
 (require 'mm-decode)
 (require 'mml-sec)
+(require 'nnheader)
 (require 'rfc2047)
 (require 'subr-x)
 
@@ -422,17 +423,19 @@ Keyword replies get their PKG_VERSION line back if it was removed."
   (unless (plist-get article :draft)
     (let* ((subject (plist-get article :subject))
            (id (plist-get article :message-id))
-           (refs (string-trim (concat (or (plist-get article :references) "")
-                                      " " (or id ""))))
-           (headers (delq nil (list (and id (cons 'In-Reply-To id))
-                                    (and (not (string-empty-p refs))
-                                         (cons 'References refs))))))
-      (message-mail (or (plist-get article :reply-to) (plist-get article :from))
+           (from (plist-get article :from)))
+      (message-mail (or (plist-get article :reply-to) from)
                     (if (string-match-p "\\`[ \t]*[Rr][Ee]:" subject)
                         subject
                       (concat "Re: " subject))
-                    headers nil
-                    (and buildd-reply-send-immediately #'buildd-reply--set-buffer))))
+                    (and id (list (cons 'In-Reply-To id))) nil
+                    (and buildd-reply-send-immediately #'buildd-reply--set-buffer))
+      ;; As Gnus does: message-mode makes References from these when the
+      ;; mail is sent (a References header passed to `message-mail' is
+      ;; dropped by its header setup).
+      (setq message-reply-headers
+            (make-full-mail-header 0 subject from nil id
+                                   (plist-get article :references)))))
   (message-goto-body)
   (delete-region (point) (point-max))
   (current-buffer))
@@ -575,7 +578,8 @@ In a Gnus article buffer, the summary buffer follows too."
                (boundp 'gnus-summary-buffer)
                (buffer-live-p (get-buffer gnus-summary-buffer)))
       (with-current-buffer gnus-summary-buffer
-        (buildd-reply-mode on)))))
+        (when (derived-mode-p 'gnus-summary-mode)
+          (buildd-reply-mode on))))))
 
 ;;;###autoload
 (progn

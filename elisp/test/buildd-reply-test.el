@@ -140,9 +140,11 @@ Fails the test unless gpg says GOODSIG by the test key."
       (delete-file file))))
 
 (defun buildd-reply-test-check-reply (mail subject in-reply-to signed-text)
-  "MAIL answers SUBJECT (with \"Re: \") and IN-REPLY-TO; its body signs SIGNED-TEXT."
+  "MAIL answers SUBJECT (with \"Re: \") and IN-REPLY-TO; its body signs SIGNED-TEXT.
+The fixtures carry no References, so the reply's References is IN-REPLY-TO."
   (should (equal (buildd-reply-test-header mail "subject") (concat "Re: " subject)))
   (should (equal (buildd-reply-test-header mail "in-reply-to") in-reply-to))
+  (should (equal (buildd-reply-test-header mail "references") in-reply-to))
   (let ((body (buildd-reply-test-body mail)))
     (should (string-prefix-p "-----BEGIN PGP SIGNED MESSAGE-----\n" body))
     (should (string-match-p "-----END PGP SIGNATURE-----\n*\\'" body))
@@ -205,7 +207,8 @@ The buffer FN leaves current stays current."
 
 (defun buildd-reply-test-in-draft (name fn &optional with-reply-buffer)
   "Start a reply to fixture NAME as a mail reader would and call FN in it.
-The log is cited in the draft; WITH-REPLY-BUFFER also sets
+The log is cited in the draft and `message-reply-headers' set as Gnus
+sets it; WITH-REPLY-BUFFER also sets
 `message-reply-buffer' to a buffer holding the article."
   (let* ((info (buildd-reply--parse-text (buildd-reply-test-fixture name)))
          (article (when with-reply-buffer
@@ -215,7 +218,11 @@ The log is cited in the draft; WITH-REPLY-BUFFER also sets
     (message-mail (or (plist-get info :reply-to) (plist-get info :from))
                   (concat "Re: " (plist-get info :subject))
                   `((In-Reply-To . ,(plist-get info :message-id))))
-    (setq message-reply-buffer article)
+    (setq message-reply-buffer article
+          ;; What Gnus' reply commands set; message-mode makes References of it.
+          message-reply-headers (make-full-mail-header
+                                 0 (plist-get info :subject) (plist-get info :from)
+                                 nil (plist-get info :message-id)))
     (message-goto-body)
     (insert (plist-get info :from) " writes:\n\n")
     (dolist (l (split-string (plist-get info :body) "\n"))
