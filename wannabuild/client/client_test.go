@@ -1,15 +1,18 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"buildd/buildd/config"
 	"buildd/wannabuild/cli"
@@ -34,10 +37,12 @@ func TestMain(m *testing.M) {
 }
 
 // newClient returns a client on a fresh queue (cli/testdata/queue.export)
-// for dist sid/amd64 as buildd_a: local, or "remote" through a stand-in
-// for ssh that drops the ssh options and runs the real wanna-build through
-// a shell, as sshd would.
-func newClient(t *testing.T, remote bool) *client.Client {
+// for dist sid/amd64 as buildd_a. mode "local" uses the in-process store;
+// "ssh" runs the real wanna-build through a real sshd on 127.0.0.1 with
+// the classic ssh command line; "ssh-socket" does the same through a
+// control master started on the dist's wanna_build_ssh_socket, with no key
+// for the client's own ssh, so only the master can get in.
+func newClient(t *testing.T, mode string) *client.Client {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "wb.db")
 	var out, errb strings.Builder
@@ -47,28 +52,179 @@ func newClient(t *testing.T, remote bool) *client.Client {
 	}
 	cfg := &config.Config{Home: dir, WannaBuildDB: db}
 	d := config.Dist{DistName: "sid", BuiltArchitecture: "amd64", WannaBuildDBUser: "buildd_a"}
-	if remote {
-		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "wb.example.org", "buildd_amd64"
-		d.WannaBuildSSHOptions = []string{"-o", "BatchMode=yes"}
+	switch mode {
+	case "ssh":
+		s := startSSHD(t, db)
+		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
+		d.WannaBuildSSHOptions = append([]string{"-i", s.key}, s.options()...)
+	case "ssh-socket":
+		s := startSSHD(t, db)
+		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
+		d.WannaBuildSSHSocket = filepath.Join(dir, "master.sock")
+		d.WannaBuildSSHOptions = append(s.options(), "-o", "IdentitiesOnly=yes")
+		cfg.Dists = []config.Dist{d}
+		if _, err := client.New(cfg, &cfg.Dists[0]).NeedsBuild(context.Background()); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+			t.Fatalf("ssh without the master and without a key: got %v, want Permission denied (else the socket test proves nothing)", err)
+		}
+		s.startMaster(t, d.WannaBuildSSHSocket)
 	}
 	cfg.Dists = []config.Dist{d}
-	c := client.New(cfg, &cfg.Dists[0])
-	if remote {
-		ssh := filepath.Join(dir, "ssh")
-		os.WriteFile(ssh, []byte(`#!/bin/sh
-while [ "$1" != wanna-build ]; do shift; done
-shift
-eval exec "`+bin+`" --db "`+db+`" "$@"
-`), 0o755)
-		c.SSH = ssh
+	return client.New(cfg, &cfg.Dists[0])
+}
+
+// sshServer is a real /usr/sbin/sshd on 127.0.0.1:port that lets root in
+// with key and runs commands with the test-built wanna-build first on PATH
+// and $WANNA_BUILD_DB set to the test's queue.
+type sshServer struct {
+	port string
+	key  string // the client's private key
+}
+
+// run runs a program with a timeout and fails the test on error.
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
-	return c
+}
+
+func startSSHD(t *testing.T, db string) *sshServer {
+	t.Helper()
+	const sshd = "/usr/sbin/sshd"
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: the real-ssh client test needs root to run sshd and log in as root")
+	}
+	if _, err := os.Stat(sshd); err != nil {
+		t.Skipf("SKIPPED: %s missing (apt-get install openssh-server): %v", sshd, err)
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Skipf("SKIPPED: ssh missing (apt-get install openssh-client): %v", err)
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := &sshServer{key: filepath.Join(dir, "client_key")}
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wb-client-test", "-f", s.key)
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key"))
+	pub, err := os.ReadFile(s.key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, s.port, _ = net.SplitHostPort(addr)
+	conf := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`ListenAddress 127.0.0.1
+Port %s
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+SetEnv PATH=%s:/usr/bin:/bin WANNA_BUILD_DB=%s
+`, s.port, filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"),
+		filepath.Dir(bin), db)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", log.String())
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("sshd exited: %v", err)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd not listening on %s after 10s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// options are the wanna_build_ssh_options for this server, without a key.
+func (s *sshServer) options() []string {
+	return []string{"-p", s.port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"}
+}
+
+// startMaster starts a control master on sock (ssh -M -S sock -N, kept in
+// the foreground so the test owns and reaps it) and stops it when the test
+// ends.
+func (s *sshServer) startMaster(t *testing.T, sock string) {
+	t.Helper()
+	args := append([]string{"-M", "-S", sock, "-N", "-i", s.key}, s.options()...)
+	var log bytes.Buffer
+	cmd := exec.Command("ssh", append(args, "root@127.0.0.1")...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		exec.CommandContext(ctx, "ssh", "-S", sock, "-O", "exit", "root@127.0.0.1").Run()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("ssh %s: exited: %v\n%s", strings.Join(args, " "), err, log.String())
+		default:
+		}
+		if exec.Command("ssh", "-S", sock, "-O", "check", "root@127.0.0.1").Run() == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh %s: no master on %s after 15s\n%s", strings.Join(args, " "), sock, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestClient(t *testing.T) {
-	for _, remote := range []bool{false, true} {
-		t.Run(map[bool]string{false: "local", true: "ssh"}[remote], func(t *testing.T) {
-			testClient(t, newClient(t, remote))
+	for _, mode := range []string{"local", "ssh", "ssh-socket"} {
+		t.Run(mode, func(t *testing.T) {
+			testClient(t, newClient(t, mode))
 		})
 	}
 }
