@@ -1,54 +1,14 @@
 package monitor
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"buildd/buildd/home"
 	"buildd/buildd/machine"
+	"buildd/buildd/scheduler"
 )
-
-// Slices is how the host is shared among the build slots (max_build), as
-// the Build OS monitor divides CPUs and RAM among its toolchains.
-type Slices struct {
-	CPUTotal int
-	Slots    int
-	CPUSlice int   // cores per slot, at least 1
-	RAMTotal int64 // KiB
-	RAMSlice int64 // KiB per slot
-}
-
-// HostSlices measures the host: the CPUs this process may use and
-// MemTotal of /proc/meminfo, divided among slots.
-func HostSlices(slots int) (Slices, error) {
-	if slots < 1 {
-		slots = 1
-	}
-	s := Slices{CPUTotal: runtime.NumCPU(), Slots: slots}
-	s.CPUSlice = max(1, s.CPUTotal/slots)
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return s, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return s, fmt.Errorf("/proc/meminfo: MemTotal %q: %w", v, err)
-			}
-			s.RAMTotal = n
-			s.RAMSlice = n / int64(slots)
-			return s, nil
-		}
-	}
-	return s, fmt.Errorf("/proc/meminfo: no MemTotal")
-}
 
 // Starting mails "starting build host monitor" (as buildd-watcher
 // --schedule does when it starts) and records the configuration it
@@ -79,17 +39,24 @@ func (m *Monitor) sendStarting() error {
 }
 
 func (m *Monitor) startingBody() (string, error) {
-	s, err := HostSlices(m.Cfg.MaxBuild)
+	// The slices buildd gives its builds (and enforces: the RAM slice is
+	// each build's memory limit).
+	total, err := scheduler.MemTotalKiB("/proc/meminfo")
+	if err != nil {
+		return "", err
+	}
+	s, err := scheduler.HostSlice(m.Cfg.MaxBuild)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	p("cpu_total:      %d\n", s.CPUTotal)
-	p("max_build:      %d\n", s.Slots)
-	p("cpu_slice:      %d\n\n", s.CPUSlice)
-	p("ram_total:      %d kB\n", s.RAMTotal)
-	p("ram_slice:      %d kB\n\n", s.RAMSlice)
+	p("cpu_total:      %d\n", runtime.NumCPU())
+	p("max_build:      %d\n", m.Cfg.MaxBuild)
+	p("cpu_slice:      %d\n\n", s.CPUs)
+	p("ram_total:      %d kB\n", total)
+	p("ram_reserved:   %d kB (for the host)\n", scheduler.ReserveKiB(total))
+	p("ram_slice:      %d kB\n\n", s.RAMKiB)
 	p("config:         %s\n", m.Cfg.File)
 	p("home:           %s\n", m.Cfg.Home)
 	p("machines_dir:   %s\n", m.Cfg.MachinesDir)
