@@ -38,43 +38,41 @@ func (s *SentFile) Add(m SentMail) error {
 // Lookup finds the sent mail with this Message-ID (with or without <>).
 func (s *SentFile) Lookup(messageID string) (SentMail, bool, error) {
 	id := strings.Trim(strings.TrimSpace(messageID), "<>")
-	lines, err := lineFile{s.path}.read()
-	if err != nil {
-		return SentMail{}, false, err
-	}
-	for i := len(lines) - 1; i >= 0; i-- {
-		f := strings.Fields(lines[i])
-		if len(f) != 5 || f[0] != id {
-			continue
-		}
-		sec, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: f[2], PkgVersion: f[3], Kind: f[4]}, true, nil
-	}
-	return SentMail{}, false, nil
+	return s.newest(func(m SentMail) bool { return m.MessageID == id })
 }
 
 // Latest finds the newest sent mail of kind for pkgv in dist, for replies
 // that lost their In-Reply-To.
 func (s *SentFile) Latest(dist, pkgv, kind string) (SentMail, bool, error) {
+	return s.newest(func(m SentMail) bool { return m.Dist == dist && m.PkgVersion == pkgv && m.Kind == kind })
+}
+
+// newest returns the last record that match accepts; unreadable lines are
+// passed over.
+func (s *SentFile) newest(match func(SentMail) bool) (SentMail, bool, error) {
 	lines, err := lineFile{s.path}.read()
 	if err != nil {
 		return SentMail{}, false, err
 	}
 	for i := len(lines) - 1; i >= 0; i-- {
-		f := strings.Fields(lines[i])
-		if len(f) != 5 || f[2] != dist || f[3] != pkgv || f[4] != kind {
-			continue
+		if m, ok := parseSent(lines[i]); ok && match(m) {
+			return m, true, nil
 		}
-		sec, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: f[2], PkgVersion: f[3], Kind: f[4]}, true, nil
 	}
 	return SentMail{}, false, nil
+}
+
+// parseSent reads one record: "message-id unixtime dist pkg_version kind".
+func parseSent(line string) (SentMail, bool) {
+	f := strings.Fields(line)
+	if len(f) != 5 {
+		return SentMail{}, false
+	}
+	sec, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return SentMail{}, false
+	}
+	return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: f[2], PkgVersion: f[3], Kind: f[4]}, true
 }
 
 // Prune drops the records of mails sent before cutoff, under the lock Add
@@ -84,11 +82,9 @@ func (s *SentFile) Prune(cutoff time.Time) (int, error) {
 	err := lineFile{s.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
-			if f := strings.Fields(l); len(f) == 5 {
-				if sec, err := strconv.ParseInt(f[1], 10, 64); err == nil && time.Unix(sec, 0).Before(cutoff) {
-					dropped++
-					continue
-				}
+			if m, ok := parseSent(l); ok && m.Time.Before(cutoff) {
+				dropped++
+				continue
 			}
 			keep = append(keep, l)
 		}
