@@ -217,6 +217,12 @@ func (r *runner) release(c *config.Config) {
 
 func (r *runner) run(c *config.Config, parts Parts) int {
 	r.cfg = c
+	// Signals are caught from the first stage on: one that comes while
+	// buildd starts (or right after it said so) waits in sigs for the loop
+	// instead of killing it.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 	r.log.Printf("Stage 1: config %s read", r.cfgPath)
 	var err error
 	if r.exe, err = os.Executable(); err == nil {
@@ -240,13 +246,13 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 	}
 	r.log.Printf("Stage 5: loop: daemon started (pid=%d, max_build=%d)", os.Getpid(), c.MaxBuild)
 	if r.o.Once {
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-		defer signal.Stop(sigs)
 		go func() {
-			if s, ok := <-sigs; ok {
-				r.log.Printf("buildd (%d) received %s -- stopping the builds", os.Getpid(), signalName(s))
-				d.Stop()
+			for s := range sigs {
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					r.log.Printf("buildd (%d) received %s -- stopping the builds", os.Getpid(), signalName(s))
+					d.Stop()
+					return
+				}
 			}
 		}()
 		started := d.Round(ctx)
@@ -258,7 +264,7 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 		r.release(c)
 		return 0
 	}
-	return r.loop(ctx)
+	return r.loop(ctx, sigs)
 }
 
 // takeInstance takes the single-instance lock and writes the pid file.
@@ -345,11 +351,8 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 // loop is the daemon's main loop: rounds when a slot frees, when
 // idle_sleep_time has passed, and after signals; the flag files and the
 // binary and config are checked every CheckEvery.
-func (r *runner) loop(ctx context.Context) int {
+func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 	d := r.d
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
 	idle := time.NewTimer(time.Hour)
 	check := time.NewTicker(CheckEvery)
 	defer check.Stop()
