@@ -123,7 +123,7 @@ func (w *Watcher) Restart() (int, error) {
 		return 0, err
 	}
 	defer out.Close()
-	before := pidFileID(w.Cfg.PIDFile)
+	before, _ := pidFileVersion(w.Cfg.PIDFile)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = w.Home.Dir
 	cmd.Stdout, cmd.Stderr = out, out
@@ -137,7 +137,7 @@ func (w *Watcher) Restart() (int, error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if pid, err := home.ReadPID(w.Cfg.PIDFile); err == nil && pid > 0 && running(pid) && pidFileID(w.Cfg.PIDFile) != before {
+		if id, pid := pidFileVersion(w.Cfg.PIDFile); id != before && pid > 0 && running(pid) {
 			w.Log.Printf("started %s: buildd running, pid %d", name, pid)
 			return pid, nil
 		}
@@ -154,15 +154,22 @@ func (w *Watcher) Restart() (int, error) {
 	}
 }
 
-// pidFileID tells versions of the pid file apart: its contents and
-// modification time.
-func pidFileID(path string) string {
+// pidFileVersion tells versions of the pid file apart (its modification
+// time and contents) and gives the pid of that same version, 0 when it
+// names none. One read serves both, so a writer that truncates and then
+// writes ("echo $$ > buildd.pid") cannot pair the new version with the
+// old pid: stat comes first, so the contents read are never older.
+func pidFileVersion(path string) (string, int) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return ""
+		return "", 0
 	}
 	b, _ := os.ReadFile(path)
-	return fmt.Sprintf("%d %s", st.ModTime().UnixNano(), b)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		pid = 0
+	}
+	return fmt.Sprintf("%d %s", st.ModTime().UnixNano(), b), pid
 }
 
 // builddProgram is the buildd installed beside this program, else "buildd"
