@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +90,7 @@ func (w *world) reply(pkgv, keyword string, n int) []byte {
 		Subject:   "Re: Log for failed build of " + pkgv + " (dist=bookworm)",
 		MessageID: fmt.Sprintf("r%d.%d@example.org", n, time.Now().UnixNano()),
 		InReplyTo: "log." + pkgv + "@buildd",
-		Body:      w.gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv), "SHA256", ""),
+		Body:      w.gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv, "bookworm"), "SHA256", ""),
 	}
 	return m.Compose()
 }
@@ -339,4 +340,130 @@ func BenchmarkGoPurge(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestNewVersionNoticePair sends the mail the real wanna-build's merge sends
+// when a new version supersedes one being built into the real buildd-mail:
+// the pair must agree on its form, so that new-version handling takes
+// effect (outdated-packages and SKIP name the superseded version).
+func TestNewVersionNoticePair(t *testing.T) {
+	w := newWorld(t)
+	wb := filepath.Join(w.dir, "wanna-build")
+	if out, err := exec.Command("go", "build", "-o", wb, "../wannabuild/wanna-build").CombinedOutput(); err != nil {
+		t.Fatalf("go build wanna-build: %v\n%s", err, out)
+	}
+	src := func(version string) string {
+		dir := filepath.Join(w.dir, "archive-"+version)
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "Packages"), nil, 0o644)
+		stanza := "Package: hello\nBinary: hello\nVersion: " + version + "\nArchitecture: any\nSection: devel\nPriority: optional\n"
+		os.WriteFile(filepath.Join(dir, "Sources"), []byte(stanza), 0o644)
+		return dir
+	}
+	merge := func(dir string) {
+		cmd := exec.Command(wb, "--config", w.conf, "--dist", "bookworm", "--arch", "amd64", "--merge-v3", filepath.Join(dir, "Packages"), ".", filepath.Join(dir, "Sources"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("wanna-build --merge-v3: %v\n%s", err, out)
+		}
+	}
+	merge(src("1.0-1"))
+	w.take("hello_1.0-1")
+	merge(src("1.0-2"))
+	mails := w.outbox()
+	if len(mails) != 1 || !strings.Contains(mails[0], "Subject: new version of hello_1.0-1 (dist=bookworm)") {
+		t.Fatalf("wanna-build sent %d mails, want the new-version notice:\n%s", len(mails), strings.Join(mails, "\n---\n"))
+	}
+	if err := w.run([]byte(mails[0])); err != nil {
+		t.Fatal(err)
+	}
+	if nv, ok, err := w.h.Outdated().IsOutdated("hello_1.0-1", "bookworm"); err != nil || !ok || nv != "hello_1.0-2" {
+		t.Errorf("outdated-packages: %q %v %v, want hello_1.0-1 superseded by hello_1.0-2", nv, ok, err)
+	}
+	if found, err := w.h.Skip().Take("hello_1.0-1"); err != nil || !found {
+		t.Errorf("SKIP does not name hello_1.0-1 (%v)", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.cfg.Home, "outdated-packages")); strings.Contains(string(b), "hello_1.0-1_1.0-1") {
+		t.Errorf("outdated-packages names the version twice:\n%s", b)
+	}
+}
+
+// deepMail is a mail of multiparts nested depth deep (about 65 bytes a
+// level: 20,000 levels make 1.3 MB), the red team's stall.
+func deepMail(depth int) []byte {
+	var b bytes.Buffer
+	b.WriteString("From: someone@example.org\nTo: buildd@example.org\nSubject: deep\nMessage-ID: <deep@example.org>\nMIME-Version: 1.0\n")
+	for i := 0; i < depth; i++ {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\n\nhello\n")
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\n", i)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkDeepMail pipes the 20,000-deep mail into the real binary: the
+// whole run (store, parse refused, forward to admin_mail).
+func BenchmarkDeepMail(b *testing.B) {
+	w := newWorld(b)
+	mail := deepMail(20000)
+	b.SetBytes(int64(len(mail)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := w.run(mail); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if left, _ := mqueue.New(w.h.MQueueDir()).List(); len(left) != 0 {
+		b.Fatalf("%d mails left in mqueue", len(left))
+	}
+}
+
+// BenchmarkHugeMailRSS reports the real binary's peak RSS for a 50 MB
+// mail on stdin against its peak for a small unsigned one (idle). GNU time
+// measures it: a child of this (large) test process would inherit its peak
+// through vfork and exec.
+func BenchmarkHugeMailRSS(b *testing.B) {
+	w := newWorld(b)
+	small := filepath.Join(w.dir, "small.mail")
+	huge := filepath.Join(w.dir, "huge.mail")
+	os.WriteFile(small, purgeMail(1), 0o644)
+	f, err := os.Create(huge)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Write(purgeMail(2))
+	line := bytes.Repeat([]byte("0123456789abcdef"), 4)
+	line[len(line)-1] = '\n'
+	for n := 0; n < 50<<20; n += len(line) {
+		f.Write(line)
+	}
+	f.Close()
+	rss := func(mail string) int64 {
+		in, err := os.Open(mail)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer in.Close()
+		cmd := exec.Command("/usr/bin/time", "-f", "%M", w.bin, "--config", w.conf)
+		cmd.Stdin = in
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Run()
+		lines := strings.Fields(stderr.String())
+		kb, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		if err != nil {
+			b.Fatalf("/usr/bin/time: %v: %s", err, stderr.String())
+		}
+		return kb << 10
+	}
+	var idle, peak int64
+	for i := 0; i < b.N; i++ {
+		idle = max(idle, rss(small))
+		peak = max(peak, rss(huge))
+	}
+	b.ReportMetric(float64(idle)/(1<<20), "idle-MiB")
+	b.ReportMetric(float64(peak)/(1<<20), "50MB-mail-MiB")
+	b.ReportMetric(float64(peak-idle)/(1<<20), "above-idle-MiB")
 }

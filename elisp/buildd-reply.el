@@ -30,8 +30,9 @@
 ;;
 ;; Every reply is clearsigned with EasyPG (the key in `buildd-reply-signers',
 ;; else `mml-secure-openpgp-signers', else GnuPG's default key), and keyword
-;; replies carry PKG_VERSION on a line of its own after the keyword text,
-;; so that buildd-mail knows which package the signature is about.
+;; replies end in the line "PKG_VERSION (dist=DIST)" after the keyword
+;; text, so that the signature binds the package, its version and the
+;; distribution: buildd-mail acts on nothing else with it.
 ;;
 ;; `buildd-reply-mode' turns itself on for buildd mails in Gnus article
 ;; and summary buffers, Rmail, message-mode replies, and mu4e and notmuch
@@ -374,8 +375,8 @@ nil when none is found."
      (epg-sign-string context (encode-coding-string text 'utf-8) 'clear)
      'utf-8)))
 
-(defvar-local buildd-reply--pkgv nil
-  "PKG_VERSION the reply being composed in this buffer is about.")
+(defvar-local buildd-reply--names nil
+  "The line \"PKG_VERSION (dist=DIST)\" the reply in this buffer is about.")
 
 (defvar-local buildd-reply--kind nil
   "`keyword' or `changes': what the reply in this buffer carries.")
@@ -384,20 +385,27 @@ nil when none is found."
   "TEXT with trailing blank lines removed and one final newline."
   (concat (replace-regexp-in-string "[ \t\n]+\\'" "" text) "\n"))
 
-(defun buildd-reply--with-pkgv (text pkgv)
-  "TEXT ending in the line PKGV, added unless the last line already is.
+(defun buildd-reply--names-line (pkgv dist)
+  "The last line of a signed keyword answer about PKGV in DIST.
+buildd-mail acts on a signed answer only for the package, version and
+distribution this line names."
+  (format "%s (dist=%s)" pkgv dist))
+
+(defun buildd-reply--with-names (text names)
+  "TEXT ending in the line NAMES, added unless the last line already is.
 Blank lines just before that line are dropped."
   (let ((text (buildd-reply--normalize text))
-        (last (concat "\\(?:\\`\\|\n\\)[ \t\n]*" (regexp-quote pkgv) "\n\\'")))
+        (last (concat "\\(?:\\`\\|\n\\)[ \t\n]*" (regexp-quote names) "\n\\'")))
     (if (string-match last text)
         (concat (substring text 0 (match-beginning 0))
                 (if (zerop (match-beginning 0)) "" "\n")
-                pkgv "\n")
-      (concat text pkgv "\n"))))
+                names "\n")
+      (concat text names "\n"))))
 
 (defun buildd-reply--sign-body ()
   "Clearsign the body of the reply in the current buffer before it is sent.
-Keyword replies get their PKG_VERSION line back if it was removed."
+Keyword replies get their \"PKG_VERSION (dist=DIST)\" line back if it was
+removed."
   (when buildd-reply--kind
     (save-excursion
       (message-goto-body)
@@ -405,7 +413,7 @@ Keyword replies get their PKG_VERSION line back if it was removed."
              (text (buffer-substring-no-properties start (point-max))))
         (unless (string-match-p "\\`-----BEGIN PGP SIGNED MESSAGE-----" text)
           (setq text (if (eq buildd-reply--kind 'keyword)
-                         (buildd-reply--with-pkgv text buildd-reply--pkgv)
+                         (buildd-reply--with-names text buildd-reply--names)
                        (buildd-reply--normalize text)))
           (let ((signed (buildd-reply-clearsign text)))
             (delete-region start (point-max))
@@ -447,14 +455,15 @@ Keyword replies get their PKG_VERSION line back if it was removed."
 
 (defun buildd-reply--reply (article kind body &optional edit point-at)
   "Answer ARTICLE with BODY, a `keyword' or `changes' reply (KIND).
-Keyword bodies get the PKG_VERSION line.  Send it unless EDIT or
+Keyword bodies get the \"PKG_VERSION (dist=DIST)\" line.  Send it unless EDIT or
 `buildd-reply-send-immediately' is nil; then leave point at the
 POINT-AT'th character of BODY (or after it)."
-  (let* ((pkgv (nth 1 (buildd-reply--info article)))
-         (text (if (eq kind 'keyword) (concat body "\n" pkgv "\n") body)))
+  (let* ((info (buildd-reply--info article))
+         (names (buildd-reply--names-line (nth 1 info) (nth 2 info)))
+         (text (if (eq kind 'keyword) (concat body "\n" names "\n") body)))
     (let ((origin (current-buffer)))
       (set-buffer (buildd-reply--draft article))
-      (setq buildd-reply--pkgv pkgv
+      (setq buildd-reply--names names
             buildd-reply--kind kind)
       (add-hook 'message-send-hook #'buildd-reply--sign-body nil t)
       (let ((start (point)))

@@ -6,17 +6,24 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"buildd/buildd-mail/reply"
 	"buildd/buildd-mail/verify"
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/wannabuild/client"
+	"buildd/wannabuild/debversion"
 )
 
 // answer handles a reply to a build log or a "Should I build" question:
-// verify, interpret, act. Mistakes of the sender go to j.errs; the error
-// returned is a temporary failure.
+// verify, tie it to the mail it answers, interpret, act. Mistakes of the
+// sender go to j.errs; the error returned is a temporary failure.
+//
+// A signature is spent (remembered in mail-signatures) only once every
+// check that can refuse the answer without side effects has passed, just
+// before it acts: a refused mail leaves the signature to the mail that
+// carries it rightly, and a used one never acts again.
 func (j *job) answer(ctx context.Context, perr error) error {
 	p := j.p
 	pkgv, distName := j.subj.PkgVersion, j.subj.Dist
@@ -29,65 +36,39 @@ func (j *job) answer(ctx context.Context, perr error) error {
 		j.fail("Unknown distribution %q in the subject: this buildd builds for %s.", distName, strings.Join(names, ", "))
 		return nil
 	}
+	if _, err := debversion.ParsePkgVersion(pkgv); err != nil {
+		j.fail("The subject does not name a package and version: %v.\nAnswer the mail itself.", err)
+		return nil
+	}
 	if perr != nil {
 		j.fail("The mail cannot be read: %v", perr)
 		return nil
 	}
-	kr, err := p.keys()
-	if err != nil {
+	text, ok, err := j.verified()
+	if !ok {
 		return err
-	}
-	now := p.Now()
-	var text string
-	var res *verify.Result
-	if j.m.PGPMIME {
-		res, err = kr.Detached(j.m.SignedPart, j.m.Signature, now)
-		text = j.m.Body
-	} else {
-		text, res, err = kr.Clearsigned(j.m.BodyBytes, now)
-		if err == nil {
-			text, err = reply.Decode([]byte(text), j.m.Charset)
-		}
-	}
-	var verr *verify.Error
-	if errors.As(err, &verr) {
-		p.logf("%s(%s): reply from %s refused: %s: %s", pkgv, distName, j.m.FromAddr, verr.Check, firstLine(verr.Msg))
-		j.fail("Signature check failed (%s): %s", verr.Check, verr.Msg)
-		return nil
-	}
-	if err != nil {
-		j.fail("The mail cannot be read: %v", err)
-		return nil
-	}
-	j.sig = res
-
-	kind := "log"
-	if j.subj.Kind == reply.ShouldBuild {
-		kind = "should-build"
 	}
 	mem, err := p.mem()
 	if err != nil {
 		return err
 	}
-	first, seen := mem.Seen(res.ID)
+	first, seen := mem.Seen(j.sig.ID)
 	j.resumed = seen && first == j.id
+	if seen && !j.resumed {
+		p.logf("%s(%s): replayed signature by %s refused (first used by mail %s)", pkgv, distName, j.sig.Fingerprint, first)
+		j.fail("Signature check failed (replay): %s", verify.Replay(j.sig, first).(*verify.Error).Msg)
+		return nil
+	}
+	kind := "log"
+	if j.subj.Kind == reply.ShouldBuild {
+		kind = "should-build"
+	}
 	if !j.checkSent(pkgv, distName, kind) {
 		return nil
 	}
-	if seen && first != j.id {
-		p.logf("%s(%s): replayed signature by %s refused (first used by mail %s)", pkgv, distName, res.Fingerprint, first)
-		j.fail("Signature check failed (replay): %s", verify.Replay(res, first).(*verify.Error).Msg)
-		return nil
-	} else if seen {
-		p.logf("%s(%s): resuming mail %s signed by %s", pkgv, distName, j.id, res.Fingerprint)
+	if j.resumed {
+		p.logf("%s(%s): resuming mail %s signed by %s", pkgv, distName, j.id, j.sig.Fingerprint)
 	}
-	// Remember the signature before anything is done, so that it can never
-	// act twice, whatever happens from here on.
-	if err := mem.Remember(res, j.id); err != nil {
-		return err
-	}
-	p.logf("%s(%s): reply from %s signed by %s (%s) at %s", pkgv, distName, j.m.FromAddr, res.Fingerprint, res.UID, res.Created.UTC().Format(time.RFC3339))
-
 	if j.subj.Kind == reply.LogReply && reply.LooksLikeChanges(text) {
 		return j.upload(ctx, dist, pkgv, text)
 	}
@@ -96,10 +77,55 @@ func (j *job) answer(ctx context.Context, perr error) error {
 		j.fail("%v", err)
 		return nil
 	}
+	table := logActions
 	if j.subj.Kind == reply.ShouldBuild {
-		return j.shouldBuild(ctx, dist, pkgv, r)
+		table = shouldBuildActions
 	}
-	return j.logReply(ctx, dist, pkgv, r)
+	a, ok := table[r.Keyword]
+	if !ok {
+		j.fail("Bad keyword in answer %q.", r.Word)
+		return nil
+	}
+	return j.perform(ctx, dist, pkgv, r, a)
+}
+
+// verified checks the signature and returns the signed text; ok is false
+// when the mail is refused (j.errs) or on a temporary failure (err).
+func (j *job) verified() (text string, ok bool, err error) {
+	p := j.p
+	kr, err := p.keys()
+	if err != nil {
+		return "", false, err
+	}
+	now := p.Now()
+	var res *verify.Result
+	if j.m.PGPMIME {
+		// The signed part's own header (covered by the signature) gave
+		// the charset.
+		res, err = kr.Detached(j.m.SignedPart, j.m.Signature, now)
+		text = j.m.Body
+	} else {
+		text, res, err = kr.Clearsigned(j.m.BodyBytes, now)
+	}
+	var verr *verify.Error
+	if errors.As(err, &verr) {
+		p.logf("%s(%s): reply from %s refused: %s: %s", j.subj.PkgVersion, j.subj.Dist, j.m.FromAddr, verr.Check, firstLine(verr.Msg))
+		j.fail("Signature check failed (%s): %s", verr.Check, verr.Msg)
+		return "", false, nil
+	}
+	if err != nil {
+		j.fail("The mail cannot be read: %v", err)
+		return "", false, nil
+	}
+	// An inline signature covers bytes, not the charset the unsigned
+	// header claims for them: the signed text is read as UTF-8, whatever
+	// that header says, so nobody can change its meaning after signing.
+	if !j.m.PGPMIME && !utf8.ValidString(text) {
+		j.fail("The signed text is not UTF-8 (the mail says charset %q, which is not signed).\nSign the reply as UTF-8 text; buildd-reply.el does this.", j.m.Charset)
+		return "", false, nil
+	}
+	j.sig = res
+	return text, true, nil
 }
 
 func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
@@ -108,7 +134,8 @@ func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 // a mail buildd sent about this package and dist (else the reply was
 // re-aimed), not older than reply_window (sent-mails and mail-signatures
 // forget what is older), and the signature must be younger than that mail
-// (else it is an old answer replayed).
+// and than the newest mail buildd sent about the package since (else it is
+// an old answer replayed at a newer build).
 func (j *job) checkSent(pkgv, dist, kind string) bool {
 	sent := j.p.Home.Sent()
 	var sm home.SentMail
@@ -126,13 +153,13 @@ func (j *job) checkSent(pkgv, dist, kind string) bool {
 		}
 		sm, found = s, ok
 	}
+	latest, haveLatest, err := sent.Latest(dist, pkgv, kind)
+	if err != nil {
+		j.fail("Cannot read the record of sent mails: %v", err)
+		return false
+	}
 	if !found {
-		s, ok, err := sent.Latest(dist, pkgv, kind)
-		if err != nil {
-			j.fail("Cannot read the record of sent mails: %v", err)
-			return false
-		}
-		sm, found = s, ok
+		sm, found = latest, haveLatest
 	}
 	if !found {
 		what := "build log"
@@ -155,169 +182,216 @@ func (j *job) checkSent(pkgv, dist, kind string) bool {
 			j.sig.Created.UTC().Format(time.RFC3339), sm.Time.UTC().Format(time.RFC3339))
 		return false
 	}
+	if haveLatest && j.sig.Created.Before(latest.Time) {
+		j.p.logf("%s(%s): signature by %s from %s predates the newest mail about it (<%s>, %s)", pkgv, dist, j.sig.Fingerprint, j.sig.Created.UTC().Format(time.RFC3339), latest.MessageID, latest.Time.UTC().Format(time.RFC3339))
+		j.fail("Signature check failed (replay): the signature was made %s, before the newest\nmail about %s (dist=%s) was sent (<%s>, %s). Answer that mail.",
+			j.sig.Created.UTC().Format(time.RFC3339), pkgv, dist, latest.MessageID, latest.Time.UTC().Format(time.RFC3339))
+		return false
+	}
 	return true
+}
+
+// An action is what one keyword does, split the way crash recovery needs
+// it. perform runs every action the same way:
+//
+//  1. resumed after a crash, and done reports the effect already there:
+//     only the purge is (re)done;
+//  2. the checks that refuse without side effects: the version outdated
+//     (when outdated is set), the queue state (states);
+//  3. the signature is spent;
+//  4. do makes the effect; then the package is purged when purge is set.
+type action struct {
+	outdated bool
+	states   func(r *reply.Reply) []string
+	done     func(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool
+	do       func(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) error
+	purge    bool
+}
+
+// The states the classic check_state asks for.
+var (
+	builtOrBuilding = fixed("Built", "Building", "Build-Attempted")
+	failable        = func(r *reply.Reply) []string {
+		if isBugNo(r.Reason) {
+			return []string{"Failed"}
+		}
+		return []string{"Built", "Building", "Build-Attempted", "BD-Uninstallable"}
+	}
+)
+
+func fixed(states ...string) func(*reply.Reply) []string {
+	return func(*reply.Reply) []string { return states }
+}
+
+// logActions answer a build log, as the classic buildd-mail does: not-for-us
+// and upload-rem whatever the queue says, the rest only for the current
+// version in the right state.
+var logActions = map[reply.Keyword]action{
+	reply.NotForUs: {done: inState("Not-For-Us"), do: queueAction("no-build", "set to Not-For-Us",
+		func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.NoBuild(ctx, pkgv) }), purge: true},
+	reply.UploadRem: {do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+		return j.removeFromUpload(d, pkgv)
+	}},
+	reply.Fail: {outdated: true, states: failable, done: failedWith, do: queueAction("--failed", "set to Failed",
+		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error { return q.Failed(ctx, pkgv, failText(r.Reason)) }), purge: true},
+	reply.Retry: {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("scheduled for rebuild (REDO)")},
+	reply.DepWait: {outdated: true, states: builtOrBuilding, done: inState("Dep-Wait"), do: queueAction("--dep-wait", "set to Dep-Wait",
+		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error { return q.DepWait(ctx, pkgv, r.Args) }), purge: true},
+	reply.Manual: {outdated: true, states: builtOrBuilding, do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+		j.act(pkgv, d.DistName, "will be finished manually")
+		return nil
+	}},
+	reply.NewVers: {outdated: true, done: newVersionInREDO, do: takeNewVersion, purge: true},
+	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "given back",
+		func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.GiveBack(ctx, pkgv) }), purge: true},
+	reply.Purge: {outdated: true, do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+		j.act(pkgv, d.DistName, "purge")
+		return nil
+	}, purge: true},
+}
+
+// shouldBuildActions answer "Should I build".
+var shouldBuildActions = map[reply.Keyword]action{
+	reply.Build:    {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("should build: yes, scheduled (REDO)")},
+	reply.Fail:     {outdated: true, states: builtOrBuilding, done: inState("Failed"), do: failAsBefore},
+	reply.NotForUs: {outdated: true, states: builtOrBuilding, done: inState("Not-For-Us"), do: queueAction("no-build", "should build: no, set to Not-For-Us", func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.NoBuild(ctx, pkgv) })},
+	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "should build: given back", func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.GiveBack(ctx, pkgv) })},
+}
+
+// perform runs an action (see action).
+func (j *job) perform(ctx context.Context, d *config.Dist, pkgv string, r *reply.Reply, a action) error {
+	if j.resumed && a.done != nil && a.done(ctx, j, d, pkgv, r) {
+		j.act(pkgv, d.DistName, "%s already done (resumed)", r.Keyword)
+		return j.finish(d, pkgv, a.purge)
+	}
+	if a.outdated && j.outdated(d, pkgv, []string{d.DistName}) {
+		return nil
+	}
+	if a.states != nil {
+		if ok, err := j.checkState(ctx, d, pkgv, a.states(r)...); !ok {
+			return err
+		}
+	}
+	if err := j.spend(pkgv, d.DistName); err != nil {
+		return err
+	}
+	if err := a.do(ctx, j, d, pkgv, r); err != nil || len(j.errs) > 0 {
+		return err
+	}
+	return j.finish(d, pkgv, a.purge)
+}
+
+func (j *job) finish(d *config.Dist, pkgv string, purge bool) error {
+	if !purge {
+		return nil
+	}
+	return j.purge(d, pkgv)
+}
+
+// spend records the signature as used by this mail, durably, before the
+// mail acts: whatever happens from here on, it cannot act twice.
+func (j *job) spend(pkgv, dist string) error {
+	mem, err := j.p.mem()
+	if err != nil {
+		return err
+	}
+	if err := mem.Remember(j.sig, j.id); err != nil {
+		return err
+	}
+	j.p.logf("%s(%s): reply from %s signed by %s (%s) at %s", pkgv, dist, j.m.FromAddr, j.sig.Fingerprint, j.sig.UID, j.sig.Created.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func inState(states ...string) func(context.Context, *job, *config.Dist, string, *reply.Reply) bool {
+	return func(ctx context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) bool {
+		st, _ := j.state(ctx, d, pkgv)
+		for _, s := range states {
+			if st == s {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func inREDO(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) bool {
+	es, _, _ := j.p.Home.REDO().Read()
+	return hasRedo(es, pkgv, d.DistName)
+}
+
+func failedWith(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
+	info, err := j.p.queue(d).Info(ctx, packageName(pkgv))
+	return err == nil && info.State == "Failed" && strings.Contains(info.FailedText, strings.TrimSpace(firstLine(r.Reason)))
+}
+
+// queueAction is an action that is one wanna-build call.
+func queueAction(what, done string, call func(context.Context, Queue, string, *reply.Reply) error) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
+	return func(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) error {
+		if ok, err := j.queueCall(pkgv, d.DistName, what, call(ctx, j.p.queue(d), pkgv, r)); !ok {
+			return err
+		}
+		switch r.Keyword {
+		case reply.Fail:
+			j.act(pkgv, d.DistName, "%s: %s", done, firstLine(r.Reason))
+		case reply.DepWait:
+			j.act(pkgv, d.DistName, "%s; dependencies: %s", done, r.Args)
+		default:
+			j.act(pkgv, d.DistName, "%s", done)
+		}
+		return nil
+	}
+}
+
+func redo(done string) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
+	return func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+		if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: d.DistName}); err != nil {
+			return err
+		}
+		j.act(pkgv, d.DistName, "%s", done)
+		return nil
+	}
+}
+
+func newVersionOf(pkgv string, r *reply.Reply) string { return packageName(pkgv) + "_" + r.Args }
+
+func newVersionInREDO(_ context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
+	es, _, _ := j.p.Home.REDO().Read()
+	return hasRedo(es, newVersionOf(pkgv, r), d.DistName)
+}
+
+// takeNewVersion is newvers: take the version named and build it.
+func takeNewVersion(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) error {
+	newv := newVersionOf(pkgv, r)
+	if ok, err := j.queueCall(newv, d.DistName, "take", j.p.queue(d).Take(ctx, newv)); !ok {
+		return err
+	}
+	if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: newv, Dist: d.DistName}); err != nil {
+		return err
+	}
+	j.act(pkgv, d.DistName, "going to build %s instead (taken, REDO)", newv)
+	return nil
+}
+
+// failAsBefore is "Should I build: fail": Failed with the previous
+// version's failure text.
+func failAsBefore(ctx context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+	q := j.p.queue(d)
+	msg := "Same as previous version (couldn't extract the text)\n"
+	if info, err := q.Info(ctx, packageName(pkgv)); err == nil && strings.TrimSpace(info.OldFailed) != "" {
+		msg = info.OldFailed
+	} else {
+		j.fail("Couldn't find Old-Failed in info for %s", pkgv)
+	}
+	if ok, err := j.queueCall(pkgv, d.DistName, "--failed", q.Failed(ctx, pkgv, failText(msg))); !ok {
+		return err
+	}
+	j.act(pkgv, d.DistName, "should build: no, set to Failed as before")
+	return nil
 }
 
 // act logs an action with the signer's fingerprint.
 func (j *job) act(pkgv, dist, format string, args ...any) {
 	j.p.logf("%s(%s): %s [signed by %s]", pkgv, dist, fmt.Sprintf(format, args...), j.sig.Fingerprint)
-}
-
-// logReply acts on a keyword answering a build log, in the classic order.
-func (j *job) logReply(ctx context.Context, d *config.Dist, pkgv string, r *reply.Reply) error {
-	q := j.p.queue(d)
-	dist := d.DistName
-	switch r.Keyword {
-	case reply.NotForUs:
-		if j.resumed {
-			if st, _ := j.state(ctx, d, pkgv); st == "Not-For-Us" {
-				return j.purge(d, pkgv)
-			}
-		}
-		if ok, err := j.queueCall(pkgv, dist, "no-build", q.NoBuild(ctx, pkgv)); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "set to Not-For-Us")
-		return j.purge(d, pkgv)
-	case reply.UploadRem:
-		return j.removeFromUpload(d, pkgv)
-	}
-	if j.outdated(d, pkgv, []string{dist}) {
-		return nil
-	}
-	switch r.Keyword {
-	case reply.Fail:
-		states := []string{"Built", "Building", "Build-Attempted", "BD-Uninstallable"}
-		if isBugNo(r.Reason) {
-			states = []string{"Failed"}
-		}
-		if j.resumed && j.failedWith(ctx, d, pkgv, r.Reason) {
-			return j.purge(d, pkgv)
-		}
-		if ok, err := j.checkState(ctx, d, pkgv, states...); !ok {
-			return err
-		}
-		if ok, err := j.queueCall(pkgv, dist, "--failed", q.Failed(ctx, pkgv, failText(r.Reason))); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "set to Failed: %s", firstLine(r.Reason))
-		return j.purge(d, pkgv)
-	case reply.Retry:
-		if ok, err := j.checkState(ctx, d, pkgv, "Built", "Building", "Build-Attempted"); !ok {
-			return err
-		}
-		if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: dist}); err != nil {
-			return err
-		}
-		j.act(pkgv, dist, "scheduled for rebuild (REDO)")
-		return nil
-	case reply.DepWait:
-		if j.resumed {
-			if st, _ := j.state(ctx, d, pkgv); st == "Dep-Wait" {
-				return j.purge(d, pkgv)
-			}
-		}
-		if ok, err := j.checkState(ctx, d, pkgv, "Built", "Building", "Build-Attempted"); !ok {
-			return err
-		}
-		if ok, err := j.queueCall(pkgv, dist, "--dep-wait", q.DepWait(ctx, pkgv, r.Args)); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "set to Dep-Wait; dependencies: %s", r.Args)
-		return j.purge(d, pkgv)
-	case reply.Manual:
-		if ok, err := j.checkState(ctx, d, pkgv, "Built", "Building", "Build-Attempted"); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "will be finished manually")
-		return nil
-	case reply.NewVers:
-		name := strings.SplitN(pkgv, "_", 2)[0]
-		newv := name + "_" + r.Args
-		if j.resumed {
-			if es, _, _ := j.p.Home.REDO().Read(); hasRedo(es, newv, dist) {
-				return j.purge(d, pkgv)
-			}
-		}
-		if ok, err := j.queueCall(newv, dist, "take", q.Take(ctx, newv)); !ok {
-			return err
-		}
-		if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: newv, Dist: dist}); err != nil {
-			return err
-		}
-		j.act(pkgv, dist, "going to build %s instead (taken, REDO)", newv)
-		return j.purge(d, pkgv)
-	case reply.GiveBack:
-		if j.resumed {
-			if st, _ := j.state(ctx, d, pkgv); st == "Needs-Build" || st == "BD-Uninstallable" {
-				return j.purge(d, pkgv)
-			}
-		}
-		if ok, err := j.checkState(ctx, d, pkgv, "Built", "Building", "Build-Attempted"); !ok {
-			return err
-		}
-		if ok, err := j.queueCall(pkgv, dist, "--give-back", q.GiveBack(ctx, pkgv)); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "given back")
-		return j.purge(d, pkgv)
-	case reply.Purge:
-		j.act(pkgv, dist, "purge")
-		return j.purge(d, pkgv)
-	}
-	j.fail("Bad keyword in answer %q.", r.Word)
-	return nil
-}
-
-// shouldBuild acts on the answer to "Should I build".
-func (j *job) shouldBuild(ctx context.Context, d *config.Dist, pkgv string, r *reply.Reply) error {
-	q := j.p.queue(d)
-	dist := d.DistName
-	if j.outdated(d, pkgv, []string{dist}) {
-		return nil
-	}
-	if j.resumed {
-		st, _ := j.state(ctx, d, pkgv)
-		es, _, _ := j.p.Home.REDO().Read()
-		if (r.Keyword == reply.Build && hasRedo(es, pkgv, dist)) ||
-			(r.Keyword == reply.Fail && st == "Failed") ||
-			(r.Keyword == reply.NotForUs && st == "Not-For-Us") ||
-			(r.Keyword == reply.GiveBack && (st == "Needs-Build" || st == "BD-Uninstallable")) {
-			return nil
-		}
-	}
-	if ok, err := j.checkState(ctx, d, pkgv, "Built", "Building", "Build-Attempted"); !ok {
-		return err
-	}
-	switch r.Keyword {
-	case reply.Build:
-		if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: dist}); err != nil {
-			return err
-		}
-		j.act(pkgv, dist, "should build: yes, scheduled (REDO)")
-	case reply.Fail:
-		msg := "Same as previous version (couldn't extract the text)\n"
-		if info, err := q.Info(ctx, strings.SplitN(pkgv, "_", 2)[0]); err == nil && strings.TrimSpace(info.OldFailed) != "" {
-			msg = info.OldFailed
-		} else {
-			j.fail("Couldn't find Old-Failed in info for %s", pkgv)
-		}
-		if ok, err := j.queueCall(pkgv, dist, "--failed", q.Failed(ctx, pkgv, failText(msg))); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "should build: no, set to Failed as before")
-	case reply.NotForUs:
-		if ok, err := j.queueCall(pkgv, dist, "no-build", q.NoBuild(ctx, pkgv)); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "should build: no, set to Not-For-Us")
-	case reply.GiveBack:
-		if ok, err := j.queueCall(pkgv, dist, "--give-back", q.GiveBack(ctx, pkgv)); !ok {
-			return err
-		}
-		j.act(pkgv, dist, "should build: given back")
-	}
-	return nil
 }
 
 func isBugNo(reason string) bool {
@@ -346,6 +420,10 @@ func hasRedo(es []home.RedoEntry, pkgv, dist string) bool {
 	return false
 }
 
+// packageName is the NAME of a NAME_VERSION already checked by
+// debversion.ParsePkgVersion.
+func packageName(pkgv string) string { return strings.SplitN(pkgv, "_", 2)[0] }
+
 // queueCall turns a queue refusal into an error for the sender (false,
 // nil) and anything else into a temporary failure (false, err).
 func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
@@ -363,16 +441,11 @@ func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
 
 // state returns the queue state of pkgv's package ("" when unknown).
 func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (string, error) {
-	info, err := j.p.queue(d).Info(ctx, strings.SplitN(pkgv, "_", 2)[0])
+	info, err := j.p.queue(d).Info(ctx, packageName(pkgv))
 	if err != nil {
 		return "", err
 	}
 	return info.State, nil
-}
-
-func (j *job) failedWith(ctx context.Context, d *config.Dist, pkgv, reason string) bool {
-	info, err := j.p.queue(d).Info(ctx, strings.SplitN(pkgv, "_", 2)[0])
-	return err == nil && info.State == "Failed" && strings.Contains(info.FailedText, strings.TrimSpace(firstLine(reason)))
 }
 
 // checkState is the classic check_state: the version in the subject must be

@@ -195,14 +195,16 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[s
 			if err != nil {
 				return err
 			}
-			key := packageKey(raw)
+			// Each mail is parsed once (the parse is bounded: see reply).
+			m, perr := reply.Parse(raw)
+			key := packageKey(m)
 			if first, ok := blocked[key]; ok && key != "" {
 				p.logf("mail %s kept for the next run: it follows mail %s about the same package", n, first)
 				kept[n] = true
 				continue
 			}
-			if err := p.Handle(ctx, n, raw); err != nil {
-				done, rerr := p.expire(q, n, raw, err)
+			if err := p.handle(ctx, n, raw, m, perr); err != nil {
+				done, rerr := p.expire(q, n, raw, m, err)
 				if rerr != nil {
 					return rerr
 				}
@@ -225,8 +227,7 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[s
 // packageKey names what a mail is about, for keeping the order of the
 // mails about one package: "dist name" for replies and "new version"
 // notices, "" for the rest.
-func packageKey(raw []byte) string {
-	m, _ := reply.Parse(raw)
+func packageKey(m *reply.Mail) string {
 	if m == nil {
 		return ""
 	}
@@ -243,7 +244,7 @@ func packageKey(raw []byte) string {
 
 // expire answers and drops a mail that failed temporarily (err) and has
 // been queued longer than mqueue_max_age; it reports whether it did.
-func (p *Processor) expire(q *mqueue.Queue, n string, raw []byte, err error) (bool, error) {
+func (p *Processor) expire(q *mqueue.Queue, n string, raw []byte, m *reply.Mail, err error) (bool, error) {
 	arrived, aerr := q.Arrived(n)
 	if aerr != nil {
 		return false, aerr
@@ -257,7 +258,6 @@ func (p *Processor) expire(q *mqueue.Queue, n string, raw []byte, err error) (bo
 	if errors.As(err, &t) {
 		last = t.Err
 	}
-	m, _ := reply.Parse(raw)
 	if m == nil {
 		p.logf("mail %s (unreadable) could not be processed for %d hours: %v; dropped", n, p.Cfg.MQueueMaxAge, last)
 		return true, nil
@@ -285,11 +285,11 @@ func (j *job) fail(format string, args ...any) {
 	j.errs = append(j.errs, strings.TrimRight(fmt.Sprintf(format, args...), "\n")+"\n")
 }
 
-// Handle processes one mail stored under the name id. It returns an error
-// only when the mail must stay queued (TempError); everything the sender
-// got wrong is answered with an error reply and the mail is done.
-func (p *Processor) Handle(ctx context.Context, id string, raw []byte) error {
-	m, perr := reply.Parse(raw)
+// handle processes one mail stored under the name id, parsed as m (nil
+// when unreadable: perr says why). It returns an error only when the mail
+// must stay queued (TempError); everything the sender got wrong is
+// answered with an error reply and the mail is done.
+func (p *Processor) handle(ctx context.Context, id string, raw []byte, m *reply.Mail, perr error) error {
 	if m == nil {
 		p.logf("mail %s: unreadable (%v); forwarding to %s", id, perr, p.Cfg.AdminMail)
 		return p.forwardRaw(id, raw, "")

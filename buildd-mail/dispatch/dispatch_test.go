@@ -84,7 +84,7 @@ func TestReplies(t *testing.T) {
 		{name: "fail multi-line PGP/MIME", mails: func(e *env) [][]byte {
 			m := e.mail(logSubject(pkgv))
 			m.InReplyTo = logID
-			return one(m.PGPMIME(gpg, replytest.Admin, replytest.KeywordText("fail\nconfigure: error: no C compiler\nFTBFS since gcc-14", pkgv), "SHA256", nil))
+			return one(m.PGPMIME(gpg, replytest.Admin, replytest.KeywordText("fail\nconfigure: error: no C compiler\nFTBFS since gcc-14", pkgv, dist), "SHA256", nil))
 		}, check: func(t *testing.T, e *env) {
 			i := e.info("hello")
 			if i.State != "Failed" || !strings.Contains(i.FailedText, "no C compiler") || !strings.Contains(i.FailedText, "FTBFS since gcc-14") || strings.Contains(i.FailedText, pkgv) {
@@ -94,7 +94,7 @@ func TestReplies(t *testing.T) {
 		{name: "fail PGP/MIME CRLF QP with quoted log", mails: func(e *env) [][]byte {
 			m := e.mail(logSubject(pkgv))
 			m.InReplyTo, m.QP, m.CRLF = logID, true, true
-			return one(m.PGPMIME(gpg, replytest.Admin, replytest.KeywordText("fail\nneeds a newer libfoo = really", pkgv)+replytest.QuotedLog(pkgv), "SHA512", nil))
+			return one(m.PGPMIME(gpg, replytest.Admin, replytest.KeywordText("fail\nneeds a newer libfoo = really", pkgv, dist)+replytest.QuotedLog(pkgv), "SHA512", nil))
 		}, check: func(t *testing.T, e *env) {
 			if i := e.info("hello"); i.State != "Failed" || !strings.Contains(i.FailedText, "newer libfoo = really") {
 				t.Errorf("state %s, failed text %q", i.State, i.FailedText)
@@ -182,7 +182,7 @@ func TestReplies(t *testing.T) {
 		{name: "should-build build", setup: func(e *env) { e.sent(pkgv, "sb@x", "should-build") }, mails: func(e *env) [][]byte {
 			m := e.mail("Re: Should I build " + pkgv + " (dist=bookworm)?")
 			m.InReplyTo = "sb@x"
-			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("build", pkgv), "SHA256", "")
+			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("build", pkgv, dist), "SHA256", "")
 			return one(m.Compose())
 		}, check: func(t *testing.T, e *env) {
 			if !redoHas(t, e, pkgv) {
@@ -192,19 +192,19 @@ func TestReplies(t *testing.T) {
 		{name: "should-build fail", setup: func(e *env) { e.sent(pkgv, "sb@x", "should-build") }, mails: func(e *env) [][]byte {
 			m := e.mail("Re: Should I build " + pkgv + " (dist=bookworm)?")
 			m.InReplyTo = "sb@x"
-			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("fail", pkgv), "SHA256", "")
+			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("fail", pkgv, dist), "SHA256", "")
 			return one(m.Compose())
 		}, want: []string{"Old-Failed"}, check: wantState("Failed")},
 		{name: "should-build no-build", setup: func(e *env) { e.sent(pkgv, "sb@x", "should-build") }, mails: func(e *env) [][]byte {
 			m := e.mail("Re: Should I build " + pkgv + " (dist=bookworm)?")
 			m.InReplyTo = "sb@x"
-			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("no-build", pkgv), "SHA256", "")
+			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("no-build", pkgv, dist), "SHA256", "")
 			return one(m.Compose())
 		}, check: wantState("Not-For-Us")},
 		{name: "should-build giveback", setup: func(e *env) { e.sent(pkgv, "sb@x", "should-build") }, mails: func(e *env) [][]byte {
 			m := e.mail("Re: Should I build " + pkgv + " (dist=bookworm)?")
 			m.InReplyTo = "sb@x"
-			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("giveback", pkgv), "SHA256", "")
+			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("giveback", pkgv, dist), "SHA256", "")
 			return one(m.Compose())
 		}, check: func(t *testing.T, e *env) {
 			if s := e.info("hello").State; s != "Needs-Build" && s != "BD-Uninstallable" {
@@ -240,7 +240,7 @@ func TestReplies(t *testing.T) {
 		// wanna-build's merge has moved the old version to Needs-Build
 		// when it sends this mail.
 		{name: "new version of", setup: func(e *env) {
-			e.client().GiveBack(context.Background(), pkgv)
+			newVersion(e, "hello_1.2-1")
 			e.h.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: dist})
 		},
 			mails: func(e *env) [][]byte {
@@ -260,15 +260,56 @@ func TestReplies(t *testing.T) {
 				}
 			}},
 		{name: "new version of: not in REDO goes to SKIP",
-			setup: func(e *env) { e.client().GiveBack(context.Background(), pkgv) },
+			setup: func(e *env) { newVersion(e, "hello_1.2-1") },
 			mails: func(e *env) [][]byte {
-				m := e.mail("new version of hello (dist=bookworm)")
+				m := e.mail("new version of hello_1.0-1 (dist=bookworm)")
 				m.From = "wanna-build <wb@example.org>"
 				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
 				return one(m.Compose())
 			}, check: func(t *testing.T, e *env) {
 				if found, _ := e.h.Skip().Take(pkgv); !found {
 					t.Errorf("%s not in SKIP", pkgv)
+				}
+				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); !ok || nv != "hello_1.2-1" {
+					t.Errorf("outdated: %q %v", nv, ok)
+				}
+			}},
+		{name: "new version of: forged, the queue has no newer version",
+			setup: func(e *env) { e.h.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: dist}) },
+			mails: func(e *env) [][]byte {
+				m := e.mail("new version of hello_1.0-1 (dist=bookworm)")
+				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
+				return one(m.Compose())
+			}, check: func(t *testing.T, e *env) {
+				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); ok {
+					t.Errorf("outdated recorded: %q", nv)
+				}
+				if !redoHas(t, e, pkgv) {
+					t.Error("REDO entry purged")
+				}
+				if found, _ := e.h.Skip().Take(pkgv); found {
+					t.Error("put in SKIP")
+				}
+				if !strings.Contains(e.daemonLog(), "not a newer version") {
+					t.Errorf("not logged:\n%s", e.daemonLog())
+				}
+			}},
+		{name: "new version of: names outside build/ refused",
+			setup: func(e *env) { newVersion(e, "hello_1.2-1") },
+			mails: func(e *env) [][]byte {
+				var out [][]byte
+				for _, subj := range []string{"new version of ../upload/hello (dist=bookworm)", "new version of ../../victim (dist=bookworm)", "new version of hello_../../x (dist=bookworm)"} {
+					m := e.mail(subj)
+					m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
+					out = append(out, m.Compose())
+				}
+				return out
+			}, check: func(t *testing.T, e *env) {
+				if b, _ := os.ReadFile(e.h.Path("build", "PURGE")); len(b) != 0 {
+					t.Errorf("PURGE has %q", b)
+				}
+				if n := strings.Count(e.daemonLog(), "new-version notice from"); n != 3 {
+					t.Errorf("%d notices refused, want 3:\n%s", n, e.daemonLog())
 				}
 			}},
 		{name: "Processing of: success logged", mails: func(e *env) [][]byte {
@@ -307,7 +348,7 @@ func TestReplies(t *testing.T) {
 		// Rejections: each gets an error reply naming the check, and nothing changes.
 		{name: "unsigned", mails: func(e *env) [][]byte {
 			m := e.mail(logSubject(pkgv))
-			m.InReplyTo, m.Body = logID, replytest.KeywordText("retry", pkgv)
+			m.InReplyTo, m.Body = logID, replytest.KeywordText("retry", pkgv, dist)
 			return one(m.Compose())
 		}, want: []string{"Signature check failed (not signed)"}, check: unchanged},
 		{name: "forged body clearsigned", mails: func(e *env) [][]byte {
@@ -316,19 +357,19 @@ func TestReplies(t *testing.T) {
 		{name: "forged body PGP/MIME", mails: func(e *env) [][]byte {
 			m := e.mail(logSubject(pkgv))
 			m.InReplyTo = logID
-			return one(m.PGPMIME(gpg, replytest.Admin, replytest.KeywordText("retry", pkgv), "SHA256", func(s string) string { return strings.Replace(s, "retry", "giveback", 1) }))
+			return one(m.PGPMIME(gpg, replytest.Admin, replytest.KeywordText("retry", pkgv, dist), "SHA256", func(s string) string { return strings.Replace(s, "retry", "giveback", 1) }))
 		}, want: []string{"bad signature"}, check: unchanged},
 		{name: "text outside the signed part", mails: func(e *env) [][]byte {
 			return one(e.signed(pkgv, "retry", func(m *replytest.Mail) { m.Body = "fail\nreally\n\n" + m.Body }))
 		}, want: []string{"text outside the signed part", `"fail"`}, check: unchanged},
 		{name: "unknown key", mails: func(e *env) [][]byte {
 			return one(e.signed(pkgv, "retry", func(m *replytest.Mail) {
-				m.Body = gpg.Clearsign(replytest.Unknown, replytest.KeywordText("retry", pkgv), "SHA256", "")
+				m.Body = gpg.Clearsign(replytest.Unknown, replytest.KeywordText("retry", pkgv, dist), "SHA256", "")
 			}))
 		}, want: []string{"(unknown key)", gpg.Fingerprint(replytest.Unknown)}, check: unchanged},
 		{name: "expired key", mails: func(e *env) [][]byte {
 			return one(e.signed(pkgv, "retry", func(m *replytest.Mail) {
-				m.Body = gpg.Clearsign(replytest.Expired, replytest.KeywordText("retry", pkgv), "SHA256", "20200101T010000")
+				m.Body = gpg.Clearsign(replytest.Expired, replytest.KeywordText("retry", pkgv, dist), "SHA256", "20200101T010000")
 			}))
 		}, want: []string{"(expired key)"}, check: unchanged},
 		{name: "revoked key", mails: func(e *env) [][]byte {
@@ -336,7 +377,7 @@ func TestReplies(t *testing.T) {
 		}, want: []string{"(revoked key)"}, check: unchanged},
 		{name: "SHA-1", mails: func(e *env) [][]byte {
 			return one(e.signed(pkgv, "retry", func(m *replytest.Mail) {
-				m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("retry", pkgv), "SHA1", "")
+				m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("retry", pkgv, dist), "SHA1", "")
 			}))
 		}, want: []string{"(weak hash)", "SHA-256"}, check: unchanged},
 		{name: "replay", mails: func(e *env) [][]byte {
@@ -353,9 +394,9 @@ func TestReplies(t *testing.T) {
 			// A signed retry for hello, sent with other's subject.
 			m := e.mail(logSubject("other_2.0-1"))
 			m.InReplyTo = "log.other_2.0-1@buildd.example.org"
-			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("retry", pkgv), "SHA256", "")
+			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("retry", pkgv, dist), "SHA256", "")
 			return one(m.Compose())
-		}, want: []string{"does not name the package", `"other_2.0-1"`}, check: func(t *testing.T, e *env) {
+		}, want: []string{"does not name the package", `"other_2.0-1 (dist=bookworm)"`}, check: func(t *testing.T, e *env) {
 			if redoHas(t, e, "other_2.0-1") {
 				t.Error("other in REDO")
 			}
@@ -467,5 +508,18 @@ func TestReplies(t *testing.T) {
 				c.check(t, e)
 			}
 		})
+	}
+}
+
+// newVersion makes the queue hold pkgv, a newer version of hello, in
+// Needs-Build, as wanna-build's merge does before it sends "new version of".
+func newVersion(e *env, pkgv string) {
+	e.t.Helper()
+	c := e.client()
+	if err := c.Take(context.Background(), pkgv); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := c.GiveBack(context.Background(), pkgv); err != nil {
+		e.t.Fatal(err)
 	}
 }

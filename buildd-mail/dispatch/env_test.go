@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer os.RemoveAll(dir)
 		gpg = replytest.NewGPG(tbMain{}, filepath.Join(dir, "gnupg"))
-		revokedSig = gpg.Clearsign(replytest.Revoked, replytest.KeywordText("retry", pkgv), "SHA256", "")
+		revokedSig = gpg.Clearsign(replytest.Revoked, replytest.KeywordText("retry", pkgv, dist), "SHA256", "")
 		gpg.Revoke()
 		keyring = filepath.Join(dir, "admins.asc")
 		gpg.WriteKeyring(keyring, true, replytest.Admin, replytest.Admin2, replytest.Expired, replytest.Revoked)
@@ -190,7 +190,7 @@ func logSubject(pkgv string) string {
 func (e *env) signed(pkgv, keyword string, mod func(m *replytest.Mail)) []byte {
 	m := e.mail(logSubject(pkgv))
 	m.InReplyTo = "log." + pkgv + "@buildd.example.org"
-	m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv), "SHA256", "")
+	m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv, dist), "SHA256", "")
 	if mod != nil {
 		mod(m)
 	}

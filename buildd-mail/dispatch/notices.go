@@ -15,6 +15,7 @@ import (
 	"buildd/buildd/home"
 	"buildd/buildd/mailer"
 	"buildd/wannabuild/client"
+	"buildd/wannabuild/debversion"
 )
 
 var (
@@ -23,9 +24,12 @@ var (
 	resentDateFm = time.RFC1123Z
 )
 
-// newVersion handles wanna-build's "new version of PKG (dist=D)": the old
-// version is recorded as outdated, and unless it is still building here
-// it leaves REDO and its files are purged.
+// newVersion handles wanna-build's "new version of PKG_VERSION (dist=D)":
+// the old version is recorded as outdated, and unless it is still building
+// here it leaves REDO and its files are purged. The notice is unsigned, so
+// it is only a hint: its names must be a package and versions by policy's
+// syntax, and the queue must confirm it (hold a newer version of the
+// package in that dist) before anything is touched.
 func (j *job) newVersion(ctx context.Context) error {
 	p := j.p
 	d, ok := p.Cfg.Dist(j.subj.Dist)
@@ -35,7 +39,31 @@ func (j *job) newVersion(ctx context.Context) error {
 		return p.forward(j)
 	}
 	pkg := j.subj.Package
-	pkgv, newpkgv := pkg+"_"+mv[1], pkg+"_"+nv[1]
+	old, err := debversion.ParsePkgVersion(pkg + "_" + mv[1])
+	if err == nil {
+		_, err = debversion.ParsePkgVersion(pkg + "_" + nv[1])
+	}
+	if err == nil && j.subj.PkgVersion != "" && j.subj.PkgVersion != old.String() {
+		err = fmt.Errorf("the subject names %s, the body version %s", j.subj.PkgVersion, mv[1])
+	}
+	if err != nil {
+		p.logf("new-version notice from %s ignored: %v", j.m.FromAddr, err)
+		return nil
+	}
+	pkgv, newpkgv := old.String(), pkg+"_"+nv[1]
+	info, err := p.queue(d).Info(ctx, pkg)
+	var ref *client.Refused
+	if errors.Is(err, client.ErrNotRegistered) || errors.As(err, &ref) {
+		p.logf("new-version notice for %s (%s) ignored: the queue does not know %s: %v", pkgv, d.DistName, pkg, err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if debversion.Compare(info.Version, old.Version) <= 0 {
+		p.logf("new-version notice for %s (%s) ignored: the queue has %s_%s, not a newer version", pkgv, d.DistName, pkg, info.Version)
+		return nil
+	}
 	p.logf("Build of %s (%s) obsolete -- new version %s", pkgv, d.DistName, nv[1])
 	if cur, ok, err := p.Home.Outdated().IsOutdated(pkgv, d.DistName); err != nil {
 		return err
@@ -48,7 +76,6 @@ func (j *job) newVersion(ctx context.Context) error {
 	for i := range p.Cfg.Dists {
 		od := &p.Cfg.Dists[i]
 		info, err := p.queue(od).Info(ctx, pkg)
-		var ref *client.Refused
 		if errors.Is(err, client.ErrNotRegistered) || errors.As(err, &ref) {
 			continue
 		}
@@ -186,6 +213,14 @@ func hostname() string {
 
 var reRE = regexp.MustCompile(`^Re\S{0,2}:`)
 
+// An error reply quotes at most this much of the mail: it goes to an
+// address the sender chose, so it must never be an amplifier.
+const (
+	maxQuoted      = 16 << 10
+	maxQuotedLines = 200
+	maxSubject     = 200
+)
+
 // errorReply answers the sender (Reply-To, else From) with what went wrong
 // and the mail quoted, as the classic buildd-mail does.
 func (j *job) errorReply() error {
@@ -200,13 +235,23 @@ func (j *job) errorReply() error {
 		p.logf("no address to send the error reply for mail %s to", j.id)
 		return nil
 	}
+	if len(errs) > maxQuoted {
+		errs = errs[:maxQuoted] + "\n[... more errors, not shown]\n"
+	}
 	subj := j.m.Subject
+	if len(subj) > maxSubject {
+		subj = subj[:maxSubject] + "..."
+	}
 	if !reRE.MatchString(subj) {
 		subj = "Re: " + subj
 	}
 	quoted := strings.TrimRight(j.m.Body, "\n")
 	var q strings.Builder
-	for _, l := range strings.Split(quoted, "\n") {
+	for i, l := range strings.Split(quoted, "\n") {
+		if i == maxQuotedLines || q.Len()+len(l) > maxQuoted {
+			fmt.Fprintf(&q, "> [... the rest of your mail (%d bytes in all) is not quoted]\n", len(j.m.Body))
+			break
+		}
 		q.WriteString("> ")
 		q.WriteString(l)
 		q.WriteByte('\n')

@@ -40,7 +40,7 @@ func (e *env) withTrixie(unreachable bool) *config.Dist {
 func (e *env) trixieReply(keyword string) []byte {
 	m := e.mail("Re: Log for successful build of " + pkgv + " (dist=trixie)")
 	m.InReplyTo = trixieLogID
-	m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv+" (dist=trixie)"), "SHA256", "")
+	m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText(keyword, pkgv, "trixie"), "SHA256", "")
 	return m.Compose()
 }
 

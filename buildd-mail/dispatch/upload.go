@@ -16,12 +16,15 @@ import (
 	"buildd/buildd/config"
 	"buildd/buildd/home"
 	"buildd/wannabuild/control"
+	"buildd/wannabuild/debversion"
 )
 
 // upload handles "ok": the signed text is the .changes. Its files, checked
 // against build/, and the signed .changes are copied into the upload queue
 // of every dist it names, atomically (temporary names, fsync, rename, the
-// .changes last), then removed from build/.
+// .changes last), then removed from build/. The .changes in the upload
+// queue is byte for byte the clearsigned block that was verified (for
+// PGP/MIME, the signed text).
 func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) error {
 	p := j.p
 	c, err := control.ParseChanges(pkgv+".changes", []byte(text))
@@ -40,27 +43,33 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		return nil
 	}
 	var targets []*config.Dist
+	named := false
 	for _, dn := range dists {
 		td, ok := p.Cfg.Dist(dn)
 		if !ok {
 			j.fail("Package %s has target distribution %s, which this buildd does not build for.\nFix the Distribution: field.", pkgv, dn)
 			return nil
 		}
+		named = named || td == d
 		targets = append(targets, td)
 	}
-	if j.outdated(d, pkgv, dists) {
+	if !named {
+		p.logf("%s(%s): .changes for %s refused under the subject of dist %s", pkgv, d.DistName, strings.Join(dists, " "), d.DistName)
+		j.fail("The signed .changes is for %s, but the subject says dist=%s.\nAnswer the log mail of that distribution.", strings.Join(dists, " "), d.DistName)
 		return nil
 	}
 	name := changesName(pkgv, c.Architecture, d.BuiltArchitecture)
 	dirs := uploadDirs(p.Home, targets)
 	changesData := []byte(text)
 	if !j.m.PGPMIME {
-		// The upload carries the clearsigned .changes as the admin signed it.
-		changesData = clearsignedBlock(j.m.BodyBytes)
+		changesData = j.sig.Block
 	}
 	if j.resumed && allHave(dirs, name, changesData) {
 		j.act(pkgv, d.DistName, "already moved to upload (resumed)")
 		return j.purge(d, pkgv)
+	}
+	if j.outdated(d, pkgv, dists) {
+		return nil
 	}
 	var wrong []string
 	for _, td := range targets {
@@ -76,31 +85,11 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		j.fail("Package %s has target distributions %s\nfor which it isn't registered as Building.\nPlease fix this by either modifying the Distribution: header or\ntaking the package in those distributions, too.", pkgv, strings.Join(wrong, " "))
 		return nil
 	}
-	var missing, bad []string
-	for _, f := range c.Files {
-		if f.SHA256 == "" {
-			j.fail("The .changes has no Checksums-Sha256 entry for %s: send the .changes dpkg-genchanges wrote.", f.Name)
-			return nil
-		}
-		got, size, err := sha256File(filepath.Join(p.Home.BuildDir(), f.Name))
-		if errors.Is(err, os.ErrNotExist) {
-			missing = append(missing, f.Name)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if size != f.Size || got != f.SHA256 {
-			bad = append(bad, fmt.Sprintf("%s (size %d, sha256 %s; the .changes says size %d, sha256 %s)", f.Name, size, got, f.Size, f.SHA256))
-		}
+	if ok, err := j.checkBuilt(pkgv, c.Files); !ok {
+		return err
 	}
-	if len(missing) > 0 {
-		j.fail("While trying to move the built package %s to upload,\nthe following files mentioned in the .changes were not found in %s:\n%s\nRebuild the package (retry), or put the files there.", pkgv, p.Home.BuildDir(), strings.Join(missing, " "))
-		return nil
-	}
-	if len(bad) > 0 {
-		j.fail("While trying to move the built package %s to upload,\nthe following files had bad checksums:\n%s\nThe .changes does not describe the files that were built: send the\n.changes from the latest build log, or retry the build.", pkgv, strings.Join(bad, "\n"))
-		return nil
+	if err := j.spend(pkgv, d.DistName); err != nil {
+		return err
 	}
 	for _, dir := range dirs {
 		if err := installFiles(p.Home, dir, c.Files, name, changesData); err != nil {
@@ -114,6 +103,44 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		}
 	}
 	return j.purge(d, pkgv)
+}
+
+// checkBuilt checks that every file the .changes names is in build/, a
+// regular file (not a symlink to elsewhere) with the size and SHA-256 the
+// .changes gives.
+func (j *job) checkBuilt(pkgv string, files []control.ChangesFile) (bool, error) {
+	var missing, bad []string
+	for _, f := range files {
+		if f.SHA256 == "" {
+			j.fail("The .changes has no Checksums-Sha256 entry for %s: send the .changes dpkg-genchanges wrote.", f.Name)
+			return false, nil
+		}
+		path := filepath.Join(j.p.Home.BuildDir(), f.Name)
+		if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+			bad = append(bad, fmt.Sprintf("%s (not a regular file: %s)", f.Name, st.Mode().Type()))
+			continue
+		}
+		got, size, err := sha256File(path)
+		if errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, f.Name)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if size != f.Size || got != f.SHA256 {
+			bad = append(bad, fmt.Sprintf("%s (size %d, sha256 %s; the .changes says size %d, sha256 %s)", f.Name, size, got, f.Size, f.SHA256))
+		}
+	}
+	if len(missing) > 0 {
+		j.fail("While trying to move the built package %s to upload,\nthe following files mentioned in the .changes were not found in %s:\n%s\nRebuild the package (retry), or put the files there.", pkgv, j.p.Home.BuildDir(), strings.Join(missing, " "))
+		return false, nil
+	}
+	if len(bad) > 0 {
+		j.fail("While trying to move the built package %s to upload,\nthe following files had bad checksums:\n%s\nThe .changes does not describe the files that were built: send the\n.changes from the latest build log, or retry the build.", pkgv, strings.Join(bad, "\n"))
+		return false, nil
+	}
+	return true, nil
 }
 
 // changesName is the classic upload name: PKG_VERSION (no epoch)_ARCH.changes,
@@ -160,21 +187,6 @@ func allHave(dirs []string, name string, data []byte) bool {
 		}
 	}
 	return len(dirs) > 0
-}
-
-// clearsignedBlock cuts the clearsigned block (armor lines included) out
-// of a body, so that text around it does not reach the archive.
-func clearsignedBlock(body []byte) []byte {
-	b := body
-	if i := bytes.Index(b, []byte("-----BEGIN PGP SIGNED MESSAGE-----")); i >= 0 {
-		b = b[i:]
-	}
-	end := []byte("-----END PGP SIGNATURE-----")
-	if i := bytes.Index(b, end); i >= 0 {
-		b = b[:i+len(end)]
-	}
-	out := bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
-	return append(out, '\n')
 }
 
 func sha256File(path string) (string, int64, error) {
@@ -254,13 +266,21 @@ func (p *Processor) removeUploaded(dir, name string, data []byte) error {
 }
 
 // installed handles "X.changes INSTALLED/ACCEPTED": the upload is in the
-// archive, so it leaves the upload queue.
+// archive, so it leaves the upload queue. The mail is unsigned, so it
+// clears only what is exactly its own: a .changes named as the suite names
+// uploads (NAME_VERSION_ARCH.changes) that buildd-uploader has already
+// uploaded (its .upload marker is there). An upload still waiting to go is
+// never touched by it.
 func (j *job) installed() error {
 	p := j.p
 	name := j.subj.Changes
+	if err := checkChangesName(name); err != nil {
+		p.logf("%s INSTALLED notice ignored: %v", name, err)
+		return nil
+	}
 	var found []string
 	for _, dir := range uploadDirs(p.Home, distPtrs(p.Cfg)) {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
 			found = append(found, dir)
 		}
 	}
@@ -273,12 +293,34 @@ func (j *job) installed() error {
 		p.logf("Found more than one upload directory for %s - not deleting binaries!", name)
 		return nil
 	}
+	marker := strings.TrimSuffix(name, ".changes") + ".upload"
+	if _, err := os.Lstat(filepath.Join(found[0], marker)); err != nil {
+		p.logf("%s INSTALLED notice ignored: %s/%s is not uploaded yet (no %s)", name, found[0], name, marker)
+		return nil
+	}
 	data, err := os.ReadFile(filepath.Join(found[0], name))
 	if err != nil {
 		return err
 	}
-	p.logf("%s has been installed; removing from upload dir", strings.SplitN(name, "_", 2)[0])
+	p.logf("%s has been installed; removing from upload dir", packageName(name))
 	return p.removeUploaded(found[0], name, data)
+}
+
+// checkChangesName checks an upload's name, NAME_VERSION_ARCH.changes
+// (VERSION without its epoch), as a mail gives it.
+func checkChangesName(name string) error {
+	base, ok := strings.CutSuffix(name, ".changes")
+	i := strings.LastIndexByte(base, '_')
+	if !ok || i < 0 {
+		return fmt.Errorf("%q is not NAME_VERSION_ARCH.changes", name)
+	}
+	if _, err := debversion.ParsePkgVersion(base[:i]); err != nil {
+		return fmt.Errorf("%q: %w", name, err)
+	}
+	if err := debversion.CheckName(base[i+1:]); err != nil {
+		return fmt.Errorf("%q: architecture %q", name, base[i+1:])
+	}
+	return nil
 }
 
 func distPtrs(c *config.Config) []*config.Dist {

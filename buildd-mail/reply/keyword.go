@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"buildd/wannabuild/debversion"
 )
 
 // Keyword is the action an admin's reply asks for.
@@ -87,9 +89,10 @@ func LooksLikeChanges(text string) bool {
 
 // ParseKeywordReply interprets the signed text of a reply to a mail about
 // pkgv in dist. The keyword (and its arguments) is the first line, fail's
-// reason the lines after it; the last non-blank line must name the package,
-// "PKG_VERSION" or "PKG_VERSION (dist=DIST)", so that a signed answer cannot
-// be re-aimed at another package. Quoted lines are ignored.
+// reason the lines after it; the last non-blank line must name the package
+// and its distribution, "PKG_VERSION (dist=DIST)", so that a signed answer
+// cannot be re-aimed at another package or distribution. Quoted lines are
+// ignored.
 func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
 	var lines []string
 	for _, l := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
@@ -108,17 +111,20 @@ func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
 		return nil, &KeywordError{"The signed text is empty: put the keyword on its first line."}
 	}
 	last := strings.TrimSpace(lines[len(lines)-1])
-	named, namedDist := last, ""
-	if i := strings.Index(last, " (dist="); i > 0 && strings.HasSuffix(last, ")") {
-		named, namedDist = last[:i], last[i+len(" (dist="):len(last)-1]
-	}
-	if len(lines) < 2 || named != pkgv {
-		return nil, &KeywordError{fmt.Sprintf("The signed text does not name the package it answers for.\n"+
+	line := pkgv + " (dist=" + dist + ")"
+	if len(lines) < 2 || last != line {
+		switch name, namedDist, _ := strings.Cut(strings.TrimSuffix(last, ")"), " (dist="); {
+		case len(lines) >= 2 && name == pkgv && namedDist != "" && namedDist != dist:
+			return nil, &KeywordError{fmt.Sprintf("The signed text names dist=%s, but the subject says dist=%s.\n"+
+				"A signed answer acts only in the distribution it names.", namedDist, dist)}
+		case len(lines) >= 2 && last == pkgv:
+			return nil, &KeywordError{fmt.Sprintf("The signed text names %s but not its distribution.\n"+
+				"Put %q alone on the last line of the signed text, after the keyword\n"+
+				"(buildd-reply.el does this); a signed answer acts only where it names.", pkgv, line)}
+		}
+		return nil, &KeywordError{fmt.Sprintf("The signed text does not name the package and dist=%s it answers for.\n"+
 			"Put %q alone on the last line of the signed text, after the keyword\n"+
-			"(buildd-reply.el does this); a signed answer for another package is refused.", pkgv)}
-	}
-	if namedDist != "" && namedDist != dist {
-		return nil, &KeywordError{fmt.Sprintf("The signed text names dist=%s, but the subject says dist=%s.", namedDist, dist)}
+			"(buildd-reply.el does this); a signed answer for another package is refused.", dist, line)}
 	}
 	lines = lines[:len(lines)-1]
 	first := strings.TrimSpace(lines[0])
@@ -166,6 +172,9 @@ func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
 		v := strings.Fields(r.Args)[0]
 		if i := strings.LastIndexByte(v, '_'); i >= 0 {
 			v = v[i+1:]
+		}
+		if err := debversion.CheckVersion(v); err != nil {
+			return nil, &KeywordError{fmt.Sprintf("newvers: %v.", err)}
 		}
 		r.Args = v
 	}

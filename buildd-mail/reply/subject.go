@@ -1,6 +1,9 @@
 package reply
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // Kind is what a mail is, by its subject.
 type Kind int
@@ -12,7 +15,7 @@ const (
 	Processing       // Processing of X (upload queue daemon)
 	Installed        // X.changes INSTALLED / ACCEPTED
 	IsNew            // X.changes is NEW
-	NewVersion       // new version of PKG (dist=D)
+	NewVersion       // new version of PKG_VERSION (dist=D)
 )
 
 func (k Kind) String() string {
@@ -22,7 +25,7 @@ func (k Kind) String() string {
 // Subject is a recognised subject.
 type Subject struct {
 	Kind       Kind
-	PkgVersion string // LogReply, ShouldBuild: name_version
+	PkgVersion string // LogReply, ShouldBuild, NewVersion: name_version
 	Package    string // NewVersion: the source name
 	Dist       string
 	Changes    string // Installed, IsNew: the .changes file name
@@ -57,7 +60,14 @@ func ClassifySubject(s string) Subject {
 		return Subject{Kind: IsNew, Changes: m[1]}
 	}
 	if m := newVersionRE.FindStringSubmatch(s); m != nil {
-		return Subject{Kind: NewVersion, Package: m[1], Dist: m[2]}
+		// wanna-build names the version it superseded (PKG_VERSION); the
+		// classic form names only the package.
+		name, _, _ := strings.Cut(m[1], "_")
+		sub := Subject{Kind: NewVersion, Package: name, Dist: m[2]}
+		if name != m[1] {
+			sub.PkgVersion = m[1]
+		}
+		return sub
 	}
 	return Subject{}
 }

@@ -223,9 +223,9 @@ func (m *Mail) PGPMIME(g *GPG, key, text, digest string, tamper func(string) str
 }
 
 // KeywordText is the signed text buildd-reply.el writes: the keyword
-// line(s), then PKG_VERSION alone on the last line.
-func KeywordText(keyword, pkgv string) string {
-	return strings.TrimRight(keyword, "\n") + "\n" + pkgv + "\n"
+// line(s), then "PKG_VERSION (dist=DIST)" alone on the last line.
+func KeywordText(keyword, pkgv, dist string) string {
+	return strings.TrimRight(keyword, "\n") + "\n" + pkgv + " (dist=" + dist + ")\n"
 }
 
 // QuotedLog is quoted log text as a mailer puts below a reply.

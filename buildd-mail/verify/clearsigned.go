@@ -15,9 +15,12 @@ import (
 var clearBegin = []byte("-----BEGIN PGP SIGNED MESSAGE-----")
 
 // Clearsigned verifies an inline clearsigned body and returns the signed
-// text (dash-escaping undone). Outside the signed block only blank lines,
-// quoted lines and a quote's attribution line are allowed: anything else
-// could change the meaning of the signed text and is refused.
+// text (dash-escaping undone); Result.Block is the block it verified. The
+// block starts at the first BEGIN line that starts a line and ends where
+// its armored signature ends (not at an END string inside the text).
+// Outside the block only blank lines, quoted lines and a quote's
+// attribution line are allowed: anything else could change the meaning of
+// the signed text and is refused.
 func (k *Keyring) Clearsigned(body []byte, now time.Time) (string, *Result, error) {
 	i := bytes.Index(body, clearBegin)
 	for i > 0 && body[i-1] != '\n' {
@@ -49,6 +52,9 @@ func (k *Keyring) Clearsigned(body []byte, now time.Time) (string, *Result, erro
 	if err != nil {
 		return "", nil, err
 	}
+	block := bytes.TrimRight(body[i:len(body)-len(rest)], "\r\n")
+	block = bytes.ReplaceAll(block, []byte("\r\n"), []byte("\n"))
+	r.Block = append(block, '\n')
 	return string(b.Plaintext), r, nil
 }
 
@@ -56,6 +62,9 @@ func checkOutside(b []byte, where string) error {
 	for _, l := range strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n") {
 		if strings.TrimSpace(l) == "" || reply.IsQuoteLine(l) {
 			continue
+		}
+		if len(l) > 200 {
+			l = l[:200] + "..."
 		}
 		return &Error{CheckOutside, fmt.Sprintf("the mail has text %s the signed part:\n  %q\nOnly quoted lines (\"> ...\") may stand outside it. Put everything\nthat matters inside the signed text and sign again.", where, l)}
 	}

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -25,22 +24,19 @@ type Memory struct {
 // OpenMemory reads the record at path (missing: empty).
 func OpenMemory(path string) (*Memory, error) {
 	m := &Memory{path: path, seen: map[string]string{}}
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return m, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("signature memory: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 4 {
+	// Lines of any length are read (a damaged or foreign line must not
+	// stop every signed reply); those not in the format are passed over.
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 4 {
 			m.seen[f[0]] = f[3]
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("signature memory %s: %w", path, err)
 	}
 	return m, nil
 }
@@ -89,7 +85,7 @@ func Replay(r *Result, firstMail string) error {
 	if ns, err := strconv.ParseInt(when, 10, 64); err == nil {
 		t = time.Unix(0, ns)
 	}
-	return &Error{"replay", fmt.Sprintf("this signature (made %s by %s) was already used by a mail\nreceived %s. Each signed answer acts once; sign a new one.",
+	return &Error{CheckReplay, fmt.Sprintf("this signature (made %s by %s) was already used by a mail\nreceived %s. Each signed answer acts once; sign a new one.",
 		r.Created.UTC().Format(time.RFC3339), r.Fingerprint, t.UTC().Format(time.RFC3339))}
 }
 

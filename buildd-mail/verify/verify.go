@@ -109,9 +109,17 @@ type Result struct {
 	UID         string
 	Created     time.Time
 	Hash        crypto.Hash
-	// ID identifies the signature itself (SHA-256 of its packet): the same
-	// ID twice is a replay.
+	// ID identifies the signature by what it commits to: the signer, the
+	// hashed part of the signature packet (its version, type, algorithms,
+	// creation time and every hashed subpacket) and the signed text. It
+	// does not depend on how the packet is encoded (old or new packet
+	// format, unhashed subpackets, armor), so a re-encoded copy of a used
+	// signature has the ID of the original: the same ID twice is a replay.
 	ID string
+	// Block is the clearsigned block exactly as verified, from its BEGIN
+	// line through its END line and a newline, LF line ends (Clearsigned
+	// only).
+	Block []byte
 }
 
 // Error is a refused signature; Check names the check that failed and Msg
@@ -129,15 +137,24 @@ const (
 	CheckMalformed = "malformed signature"
 	CheckHash      = "weak hash"
 	CheckUnknown   = "unknown key"
+	CheckUsage     = "key not for signing"
 	CheckBad       = "bad signature"
 	CheckExpired   = "expired key"
 	CheckRevoked   = "revoked key"
+	CheckFuture    = "signature from the future"
 	CheckOutside   = "text outside the signed part"
+	CheckReplay    = "replay"
 )
+
+// clockSkew is how far in the future a signature may be dated (the signing
+// host's clock running ahead).
+const clockSkew = 10 * time.Minute
 
 var weak = map[crypto.Hash]bool{crypto.MD5: true, crypto.SHA1: true, crypto.RIPEMD160: true, crypto.SHA224: true}
 
-// Detached verifies sig (armored or binary) over signed at time now.
+// Detached verifies sig (armored or binary) over signed at time now. The
+// signature must be exactly one signature packet: anything else in the
+// block (a second signature, a marker packet, trailing bytes) is refused.
 func (k *Keyring) Detached(signed, sig []byte, now time.Time) (*Result, error) {
 	body := sig
 	if bytes.Contains(sig, armorBegin) {
@@ -148,17 +165,13 @@ func (k *Keyring) Detached(signed, sig []byte, now time.Time) (*Result, error) {
 		if b.Type != openpgp.SignatureType {
 			return nil, &Error{CheckMalformed, fmt.Sprintf("armored %q, want %q", b.Type, openpgp.SignatureType)}
 		}
-		if body, err = io.ReadAll(b.Body); err != nil {
+		if body, err = io.ReadAll(io.LimitReader(b.Body, maxSignature+1)); err != nil {
 			return nil, &Error{CheckMalformed, fmt.Sprintf("the signature's armor cannot be read: %v", err)}
 		}
 	}
-	p, err := packet.NewReader(bytes.NewReader(body)).Next()
+	s, err := onePacket(body)
 	if err != nil {
-		return nil, &Error{CheckMalformed, fmt.Sprintf("no signature packet: %v", err)}
-	}
-	s, ok := p.(*packet.Signature)
-	if !ok {
-		return nil, &Error{CheckMalformed, fmt.Sprintf("a %T where a signature packet belongs", p)}
+		return nil, err
 	}
 	if s.SigType != packet.SigTypeBinary && s.SigType != packet.SigTypeText {
 		return nil, &Error{CheckMalformed, fmt.Sprintf("signature type %#x is not a document signature", s.SigType)}
@@ -172,38 +185,176 @@ func (k *Keyring) Detached(signed, sig []byte, now time.Time) (*Result, error) {
 	} else if s.IssuerKeyId != nil {
 		keyID = fmt.Sprintf("%016X", *s.IssuerKeyId)
 	}
-	if s.IssuerKeyId == nil || len(k.Entities.KeysByIdUsage(*s.IssuerKeyId, packet.KeyFlagSign)) == 0 {
+	if s.IssuerKeyId == nil || len(k.Entities.KeysById(*s.IssuerKeyId)) == 0 {
 		return nil, &Error{CheckUnknown, fmt.Sprintf("the mail is signed by key %s, which is not in the admin keyring\n(admin_keyring %s). Sign with an admin's key, or have the key added.", keyID, k.Path)}
+	}
+	if len(k.Entities.KeysByIdUsage(*s.IssuerKeyId, packet.KeyFlagSign)) == 0 {
+		key := k.Entities.KeysById(*s.IssuerKeyId)[0]
+		return nil, &Error{CheckUsage, fmt.Sprintf("the mail is signed by key %s of %s, which is in the admin keyring\nbut may not sign (its usage: %s). Sign with the key's signing (sub)key.",
+			keyID, primaryFpr(key.Entity), usage(key.SelfSignature))}
+	}
+	if s.CreationTime.After(now.Add(clockSkew)) {
+		return nil, &Error{CheckFuture, fmt.Sprintf("the signature by key %s is dated %s, in the future. Check the signing host's clock\nand sign again.", keyID, s.CreationTime.UTC().Format(time.RFC3339))}
 	}
 	cfg := &packet.Config{Time: func() time.Time { return now }}
 	vs, signer, err := openpgp.VerifyDetachedSignature(k.Entities, bytes.NewReader(signed), bytes.NewReader(body), cfg)
 	if signer == nil || vs == nil {
 		return nil, &Error{CheckBad, fmt.Sprintf("the signature by key %s does not match the text (%v):\nthe text was changed after signing, or mangled in transport.\nSign the reply again and send it unchanged.", keyID, err)}
 	}
-	fpr := strings.ToUpper(hex.EncodeToString(signer.PrimaryKey.Fingerprint))
+	fpr := primaryFpr(signer)
+	bySubkey := signer.PrimaryKey.KeyId != *s.IssuerKeyId
 	switch {
+	case errors.Is(err, pgperrors.ErrKeyRevoked) && bySubkey && !signer.Revoked(now):
+		return nil, &Error{CheckRevoked, fmt.Sprintf("the signing subkey %016X of key %s is revoked. Sign with a valid signing subkey.", *s.IssuerKeyId, fpr)}
 	case errors.Is(err, pgperrors.ErrKeyRevoked):
 		return nil, &Error{CheckRevoked, fmt.Sprintf("key %s is revoked. Sign with a valid admin key.", fpr)}
+	case errors.Is(err, pgperrors.ErrKeyExpired) && bySubkey:
+		return nil, &Error{CheckExpired, fmt.Sprintf("the signing subkey %016X of key %s has expired. Extend it (gpg --quick-set-expire)\nand update admin_keyring, or sign with a valid key.", *s.IssuerKeyId, fpr)}
 	case errors.Is(err, pgperrors.ErrKeyExpired):
 		return nil, &Error{CheckExpired, fmt.Sprintf("key %s has expired. Extend it (gpg --quick-set-expire) and\nupdate admin_keyring, or sign with a valid admin key.", fpr)}
 	case errors.Is(err, pgperrors.ErrSignatureExpired):
-		return nil, &Error{CheckExpired, fmt.Sprintf("the signature by key %s has expired. Sign the reply again.", fpr)}
+		return nil, &Error{CheckExpired, fmt.Sprintf("the signature by key %s has expired (or a binding signature of the key has). Sign the reply again.", fpr)}
 	case err != nil:
 		return nil, &Error{CheckBad, fmt.Sprintf("signature by key %s refused: %v", fpr, err)}
 	}
-	if vs.CreationTime.After(now.Add(10 * time.Minute)) {
-		return nil, &Error{CheckBad, fmt.Sprintf("the signature is dated %s, in the future. Check the signing host's clock.", vs.CreationTime.UTC().Format(time.RFC3339))}
-	}
-	sum := sha256.Sum256(body)
 	r := &Result{
 		Fingerprint: fpr,
 		SigningKey:  fmt.Sprintf("%016X", *s.IssuerKeyId),
 		Created:     vs.CreationTime,
 		Hash:        vs.Hash,
-		ID:          hex.EncodeToString(sum[:]),
+		ID:          identity(fpr, vs, signed),
 	}
 	if id := signer.PrimaryIdentity(); id != nil {
 		r.UID = id.Name
 	}
 	return r, nil
+}
+
+// maxSignature bounds a signature block: a real one is a few hundred bytes
+// (RSA-4096: about 600).
+const maxSignature = 16 << 10
+
+// onePacket reads the signature block's only packet; a block holding
+// anything else (go-crypto's reader would skip a marker packet silently)
+// is malformed.
+func onePacket(body []byte) (*packet.Signature, error) {
+	if len(body) > maxSignature {
+		return nil, &Error{CheckMalformed, fmt.Sprintf("the signature block is larger than %d bytes", maxSignature)}
+	}
+	tags, err := packetTags(body)
+	if err != nil {
+		return nil, &Error{CheckMalformed, fmt.Sprintf("the signature block cannot be read: %v", err)}
+	}
+	if len(tags) != 1 || tags[0] != tagSignature {
+		return nil, &Error{CheckMalformed, fmt.Sprintf("the signature block holds packets of types %v:\nit must hold exactly one signature packet (type %d). Send the signature as the signer made it.", tags, tagSignature)}
+	}
+	p, err := packet.NewReader(bytes.NewReader(body)).Next()
+	if err != nil {
+		return nil, &Error{CheckMalformed, fmt.Sprintf("no signature packet: %v", err)}
+	}
+	s, ok := p.(*packet.Signature)
+	if !ok {
+		return nil, &Error{CheckMalformed, fmt.Sprintf("a %T where a signature packet belongs", p)}
+	}
+	return s, nil
+}
+
+const tagSignature = 2
+
+// packetTags walks the packet headers of b (RFC 9580 section 4.2, old and
+// new format) and returns each packet's tag. Partial and indeterminate
+// lengths, which a signature never needs, are refused.
+func packetTags(b []byte) ([]int, error) {
+	var tags []int
+	for len(b) > 0 {
+		h := b[0]
+		if h&0x80 == 0 {
+			return nil, fmt.Errorf("byte %#02x is no packet header", h)
+		}
+		var tag, hdr, n int
+		if h&0x40 != 0 {
+			tag = int(h & 0x3f)
+			if len(b) < 2 {
+				return nil, errors.New("truncated packet header")
+			}
+			switch l := int(b[1]); {
+			case l < 192:
+				hdr, n = 2, l
+			case l < 224:
+				if len(b) < 3 {
+					return nil, errors.New("truncated packet header")
+				}
+				hdr, n = 3, (l-192)<<8+int(b[2])+192
+			case l == 255:
+				if len(b) < 6 {
+					return nil, errors.New("truncated packet header")
+				}
+				hdr, n = 6, int(b[2])<<24|int(b[3])<<16|int(b[4])<<8|int(b[5])
+			default:
+				return nil, errors.New("a partial body length")
+			}
+		} else {
+			tag = int(h>>2) & 0xf
+			lenBytes := [4]int{1, 2, 4, 0}[h&3]
+			if lenBytes == 0 {
+				return nil, errors.New("an indeterminate length")
+			}
+			if len(b) < 1+lenBytes {
+				return nil, errors.New("truncated packet header")
+			}
+			hdr = 1 + lenBytes
+			for _, c := range b[1:hdr] {
+				n = n<<8 | int(c)
+			}
+		}
+		if n < 0 || n > len(b)-hdr {
+			return nil, fmt.Errorf("a packet of type %d longer than the block", tag)
+		}
+		tags = append(tags, tag)
+		b = b[hdr+n:]
+	}
+	return tags, nil
+}
+
+// identity is Result.ID: SHA-256 over the signer's fingerprint, the hashed
+// part of the signature and the signed text in the form the signature
+// covers (line ends canonical, trailing blanks dropped: no two texts that
+// differ only there can both verify under one signature).
+func identity(fpr string, s *packet.Signature, signed []byte) string {
+	text := sha256.New()
+	for i, l := range bytes.Split(signed, []byte("\n")) {
+		if i > 0 {
+			text.Write([]byte("\r\n"))
+		}
+		text.Write(bytes.TrimRight(l, " \t\r"))
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "buildd-mail signature v1\x00%s\x00%d\x00", fpr, len(s.HashSuffix))
+	h.Write(s.HashSuffix)
+	h.Write(text.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func primaryFpr(e *openpgp.Entity) string {
+	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
+}
+
+// usage names a key's usage flags, as gpg lists them.
+func usage(self *packet.Signature) string {
+	if self == nil || !self.FlagsValid {
+		return "none given"
+	}
+	var u []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{self.FlagCertify, "certify"}, {self.FlagSign, "sign"}, {self.FlagEncryptCommunications || self.FlagEncryptStorage, "encrypt"}, {self.FlagAuthenticate, "authenticate"}} {
+		if f.on {
+			u = append(u, f.name)
+		}
+	}
+	if len(u) == 0 {
+		return "none"
+	}
+	return strings.Join(u, ", ")
 }

@@ -20,7 +20,7 @@ import (
 func TestKeyringManyKeys(t *testing.T) {
 	dir := t.TempDir()
 	g := replytest.NewGPG(t, filepath.Join(dir, "gnupg"))
-	text := replytest.KeywordText("retry", "hello_1.0-1")
+	text := replytest.KeywordText("retry", "hello_1.0-1", "bookworm")
 	signed := g.Clearsign(replytest.Admin2, text, "SHA256", "")
 	for _, armored := range []bool{true, false} {
 		path := filepath.Join(dir, "keyring")
@@ -45,7 +45,7 @@ func TestKeyringManyKeys(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	dir := t.TempDir()
 	g := replytest.NewGPG(t, filepath.Join(dir, "gnupg"))
-	text := replytest.KeywordText("retry", "hello_1.0-1")
+	text := replytest.KeywordText("retry", "hello_1.0-1", "bookworm")
 	revoked := g.Clearsign(replytest.Revoked, text, "SHA256", "")
 	g.Revoke()
 	path := filepath.Join(dir, "keyring.asc")

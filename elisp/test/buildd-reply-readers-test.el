@@ -193,7 +193,8 @@ The buffer FN leaves current stays current."
   "SHOW fixture NAME in a reader, check the mode is on, type KEYS, check the reply.
 SHOW is called with the function to run in the reader's buffer."
   (let* ((info (buildd-reply--parse-text (buildd-reply-test-fixture name)))
-         (pkgv (nth 1 (buildd-reply--subject-info (plist-get info :subject))))
+         (subject-info (buildd-reply--subject-info (plist-get info :subject)))
+         (pkgv (format "%s (dist=%s)" (nth 1 subject-info) (nth 2 subject-info)))
          (signed (cond
                   ((string-prefix-p "should-build" name) (concat "build\n" pkgv "\n"))
                   ((equal keys "C-c C-o") (buildd-reply-test-expected-changes name))

@@ -395,7 +395,7 @@ The buffer FN leaves current stays current."
             (should (equal (buildd-reply-test-header (car sent) "to")
                            "buildd-bookworm@build-amd64.example.org"))
             (buildd-reply-test-check-reply (car sent) subject id
-                                           (concat (cdr k) "\nfrobnicate_2.4-1\n"))))))))
+                                           (concat (cdr k) "\nfrobnicate_2.4-1 (dist=bookworm)\n"))))))))
 
 (ert-deftest buildd-reply-test-dep-wait-unmet ()
   (buildd-reply-test-with-env
@@ -404,7 +404,7 @@ The buffer FN leaves current stays current."
      (car (buildd-reply-test-sent))
      "Log for failed build of gizmo_0.9+dfsg-2 on build-arm64 (dist=bookworm)"
      "<20251121091110.77.gizmo@build-arm64.example.org>"
-     "dep-wait libgizmo-dev (>= 0.9), debhelper-compat, libqt6-dev, python3-all-dev (>> 3.11), libwidget-dev, libzork-dev\ngizmo_0.9+dfsg-2\n")))
+     "dep-wait libgizmo-dev (>= 0.9), debhelper-compat, libqt6-dev, python3-all-dev (>> 3.11), libwidget-dev, libzork-dev\ngizmo_0.9+dfsg-2 (dist=bookworm)\n")))
 
 (ert-deftest buildd-reply-test-newvers ()
   (dolist (ctx buildd-reply-test-contexts)
@@ -414,7 +414,7 @@ The buffer FN leaves current stays current."
        (car (buildd-reply-test-sent))
        "Log for failed build of hello_1.0-1 (dist=bookworm)"
        "<20251121100003.42.hello@build-amd64.example.org>"
-       "newvers 1.0-2\nhello_1.0-1\n"))))
+       "newvers 1.0-2\nhello_1.0-1 (dist=bookworm)\n"))))
 
 (ert-deftest buildd-reply-test-fail ()
   "C-c C-f leaves point where the reason goes; the reply is signed when sent."
@@ -431,7 +431,7 @@ The buffer FN leaves current stays current."
        (car (buildd-reply-test-sent))
        "Log for failed build of hello_1.0-1 (dist=bookworm)"
        "<20251121100003.42.hello@build-amd64.example.org>"
-       "fail\nconfigure: error: no C compiler\n(FTBFS with gcc-14)\nhello_1.0-1\n"))))
+       "fail\nconfigure: error: no C compiler\n(FTBFS with gcc-14)\nhello_1.0-1 (dist=bookworm)\n"))))
 
 (ert-deftest buildd-reply-test-should-build ()
   "On a \"Should I build\" mail, C-c C-o answers build, the others as on logs."
@@ -443,7 +443,7 @@ The buffer FN leaves current stays current."
        (car (buildd-reply-test-sent))
        "Should I build hello_1.0-2 (dist=bookworm)?"
        "<20251121110000.9.hello@build-amd64.example.org>"
-       (concat (cdr k) "\nhello_1.0-2\n")))))
+       (concat (cdr k) "\nhello_1.0-2 (dist=bookworm)\n")))))
 
 (ert-deftest buildd-reply-test-not-found-left-for-editing ()
   "dep-wait and newvers with nothing in the log leave the draft open."
@@ -456,7 +456,7 @@ The buffer FN leaves current stays current."
       (should (looking-back (concat "^" (cdr k)) (line-beginning-position)))
       (insert "2.0-1")
       (message-send-and-exit)
-      (should (string-match-p (concat "\n\n" (cdr k) "2.0-1\nhello_1.0-1\n-----BEGIN PGP SIGNATURE")
+      (should (string-match-p (concat "\n\n" (cdr k) "2.0-1\nhello_1.0-1 (dist=bookworm)\n-----BEGIN PGP SIGNATURE")
                               (car (buildd-reply-test-sent)))))))
 
 (ert-deftest buildd-reply-test-edit-before-sending ()
@@ -473,7 +473,7 @@ The buffer FN leaves current stays current."
         (should (derived-mode-p 'message-mode))
         (should (null (buildd-reply-test-sent)))
         (message-goto-body)
-        (should (equal (buffer-substring (point) (point-max)) "retry\nfrobnicate_2.4-1\n"))
+        (should (equal (buffer-substring (point) (point-max)) "retry\nfrobnicate_2.4-1 (dist=bookworm)\n"))
         (message-send-and-exit)
         (should (= 1 (length (buildd-reply-test-sent))))))))
 
