@@ -233,10 +233,14 @@ var logActions = map[reply.Keyword]action{
 		return j.removeFromUpload(d, pkgv)
 	}},
 	reply.Fail: {outdated: true, states: failable, done: failedWith, do: queueAction("--failed", "set to Failed",
-		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error { return q.Failed(ctx, pkgv, failText(r.Reason)) }), purge: true},
+		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error {
+			return q.Failed(ctx, pkgv, failText(r.Reason))
+		}), purge: true},
 	reply.Retry: {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("scheduled for rebuild (REDO)")},
 	reply.DepWait: {outdated: true, states: builtOrBuilding, done: inState("Dep-Wait"), do: queueAction("--dep-wait", "set to Dep-Wait",
-		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error { return q.DepWait(ctx, pkgv, r.Args) }), purge: true},
+		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error {
+			return q.DepWait(ctx, pkgv, r.Args)
+		}), purge: true},
 	reply.Manual: {outdated: true, states: builtOrBuilding, do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
 		j.act(pkgv, d.DistName, "will be finished manually")
 		return nil
