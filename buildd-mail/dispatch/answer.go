@@ -227,39 +227,40 @@ func fixed(states ...string) func(*reply.Reply) []string {
 // and upload-rem whatever the queue says, the rest only for the current
 // version in the right state.
 var logActions = map[reply.Keyword]action{
-	reply.NotForUs: {done: inState("Not-For-Us"), do: queueAction("no-build", "set to Not-For-Us",
-		func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.NoBuild(ctx, pkgv) }), purge: true},
-	reply.UploadRem: {do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
-		return j.removeFromUpload(d, pkgv)
-	}},
-	reply.Fail: {outdated: true, states: failable, done: failedWith, do: queueAction("--failed", "set to Failed",
-		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error {
-			return q.Failed(ctx, pkgv, failText(r.Reason))
-		}), purge: true},
-	reply.Retry: {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("scheduled for rebuild (REDO)")},
-	reply.DepWait: {outdated: true, states: builtOrBuilding, done: inState("Dep-Wait"), do: queueAction("--dep-wait", "set to Dep-Wait",
-		func(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error {
-			return q.DepWait(ctx, pkgv, r.Args)
-		}), purge: true},
-	reply.Manual: {outdated: true, states: builtOrBuilding, do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
-		j.act(pkgv, d.DistName, "will be finished manually")
-		return nil
-	}},
-	reply.NewVers: {outdated: true, done: newVersionInREDO, do: takeNewVersion, purge: true},
-	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "given back",
-		func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.GiveBack(ctx, pkgv) }), purge: true},
-	reply.Purge: {outdated: true, do: func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
-		j.act(pkgv, d.DistName, "purge")
-		return nil
-	}, purge: true},
+	reply.NotForUs:  {done: inState("Not-For-Us"), do: queueAction("no-build", "set to Not-For-Us", noBuild), purge: true},
+	reply.UploadRem: {do: removeFromUpload},
+	reply.Fail:      {outdated: true, states: failable, done: failedWith, do: queueAction("--failed", "set to Failed", failed), purge: true},
+	reply.Retry:     {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("scheduled for rebuild (REDO)")},
+	reply.DepWait:   {outdated: true, states: builtOrBuilding, done: inState("Dep-Wait"), do: queueAction("--dep-wait", "set to Dep-Wait", depWait), purge: true},
+	reply.Manual:    {outdated: true, states: builtOrBuilding, do: logOnly("will be finished manually")},
+	reply.NewVers:   {outdated: true, done: newVersionInREDO, do: takeNewVersion, purge: true},
+	reply.GiveBack:  {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "given back", giveBack), purge: true},
+	reply.Purge:     {outdated: true, do: logOnly("purge"), purge: true},
 }
 
 // shouldBuildActions answer "Should I build".
 var shouldBuildActions = map[reply.Keyword]action{
 	reply.Build:    {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("should build: yes, scheduled (REDO)")},
 	reply.Fail:     {outdated: true, states: builtOrBuilding, done: inState("Failed"), do: failAsBefore},
-	reply.NotForUs: {outdated: true, states: builtOrBuilding, done: inState("Not-For-Us"), do: queueAction("no-build", "should build: no, set to Not-For-Us", func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.NoBuild(ctx, pkgv) })},
-	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "should build: given back", func(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error { return q.GiveBack(ctx, pkgv) })},
+	reply.NotForUs: {outdated: true, states: builtOrBuilding, done: inState("Not-For-Us"), do: queueAction("no-build", "should build: no, set to Not-For-Us", noBuild)},
+	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "should build: given back", giveBack)},
+}
+
+// The wanna-build calls of the actions.
+func noBuild(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error {
+	return q.NoBuild(ctx, pkgv)
+}
+
+func failed(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error {
+	return q.Failed(ctx, pkgv, failText(r.Reason))
+}
+
+func depWait(ctx context.Context, q Queue, pkgv string, r *reply.Reply) error {
+	return q.DepWait(ctx, pkgv, r.Args)
+}
+
+func giveBack(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error {
+	return q.GiveBack(ctx, pkgv)
 }
 
 // perform runs an action (see action).
@@ -344,6 +345,17 @@ func queueAction(what, done string, call func(context.Context, Queue, string, *r
 		}
 		return nil
 	}
+}
+
+func logOnly(done string) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
+	return func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+		j.act(pkgv, d.DistName, "%s", done)
+		return nil
+	}
+}
+
+func removeFromUpload(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
+	return j.removeFromUpload(d, pkgv)
 }
 
 func redo(done string) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
