@@ -26,7 +26,15 @@
 ;;   C-c C-m  manual
 ;;   C-c C-n  newvers     the version the log names
 ;;   C-c M-n  not-for-us
+;;   C-c C-]  upload-rem  take the package out of the upload queue
 ;;   C-c C-p  purge
+;;   C-c C-s  edit the dependencies a dep-wait answer carries
+;;
+;; and, for the distribution's bug tracker:
+;;
+;;   C-c C-b  a bug report from a failed build's log (for editing)
+;;   C-c C-a  in the tracker's acknowledgement: "fail (see #NNN)" to the
+;;            buildd that sent the log
 ;;
 ;; Every reply is clearsigned with EasyPG (the key in `buildd-reply-signers',
 ;; else `mml-secure-openpgp-signers', else GnuPG's default key), and keyword
@@ -48,7 +56,9 @@
 (require 'mm-decode)
 (require 'mml-sec)
 (require 'nnheader)
+(require 'format-spec)
 (require 'rfc2047)
+(require 'seq)
 (require 'subr-x)
 
 (defvar gnus-original-article-buffer)
@@ -89,6 +99,31 @@ Group 1 is PKG_VERSION, group 2 the distribution."
   "Regexp matching the subject of a \"Should I build\" mail.
 Group 1 is PKG_VERSION, group 2 the distribution."
   :type 'regexp)
+
+(defcustom buildd-reply-bug-address "submit@bugs.debian.org"
+  "Where `buildd-reply-bug' sends bug reports."
+  :type 'string)
+
+(defcustom buildd-reply-bug-severity "serious"
+  "The Severity of the bug reports `buildd-reply-bug' composes.
+Debian files failures to build from source as serious."
+  :type 'string)
+
+(defcustom buildd-reply-log-url-format "https://buildd.example.org/log/%d/%a/%p"
+  "The permanent address of a build log, for bug reports.
+%p is PKG_VERSION, %d the distribution, %a the architecture.  The
+default is the form of the status web's log pages (`wanna-build --web'):
+put your status web's host in it."
+  :type 'string)
+
+(defcustom buildd-reply-bug-log-lines 30
+  "How many lines of the log's end a bug report quotes."
+  :type 'integer)
+
+(defcustom buildd-reply-bug-record-file (locate-user-emacs-file "buildd-reply-bugs.eld")
+  "Where `buildd-reply-bug' records which log mail each report is about.
+`buildd-reply-bug-ack-append' reads it to answer that log mail."
+  :type 'file)
 
 (defcustom buildd-reply-new-version-regexps
   '("only different version(?s?)? \\([^][ \t\n(),]+\\) found"
@@ -204,6 +239,7 @@ Return a plist (:subject :from :reply-to :message-id :references :body)."
                (string-join (nreverse lines) "\n"))))))
     (list :draft t
           :subject (message-fetch-field "subject")
+          :from (message-fetch-field "to")
           :message-id (message-fetch-field "in-reply-to")
           :body source)))
 
@@ -553,6 +589,145 @@ With prefix argument EDIT, compose without sending."
   (interactive "P")
   (buildd-reply--keyword "purge" edit))
 
+;;;; More answers
+
+(defun buildd-reply-upload-remove (&optional edit)
+  "Answer \"upload-rem\": take the package out of the upload queue.
+With prefix argument EDIT, compose without sending."
+  (interactive "P")
+  (buildd-reply--keyword "upload-rem" edit))
+
+(defun buildd-reply-edit-manual-source-deps ()
+  "Compose a dep-wait answer whose dependency list is edited by hand.
+The list is prefilled with the unmet build dependencies the log names
+\(empty when it names none); point is left on it and the answer is
+sent, signed, only when you send it.  The classic command edited the
+hand-written source dependencies wanna-build used in place of a
+source's own; today every source carries its Build-Depends, and what
+an admin writes by hand is the list a package waits for."
+  (interactive)
+  (let* ((article (buildd-reply--article))
+         (deps (or (buildd-reply-missing-deps (plist-get article :body)) "")))
+    (buildd-reply--reply article 'keyword (concat "dep-wait " deps) t
+                         (length "dep-wait "))))
+
+;;;; Bug reports
+
+(defun buildd-reply--log-field (log field)
+  "The value of FIELD in the last summary paragraph of LOG, or nil."
+  (let ((case-fold-search nil)
+        (start 0)
+        (value nil))
+    (while (string-match (concat "^" (regexp-quote field) ": *\\(.*\\)$") log start)
+      (setq value (match-string 1 log)
+            start (match-end 0)))
+    value))
+
+(defun buildd-reply--log-tail (log lines)
+  "The last LINES lines of LOG before its summary block."
+  (let* ((end (or (and (string-match "^\\(?:\\[[^]]*\\] \\)?| \\(?:Cleanup\\|Summary\\) " log)
+                       (match-beginning 0))
+                  (length log)))
+         (all (split-string (string-trim-right (substring log 0 end)) "\n"))
+         (all (cl-remove-if (lambda (l) (string-match-p "\\`\\(?:\\[[^]]*\\] \\)?[+|]" l)) all))
+         (tail (last all lines)))
+    ;; Blank runs become one empty line; none at the start.
+    (string-trim
+     (replace-regexp-in-string "\n\\(?:[ \t]*\n\\)+" "\n\n"
+                               (string-join (mapcar #'string-trim-right tail) "\n"))
+     "\n+" "\n+")))
+
+(defun buildd-reply--bug-records ()
+  "The records of `buildd-reply-bug-record-file': an alist."
+  (when (file-readable-p buildd-reply-bug-record-file)
+    (with-temp-buffer
+      (insert-file-contents buildd-reply-bug-record-file)
+      (ignore-errors (read (current-buffer))))))
+
+(defun buildd-reply--bug-record (key record)
+  "Remember RECORD for KEY (\"PKG_VERSION DIST\") in the record file."
+  (let ((records (cons (cons key record)
+                       (assoc-delete-all key (buildd-reply--bug-records)))))
+    (with-temp-file buildd-reply-bug-record-file
+      (let ((print-length nil) (print-level nil))
+        (prin1 (seq-take records 1000) (current-buffer))))))
+
+(defun buildd-reply-bug ()
+  "Compose a bug report about the failed build in the current log mail.
+The report goes to `buildd-reply-bug-address' with the package, its
+version and `buildd-reply-bug-severity' as pseudo-headers, the failure
+stage and reason, the end of the log and a permanent link to the whole
+log (`buildd-reply-log-url-format'); it is left for editing.  The log
+mail it is about is recorded, so that \\[buildd-reply-bug-ack-append] in the
+tracker's acknowledgement answers it."
+  (interactive)
+  (let* ((article (buildd-reply--article))
+         (info (buildd-reply--info article))
+         (pkgv (nth 1 info))
+         (dist (nth 2 info))
+         (log (plist-get article :body))
+         (name (car (split-string pkgv "_")))
+         (version (cadr (split-string pkgv "_")))
+         (arch (or (buildd-reply--log-field log "Architecture")
+                   (buildd-reply--log-field log "Machine Architecture")
+                   "unknown"))
+         (stage (buildd-reply--log-field log "Fail-Stage"))
+         (reason (buildd-reply--log-field log "Fail-Reason"))
+         (failure (truncate-string-to-width
+                   (or reason (and stage (format "fails at %s" stage)) "fails to build")
+                   72 nil nil "...")))
+    (unless (eq (car info) 'log)
+      (user-error "Not a build log: %s" (plist-get article :subject)))
+    (buildd-reply--bug-record (concat pkgv " " dist)
+                              (list :to (or (plist-get article :reply-to)
+                                            (plist-get article :from))
+                                    :subject (plist-get article :subject)
+                                    :message-id (plist-get article :message-id)))
+    (message-mail buildd-reply-bug-address
+                  (format "%s (%s): FTBFS on %s: %s" pkgv dist arch failure))
+    (message-goto-body)
+    (delete-region (point) (point-max))
+    (insert (format "Package: src:%s\nVersion: %s\nSeverity: %s\nTags: ftbfs\n\n"
+                    name version buildd-reply-bug-severity)
+            (format "%s %s fails to build from source on %s in %s.\n\n" name version arch dist)
+            (if stage (format "Fail-Stage: %s\n" stage) "")
+            (if reason (format "Fail-Reason: %s\n" reason) "")
+            (format "\nThe end of the build log:\n\n%s\n\n"
+                    (replace-regexp-in-string
+                     "^\\(.\\)" "  \\1" (buildd-reply--log-tail log buildd-reply-bug-log-lines)))
+            (format "The whole build log:\n%s\n"
+                    (format-spec buildd-reply-log-url-format
+                                 `((?p . ,pkgv) (?d . ,dist) (?a . ,arch)))))
+    (message-goto-body)
+    (current-buffer)))
+
+(defconst buildd-reply--ack-regexp
+  "Bug#\\([0-9]+\\): Acknowledgement (\\(\\S-+_\\S-+\\) (\\([^)[:space:]]+\\))"
+  "The tracker's acknowledgement of a report `buildd-reply-bug' composed.
+Group 1 is the bug number, 2 PKG_VERSION, 3 the distribution.")
+
+(defun buildd-reply-bug-ack-append (&optional edit)
+  "Answer the buildd with \"fail\" and \"(see #NNN)\" from a bug acknowledgement.
+The current mail is the tracker's acknowledgement of a report composed
+by `buildd-reply-bug'; the answer, signed, goes to the buildd that sent
+the log, as a reply to that log mail.  With prefix argument EDIT,
+compose without sending."
+  (interactive "P")
+  (let* ((ack (buildd-reply--article))
+         (subject (buildd-reply--strip-re (or (plist-get ack :subject) ""))))
+    (unless (string-match buildd-reply--ack-regexp subject)
+      (user-error "Not a bug acknowledgement of a build failure: %s" subject))
+    (let* ((bug (match-string 1 subject))
+           (pkgv (match-string 2 subject))
+           (dist (match-string 3 subject))
+           (record (cdr (assoc (concat pkgv " " dist) (buildd-reply--bug-records)))))
+      (unless record
+        (user-error "No log mail of %s (%s) recorded by buildd-reply-bug; answer the log with C-c C-f" pkgv dist))
+      (buildd-reply--reply (list :subject (plist-get record :subject)
+                                 :from (plist-get record :to)
+                                 :message-id (plist-get record :message-id))
+                           'keyword (format "fail\n(see #%s)" bug) edit))))
+
 ;;;; The minor mode
 
 (defvar buildd-reply-mode-map
@@ -565,7 +740,11 @@ With prefix argument EDIT, compose without sending."
     (define-key map (kbd "C-c C-m") #'buildd-reply-manual)
     (define-key map (kbd "C-c C-n") #'buildd-reply-newvers)
     (define-key map (kbd "C-c M-n") #'buildd-reply-not-for-us)
+    (define-key map (kbd "C-c C-]") #'buildd-reply-upload-remove)
     (define-key map (kbd "C-c C-p") #'buildd-reply-purge)
+    (define-key map (kbd "C-c C-s") #'buildd-reply-edit-manual-source-deps)
+    (define-key map (kbd "C-c C-b") #'buildd-reply-bug)
+    (define-key map (kbd "C-c C-a") #'buildd-reply-bug-ack-append)
     map)
   "Keys of `buildd-reply-mode'.")
 
@@ -580,8 +759,12 @@ With prefix argument EDIT, compose without sending."
 ;;;###autoload
 (defun buildd-reply-maybe-enable ()
   "Turn `buildd-reply-mode' on when the current buffer shows a buildd mail.
+A bug tracker's acknowledgement of a build failure report counts too.
 In a Gnus article buffer, the summary buffer follows too."
-  (let ((on (if (buildd-reply--subject-info (buildd-reply--current-subject)) 1 -1)))
+  (let* ((subject (buildd-reply--current-subject))
+         (on (if (or (buildd-reply--subject-info subject)
+                     (and subject (string-match-p buildd-reply--ack-regexp subject)))
+                 1 -1)))
     (buildd-reply-mode on)
     (when (and (derived-mode-p 'gnus-article-mode)
                (boundp 'gnus-summary-buffer)

@@ -211,11 +211,14 @@ type action struct {
 // The states the classic check_state asks for.
 var (
 	builtOrBuilding = fixed("Built", "Building", "Build-Attempted")
-	failable        = func(r *reply.Reply) []string {
+	// A reason that is only a bug reference, "(see #NNN)", may also be
+	// added to a package already Failed.
+	failable = func(r *reply.Reply) []string {
+		states := []string{"Built", "Building", "Build-Attempted", "BD-Uninstallable"}
 		if isBugNo(r.Reason) {
-			return []string{"Failed"}
+			states = append(states, "Failed")
 		}
-		return []string{"Built", "Building", "Build-Attempted", "BD-Uninstallable"}
+		return states
 	}
 )
 

@@ -139,11 +139,15 @@ The buffer FN leaves current stays current."
                   "log-successful.mail" "C-c C-o")
                  ("20251121080245.5678.frobnicate@build-amd64.example.org"
                   "log-failed-depwait.mail" "C-c C-d")
+                 ("20251121080245.5678.frobnicate@build-amd64.example.org"
+                  "log-failed-depwait.mail" "C-c C-]")
                  ("20251121110000.9.hello@build-amd64.example.org"
                   "should-build.mail" "C-c C-o")))
       (buildd-reply-readers-test-check
        (lambda (fn) (buildd-reply-readers-test-in-mu4e dir (nth 0 c) fn))
-       (nth 1 c) (nth 2 c)))))
+       (nth 1 c) (nth 2 c)))
+    (buildd-reply-readers-test-bug-flow
+     (lambda (id fn) (buildd-reply-readers-test-in-mu4e dir id fn)))))
 
 ;;;; notmuch
 
@@ -181,13 +185,43 @@ The buffer FN leaves current stays current."
                     "log-successful.mail" "C-c C-o")
                    ("20251121080245.5678.frobnicate@build-amd64.example.org"
                     "log-failed-depwait.mail" "C-c C-d")
+                   ("20251121080245.5678.frobnicate@build-amd64.example.org"
+                    "log-failed-depwait.mail" "C-c C-]")
                    ("20251121110000.9.hello@build-amd64.example.org"
                     "should-build.mail" "C-c C-o")))
         (buildd-reply-readers-test-check
          (lambda (fn) (buildd-reply-readers-test-in-notmuch (nth 0 c) fn))
-         (nth 1 c) (nth 2 c))))))
+         (nth 1 c) (nth 2 c)))
+      (buildd-reply-readers-test-bug-flow #'buildd-reply-readers-test-in-notmuch))))
 
 ;;;; Shared check
+
+(defun buildd-reply-readers-test-bug-flow (show)
+  "C-c C-b on the failed log, then C-c C-a on the tracker's acknowledgement.
+SHOW is called with a Message-ID and the function to run in the reader's
+buffer showing that mail."
+  (buildd-reply-test-with-env
+    (let ((buildd-reply-bug-record-file (make-temp-file "buildd-reply-bugs" nil ".eld")))
+      (unwind-protect
+          (progn
+            (funcall show "20251121080245.5678.frobnicate@build-amd64.example.org"
+                     (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
+            (should (derived-mode-p 'message-mode))
+            (should (equal (message-fetch-field "to") buildd-reply-bug-address))
+            (should (string-match-p "^Package: src:frobnicate$" (buffer-string)))
+            (set-buffer-modified-p nil)
+            (kill-buffer)
+            (funcall show "handler.1234567.B.176371650212345.ack@bugs.debian.org"
+                     (lambda ()
+                       (should buildd-reply-mode)
+                       (execute-kbd-macro (kbd "C-c C-a"))))
+            (let ((sent (buildd-reply-test-sent)))
+              (should (= (length sent) 1))
+              (buildd-reply-test-check-reply
+               (car sent) "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
+               "<20251121080245.5678.frobnicate@build-amd64.example.org>"
+               "fail\n(see #1234567)\nfrobnicate_2.4-1 (dist=bookworm)\n")))
+        (delete-file buildd-reply-bug-record-file)))))
 
 (defun buildd-reply-readers-test-check (show name keys)
   "SHOW fixture NAME in a reader, check the mode is on, type KEYS, check the reply.
@@ -198,6 +232,7 @@ SHOW is called with the function to run in the reader's buffer."
          (signed (cond
                   ((string-prefix-p "should-build" name) (concat "build\n" pkgv "\n"))
                   ((equal keys "C-c C-o") (buildd-reply-test-expected-changes name))
+                  ((equal keys "C-c C-]") (concat "upload-rem\n" pkgv "\n"))
                   (t (concat "dep-wait libfoo-dev (>= 1.2), libbar-dev, libbaz-dev\n"
                              pkgv "\n")))))
     (buildd-reply-test-with-env

@@ -327,7 +327,9 @@ The buffer FN leaves current stays current."
                ("C-c C-f" . buildd-reply-fail) ("C-c C-d" . buildd-reply-dep-wait)
                ("C-c M-g" . buildd-reply-giveback) ("C-c C-m" . buildd-reply-manual)
                ("C-c C-n" . buildd-reply-newvers) ("C-c M-n" . buildd-reply-not-for-us)
-               ("C-c C-p" . buildd-reply-purge)))
+               ("C-c C-p" . buildd-reply-purge) ("C-c C-]" . buildd-reply-upload-remove)
+               ("C-c C-s" . buildd-reply-edit-manual-source-deps) ("C-c C-b" . buildd-reply-bug)
+               ("C-c C-a" . buildd-reply-bug-ack-append)))
     (should (eq (lookup-key buildd-reply-mode-map (kbd (car k))) (cdr k)))
     (with-temp-buffer
       (message-mode)
