@@ -2,34 +2,17 @@
 
 ;;; Commentary:
 
-;; The four actions of the admin overview beyond the nine keyword
-;; answers, in every reader context of buildd-reply-test: C-c C-] (upload-rem),
-;; C-c C-s (the dependencies of a dep-wait, edited by hand), C-c C-b (a bug
-;; report from a real failed log of our buildd) and C-c C-a (the
-;; tracker's acknowledgement turned into the signed "fail (see #NNN)").
+;; The admin overview's "other Emacs actions", in every reader context
+;; of buildd-reply-test: C-c C-s (the dependencies of a dep-wait, edited
+;; by hand), C-c C-b (a bug report from a real failed log of our buildd)
+;; and C-c C-a (the tracker's acknowledgement turned into the signed
+;; "fail (see #NNN)").  C-c C-] (upload-rem) is one of the keyword
+;; answers of buildd-reply-test.
 
 ;;; Code:
 
 (require 'ert)
 (require 'buildd-reply-test)
-
-(defmacro buildd-reply-bug-test-with-record (&rest body)
-  "Run BODY with a fresh, empty `buildd-reply-bug-record-file'."
-  (declare (indent 0) (debug t))
-  `(let ((buildd-reply-bug-record-file (make-temp-file "buildd-reply-bugs" nil ".eld")))
-     (unwind-protect (progn ,@body)
-       (delete-file buildd-reply-bug-record-file))))
-
-(ert-deftest buildd-reply-bug-test-upload-remove ()
-  "C-c C-] answers upload-rem at once, on every reader."
-  (dolist (ctx buildd-reply-test-contexts)
-    (buildd-reply-test-with-env
-      (funcall ctx "log-failed-depwait.mail" (lambda () (execute-kbd-macro (kbd "C-c C-]"))))
-      (buildd-reply-test-check-reply
-       (car (buildd-reply-test-sent))
-       "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
-       "<20251121080245.5678.frobnicate@build-amd64.example.org>"
-       "upload-rem\nfrobnicate_2.4-1 (dist=bookworm)\n"))))
 
 (ert-deftest buildd-reply-bug-test-manual-source-deps ()
   "C-c C-s leaves the dep-wait answer, prefilled from the log, for editing."
@@ -67,7 +50,7 @@
   "C-c C-b: the report's headers and body come from the real failed log."
   (dolist (ctx buildd-reply-test-contexts)
     (buildd-reply-test-with-env
-      (buildd-reply-bug-test-with-record
+      (buildd-reply-test-with-bug-record
         (let* ((buildd-reply-log-url-format "https://buildd.example.net/log/%d/%a/%p")
                (draft (buildd-reply-bug-test-report ctx)))
           (should (equal (message-fetch-field "to") "submit@bugs.debian.org"))
@@ -95,7 +78,7 @@
   "C-c C-a in the tracker's acknowledgement: the signed fail (see #NNN), to the buildd."
   (dolist (ctx buildd-reply-test-contexts)
     (buildd-reply-test-with-env
-      (buildd-reply-bug-test-with-record
+      (buildd-reply-test-with-bug-record
         (funcall ctx "log-failed-depwait.mail" (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
         (set-buffer-modified-p nil)
         (kill-buffer)
@@ -116,7 +99,7 @@
 (ert-deftest buildd-reply-bug-test-ack-without-record ()
   "An acknowledgement of a report not composed here says what to do instead."
   (buildd-reply-test-with-env
-    (buildd-reply-bug-test-with-record
+    (buildd-reply-test-with-bug-record
       (should (string-match-p
                "No log mail of frobnicate_2.4-1 (bookworm)"
                (cadr (should-error

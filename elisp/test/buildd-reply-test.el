@@ -94,6 +94,13 @@ As `sendmail-send-it' does, the header separator becomes an empty line."
              (kill-buffer b)))
          (delete-directory buildd-reply-test-outbox t)))))
 
+(defmacro buildd-reply-test-with-bug-record (&rest body)
+  "Run BODY with a fresh, empty `buildd-reply-bug-record-file'."
+  (declare (indent 0) (debug t))
+  `(let ((buildd-reply-bug-record-file (make-temp-file "buildd-reply-bugs" nil ".eld")))
+     (unwind-protect (progn ,@body)
+       (delete-file buildd-reply-bug-record-file))))
+
 (defun buildd-reply-test-sent ()
   "The mails written to the outbox, oldest first, as strings."
   (mapcar (lambda (f)
@@ -386,7 +393,7 @@ The buffer FN leaves current stays current."
   (let ((subject "Log for failed build of frobnicate_2.4-1 (dist=bookworm)")
         (id "<20251121080245.5678.frobnicate@build-amd64.example.org>"))
     (dolist (k '(("C-c C-r" . "retry") ("C-c M-g" . "giveback") ("C-c C-m" . "manual")
-                 ("C-c M-n" . "not-for-us") ("C-c C-p" . "purge")
+                 ("C-c M-n" . "not-for-us") ("C-c C-p" . "purge") ("C-c C-]" . "upload-rem")
                  ("C-c C-d" . "dep-wait libfoo-dev (>= 1.2), libbar-dev, libbaz-dev")))
       (dolist (ctx buildd-reply-test-contexts)
         (buildd-reply-test-with-env
