@@ -45,33 +45,37 @@ func newWorld(t testing.TB) *world {
 	w.gpg = replytest.NewGPG(t, filepath.Join(dir, "gnupg"))
 	kr := filepath.Join(dir, "admins.gpg")
 	w.gpg.WriteKeyring(kr, false, replytest.Admin, replytest.Admin2)
-	w.conf = filepath.Join(dir, "buildd.conf")
-	conf := fmt.Sprintf(`home = %q
-admin_mail = "buildd-admin@example.org"
-wanna_build_db = %q
-admin_keyring = %q
-outbox = %q
-mail_from = "buildd@example.org"
-
-[[dist]]
-dist_name = "bookworm"
-built_architecture = "amd64"
-wanna_build_db_user = "buildd-test"
-`, filepath.Join(dir, "home"), filepath.Join(dir, "wanna-build.db"), kr, filepath.Join(dir, "outbox"))
-	if err := os.WriteFile(w.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if w.cfg, err = config.Load(w.conf); err != nil {
-		t.Fatal(err)
-	}
-	w.h = home.New(w.cfg.Home)
-	if err := w.h.Init(); err != nil {
-		t.Fatal(err)
-	}
+	w.conf, w.cfg, w.h = writeHome(t, dir, kr, "", "bookworm")
 	d, _ := w.cfg.Dist("bookworm")
 	w.cl = client.New(w.cfg, d)
 	return w
+}
+
+// writeHome writes dir/buildd.conf for a home in dir/home (the queue
+// and the Maildir outbox beside it), with keyring as admin_keyring, extra
+// top-level lines and one [[dist]] (amd64, builder buildd-test) per name,
+// and makes the home.
+func writeHome(t testing.TB, dir, keyring, extra string, dists ...string) (string, *config.Config, home.Home) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "home = %q\nadmin_mail = \"buildd-admin@example.org\"\nwanna_build_db = %q\nadmin_keyring = %q\noutbox = %q\nmail_from = \"buildd@example.org\"\n%s",
+		filepath.Join(dir, "home"), filepath.Join(dir, "wanna-build.db"), keyring, filepath.Join(dir, "outbox"), extra)
+	for _, d := range dists {
+		fmt.Fprintf(&b, "\n[[dist]]\ndist_name = %q\nbuilt_architecture = \"amd64\"\nwanna_build_db_user = \"buildd-test\"\n", d)
+	}
+	conf := filepath.Join(dir, "buildd.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := home.New(cfg.Home)
+	if err := h.Init(); err != nil {
+		t.Fatal(err)
+	}
+	return conf, cfg, h
 }
 
 // take puts pkgv in Building by us and records its log mail as sent.

@@ -60,8 +60,8 @@ func (j *job) newVersion(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if debversion.Compare(info.Version, old.Version) <= 0 {
-		p.logf("new-version notice for %s (%s) ignored: the queue has %s_%s, not a newer version", pkgv, d.DistName, pkg, info.Version)
+	if debversion.Compare(info.Version, old.Version) <= 0 || debversion.Compare(info.Version, nv[1]) < 0 {
+		p.logf("new-version notice for %s (%s) ignored: the queue has %s_%s, not a newer version (the notice says %s)", pkgv, d.DistName, pkg, info.Version, nv[1])
 		return nil
 	}
 	p.logf("Build of %s (%s) obsolete -- new version %s", pkgv, d.DistName, nv[1])

@@ -149,6 +149,11 @@ func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
 	for len(rest) > 0 && strings.TrimSpace(rest[0]) == "" {
 		rest = rest[1:]
 	}
+	if kind == ShouldBuild && (len(rest) > 0 || r.Args != "") {
+		// An answer to "Should I build" is the keyword alone: a log
+		// answer's text (fail with its reason) cannot be passed off as one.
+		return nil, &KeywordError{fmt.Sprintf("An answer to \"Should I build\" is the keyword alone, %q has more.", word)}
+	}
 	switch r.Keyword {
 	case Fail:
 		if kind == LogReply {

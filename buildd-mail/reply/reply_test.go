@@ -62,6 +62,7 @@ func TestParseKeywordReply(t *testing.T) {
 		{"bad keyword", "frob\nhello_1.0-1 (dist=bookworm)\n", LogReply, Reply{}, "Bad keyword"},
 		{"should ok", "ok\nhello_1.0-1 (dist=bookworm)\n", ShouldBuild, Reply{Keyword: Build, Word: "ok"}, ""},
 		{"should no-build", "no-build\nhello_1.0-1 (dist=bookworm)\n", ShouldBuild, Reply{Keyword: NotForUs, Word: "no-build"}, ""},
+		{"should fail with a reason is a log answer", "fail\nno compiler\nhello_1.0-1 (dist=bookworm)\n", ShouldBuild, Reply{}, "keyword alone"},
 		{"should retry is bad", "retry\nhello_1.0-1 (dist=bookworm)\n", ShouldBuild, Reply{}, "expected build, ok"},
 		{"empty", "\n\n", LogReply, Reply{}, "empty"},
 	} {

@@ -192,11 +192,11 @@ REASON is typed where point is left, then the reply is sent."
   "Run BODY with `env' bound to a fresh e2e setup (SUCCESSFUL log or not)."
   (declare (indent 1) (debug t))
   `(buildd-reply-test-with-env
-    (let* ((dir (make-temp-file "buildd-reply-e2e" t)))
-      (unwind-protect
-          (let ((env (buildd-reply-e2e-setup dir ,successful)))
-            ,@body)
-        (delete-directory dir t)))))
+     (let* ((dir (make-temp-file "buildd-reply-e2e" t)))
+       (unwind-protect
+           (let ((env (buildd-reply-e2e-setup dir ,successful)))
+             ,@body)
+         (delete-directory dir t)))))
 
 (defun buildd-reply-e2e-check (env keys reason check)
   "Answer ENV's log with KEYS (and REASON), deliver, and call CHECK."
@@ -207,15 +207,15 @@ REASON is typed where point is left, then the reply is sent."
 (ert-deftest buildd-reply-e2e-ok ()
   "C-c C-o: the signed .changes moves the package to the upload queue."
   (buildd-reply-e2e-case t
-			 (buildd-reply-e2e-check
-			  env "C-c C-o" nil
-			  (lambda ()
-			    (let ((up (expand-file-name "upload" (plist-get env :home))))
-			      (should (file-exists-p (expand-file-name "hello_1.0-1_amd64.changes" up)))
-			      (should (file-exists-p (expand-file-name "hello_1.0-1_amd64.deb" up)))
-			      (should (string-match-p "BEGIN PGP SIGNED MESSAGE"
-						      (buildd-reply-e2e-read
-						       (expand-file-name "hello_1.0-1_amd64.changes" up)))))))))
+    (buildd-reply-e2e-check
+     env "C-c C-o" nil
+     (lambda ()
+       (let ((up (expand-file-name "upload" (plist-get env :home))))
+         (should (file-exists-p (expand-file-name "hello_1.0-1_amd64.changes" up)))
+         (should (file-exists-p (expand-file-name "hello_1.0-1_amd64.deb" up)))
+         (should (string-match-p "BEGIN PGP SIGNED MESSAGE"
+                                 (buildd-reply-e2e-read
+                                  (expand-file-name "hello_1.0-1_amd64.changes" up)))))))))
 
 (defun buildd-reply-e2e-home-file (env name)
   "The contents of NAME in ENV's buildd home."
@@ -258,61 +258,64 @@ REASON is typed where point is left, then the reply is sent."
   "Every keyword command's signed reply is accepted and acts on the queue."
   (dolist (c buildd-reply-e2e-keyword-cases)
     (ert-info ((car c) :prefix "key: ")
-	      (buildd-reply-e2e-case nil
-				     (make-directory (expand-file-name "build/hello-1.0" (plist-get env :home)) t)
-				     (buildd-reply-e2e-check env (nth 0 c) (nth 1 c)
-							     (lambda () (funcall (nth 2 c) env)))))))
+      (buildd-reply-e2e-case nil
+        (make-directory (expand-file-name "build/hello-1.0" (plist-get env :home)) t)
+        (buildd-reply-e2e-check env (nth 0 c) (nth 1 c)
+                                (lambda () (funcall (nth 2 c) env)))))))
 
 (ert-deftest buildd-reply-e2e-tampered ()
   "A reply changed after it was signed is refused and changes nothing."
   (buildd-reply-e2e-case nil
-			 (let* ((reply (buildd-reply-e2e-reply env "C-c M-n"))
-				(bad (replace-regexp-in-string "^not-for-us$" "giveback" reply)))
-			   (should-not (equal reply bad))
-			   (buildd-reply-e2e-deliver env bad)
-			   (should (= 1 (length (buildd-reply-e2e-error-replies env))))
-			   (should (equal (buildd-reply-e2e-state env) "Building")))))
+    (let* ((reply (buildd-reply-e2e-reply env "C-c M-n"))
+           (bad (replace-regexp-in-string "^not-for-us$" "giveback" reply)))
+      (should-not (equal reply bad))
+      (buildd-reply-e2e-deliver env bad)
+      (should (= 1 (length (buildd-reply-e2e-error-replies env))))
+      (should (equal (buildd-reply-e2e-state env) "Building")))))
 
 (ert-deftest buildd-reply-e2e-upload-remove ()
   "C-c C-o moves the package to upload/; C-c C-] takes it out again."
   (buildd-reply-e2e-case t
-			 (let ((up (expand-file-name "upload" (plist-get env :home))))
-			   (buildd-reply-e2e-check
-			    env "C-c C-o" nil
-			    (lambda () (should (file-exists-p (expand-file-name "hello_1.0-1_amd64.changes" up)))))
-			   (buildd-reply-e2e-check
-			    env "C-c C-]" nil
-			    (lambda ()
-			      (should-not (file-exists-p (expand-file-name "hello_1.0-1_amd64.changes" up)))
-			      (should-not (file-exists-p (expand-file-name "hello_1.0-1_amd64.deb" up)))
-			      (should (string-match-p "remove from upload dir"
-						      (buildd-reply-e2e-home-file env "daemon.log"))))))))
+    (let ((up (expand-file-name "upload" (plist-get env :home))))
+      (buildd-reply-e2e-check
+       env "C-c C-o" nil
+       (lambda () (should (file-exists-p (expand-file-name "hello_1.0-1_amd64.changes" up)))))
+      (buildd-reply-e2e-check
+       env "C-c C-]" nil
+       (lambda ()
+         (should-not (file-exists-p (expand-file-name "hello_1.0-1_amd64.changes" up)))
+         (should-not (file-exists-p (expand-file-name "hello_1.0-1_amd64.deb" up)))
+         (should (string-match-p "remove from upload dir"
+                                 (buildd-reply-e2e-home-file env "daemon.log"))))))))
 
 (ert-deftest buildd-reply-e2e-bug-ack ()
   "C-c C-b reports the failure; C-c C-a on the acknowledgement fails the package with the bug."
   (buildd-reply-e2e-case nil
-			 (buildd-reply-test-with-bug-record
-			  (let ((ack (expand-file-name "ack.mail" (file-name-directory (plist-get env :log)))))
-			    (buildd-reply-test-in-gnus (plist-get env :log)
-						       (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
-			    (let ((subject (message-fetch-field "subject")))
-			      (should (string-prefix-p "hello_1.0-1 (bookworm): FTBFS on amd64: fails at install-deps" subject))
-			      (message-send-and-exit)
-			      (delete-file (car (directory-files buildd-reply-test-outbox t "\\.eml\\'")))
-			      (buildd-reply-e2e-write
-			       ack (concat "From: owner@bugs.debian.org (Debian Bug Tracking System)\n"
-					   "To: admin@example.org\n"
-					   "Subject: Bug#4242: Acknowledgement (" subject ")\n"
-					   "Message-ID: <handler.4242.B.1.ack@bugs.debian.org>\n\n"
-					   "Thank you for filing a new Bug report with Debian.\n")))
-			    (buildd-reply-test-in-gnus ack (lambda () (execute-kbd-macro (kbd "C-c C-a"))))
-			    (let ((sent (buildd-reply-test-sent)))
-			      (should (= (length sent) 1))
-			      (buildd-reply-e2e-deliver env (car sent)))
-			    (should (null (buildd-reply-e2e-error-replies env)))
-			    (let ((info (buildd-reply-e2e-info env)))
-			      (should (equal (cdr (assoc "State" info)) "Failed"))
-			      (should (string-match-p "(see #4242)" (or (cdr (assoc "Failed" info)) ""))))))))
+    (let ((buildd-reply-bug-record-file (make-temp-file "buildd-reply-bugs" nil ".eld"))
+          (ack (expand-file-name "ack.mail" (file-name-directory (plist-get env :log)))))
+      (unwind-protect
+          (progn
+            (buildd-reply-test-in-gnus (plist-get env :log)
+                                       (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
+            (let ((subject (message-fetch-field "subject")))
+              (should (string-prefix-p "hello_1.0-1 (bookworm): FTBFS on amd64: fails at install-deps" subject))
+              (message-send-and-exit)
+              (delete-file (car (directory-files buildd-reply-test-outbox t "\\.eml\\'")))
+              (buildd-reply-e2e-write
+               ack (concat "From: owner@bugs.debian.org (Debian Bug Tracking System)\n"
+                           "To: admin@example.org\n"
+                           "Subject: Bug#4242: Acknowledgement (" subject ")\n"
+                           "Message-ID: <handler.4242.B.1.ack@bugs.debian.org>\n\n"
+                           "Thank you for filing a new Bug report with Debian.\n")))
+            (buildd-reply-test-in-gnus ack (lambda () (execute-kbd-macro (kbd "C-c C-a"))))
+            (let ((sent (buildd-reply-test-sent)))
+              (should (= (length sent) 1))
+              (buildd-reply-e2e-deliver env (car sent)))
+            (should (null (buildd-reply-e2e-error-replies env)))
+            (let ((info (buildd-reply-e2e-info env)))
+              (should (equal (cdr (assoc "State" info)) "Failed"))
+              (should (string-match-p "(see #4242)" (or (cdr (assoc "Failed" info)) "")))))
+        (delete-file buildd-reply-bug-record-file)))))
 
 (provide 'buildd-reply-e2e-test)
 

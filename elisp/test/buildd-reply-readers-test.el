@@ -127,27 +127,27 @@ The buffer FN leaves current stays current."
   "A buildd mail in mu4e's view turns the mode on; C-c C-o / C-c C-d answer it."
   (buildd-reply-readers-test-need buildd-reply-readers-test-mu4e "mu4e (with mu)")
   (buildd-reply-readers-test-with-maildir dir
-					  (buildd-reply-readers-test-mu-index dir)
-					  (buildd-reply-test-with-env
-					   (buildd-reply-readers-test-in-mu4e
-					    dir "lunch.1@example.org"
-					    (lambda ()
-					      (should (string-match-p "Shall we" (buffer-string)))
-					      (should-not buildd-reply-mode)
-					      (should-not (eq (key-binding (kbd "C-c C-o")) 'buildd-reply-ok)))))
-					  (dolist (c '(("20251121073102.1234.hello@build-amd64.example.org"
-							"log-successful.mail" "C-c C-o")
-						       ("20251121080245.5678.frobnicate@build-amd64.example.org"
-							"log-failed-depwait.mail" "C-c C-d")
-						       ("20251121080245.5678.frobnicate@build-amd64.example.org"
-							"log-failed-depwait.mail" "C-c C-]")
-						       ("20251121110000.9.hello@build-amd64.example.org"
-							"should-build.mail" "C-c C-o")))
-					    (buildd-reply-readers-test-check
-					     (lambda (fn) (buildd-reply-readers-test-in-mu4e dir (nth 0 c) fn))
-					     (nth 1 c) (nth 2 c)))
-					  (buildd-reply-readers-test-bug-flow
-					   (lambda (id fn) (buildd-reply-readers-test-in-mu4e dir id fn)))))
+    (buildd-reply-readers-test-mu-index dir)
+    (buildd-reply-test-with-env
+      (buildd-reply-readers-test-in-mu4e
+       dir "lunch.1@example.org"
+       (lambda ()
+         (should (string-match-p "Shall we" (buffer-string)))
+         (should-not buildd-reply-mode)
+         (should-not (eq (key-binding (kbd "C-c C-o")) 'buildd-reply-ok)))))
+    (dolist (c '(("20251121073102.1234.hello@build-amd64.example.org"
+                  "log-successful.mail" "C-c C-o")
+                 ("20251121080245.5678.frobnicate@build-amd64.example.org"
+                  "log-failed-depwait.mail" "C-c C-d")
+                 ("20251121080245.5678.frobnicate@build-amd64.example.org"
+                  "log-failed-depwait.mail" "C-c C-]")
+                 ("20251121110000.9.hello@build-amd64.example.org"
+                  "should-build.mail" "C-c C-o")))
+      (buildd-reply-readers-test-check
+       (lambda (fn) (buildd-reply-readers-test-in-mu4e dir (nth 0 c) fn))
+       (nth 1 c) (nth 2 c)))
+    (buildd-reply-readers-test-bug-flow
+     (lambda (id fn) (buildd-reply-readers-test-in-mu4e dir id fn)))))
 
 ;;;; notmuch
 
@@ -173,26 +173,26 @@ The buffer FN leaves current stays current."
   (buildd-reply-readers-test-need buildd-reply-readers-test-notmuch "notmuch (elpa-notmuch and notmuch)")
   (let ((process-environment (copy-sequence process-environment)))
     (buildd-reply-readers-test-with-maildir dir
-					    (buildd-reply-readers-test-notmuch-index dir)
-					    (buildd-reply-test-with-env
-					     (buildd-reply-readers-test-in-notmuch
-					      "lunch.1@example.org"
-					      (lambda ()
-						(should (string-match-p "Shall we" (buffer-string)))
-						(should-not buildd-reply-mode)
-						(should-not (eq (key-binding (kbd "C-c C-o")) 'buildd-reply-ok)))))
-					    (dolist (c '(("20251121073102.1234.hello@build-amd64.example.org"
-							  "log-successful.mail" "C-c C-o")
-							 ("20251121080245.5678.frobnicate@build-amd64.example.org"
-							  "log-failed-depwait.mail" "C-c C-d")
-							 ("20251121080245.5678.frobnicate@build-amd64.example.org"
-							  "log-failed-depwait.mail" "C-c C-]")
-							 ("20251121110000.9.hello@build-amd64.example.org"
-							  "should-build.mail" "C-c C-o")))
-					      (buildd-reply-readers-test-check
-					       (lambda (fn) (buildd-reply-readers-test-in-notmuch (nth 0 c) fn))
-					       (nth 1 c) (nth 2 c)))
-					    (buildd-reply-readers-test-bug-flow #'buildd-reply-readers-test-in-notmuch))))
+      (buildd-reply-readers-test-notmuch-index dir)
+      (buildd-reply-test-with-env
+        (buildd-reply-readers-test-in-notmuch
+         "lunch.1@example.org"
+         (lambda ()
+           (should (string-match-p "Shall we" (buffer-string)))
+           (should-not buildd-reply-mode)
+           (should-not (eq (key-binding (kbd "C-c C-o")) 'buildd-reply-ok)))))
+      (dolist (c '(("20251121073102.1234.hello@build-amd64.example.org"
+                    "log-successful.mail" "C-c C-o")
+                   ("20251121080245.5678.frobnicate@build-amd64.example.org"
+                    "log-failed-depwait.mail" "C-c C-d")
+                   ("20251121080245.5678.frobnicate@build-amd64.example.org"
+                    "log-failed-depwait.mail" "C-c C-]")
+                   ("20251121110000.9.hello@build-amd64.example.org"
+                    "should-build.mail" "C-c C-o")))
+        (buildd-reply-readers-test-check
+         (lambda (fn) (buildd-reply-readers-test-in-notmuch (nth 0 c) fn))
+         (nth 1 c) (nth 2 c)))
+      (buildd-reply-readers-test-bug-flow #'buildd-reply-readers-test-in-notmuch))))
 
 ;;;; Shared check
 
@@ -201,24 +201,27 @@ The buffer FN leaves current stays current."
 SHOW is called with a Message-ID and the function to run in the reader's
 buffer showing that mail."
   (buildd-reply-test-with-env
-   (buildd-reply-test-with-bug-record
-    (funcall show "20251121080245.5678.frobnicate@build-amd64.example.org"
-             (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
-    (should (derived-mode-p 'message-mode))
-    (should (equal (message-fetch-field "to") buildd-reply-bug-address))
-    (should (string-match-p "^Package: src:frobnicate$" (buffer-string)))
-    (set-buffer-modified-p nil)
-    (kill-buffer)
-    (funcall show "handler.1234567.B.176371650212345.ack@bugs.debian.org"
-             (lambda ()
-               (should buildd-reply-mode)
-               (execute-kbd-macro (kbd "C-c C-a"))))
-    (let ((sent (buildd-reply-test-sent)))
-      (should (= (length sent) 1))
-      (buildd-reply-test-check-reply
-       (car sent) "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
-       "<20251121080245.5678.frobnicate@build-amd64.example.org>"
-       "fail\n(see #1234567)\nfrobnicate_2.4-1 (dist=bookworm)\n")))))
+    (let ((buildd-reply-bug-record-file (make-temp-file "buildd-reply-bugs" nil ".eld")))
+      (unwind-protect
+          (progn
+            (funcall show "20251121080245.5678.frobnicate@build-amd64.example.org"
+                     (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
+            (should (derived-mode-p 'message-mode))
+            (should (equal (message-fetch-field "to") buildd-reply-bug-address))
+            (should (string-match-p "^Package: src:frobnicate$" (buffer-string)))
+            (set-buffer-modified-p nil)
+            (kill-buffer)
+            (funcall show "handler.1234567.B.176371650212345.ack@bugs.debian.org"
+                     (lambda ()
+                       (should buildd-reply-mode)
+                       (execute-kbd-macro (kbd "C-c C-a"))))
+            (let ((sent (buildd-reply-test-sent)))
+              (should (= (length sent) 1))
+              (buildd-reply-test-check-reply
+               (car sent) "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
+               "<20251121080245.5678.frobnicate@build-amd64.example.org>"
+               "fail\n(see #1234567)\nfrobnicate_2.4-1 (dist=bookworm)\n")))
+        (delete-file buildd-reply-bug-record-file)))))
 
 (defun buildd-reply-readers-test-check (show name keys)
   "SHOW fixture NAME in a reader, check the mode is on, type KEYS, check the reply.
@@ -233,16 +236,16 @@ SHOW is called with the function to run in the reader's buffer."
                   (t (concat "dep-wait libfoo-dev (>= 1.2), libbar-dev, libbaz-dev\n"
                              pkgv "\n")))))
     (buildd-reply-test-with-env
-     (funcall show (lambda ()
-                     (should buildd-reply-mode)
-                     (should (eq (key-binding (kbd "C-c C-o")) 'buildd-reply-ok))
-                     (execute-kbd-macro (kbd keys))))
-     (let ((sent (buildd-reply-test-sent)))
-       (should (= (length sent) 1))
-       (should (equal (buildd-reply-test-header (car sent) "to")
-                      (or (plist-get info :reply-to) (plist-get info :from))))
-       (buildd-reply-test-check-reply (car sent) (plist-get info :subject)
-                                      (plist-get info :message-id) signed)))))
+      (funcall show (lambda ()
+                      (should buildd-reply-mode)
+                      (should (eq (key-binding (kbd "C-c C-o")) 'buildd-reply-ok))
+                      (execute-kbd-macro (kbd keys))))
+      (let ((sent (buildd-reply-test-sent)))
+        (should (= (length sent) 1))
+        (should (equal (buildd-reply-test-header (car sent) "to")
+                       (or (plist-get info :reply-to) (plist-get info :from))))
+        (buildd-reply-test-check-reply (car sent) (plist-get info :subject)
+                                       (plist-get info :message-id) signed)))))
 
 (provide 'buildd-reply-readers-test)
 
