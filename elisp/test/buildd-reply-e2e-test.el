@@ -291,31 +291,28 @@ REASON is typed where point is left, then the reply is sent."
 (ert-deftest buildd-reply-e2e-bug-ack ()
   "C-c C-b reports the failure; C-c C-a on the acknowledgement fails the package with the bug."
   (buildd-reply-e2e-case nil
-    (let ((buildd-reply-bug-record-file (make-temp-file "buildd-reply-bugs" nil ".eld"))
-          (ack (expand-file-name "ack.mail" (file-name-directory (plist-get env :log)))))
-      (unwind-protect
-          (progn
-            (buildd-reply-test-in-gnus (plist-get env :log)
-                                       (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
-            (let ((subject (message-fetch-field "subject")))
-              (should (string-prefix-p "hello_1.0-1 (bookworm): FTBFS on amd64: fails at install-deps" subject))
-              (message-send-and-exit)
-              (delete-file (car (directory-files buildd-reply-test-outbox t "\\.eml\\'")))
-              (buildd-reply-e2e-write
-               ack (concat "From: owner@bugs.debian.org (Debian Bug Tracking System)\n"
-                           "To: admin@example.org\n"
-                           "Subject: Bug#4242: Acknowledgement (" subject ")\n"
-                           "Message-ID: <handler.4242.B.1.ack@bugs.debian.org>\n\n"
-                           "Thank you for filing a new Bug report with Debian.\n")))
-            (buildd-reply-test-in-gnus ack (lambda () (execute-kbd-macro (kbd "C-c C-a"))))
-            (let ((sent (buildd-reply-test-sent)))
-              (should (= (length sent) 1))
-              (buildd-reply-e2e-deliver env (car sent)))
-            (should (null (buildd-reply-e2e-error-replies env)))
-            (let ((info (buildd-reply-e2e-info env)))
-              (should (equal (cdr (assoc "State" info)) "Failed"))
-              (should (string-match-p "(see #4242)" (or (cdr (assoc "Failed" info)) "")))))
-        (delete-file buildd-reply-bug-record-file)))))
+    (buildd-reply-test-with-bug-record
+      (let ((ack (expand-file-name "ack.mail" (file-name-directory (plist-get env :log)))))
+        (buildd-reply-test-in-gnus (plist-get env :log)
+                                   (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
+        (let ((subject (message-fetch-field "subject")))
+          (should (string-prefix-p "hello_1.0-1 (bookworm): FTBFS on amd64: fails at install-deps" subject))
+          (message-send-and-exit)
+          (delete-file (car (directory-files buildd-reply-test-outbox t "\\.eml\\'")))
+          (buildd-reply-e2e-write
+           ack (concat "From: owner@bugs.debian.org (Debian Bug Tracking System)\n"
+                       "To: admin@example.org\n"
+                       "Subject: Bug#4242: Acknowledgement (" subject ")\n"
+                       "Message-ID: <handler.4242.B.1.ack@bugs.debian.org>\n\n"
+                       "Thank you for filing a new Bug report with Debian.\n")))
+        (buildd-reply-test-in-gnus ack (lambda () (execute-kbd-macro (kbd "C-c C-a"))))
+        (let ((sent (buildd-reply-test-sent)))
+          (should (= (length sent) 1))
+          (buildd-reply-e2e-deliver env (car sent)))
+        (should (null (buildd-reply-e2e-error-replies env)))
+        (let ((info (buildd-reply-e2e-info env)))
+          (should (equal (cdr (assoc "State" info)) "Failed"))
+          (should (string-match-p "(see #4242)" (or (cdr (assoc "Failed" info)) ""))))))))
 
 (provide 'buildd-reply-e2e-test)
 
