@@ -1,0 +1,278 @@
+package hostdeps
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// notRun are words the sources hold that name a program on a full host
+// but are not run as one: each with the reason.
+var notRun = map[string]string{
+	"buildd":          "our program (bin/), also the classic suite's package name",
+	"buildd-mail":     "our program; the classic one is only benchmarked when installed",
+	"buildd-uploader": "our program",
+	"buildd-watcher":  "our program",
+	"wanna-build":     "our program",
+}
+
+// TestEveryProgramIsInstalled finds every external program the code, the
+// tests and the scripts run and fails when the Debian package that ships
+// it is neither on the base machine image nor installed by `make deps`
+// (DEB_DEPS and what they depend on): such a program is there on the
+// machine that wrote the test and missing on a fresh one.
+func TestEveryProgramIsInstalled(t *testing.T) {
+	root := moduleRoot(t)
+	base := readList(t, "testdata/base-image-packages.txt")
+	deps := debDeps(t, filepath.Join(root, "Makefile"))
+	installed := dependencyClosure(t, deps)
+	used := programs(t, root)
+	files := owners(t)
+	if len(used) < 20 {
+		t.Fatalf("found only %d programs in %s: the scan is broken", len(used), root)
+	}
+	var missing []string
+	for prog, where := range used {
+		if _, ok := notRun[prog]; ok {
+			continue
+		}
+		path, err := exec.LookPath(prog)
+		if err != nil {
+			continue // not a program on this host either: a word, not a command
+		}
+		pkg, ok := owner(files, path)
+		switch {
+		case !ok && (strings.HasPrefix(path, "/usr/local/") || strings.HasPrefix(path, root)):
+			// The base image's Go and PostgreSQL wrappers, or our own bin/.
+		case !ok:
+			missing = append(missing, prog+" ("+path+", in no package; used in "+where+")")
+		case base[pkg] || installed[pkg]:
+		default:
+			missing = append(missing, prog+" (package "+pkg+", used in "+where+")")
+		}
+	}
+	sort.Strings(missing)
+	for _, m := range missing {
+		t.Errorf("not on a fresh host: %s: add its package to DEB_DEPS in the Makefile", m)
+	}
+	t.Logf("%d program names checked; %d packages installed by make deps", len(used), len(installed))
+}
+
+func moduleRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			t.Fatal("no go.mod above the test")
+		}
+		dir = up
+	}
+}
+
+func readList(t *testing.T, path string) map[string]bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out[l] = true
+		}
+	}
+	return out
+}
+
+// debDeps reads DEB_DEPS (with its continuation lines) from the Makefile.
+func debDeps(t *testing.T, makefile string) []string {
+	data, err := os.ReadFile(makefile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^DEB_DEPS\s*:=((?:[^\n]*\\\n)*[^\n]*)`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("%s: no DEB_DEPS", makefile)
+	}
+	return strings.Fields(strings.ReplaceAll(string(m[1]), "\\", " "))
+}
+
+// dependencyClosure is pkgs and every installed package they depend on
+// (Depends and Pre-Depends, as apt-get install --no-install-recommends
+// installs them), from dpkg's database.
+func dependencyClosure(t *testing.T, pkgs []string) map[string]bool {
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Package}\t${Provides}\t${Depends}, ${Pre-Depends}\n").Output()
+	if err != nil {
+		t.Fatalf("dpkg-query: %v", err)
+	}
+	depends := map[string][]string{}
+	provider := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.SplitN(l, "\t", 3)
+		if len(f) != 3 {
+			continue
+		}
+		depends[f[0]] = strings.Split(f[2], ",")
+		for _, p := range strings.Split(f[1], ",") {
+			if p = firstWord(p); p != "" {
+				provider[p] = f[0]
+			}
+		}
+	}
+	seen := map[string]bool{}
+	queue := append([]string{}, pkgs...)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		for _, dep := range depends[p] {
+			// Of alternatives, the installed one.
+			for _, alt := range strings.Split(dep, "|") {
+				name := strings.SplitN(firstWord(alt), ":", 2)[0]
+				if _, ok := depends[name]; ok {
+					queue = append(queue, name)
+					break
+				}
+				if prov, ok := provider[name]; ok {
+					queue = append(queue, prov)
+					break
+				}
+			}
+		}
+	}
+	return seen
+}
+
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+// owners maps each file dpkg installed to its package, from dpkg's file
+// lists.
+func owners(t *testing.T) map[string]string {
+	lists, err := filepath.Glob("/var/lib/dpkg/info/*.list")
+	if err != nil || len(lists) == 0 {
+		t.Fatalf("no dpkg file lists in /var/lib/dpkg/info (%v)", err)
+	}
+	out := map[string]string{}
+	for _, l := range lists {
+		pkg := strings.SplitN(strings.TrimSuffix(filepath.Base(l), ".list"), ":", 2)[0]
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Split(string(data), "\n") {
+			if strings.Contains(f, "bin/") {
+				out[f] = pkg
+			}
+		}
+	}
+	return out
+}
+
+// owner is the package that ships the program found at path: the path
+// itself, its target, or the same name in a system bin directory (dpkg
+// lists /bin/cp for what a merged /usr shows as /usr/bin/cp; a shim such
+// as pyenv's stands before the system's program).
+func owner(files map[string]string, path string) (string, bool) {
+	cands := []string{path, resolve(path)}
+	for _, dir := range []string{"/usr/bin", "/bin", "/usr/sbin", "/sbin"} {
+		cands = append(cands, filepath.Join(dir, filepath.Base(path)))
+	}
+	for _, c := range cands {
+		if pkg, ok := files[c]; ok {
+			return pkg, true
+		}
+	}
+	return "", false
+}
+
+func resolve(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
+}
+
+var (
+	// A string literal that may name a program (Go, Emacs Lisp).
+	literalRE = regexp.MustCompile(`"([a-z][a-z0-9.+_-]*)"`)
+	// A word in command position of a shell or make recipe line.
+	commandRE = regexp.MustCompile(`(?:^|[|;&(]|\$\(|\bthen\b|\bdo\b|\bexec\b|\btimeout \d+\b|\bif\b|!)\s*([a-z][a-z0-9.+_-]*)`)
+)
+
+// programs returns every name the sources may run, with one place that
+// names it.
+func programs(t *testing.T, root string) map[string]string {
+	found := map[string]string{}
+	add := func(name, where string) {
+		if _, ok := found[name]; !ok {
+			found[name] = where
+		}
+	}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if name == ".git" || name == "bin" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		var re *regexp.Regexp
+		switch {
+		case strings.HasSuffix(name, ".go"), strings.HasSuffix(name, ".el"):
+			re = literalRE
+		case strings.HasSuffix(name, ".sh"), name == "Makefile", name == "run" && strings.HasPrefix(rel, ".ci"),
+			strings.HasSuffix(name, ".service"), strings.HasSuffix(name, ".cron"):
+			re = commandRE
+		default:
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for n := 1; sc.Scan(); n++ {
+			line := sc.Bytes()
+			if i := bytes.Index(line, []byte("//")); re == literalRE && i >= 0 && bytes.Count(line[:i], []byte(`"`))%2 == 0 {
+				line = line[:i]
+			}
+			if trimmed := bytes.TrimSpace(line); bytes.HasPrefix(trimmed, []byte("#")) || bytes.HasPrefix(trimmed, []byte(";")) {
+				continue
+			}
+			for _, m := range re.FindAllSubmatch(line, -1) {
+				add(string(m[1]), fmt.Sprintf("%s:%d", rel, n))
+			}
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
