@@ -1,7 +1,8 @@
 // Package watch owns the classic buildd-watcher run: restart a dead buildd,
-// delete the directories in build/PURGE, warn about old files, archive old
-// package, build and daemon logs, rotate daemon.log, mail the build
-// statistics and forget sent mails and reply signatures older than
+// delete the directories in build/PURGE, remove the temporary files killed
+// writers left in build/ and the upload queues, warn about old files,
+// archive old package, build and daemon logs, rotate daemon.log, mail the
+// build statistics and forget sent mails and reply signatures older than
 // reply_window. A run does each task once and returns; the lock
 // buildd-watcher.lock in home keeps to one run at a time.
 package watch
@@ -49,6 +50,7 @@ type Report struct {
 	Restarted int // pid of the restarted buildd, 0 if none
 	Purged    []string
 	Refused   []string // PURGE lines refused (outside build/), with the reason
+	TempFiles []string // stale temporary files removed (see CleanTemp)
 	OldFiles  []string // files warned about in this run
 	Archives  []string // archives written
 	Rotated   bool
@@ -95,6 +97,8 @@ func (w *Watcher) Run(ctx context.Context) (*Report, error) {
 	purged, refused, err := w.Purge()
 	r.Purged, r.Refused = purged, refused
 	fail("PURGE", err)
+	r.TempFiles, err = w.CleanTemp()
+	fail("temporary files", err)
 	r.OldFiles, err = w.OldFiles()
 	fail("old files", err)
 	for _, a := range w.archiveSets()[:2] {

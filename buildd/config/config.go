@@ -12,7 +12,8 @@
 //
 // Every error names the file and the line: an unknown key, a value of the
 // wrong type, a missing required key, a regular expression that does not
-// compile.
+// compile, a number out of its range (a negative time, size or count), a
+// home that is not absolute or is a system directory.
 package config
 
 import (
@@ -20,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -266,17 +268,16 @@ func (c *Config) check(lines *lineIndex) error {
 	if !filepath.IsAbs(c.Home) {
 		return fail("home", "home %q is not an absolute path", c.Home)
 	}
+	if systemDirs[filepath.Clean(c.Home)] {
+		return fail("home", "home %q is a system directory: give the buildd user's own directory", c.Home)
+	}
 	if len(c.Dists) == 0 {
 		return &Error{c.File, 1, "no [[dist]] table: name at least one distribution to build for"}
 	}
-	if c.MaxBuild < 1 {
-		return fail("max_build", "max_build must be at least 1, not %d", c.MaxBuild)
-	}
-	if c.ReplyWindow < 1 {
-		return fail("reply_window", "reply_window must be at least 1 (days), not %d", c.ReplyWindow)
-	}
-	if c.MQueueMaxAge < 1 {
-		return fail("mqueue_max_age", "mqueue_max_age must be at least 1 (hours), not %d", c.MQueueMaxAge)
+	for _, r := range c.ranges() {
+		if *r.v < r.min || *r.v > r.max {
+			return fail(r.key, "%s = %d: %s", r.key, *r.v, r.text())
+		}
 	}
 	if _, err := regexp.Compile(c.NoWarnPattern); err != nil {
 		return fail("no_warn_pattern", "no_warn_pattern: %v", err)
@@ -300,6 +301,9 @@ func (c *Config) check(lines *lineIndex) error {
 			return &Error{c.File, d.Line, fmt.Sprintf("[[dist]] %s: already defined at line %d", d.DistName, prev)}
 		}
 		seen[d.DistName] = d.Line
+		if d.WannaBuildMinAge < 0 {
+			return &Error{c.File, at("wanna_build_min_age"), fmt.Sprintf("[[dist]] %s: wanna_build_min_age = %d: must be at least 0 (days)", d.DistName, d.WannaBuildMinAge)}
+		}
 		for _, r := range []struct{ key, re string }{{"no_build_regex", d.NoBuildRegex}, {"build_regex", d.BuildRegex}} {
 			if _, err := regexp.Compile(r.re); err != nil {
 				return &Error{c.File, at(r.key), fmt.Sprintf("%s: %v", r.key, err)}
@@ -307,6 +311,67 @@ func (c *Config) check(lines *lineIndex) error {
 		}
 	}
 	return nil
+}
+
+// systemDirs are refused as home: the suite creates, rewrites and deletes
+// files under home (build/, upload/, logs/, daemon.log, ...).
+var systemDirs = func() map[string]bool {
+	m := map[string]bool{}
+	for _, d := range strings.Fields(`/ /bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt
+		/proc /root /run /sbin /srv /sys /tmp /usr /usr/bin /usr/include /usr/lib /usr/lib64
+		/usr/libexec /usr/local /usr/sbin /usr/share /usr/src /var /var/backups /var/cache
+		/var/lib /var/local /var/lock /var/log /var/mail /var/opt /var/run /var/spool /var/tmp`) {
+		m[d] = true
+	}
+	return m
+}()
+
+// intRange is the allowed range of a numeric top-level key.
+type intRange struct {
+	key      string
+	v        *int
+	min, max int
+	unit     string
+}
+
+func (r intRange) text() string {
+	if r.max == math.MaxInt {
+		return fmt.Sprintf("must be at least %d (%s)", r.min, r.unit)
+	}
+	return fmt.Sprintf("must be from %d to %d (%s)", r.min, r.max, r.unit)
+}
+
+// ranges lists every numeric top-level key with its range: no time, size
+// or count is negative; a time that is a period or a timeout is at least 1
+// (0 would kill at once, or repeat at every run); 0 turns a limit or a
+// threshold off where the key says so.
+func (c *Config) ranges() []intRange {
+	const inf = math.MaxInt
+	return []intRange{
+		{"build_timeout", &c.BuildTimeout, 1, inf, "seconds"},
+		{"no_output_timeout", &c.NoOutputTime, 0, inf, "seconds; 0: no limit"},
+		{"log_size_limit", &c.LogSizeLimit, 0, inf, "bytes; 0: no limit"},
+		{"mail_log_limit", &c.MailLogLimit, 0, inf, "bytes; 0: the whole log"},
+		{"upload_timeout", &c.UploadTimeout, 1, inf, "seconds"},
+		{"machines_min_free_space", &c.MachineFree, 0, inf, "KiB"},
+		{"warn_free_space", &c.WarnFree, 0, inf, "KiB"},
+		{"reply_window", &c.ReplyWindow, 1, inf, "days"},
+		{"mqueue_max_age", &c.MQueueMaxAge, 1, inf, "hours"},
+		{"build_log_keep", &c.BuildLogKeep, 0, inf, "days"},
+		{"daemon_log_keep", &c.DaemonLogKeep, 0, inf, "days"},
+		{"daemon_log_rotate", &c.DaemonLogRotate, 1, inf, "days"},
+		{"delay_after_give_back", &c.DelayAfterGiveBack, 0, inf, "minutes"},
+		{"error_mail_window", &c.ErrorMailWindow, 1, inf, "seconds"},
+		{"idle_sleep_time", &c.IdleSleepTime, 1, inf, "seconds"},
+		{"max_build", &c.MaxBuild, 1, inf, "builds"},
+		{"max_sbuild_fails", &c.MaxSbuildFails, 0, inf, "give-backs"},
+		{"sbuild_fails_pause", &c.SbuildFailsPause, 0, inf, "seconds"},
+		{"min_free_space", &c.MinFreeSpace, 0, inf, "KiB"},
+		{"nice_level", &c.NiceLevel, -20, 19, "a nice value"},
+		{"pkg_log_keep", &c.PkgLogKeep, 0, inf, "days"},
+		{"statistics_period", &c.StatisticsPeriod, 1, inf, "days"},
+		{"warning_age", &c.WarningAge, 1, inf, "days"},
+	}
 }
 
 // fill derives the defaults that depend on other keys.

@@ -2,7 +2,10 @@ package config
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -19,6 +22,15 @@ func TestLoadErrors(t *testing.T) {
 		{"missing-home.conf", `missing-home.conf:1: missing required key "home"`},
 		{"bad-regex.conf", `bad-regex.conf:6: no_build_regex: `},
 		{"syntax.conf", `syntax.conf:2: `},
+		{"negative-error-mail-window.conf", `negative-error-mail-window.conf:3: error_mail_window = -1: must be at least 1 (seconds)`},
+		{"zero-idle-sleep.conf", `zero-idle-sleep.conf:2: idle_sleep_time = 0: must be at least 1 (seconds)`},
+		{"nice-out-of-range.conf", `nice-out-of-range.conf:2: nice_level = 20: must be from -20 to 19 (a nice value)`},
+		{"negative-log-keep.conf", `negative-log-keep.conf:3: pkg_log_keep = -7: must be at least 0 (days)`},
+		{"negative-min-age.conf", `negative-min-age.conf:10: [[dist]] trixie: wanna_build_min_age = -1: must be at least 0 (days)`},
+		{"home-root.conf", `home-root.conf:2: home "/" is a system directory`},
+		{"home-etc.conf", `home-etc.conf:1: home "/etc/" is a system directory`},
+		{"home-dotdot.conf", `home-dotdot.conf:1: home "/var/lib/buildd/../.." is a system directory`},
+		{"home-relative.conf", `home-relative.conf:1: home "buildd" is not an absolute path`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -92,5 +104,40 @@ func TestPath(t *testing.T) {
 	}
 	if got := Path("/a.conf"); got != "/a.conf" {
 		t.Errorf("Path(flag) = %q", got)
+	}
+}
+
+// TestNumberRanges: every numeric key refuses a negative value with an
+// error naming the file, the line, the key and the value; the bounds
+// themselves load; and every int key of Config has a range.
+func TestNumberRanges(t *testing.T) {
+	base, err := os.ReadFile("testdata/minimal.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Defaults()
+	keys := map[string]bool{}
+	for _, r := range c.ranges() {
+		keys[r.key] = true
+		conf := fmt.Sprintf("%s = %d\n%s", r.key, r.min-1, base)
+		_, err := Parse("buildd.conf", []byte(conf))
+		want := fmt.Sprintf("buildd.conf:1: %s = %d: must be ", r.key, r.min-1)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s = %d: %v, want %q...", r.key, r.min-1, err, want)
+		}
+	}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if key := f.Tag.Get("toml"); f.Type.Kind() == reflect.Int && !keys[key] {
+			t.Errorf("int key %s (%s) has no range", key, f.Name)
+		}
+	}
+	bounds, err := Load("testdata/limits-at-bounds.conf")
+	if err != nil {
+		t.Fatalf("the bounds do not load: %v", err)
+	}
+	if bounds.NiceLevel != -20 || bounds.NoOutputTime != 0 || bounds.WarningAge != 1 {
+		t.Errorf("bounds read as nice_level %d, no_output_timeout %d, warning_age %d", bounds.NiceLevel, bounds.NoOutputTime, bounds.WarningAge)
 	}
 }

@@ -52,6 +52,7 @@ type Daemon struct {
 	fails       int // give-backs in a row
 	pausedUntil time.Time
 	held        bool // HOLD-BUILDS seen and logged
+	badREDO     map[string]bool // bad REDO lines already logged
 	jobs        sync.WaitGroup
 }
 
@@ -192,7 +193,7 @@ func (d *Daemon) lowSpace(c *config.Config) (int64, bool) {
 }
 
 // fromREDO takes up to n entries out of REDO, distribution order first;
-// bad lines are logged and dropped.
+// bad lines stay in the file for the admin to fix and are logged once.
 func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
 	redo := d.home.REDO()
 	entries, bad, err := redo.Read()
@@ -201,7 +202,13 @@ func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
 		return nil
 	}
 	for _, b := range bad {
-		d.log.Printf("Ignoring/deleting bad line in REDO: %v", b)
+		if d.badREDO == nil {
+			d.badREDO = map[string]bool{}
+		}
+		if !d.badREDO[b.Error()] {
+			d.badREDO[b.Error()] = true
+			d.log.Printf("Ignoring bad line in REDO (kept in the file; fix or remove it): %v", b)
+		}
 	}
 	if len(entries) == 0 && len(bad) == 0 {
 		return nil
@@ -403,11 +410,13 @@ func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
 	}
 	if out.Status != Successful {
 		if tail, trimmed, err := scheduler.Tail(j.LogPath, TailLines); err == nil {
-			more := ""
+			d.log.Printf("Last lines of %s:", j.LogPath)
 			if trimmed {
-				more = "...\n"
+				d.log.Printf("...")
 			}
-			d.log.Printf("Last lines of %s:\n%s%s", j.LogPath, more, tail)
+			for _, l := range strings.Split(strings.TrimRight(tail, "\n"), "\n") {
+				d.log.Printf("  %s", l)
+			}
 		}
 	}
 	d.mailLog(c, j, out)

@@ -2,6 +2,10 @@
 // (buildd, buildd-mail, buildd-uploader, buildd-watcher) appends to: lines
 // in the classic format "Mon _2 15:04:05 PROG[PID]: text", through a file
 // that is reopened after buildd-watcher rotates it (buildd on SIGHUP).
+//
+// One message is one line: text from outside (mail subjects, build logs)
+// cannot start a line of its own or send escape sequences to the terminal
+// of whoever reads the log (see escape).
 package daemonlog
 
 import (
@@ -11,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,27 +73,61 @@ func (l *Log) Reopen() error {
 	return nil
 }
 
-// Printf logs one message; a message of several lines gives several
-// prefixed lines.
+// Printf logs one message as exactly one line: trailing newlines are
+// dropped and the rest is passed through escape.
 func (l *Log) Printf(format string, args ...any) {
 	if l == nil {
 		return
 	}
-	prefix := fmt.Sprintf("%s %s[%d]: ", time.Now().Format(time.Stamp), l.Prog, os.Getpid())
-	var b strings.Builder
-	for _, line := range strings.Split(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n") {
-		b.WriteString(prefix)
-		b.WriteString(line)
-		b.WriteByte('\n')
-	}
+	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\r\n")
+	line := fmt.Sprintf("%s %s[%d]: %s\n", time.Now().Format(time.Stamp), l.Prog, os.Getpid(), escape(msg))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f != nil {
-		l.f.WriteString(b.String())
+		l.f.WriteString(line)
 	}
 	if l.Echo != nil {
-		io.WriteString(l.Echo, b.String())
+		io.WriteString(l.Echo, line)
 	}
+}
+
+// escape makes s one line of plain text: newline, carriage return and tab
+// become \n, \r and \t; other C0 control bytes, DEL and the bytes of
+// invalid UTF-8 become \xHH; C1 controls and the Unicode line and
+// paragraph separators become \uHHHH. Everything else, other UTF-8 text
+// included, is kept as it is; a backslash is not escaped, so the escapes
+// are for reading, not for decoding.
+func escape(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, needsEscape) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case needsEscape(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// needsEscape: the runes escape rewrites (besides invalid UTF-8).
+func needsEscape(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == '\u2028' || r == '\u2029'
 }
 
 // Close closes the file.

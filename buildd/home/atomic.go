@@ -1,10 +1,14 @@
 package home
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
 )
 
 // AtomicFile is a file being written in place of another: it is written to
@@ -12,6 +16,11 @@ import (
 // the target and fsyncs the directory, so readers see the old or the new
 // contents and a crash loses neither. Abort (deferred) removes it unless
 // it was committed.
+//
+// The temporary file of NAME is ".NAME" + TempMarker + digits, e.g.
+// ".hello_1.0-1_amd64.changes.buildd-tmp2751945087": hidden, and never
+// matching the target's own patterns (*.changes, *.deb). A process killed
+// while writing leaves it behind; CleanTemp removes such leftovers.
 type AtomicFile struct {
 	*os.File
 	path string
@@ -19,9 +28,16 @@ type AtomicFile struct {
 	done bool
 }
 
+// TempMarker is the part of a temporary file's name (see AtomicFile) before
+// its random digits.
+const TempMarker = ".buildd-tmp"
+
+// tempRE matches the names of AtomicFile's temporary files.
+var tempRE = regexp.MustCompile(`^\..+` + regexp.QuoteMeta(TempMarker) + `[0-9]+$`)
+
 // CreateAtomic starts writing the replacement of path.
 func CreateAtomic(path string, perm os.FileMode) (*AtomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+TempMarker+"*")
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
@@ -76,13 +92,28 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return a.Commit()
 }
 
-// CopyFileAtomic replaces dst with a copy of src (see AtomicFile).
+// CopyFileAtomic replaces dst with a copy of src (see AtomicFile). src must
+// be a regular file itself: a symlink (even to a regular file), a
+// directory, a FIFO or a device is refused, so nothing put in the source
+// directory can make the copy read a file elsewhere or block.
 func CopyFileAtomic(src, dst string, perm os.FileMode) error {
-	in, err := os.Open(src)
+	// O_NONBLOCK: opening a FIFO does not wait for a writer; it has no
+	// effect on the reads of a regular file.
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("copy %s: is a symbolic link, not a regular file", src)
+	}
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("copy %s: is %s, not a regular file", src, fileKind(st.Mode()))
+	}
 	a, err := CreateAtomic(dst, perm)
 	if err != nil {
 		return err
@@ -105,4 +136,55 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "of type " + m.Type().String()
+}
+
+// CleanTemp removes from dir the temporary files of AtomicFile (see there
+// for the name) not modified for olderThan: those of a writer that was
+// killed. A younger one may be a write in progress and is left alone, as
+// is anything not a regular file (a symlink is not followed). dir itself is
+// not descended into; a missing dir has nothing to clean. It returns the
+// paths removed; the error names every file it could not remove.
+func CleanTemp(dir string, olderThan time.Duration) (removed []string, err error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("clean temporary files: %w", err)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var errs []error
+	for _, e := range ents {
+		if !tempRE.MatchString(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.ModTime().After(cutoff) {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("clean temporary files: %w", err))
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
 }

@@ -5,7 +5,9 @@
 //
 // Every file here that another program reads is rewritten whole: written to
 // a temporary file beside it, fsynced, renamed over it, under the file's
-// lock. A crash leaves either the old or the new contents, never a mix.
+// lock. A crash leaves either the old or the new contents, never a mix; the
+// temporary files a killed writer leaves have one name pattern (see
+// AtomicFile), and CleanTemp removes them.
 package home
 
 import (

@@ -59,8 +59,68 @@ func TestREDOFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(h.REDO().Path())
-	if want := "hello_1.0-1 bookworm\nnew_1 sid\n"; string(got) != want {
+	if want := "hello_1.0-1 bookworm\nbad line here\n_1.0 sid\nbar_1 sid x y\nnew_1 sid\n"; string(got) != want {
 		t.Errorf("REDO = %q, want %q", got, want)
+	}
+}
+
+// TestREDOEditKeepsBadLines: a rewrite keeps the lines it cannot parse,
+// verbatim, after the entry they followed (or the nearest earlier kept
+// one), and reports them with their line numbers.
+func TestREDOEditKeepsBadLines(t *testing.T) {
+	fixture, err := os.ReadFile("testdata/REDO")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := RedoEntry{PkgVersion: "hello_1.0-1", Dist: "bookworm"}
+	foo := RedoEntry{"foo_2.0", "bookworm", 1, "Rebuild against libbar2"}
+	added := RedoEntry{PkgVersion: "new_1", Dist: "sid"}
+	for _, tt := range []struct {
+		name string
+		f    func([]RedoEntry) []RedoEntry
+		want string
+	}{
+		{"unchanged", func(es []RedoEntry) []RedoEntry { return es },
+			"hello_1.0-1 bookworm\nbad line here\nfoo_2.0 bookworm 1 Rebuild against libbar2\n_1.0 sid\nbar_1 sid x y\n"},
+		{"add", func(es []RedoEntry) []RedoEntry { return append(es, added) },
+			"hello_1.0-1 bookworm\nbad line here\nfoo_2.0 bookworm 1 Rebuild against libbar2\n_1.0 sid\nbar_1 sid x y\nnew_1 sid\n"},
+		{"remove the entry before bad lines", func([]RedoEntry) []RedoEntry { return []RedoEntry{hello} },
+			"hello_1.0-1 bookworm\nbad line here\n_1.0 sid\nbar_1 sid x y\n"},
+		{"remove the first entry", func([]RedoEntry) []RedoEntry { return []RedoEntry{foo, added} },
+			"bad line here\nfoo_2.0 bookworm 1 Rebuild against libbar2\n_1.0 sid\nbar_1 sid x y\nnew_1 sid\n"},
+		{"remove all", func([]RedoEntry) []RedoEntry { return nil },
+			"bad line here\n_1.0 sid\nbar_1 sid x y\n"},
+		{"reorder", func([]RedoEntry) []RedoEntry { return []RedoEntry{foo, hello} },
+			"foo_2.0 bookworm 1 Rebuild against libbar2\n_1.0 sid\nbar_1 sid x y\nhello_1.0-1 bookworm\nbad line here\n"},
+		{"duplicate", func(es []RedoEntry) []RedoEntry { return []RedoEntry{hello, hello, foo} },
+			"hello_1.0-1 bookworm\nbad line here\nhello_1.0-1 bookworm\nfoo_2.0 bookworm 1 Rebuild against libbar2\n_1.0 sid\nbar_1 sid x y\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(t.TempDir())
+			os.MkdirAll(h.BuildDir(), 0o755)
+			if err := os.WriteFile(h.REDO().Path(), fixture, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			bad, err := h.REDO().Edit(tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, b := range bad {
+				var le *LineError
+				if !errors.As(b, &le) {
+					t.Errorf("%v is not a *LineError", b)
+				}
+				got = append(got, b.Error())
+			}
+			want := []string{`REDO:2: bad line "bad line here"`, `REDO:5: bad line "_1.0 sid"`, `REDO:6: bad binNMU number in line "bar_1 sid x y"`}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("reported %q, want %q", got, want)
+			}
+			if b, _ := os.ReadFile(h.REDO().Path()); string(b) != tt.want {
+				t.Errorf("REDO =\n%s\nwant\n%s", b, tt.want)
+			}
+		})
 	}
 }
 

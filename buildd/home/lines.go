@@ -128,8 +128,8 @@ func parseRedo(path string, lines []string) ([]RedoEntry, []error) {
 	return out, bad
 }
 
-// Read returns the entries; bad lines come back as errors (the classic
-// buildd logs them and drops them).
+// Read returns the entries; bad lines come back as *LineError (buildd logs
+// them; they stay in the file until an admin mends them).
 func (r *REDOFile) Read() ([]RedoEntry, []error, error) {
 	lines, err := lineFile{r.path}.read()
 	if err != nil {
@@ -140,7 +140,7 @@ func (r *REDOFile) Read() ([]RedoEntry, []error, error) {
 }
 
 // Add appends entries, skipping any already present for the same package
-// version and dist.
+// version and dist. Bad lines are kept (see Edit).
 func (r *REDOFile) Add(add ...RedoEntry) error {
 	return r.Update(func(es []RedoEntry) []RedoEntry {
 		for _, a := range add {
@@ -158,7 +158,8 @@ func (r *REDOFile) Add(add ...RedoEntry) error {
 	})
 }
 
-// Remove deletes the entries for which drop returns true.
+// Remove deletes the entries for which drop returns true. Bad lines are
+// kept (see Edit).
 func (r *REDOFile) Remove(drop func(RedoEntry) bool) error {
 	return r.Update(func(es []RedoEntry) []RedoEntry {
 		var keep []RedoEntry
@@ -171,16 +172,74 @@ func (r *REDOFile) Remove(drop func(RedoEntry) bool) error {
 	})
 }
 
-// Update rewrites REDO with f's result, under the lock; bad lines are dropped.
+// Update is Edit for callers that learn of bad lines from Read.
 func (r *REDOFile) Update(f func([]RedoEntry) []RedoEntry) error {
-	return lineFile{r.path}.update(func(lines []string) ([]string, error) {
-		es, _ := parseRedo(r.path, lines)
+	_, err := r.Edit(f)
+	return err
+}
+
+// Edit rewrites the file with f's result, under the lock. Lines that do
+// not parse are kept verbatim, so an admin's typo is not lost: each stays
+// after the entry it followed (the nearest earlier one that f kept, else
+// at the top), and comes back as a *LineError ("REDO:12: bad line ...")
+// with its line number before the rewrite. Blank lines are dropped.
+func (r *REDOFile) Edit(f func([]RedoEntry) []RedoEntry) (bad []error, err error) {
+	err = lineFile{r.path}.update(func(lines []string) ([]string, error) {
+		var old []RedoEntry
+		// follow[k]: the bad lines (indexes into lines) after the k-th old
+		// entry, k counted from 1; follow[0]: those before the first.
+		follow := [][]int{nil}
+		for i, l := range lines {
+			if strings.TrimSpace(l) == "" {
+				continue
+			}
+			e, perr := ParseRedoLine(l)
+			if perr != nil {
+				bad = append(bad, &LineError{r.path, i + 1, l, perr.Error()})
+				follow[len(old)] = append(follow[len(old)], i)
+				continue
+			}
+			old = append(old, e)
+			follow = append(follow, nil)
+		}
+		entries := f(append([]RedoEntry(nil), old...))
+
+		// The old entries f kept (the first ones of each value, as many
+		// as it returned) keep their bad lines; a dropped entry's go to
+		// the nearest earlier kept one, or to the top.
+		wanted := map[RedoEntry]int{}
+		for _, e := range entries {
+			wanted[e]++
+		}
+		carry := make([][]int, len(old)+1) // carry[k]: the bad lines written after old entry k
+		keptAt := map[RedoEntry][]int{}    // the kept old entries of each value, in file order
+		carry[0] = follow[0]
+		anchor := 0
+		for k, e := range old {
+			if wanted[e] > 0 {
+				wanted[e]--
+				anchor = k + 1
+				keptAt[e] = append(keptAt[e], anchor)
+			}
+			carry[anchor] = append(carry[anchor], follow[k+1]...)
+		}
 		var out []string
-		for _, e := range f(es) {
+		write := func(k int) {
+			for _, i := range carry[k] {
+				out = append(out, lines[i])
+			}
+		}
+		write(0)
+		for _, e := range entries {
 			out = append(out, e.String())
+			if ks := keptAt[e]; len(ks) > 0 {
+				write(ks[0])
+				keptAt[e] = ks[1:]
+			}
 		}
 		return out, nil
 	})
+	return bad, err
 }
 
 // GivenBackFile is build/SBUILD-GIVEN-BACK: "pkg_version unixtime" lines.

@@ -12,6 +12,10 @@
 // bbolt's own lock on the file (bolt.Options.Timeout) guards against
 // programs that do not know the lock file. Read-only commands open the file
 // read-only and never write it.
+//
+// A damaged file is an error naming it, never a crash: Open checks the meta
+// pages against the file's size before bbolt maps it (check.go), and every
+// transaction turns bbolt's panics and faults on the map into ErrDamaged.
 package bolt
 
 import (
@@ -21,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -52,7 +57,13 @@ func (e *OpenError) Unwrap() error { return e.Err }
 type DB struct {
 	path string
 	db   *bbolt.DB // nil: read-only view of a database that does not exist yet
+	file *os.File  // bbolt's handle on path, holding bbolt's flock
 	lock *os.File
+	// damaged is the error of a transaction that panicked or faulted. bbolt
+	// may then hold its own locks (a writer's rollback reads the freelist
+	// page, which can fault too), so the DB is not used again and Close
+	// closes bbolt's file instead of calling bbolt's Close.
+	damaged error
 }
 
 // Options of Open.
@@ -61,7 +72,8 @@ type Options struct {
 	Timeout  time.Duration // lock timeout; 0 is DefaultTimeout
 }
 
-// Open opens (a writer: creates) the database at path.
+// Open opens (a writer: creates) the database at path. A file that is not
+// a whole bbolt file is refused with ErrDamaged (see checkFile).
 func Open(path string, opt Options) (*DB, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = DefaultTimeout
@@ -83,6 +95,9 @@ func Open(path string, opt Options) (*DB, error) {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return d, nil
 		}
+	} else if err := create(path); err != nil {
+		d.unlock()
+		return fail(err)
 	}
 	left := opt.Timeout - time.Since(start)
 	if left < 10*time.Millisecond {
@@ -96,7 +111,7 @@ func Open(path string, opt Options) (*DB, error) {
 	if !opt.ReadOnly {
 		bo.InitialMmapSize = 64 << 20
 	}
-	db, err := openBolt(path, bo)
+	db, file, err := openBolt(path, bo)
 	if err != nil {
 		d.unlock()
 		if errors.Is(err, bbolt.ErrTimeout) {
@@ -104,19 +119,71 @@ func Open(path string, opt Options) (*DB, error) {
 		}
 		return fail(err)
 	}
-	d.db = db
+	d.db, d.file = db, file
 	return d, nil
 }
 
-// openBolt opens the file, turning bbolt's panics on a damaged file into
-// errors.
-func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, err error) {
+// create makes an empty queue at path if no file is there: bbolt
+// initialises PATH.new, which is then renamed into place, so a crash never
+// leaves a half-made file at path. The caller holds the exclusive lock.
+func create(path string) error {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	tmp := path + ".new"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("create: %w", err)
+	}
+	db, err := bbolt.Open(tmp, 0o664, &bbolt.Options{FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("create: sync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
+}
+
+// openBolt opens the file after checkFile has passed it, turning bbolt's
+// panics on a damaged file, and faults on its map, into errors. file is
+// bbolt's handle on it.
+func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, file *os.File, err error) {
+	bo.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag&^os.O_CREATE, perm)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkFile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		file = f
+		return f, nil
+	}
+	// A fault on the map panics instead of killing the process, in this
+	// goroutine until the function returns.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("corrupt database: %v", p)
+			if file != nil {
+				file.Close() // releases bbolt's flock on it
+			}
+			db, file, err = nil, nil, fmt.Errorf("%w: %s", ErrDamaged, faultText(p))
 		}
 	}()
-	return bbolt.Open(path, 0o664, bo)
+	db, err = bbolt.Open(path, 0o664, bo)
+	return db, file, err
 }
 
 func (d *DB) unlock() {
@@ -129,13 +196,18 @@ func (d *DB) unlock() {
 // Path is the database file.
 func (d *DB) Path() string { return d.path }
 
-// Close closes the file and releases the lock.
+// Close closes the file and releases the lock. After a damaged
+// transaction it closes bbolt's file only: its map stays (bbolt cannot be
+// asked to drop it without its locks).
 func (d *DB) Close() error {
 	var err error
-	if d.db != nil {
+	switch {
+	case d.db != nil && d.damaged != nil:
+		d.file.Close()
+	case d.db != nil:
 		err = d.db.Close()
-		d.db = nil
 	}
+	d.db, d.file = nil, nil
 	d.unlock()
 	return err
 }
@@ -147,7 +219,11 @@ func (d *DB) View(dist, arch string, fn func(wannabuild.Tx) error) (err error) {
 	if d.db == nil {
 		return fn(&tx{})
 	}
-	defer recoverCorrupt(&err)
+	if d.damaged != nil {
+		return d.damaged
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.recoverDamage(&err)
 	return d.db.View(func(btx *bbolt.Tx) error {
 		t := &tx{}
 		if top := btx.Bucket(bucketName(dist, arch)); top != nil {
@@ -162,7 +238,11 @@ func (d *DB) Update(dist, arch string, fn func(wannabuild.Tx) error) (err error)
 	if d.db == nil || d.db.IsReadOnly() {
 		return wannabuild.ErrReadOnly
 	}
-	defer recoverCorrupt(&err)
+	if d.damaged != nil {
+		return d.damaged
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.recoverDamage(&err)
 	return d.db.Update(func(btx *bbolt.Tx) error {
 		top, err := btx.CreateBucketIfNotExists(bucketName(dist, arch))
 		if err != nil {
@@ -182,9 +262,14 @@ func (d *DB) Update(dist, arch string, fn func(wannabuild.Tx) error) (err error)
 	})
 }
 
-func recoverCorrupt(err *error) {
+// recoverDamage turns a panic in a transaction into an error naming the
+// file, and the error of every later transaction. View and Update run with
+// debug.SetPanicOnFault, so a fault on the mapped file (a page past its
+// end: SIGBUS) is such a panic instead of a crash.
+func (d *DB) recoverDamage(err *error) {
 	if p := recover(); p != nil {
-		*err = fmt.Errorf("corrupt database: %v", p)
+		d.damaged = fmt.Errorf("%s: %w: %s", d.path, ErrDamaged, faultText(p))
+		*err = d.damaged
 	}
 }
 

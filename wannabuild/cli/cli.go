@@ -240,6 +240,11 @@ func (r *run) open(readOnly bool) (*bolt.DB, int, bool) {
 // committed.
 func (r *run) dbError(err error) int {
 	r.s.Out.(*bytes.Buffer).Reset()
+	if errors.Is(err, bolt.ErrDamaged) {
+		// The error names the file already.
+		status, _ := r.fail(exitDB, "%v (nothing changed)", err)
+		return status
+	}
 	status, _ := r.fail(exitDB, "%s: %v (nothing changed)", r.dbPath, err)
 	return status
 }
