@@ -13,7 +13,7 @@ DEB_DEPS := btrfs-progs debootstrap dpkg-dev fakeroot gnupg emacs-nox reprepro \
             dput dose-builddebcheck xz-utils debhelper procps mu4e elpa-notmuch notmuch \
             openssh-server openssh-client apt-utils
 
-.PHONY: all test test-go test-elisp deps install demo demo-clean bench clean FORCE
+.PHONY: all test test-go test-elisp test-fresh deps install demo demo-clean bench clean FORCE
 
 all: $(addprefix bin/,$(PROGS))
 
@@ -43,6 +43,12 @@ test-go:
 
 test-elisp: bin/buildd-mail
 	$(MAKE) -C elisp test EMACS=$(EMACS)
+
+# test-fresh: `make test` as root inside a freshly debootstrapped bookworm
+# holding only the base image's tools and a fresh clone of HEAD (not in CI:
+# 20-40 minutes).
+test-fresh:
+	internal/hostdeps/test-fresh.sh
 
 demo: all
 	buildd/demo/demo.sh run
