@@ -5,8 +5,9 @@
 // it listens for LMTP or SMTP instead; --process only drains the queue.
 //
 // Exit status: 0 when the mail is stored (even if it is later rejected: the
-// sender gets an error reply), 75 (EX_TEMPFAIL) when it could not be stored,
-// 1 on a usage or config error.
+// sender gets an error reply), 65 (EX_DATAERR) when it is larger than
+// intake.MaxSize (16 MiB): nothing is stored and the MTA bounces it,
+// 75 (EX_TEMPFAIL) when it could not be stored, 1 on a usage or config error.
 package main
 
 import (

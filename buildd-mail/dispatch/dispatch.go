@@ -192,6 +192,15 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[s
 				return err
 			}
 			raw, err := q.Read(n)
+			if errors.Is(err, mqueue.ErrTooBig) {
+				// Stored before the size limit (or not a regular file):
+				// it can never be read, so it must not hold up the rest.
+				p.logf("mail %s dropped: %v", n, err)
+				if err := q.Remove(n); err != nil {
+					return err
+				}
+				continue
+			}
 			if err != nil {
 				return err
 			}

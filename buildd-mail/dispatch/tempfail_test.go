@@ -3,10 +3,13 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/replytest"
 	"buildd/buildd/config"
 	"buildd/buildd/home"
@@ -153,5 +156,30 @@ func TestTempFailureExpires(t *testing.T) {
 	}
 	if log := e.daemonLog(); !strings.Contains(log, "could not be processed for 72 hours") {
 		t.Errorf("not logged:\n%s", log)
+	}
+}
+
+// TestOversizeQueuedMailDropped: a file in mqueue/new over the size limit
+// (stored by an older version, or put there by hand) is dropped with a log
+// line, and the mails behind it are processed.
+func TestOversizeQueuedMailDropped(t *testing.T) {
+	e := newEnv(t)
+	e.take(pkgv)
+	if err := e.q.Init(); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(e.q.Dir, "new", "00000000000000000001.big")
+	if err := os.WriteFile(big, make([]byte, mqueue.MaxSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(e.signed(pkgv, "retry", nil))
+	if !redoHas(t, e, pkgv) {
+		t.Error("the mail behind the oversize one did not act")
+	}
+	if _, err := os.Stat(big); !os.IsNotExist(err) {
+		t.Errorf("oversize mail left in the queue: %v", err)
+	}
+	if !strings.Contains(e.daemonLog(), "00000000000000000001.big dropped: ") {
+		t.Errorf("not logged:\n%s", e.daemonLog())
 	}
 }

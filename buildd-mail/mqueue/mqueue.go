@@ -2,10 +2,12 @@
 // incoming mail is written to mqueue/tmp, fsynced and renamed into
 // mqueue/new before anybody acknowledges it, and stays there until its
 // effect is committed. Names sort in arrival order; one processor at a time
-// drains the queue under mqueue's lock.
+// drains the queue under mqueue's lock. It owns the largest size of a mail,
+// MaxSize: nothing larger is stored, nor read back.
 package mqueue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,15 @@ import (
 
 	"buildd/buildd/home"
 )
+
+// MaxSize is the largest mail buildd-mail takes: 16 MiB holds a reply
+// quoting a long build log many times over. A mail over it is refused when
+// it comes in (intake) and never stored.
+const MaxSize = 16 << 20
+
+// ErrTooBig is the error, wrapped, of Store and Read for a mail over
+// MaxSize.
+var ErrTooBig = fmt.Errorf("mail larger than %d bytes (%d MiB)", MaxSize, MaxSize>>20)
 
 // Queue is a mail queue directory with tmp/ and new/ beneath it.
 type Queue struct {
@@ -47,7 +58,10 @@ func name() string {
 }
 
 // Store writes the mail read from r durably into the queue and returns its
-// name. When Store returns nil the mail survives a crash.
+// name. When Store returns nil the mail survives a crash. The mail streams
+// to a file in tmp/; at most MaxSize+1 bytes are read from r, and a mail
+// over MaxSize is an ErrTooBig and leaves nothing behind (the rest of r is
+// the caller's to drain or drop).
 func (q *Queue) Store(r io.Reader) (string, error) {
 	if err := q.Init(); err != nil {
 		return "", err
@@ -63,8 +77,14 @@ func (q *Queue) Store(r io.Reader) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("mqueue: store %s: %w", tmp, err)
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	n64, err := io.Copy(f, io.LimitReader(r, MaxSize+1))
+	if err != nil {
 		return fail(err)
+	}
+	if n64 > MaxSize {
+		f.Close()
+		os.Remove(tmp)
+		return "", fmt.Errorf("mqueue: store: %w: not stored", ErrTooBig)
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
@@ -103,13 +123,34 @@ func (q *Queue) List() ([]string, error) {
 	return out, nil
 }
 
-// Read returns the stored mail n.
+// Read returns the stored mail n. A file over MaxSize (put there by hand,
+// or by a version that took larger mails) is not read: the error names it
+// and wraps ErrTooBig, and the file is the caller's to remove.
 func (q *Queue) Read(n string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(q.Dir, "new", n))
+	p := filepath.Join(q.Dir, "new", n)
+	st, err := os.Lstat(p)
 	if err != nil {
 		return nil, fmt.Errorf("mqueue: %w", err)
 	}
-	return b, nil
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("mqueue: %s: not a regular file", p)
+	}
+	if st.Size() > MaxSize {
+		return nil, fmt.Errorf("mqueue: %s: %d bytes: %w", p, st.Size(), ErrTooBig)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("mqueue: %w", err)
+	}
+	defer f.Close()
+	b := bytes.NewBuffer(make([]byte, 0, st.Size()+bytes.MinRead))
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxSize+1)); err != nil {
+		return nil, fmt.Errorf("mqueue: %s: %w", p, err)
+	}
+	if b.Len() > MaxSize {
+		return nil, fmt.Errorf("mqueue: %s: grew past %d bytes while read: %w", p, MaxSize, ErrTooBig)
+	}
+	return b.Bytes(), nil
 }
 
 // Arrived returns when mail n was stored: the time in its name, else (a

@@ -3,7 +3,8 @@
 // base64 and charsets decoded), the two signed forms (an inline clearsigned
 // body, RFC 3156 PGP/MIME with the signed part kept byte for byte in its
 // canonical CRLF form), the subjects buildd-mail recognises and the keywords
-// of an admin's reply.
+// of an admin's reply. It reads every mail within fixed bounds (limits.go):
+// size, header size and fields, multipart depth and parts.
 package reply
 
 import (
@@ -12,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -33,7 +36,9 @@ type Mail struct {
 	Date      string
 
 	// Body is the text a person reads: the text/plain body (for PGP/MIME the
-	// signed part's text), transfer encoding and charset decoded, LF line ends.
+	// signed part's text, for other multiparts the first text/plain part),
+	// transfer encoding and charset decoded, LF line ends, valid UTF-8
+	// (what is not is replaced by U+FFFD).
 	Body string
 	// BodyBytes is the text/plain body with only the transfer encoding
 	// decoded: the bytes an inline clearsigned signature covers.
@@ -64,8 +69,12 @@ func (e *Error) Error() string { return fmt.Sprintf("mail %s: %v", e.Part, e.Err
 func (e *Error) Unwrap() error { return e.Err }
 
 // Parse reads a mail as the MTA delivered it (an mbox "From " line first is
-// skipped; LF or CRLF line ends).
+// skipped; LF or CRLF line ends). Every error is an *Error. A mail whose
+// header is read but not its body is returned with the error.
 func Parse(raw []byte) (*Mail, error) {
+	if len(raw) > MaxSize {
+		return nil, &Error{"size", fmt.Errorf("%d bytes, more than %d", len(raw), MaxSize)}
+	}
 	if bytes.HasPrefix(raw, []byte("From ")) {
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			raw = raw[i+1:]
@@ -73,14 +82,11 @@ func Parse(raw []byte) (*Mail, error) {
 			raw = nil
 		}
 	}
-	br := bufio.NewReader(bytes.NewReader(raw))
-	th, err := textproto.ReadHeader(br)
+	h, n, err := readHeader(raw)
 	if err != nil {
 		return nil, &Error{"header", err}
 	}
-	m := &Mail{Header: mail.Header{Header: message.Header{Header: th}}}
-	m.RawBody, _ = io.ReadAll(br)
-	m.HeaderText = raw[:len(raw)-len(m.RawBody)]
+	m := &Mail{Header: mail.Header{Header: h}, HeaderText: raw[:n], RawBody: raw[n:]}
 
 	text := func(k string) string {
 		v, err := m.Header.Text(k)
@@ -96,18 +102,18 @@ func Parse(raw []byte) (*Mail, error) {
 	m.Subject = text("Subject")
 	m.Date = m.Header.Get("Date")
 	m.FromAddr = bareAddress(m.From)
-	if id, err := m.Header.MessageID(); err == nil {
+	if id, ok := firstMsgID(m.Header.Get("Message-Id")); ok {
 		m.MessageID = id
 	} else {
 		m.MessageID = strings.Trim(strings.TrimSpace(m.Header.Get("Message-Id")), "<>")
 	}
-	if ids, err := m.Header.MsgIDList("In-Reply-To"); err == nil && len(ids) > 0 {
-		m.InReplyTo = ids[0]
+	if id, ok := firstMsgID(m.Header.Get("In-Reply-To")); ok {
+		m.InReplyTo = id
 	} else if v := strings.Fields(m.Header.Get("In-Reply-To")); len(v) > 0 {
 		m.InReplyTo = strings.Trim(v[0], "<>")
 	}
 
-	mt, params, err := m.Header.ContentType()
+	mt, params, err := contentType(m.Header.Header)
 	if err != nil && m.Header.Get("Content-Type") != "" {
 		return m, &Error{"Content-Type", err}
 	}
@@ -118,9 +124,105 @@ func Parse(raw []byte) (*Mail, error) {
 	case mt == "multipart/signed":
 		return m, m.parseSigned(params)
 	case strings.HasPrefix(mt, "multipart/"):
-		return m, m.firstText()
+		w := walker{m: m}
+		return m, w.multipart(m.RawBody, mt, params["boundary"], "", 1)
 	}
-	return m, m.setText(m.Header.Header, m.RawBody, mt, params)
+	return m, m.setText("body", m.Header.Header, m.RawBody, mt, params)
+}
+
+// contentType parses the Content-Type field as go-message does (text/plain
+// when there is none, the whole value as the type when it cannot be
+// parsed), but keeps the parameters as written: go-message decodes RFC 2047
+// encoded words in them, and a boundary such as "=?utf-8?q?x?=" would then
+// not be the one the delimiter lines use.
+func contentType(h message.Header) (string, map[string]string, error) {
+	v := h.Get("Content-Type")
+	if v == "" {
+		return "text/plain", nil, nil
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil {
+		return v, nil, err
+	}
+	return mt, params, nil
+}
+
+// readHeader reads the header block that starts b, within MaxHeaderSize
+// and MaxHeaderFields, and returns it and its length.
+func readHeader(b []byte) (message.Header, int, error) {
+	n, err := headerEnd(b)
+	if err != nil {
+		return message.Header{}, 0, err
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b[:n])))
+	if err != nil {
+		return message.Header{}, 0, err
+	}
+	return message.Header{Header: h}, n, nil
+}
+
+// firstMsgID returns the first msg-id (RFC 5322 3.6.4) of a Message-ID,
+// In-Reply-To or References field, without <>, comments before it skipped;
+// ok is false when the field does not start with one. (go-message's
+// MsgIDList takes time quadratic in the length of a comment.)
+func firstMsgID(v string) (id string, ok bool) {
+	s, ok := skipCFWS(v)
+	if !ok || !strings.HasPrefix(s, "<") {
+		return "", false
+	}
+	end := strings.IndexByte(s, '>')
+	if end < 0 {
+		return "", false
+	}
+	left, right, _ := strings.Cut(s[1:end], "@")
+	if lit, isLit := strings.CutPrefix(right, "["); isLit {
+		lit, ok = strings.CutSuffix(lit, "]")
+		ok = ok && validText(lit, func(r rune) bool { return r != '[' && r != ']' && r != '\\' })
+	} else {
+		ok = dotAtomText(right)
+	}
+	if !ok || !dotAtomText(left) {
+		return "", false
+	}
+	return s[1:end], true
+}
+
+// skipCFWS skips the white space and (nested) comments that start s; ok is
+// false when a comment is not closed.
+func skipCFWS(s string) (rest string, ok bool) {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && depth > 0:
+			i++
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth == 0 && c != ' ' && c != '\t':
+			return s[i:], true
+		}
+	}
+	return "", depth == 0
+}
+
+// dotAtomText reports whether s is a non-empty run of RFC 5322 atext and
+// dots (UTF-8 allowed, RFC 6532).
+func dotAtomText(s string) bool {
+	return s != "" && validText(s, func(r rune) bool { return !strings.ContainsRune("()[];@\\,<>\":", r) })
+}
+
+// validText reports whether s is valid UTF-8 of visible characters that ok
+// accepts.
+func validText(s string, ok func(rune) bool) bool {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 || r < '!' || r == 0x7f || !ok(r) {
+			return false
+		}
+		s = s[n:]
+	}
+	return true
 }
 
 // bareAddress returns the address of a From-like field; what cannot be
@@ -138,63 +240,34 @@ func bareAddress(s string) string {
 }
 
 // setText decodes a text body: transfer encoding into BodyBytes, then the
-// charset into Body.
-func (m *Mail) setText(h message.Header, body []byte, mt string, params map[string]string) error {
+// charset into Body. where names the body in errors.
+func (m *Mail) setText(where string, h message.Header, body []byte, mt string, params map[string]string) error {
 	dh := message.Header{}
 	dh.Set("Content-Transfer-Encoding", h.Get("Content-Transfer-Encoding"))
 	e, err := message.New(dh, bytes.NewReader(body))
 	if err != nil {
-		return &Error{"body", err}
+		return &Error{where, err}
 	}
 	b, err := io.ReadAll(e.Body)
 	if err != nil {
-		return &Error{"body", fmt.Errorf("%s: %w", h.Get("Content-Transfer-Encoding"), err)}
+		return &Error{where, fmt.Errorf("%s: %w", h.Get("Content-Transfer-Encoding"), err)}
 	}
 	m.BodyBytes = b
 	m.Charset = params["charset"]
 	if !strings.HasPrefix(mt, "text/") {
-		m.Body = string(b)
+		m.Body = strings.ToValidUTF8(string(b), "\uFFFD")
 		return nil
 	}
 	s, err := Decode(b, m.Charset)
 	if err != nil {
-		m.Body = string(b)
-		return &Error{"body", err}
+		m.Body = strings.ToValidUTF8(string(b), "\uFFFD")
+		return &Error{where, err}
 	}
-	m.Body = strings.ReplaceAll(s, "\r\n", "\n")
+	m.Body = strings.ToValidUTF8(strings.ReplaceAll(s, "\r\n", "\n"), "\uFFFD")
 	return nil
 }
 
-// firstText finds the first text/plain part of an unsigned multipart mail.
-func (m *Mail) firstText() error {
-	e, err := message.Read(bytes.NewReader(append(append([]byte{}, m.HeaderText...), m.RawBody...)))
-	if err != nil && e == nil {
-		return &Error{"body", err}
-	}
-	var found bool
-	walkErr := e.Walk(func(path []int, part *message.Entity, err error) error {
-		if err != nil || found {
-			return nil
-		}
-		if t, params, _ := part.Header.ContentType(); t == "text/plain" {
-			b, err := io.ReadAll(part.Body)
-			if err != nil {
-				return err
-			}
-			found = true
-			m.Charset = params["charset"]
-			m.BodyBytes = b
-			m.Body = strings.ReplaceAll(string(b), "\r\n", "\n")
-		}
-		return nil
-	})
-	if walkErr != nil {
-		return &Error{"multipart body", walkErr}
-	}
-	return nil
-}
-
-var errNoBoundary = errors.New("multipart/signed without a boundary")
+var errNoBoundary = errors.New("no boundary parameter in Content-Type")
 
 // parseSigned splits an RFC 3156 multipart/signed body into its signed
 // part, kept byte for byte, and its signature.
@@ -204,7 +277,7 @@ func (m *Mail) parseSigned(params map[string]string) error {
 	if p := strings.ToLower(params["protocol"]); p != "application/pgp-signature" {
 		return &Error{"Content-Type", fmt.Errorf("multipart/signed protocol %q is not application/pgp-signature", p)}
 	}
-	parts, err := splitMultipart(m.RawBody, params["boundary"])
+	parts, err := splitMultipart(m.RawBody, params["boundary"], MaxParts)
 	if err != nil {
 		return &Error{"multipart/signed body", err}
 	}
@@ -216,7 +289,7 @@ func (m *Mail) parseSigned(params map[string]string) error {
 	if err != nil {
 		return &Error{"signature part", err}
 	}
-	if t, _, _ := sh.ContentType(); t != "application/pgp-signature" {
+	if t, _, _ := contentType(sh); t != "application/pgp-signature" {
 		return &Error{"signature part", fmt.Errorf("Content-Type %q, want application/pgp-signature", t)}
 	}
 	m.Signature = sbody
@@ -224,73 +297,78 @@ func (m *Mail) parseSigned(params map[string]string) error {
 	if err != nil {
 		return &Error{"signed part", err}
 	}
-	mt, p, _ := h.ContentType()
+	mt, p, _ := contentType(h)
 	if mt == "" {
 		mt = "text/plain"
 	}
 	if mt != "text/plain" {
 		return &Error{"signed part", fmt.Errorf("Content-Type %q: the signed part must be text/plain", mt)}
 	}
-	return m.setText(h, body, mt, p)
+	return m.setText("body", h, body, mt, p)
 }
 
+// readPart splits a body part into its header and its body.
 func readPart(b []byte) (message.Header, []byte, error) {
-	br := bufio.NewReader(bytes.NewReader(b))
-	th, err := textproto.ReadHeader(br)
+	h, n, err := readHeader(b)
 	if err != nil {
 		return message.Header{}, nil, err
 	}
-	rest, _ := io.ReadAll(br)
-	return message.Header{Header: th}, rest, nil
+	return h, b[n:], nil
 }
 
 // splitMultipart returns the parts of a multipart body as sent: each from
 // after its delimiter line to before the line end preceding the next
-// delimiter (RFC 2046 5.1.1: that line end belongs to the delimiter).
-func splitMultipart(body []byte, boundary string) ([][]byte, error) {
+// delimiter (RFC 2046 5.1.1: that line end belongs to the delimiter). More
+// than max parts is errTooManyParts. It takes one pass over body, looking
+// at the lines that start with the delimiter only.
+func splitMultipart(body []byte, boundary string, max int) ([][]byte, error) {
 	if boundary == "" {
 		return nil, errNoBoundary
 	}
 	delim := []byte("--" + boundary)
 	var parts [][]byte
 	start := -1
-	pos := 0
-	for pos <= len(body) {
-		end := bytes.IndexByte(body[pos:], '\n')
-		lineEnd := len(body)
-		next := len(body) + 1
-		if end >= 0 {
-			lineEnd = pos + end
-			next = lineEnd + 1
+	for pos := 0; ; {
+		i := bytes.Index(body[pos:], delim)
+		if i < 0 {
+			break
 		}
-		line := bytes.TrimRight(body[pos:lineEnd], " \t\r")
-		if bytes.HasPrefix(line, delim) {
-			rest := line[len(delim):]
-			closing := bytes.Equal(rest, []byte("--"))
-			if len(rest) == 0 || closing {
-				if start >= 0 {
-					stop := pos
-					if stop > start && body[stop-1] == '\n' {
-						stop--
-						if stop > start && body[stop-1] == '\r' {
-							stop--
-						}
-					}
-					if stop < start {
-						stop = start
-					}
-					parts = append(parts, body[start:stop])
-				}
-				if closing {
-					return parts, nil
-				}
-				start = next
-				if start > len(body) {
-					start = len(body)
+		at := pos + i
+		if pos = at + len(delim); at > 0 && body[at-1] != '\n' {
+			continue
+		}
+		// The delimiter is the line: "--" may close it, white space end it.
+		next := pos
+		closing := bytes.HasPrefix(body[next:], []byte("--"))
+		if closing {
+			next += 2
+		}
+		for next < len(body) && (body[next] == ' ' || body[next] == '\t' || body[next] == '\r') {
+			next++
+		}
+		if next < len(body) {
+			if body[next] != '\n' {
+				continue
+			}
+			next++
+		}
+		if start >= 0 {
+			if len(parts) == max {
+				return nil, errTooManyParts
+			}
+			stop := at
+			if stop > start && body[stop-1] == '\n' {
+				stop--
+				if stop > start && body[stop-1] == '\r' {
+					stop--
 				}
 			}
+			parts = append(parts, body[start:stop])
 		}
-		pos = next
+		if closing {
+			return parts, nil
+		}
+		start, pos = next, next
 	}
 	return nil, fmt.Errorf("no closing boundary %q", "--"+boundary+"--")
 }
