@@ -203,6 +203,13 @@ func (r *REDOFile) Edit(f func([]RedoEntry) []RedoEntry) (bad []error, err error
 			follow = append(follow, nil)
 		}
 		entries := f(append([]RedoEntry(nil), old...))
+		if len(bad) == 0 {
+			out := make([]string, len(entries))
+			for i, e := range entries {
+				out[i] = e.String()
+			}
+			return out, nil
+		}
 
 		// The old entries f kept (the first ones of each value, as many
 		// as it returned) keep their bad lines; a dropped entry's go to

@@ -38,23 +38,29 @@ func (s *SentFile) Add(m SentMail) error {
 // Lookup finds the sent mail with this Message-ID (with or without <>).
 func (s *SentFile) Lookup(messageID string) (SentMail, bool, error) {
 	id := strings.Trim(strings.TrimSpace(messageID), "<>")
-	return s.newest(func(m SentMail) bool { return m.MessageID == id })
+	return s.newest(func(l string) bool { return strings.Contains(l, id) },
+		func(m SentMail) bool { return m.MessageID == id })
 }
 
 // Latest finds the newest sent mail of kind for pkgv in dist, for replies
 // that lost their In-Reply-To.
 func (s *SentFile) Latest(dist, pkgv, kind string) (SentMail, bool, error) {
-	return s.newest(func(m SentMail) bool { return m.Dist == dist && m.PkgVersion == pkgv && m.Kind == kind })
+	return s.newest(func(l string) bool { return strings.Contains(l, pkgv) },
+		func(m SentMail) bool { return m.Dist == dist && m.PkgVersion == pkgv && m.Kind == kind })
 }
 
 // newest returns the last record that match accepts; unreadable lines are
-// passed over.
-func (s *SentFile) newest(match func(SentMail) bool) (SentMail, bool, error) {
+// passed over. Only lines that quick accepts are parsed (it must accept
+// every line of a record that match accepts).
+func (s *SentFile) newest(quick func(string) bool, match func(SentMail) bool) (SentMail, bool, error) {
 	lines, err := lineFile{s.path}.read()
 	if err != nil {
 		return SentMail{}, false, err
 	}
 	for i := len(lines) - 1; i >= 0; i-- {
+		if !quick(lines[i]) {
+			continue
+		}
 		if m, ok := parseSent(lines[i]); ok && match(m) {
 			return m, true, nil
 		}
