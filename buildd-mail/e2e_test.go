@@ -15,9 +15,9 @@ import (
 
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/replytest"
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
 
 // world is a buildd home driven through the real buildd-mail binary.

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
 
 // The hostile corpus: mails made by testdata/hostile/make-corpus.sh (real

@@ -22,9 +22,9 @@ import (
 	"buildd/buildd-mail/dispatch"
 	"buildd/buildd-mail/intake"
 	"buildd/buildd-mail/mqueue"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
 )
 
 func main() {

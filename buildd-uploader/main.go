@@ -14,9 +14,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"buildd/buildd-uploader/upload"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/upload"
 )
 
 func main() {

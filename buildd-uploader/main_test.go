@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"buildd/buildd-watcher/hosttest"
+	"buildd/internal/hosttest"
 )
 
 // TestMain lets the tests run this program: the test binary is

@@ -22,8 +22,8 @@ import (
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/schedule"
 	"buildd/buildd-watcher/watch"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
 )
 
 func main() {

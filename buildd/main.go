@@ -9,7 +9,7 @@ import (
 
 	"buildd/buildd/build"
 	"buildd/buildd/daemon"
-	"buildd/buildd/machine"
+	"buildd/internal/machine"
 )
 
 func main() {

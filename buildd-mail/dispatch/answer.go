@@ -10,10 +10,10 @@ import (
 
 	"buildd/buildd-mail/reply"
 	"buildd/buildd-mail/verify"
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/wannabuild/client"
-	"buildd/wannabuild/debversion"
+	"buildd/internal/config"
+	"buildd/internal/debversion"
+	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
 
 // answer handles a reply to a build log or a "Should I build" question:
@@ -303,7 +303,7 @@ func (j *job) spend(pkgv, dist string) error {
 	if err != nil {
 		return err
 	}
-	if err := mem.Remember(j.sig, j.id); err != nil {
+	if err := mem.Remember(j.sig.ID, j.sig.Created, j.sig.Fingerprint, j.id); err != nil {
 		return err
 	}
 	j.p.logf("%s(%s): reply from %s signed by %s (%s) at %s", pkgv, dist, j.m.FromAddr, j.sig.Fingerprint, j.sig.UID, j.sig.Created.UTC().Format(time.RFC3339))

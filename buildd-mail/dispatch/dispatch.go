@@ -23,11 +23,11 @@ import (
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/reply"
 	"buildd/buildd-mail/verify"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/mailer"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
+	"buildd/internal/queue/client"
 )
 
 // Queue is what buildd-mail asks of the wanna-build queue for one dist
@@ -53,7 +53,7 @@ type Processor struct {
 	keyring     *verify.Keyring
 	keyringErr  error
 	keyringTime time.Time
-	memory      *verify.Memory
+	memory      *home.Signatures
 	queues      map[string]Queue
 }
 
@@ -93,9 +93,9 @@ func (p *Processor) keys() (*verify.Keyring, error) {
 	return p.keyring, p.keyringErr
 }
 
-func (p *Processor) mem() (*verify.Memory, error) {
+func (p *Processor) mem() (*home.Signatures, error) {
 	if p.memory == nil {
-		m, err := verify.OpenMemory(p.Home.Path("mail-signatures"))
+		m, err := p.Home.Signatures()
 		if err != nil {
 			return nil, err
 		}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"buildd/buildd-mail/replytest"
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // A case delivers mails to a fresh home where hello_1.0-1 is Building by

@@ -16,11 +16,11 @@ import (
 	"buildd/buildd-mail/dispatch"
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/replytest"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/mailer/smtptest"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/mailer/smtptest"
+	"buildd/internal/queue/client"
 )
 
 // Shared across the package's tests: one GnuPG home, one admin keyring.

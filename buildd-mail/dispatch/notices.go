@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/home"
-	"buildd/buildd/mailer"
-	"buildd/wannabuild/client"
-	"buildd/wannabuild/debversion"
+	"buildd/internal/debversion"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
+	"buildd/internal/queue/client"
 )
 
 var (

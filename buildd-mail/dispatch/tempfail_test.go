@@ -11,9 +11,9 @@ import (
 
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/replytest"
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
 
 const trixieLogID = "log.hello_1.0-1.trixie@buildd.example.org"

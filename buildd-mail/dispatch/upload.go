@@ -13,10 +13,10 @@ import (
 	"regexp"
 	"strings"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/wannabuild/control"
-	"buildd/wannabuild/debversion"
+	"buildd/internal/config"
+	"buildd/internal/control"
+	"buildd/internal/debversion"
+	"buildd/internal/home"
 )
 
 // upload handles "ok": the signed text is the .changes. Its files, checked

@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd-mail/verify"
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // replies returns the decoded mails sent to the admin who wrote the replies.
@@ -91,7 +90,7 @@ func TestReplyWindow(t *testing.T) {
 		if n, err := e.h.Sent().Prune(cutoff); err != nil || n != 1 {
 			t.Fatalf("sent-mails prune: %d, %v", n, err)
 		}
-		if n, err := verify.PruneMemory(e.h.Path("mail-signatures"), cutoff); err != nil || n != 1 {
+		if n, err := e.h.PruneSignatures(cutoff); err != nil || n != 1 {
 			t.Fatalf("signature prune: %d, %v", n, err)
 		}
 		// The answered mail is forgotten: refused as answering no known mail.
@@ -124,7 +123,7 @@ func TestWindowPruneKeepsRecent(t *testing.T) {
 	if r := e.deliverOne(raw); r != "" {
 		t.Fatalf("refused:\n%s", r)
 	}
-	if n, err := verify.PruneMemory(e.h.Path("mail-signatures"), cutoff); err != nil || n != 0 {
+	if n, err := e.h.PruneSignatures(cutoff); err != nil || n != 0 {
 		t.Fatalf("prune dropped %d recent signatures (%v)", n, err)
 	}
 	if r := e.deliverOne(raw); !strings.Contains(r, "was already used") {

@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // MaxSize is the largest mail buildd-mail takes: 16 MiB holds a reply

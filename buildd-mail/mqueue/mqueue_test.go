@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 func TestStoreListRemove(t *testing.T) {

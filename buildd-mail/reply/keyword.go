@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"strings"
 
-	"buildd/wannabuild/debversion"
+	"buildd/internal/debversion"
 )
 
 // Keyword is the action an admin's reply asks for.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -357,4 +358,15 @@ func usage(self *packet.Signature) string {
 		return "none"
 	}
 	return strings.Join(u, ", ")
+}
+
+// Replay is a signature used before by another mail.
+func Replay(r *Result, firstMail string) error {
+	when := strings.SplitN(firstMail, ".", 2)[0]
+	var t time.Time
+	if ns, err := strconv.ParseInt(when, 10, 64); err == nil {
+		t = time.Unix(0, ns)
+	}
+	return &Error{CheckReplay, fmt.Sprintf("this signature (made %s by %s) was already used by a mail\nreceived %s. Each signed answer acts once; sign a new one.",
+		r.Created.UTC().Format(time.RFC3339), r.Fingerprint, t.UTC().Format(time.RFC3339))}
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"buildd/buildd/daemonlog"
+	"buildd/internal/daemonlog"
 )
 
 // Cursor is how far daemon.log was read: the file (by inode) and the

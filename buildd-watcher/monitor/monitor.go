@@ -23,11 +23,11 @@ import (
 	"sort"
 	"strings"
 
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/machine"
-	"buildd/buildd/mailer"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/machine"
+	"buildd/internal/mailer"
 )
 
 // ErrRunning is returned when another monitor run holds the lock.

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd-watcher/hosttest"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/machine/machinetest"
-	"buildd/buildd/scheduler"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/hosttest"
+	"buildd/internal/machine/machinetest"
+	"buildd/internal/slicing"
 )
 
 func newMonitor(t *testing.T, extra string) (*hosttest.Host, *Monitor) {
@@ -251,7 +251,7 @@ func TestStartingMail(t *testing.T) {
 		t.Fatalf("%d starting mails", len(mails))
 	}
 	// The mail reports the slices buildd enforces.
-	s, err := scheduler.HostSlice(2)
+	s, err := slicing.HostSlice(2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,9 @@ import (
 	"runtime"
 	"strings"
 
-	"buildd/buildd/home"
-	"buildd/buildd/machine"
-	"buildd/buildd/scheduler"
+	"buildd/internal/home"
+	"buildd/internal/machine"
+	"buildd/internal/slicing"
 )
 
 // Starting mails "starting build host monitor" (as buildd-watcher
@@ -41,11 +41,11 @@ func (m *Monitor) sendStarting() error {
 func (m *Monitor) startingBody() (string, error) {
 	// The slices buildd gives its builds (and enforces: the RAM slice is
 	// each build's memory limit).
-	total, err := scheduler.MemTotalKiB("/proc/meminfo")
+	total, err := slicing.MemTotalKiB("/proc/meminfo")
 	if err != nil {
 		return "", err
 	}
-	s, err := scheduler.HostSlice(m.Cfg.MaxBuild)
+	s, err := slicing.HostSlice(m.Cfg.MaxBuild)
 	if err != nil {
 		return "", err
 	}
@@ -55,7 +55,7 @@ func (m *Monitor) startingBody() (string, error) {
 	p("max_build:      %d\n", m.Cfg.MaxBuild)
 	p("cpu_slice:      %d\n\n", s.CPUs)
 	p("ram_total:      %d kB\n", total)
-	p("ram_reserved:   %d kB (for the host)\n", scheduler.ReserveKiB(total))
+	p("ram_reserved:   %d kB (for the host)\n", slicing.ReserveKiB(total))
 	p("ram_slice:      %d kB\n\n", s.RAMKiB)
 	p("config:         %s\n", m.Cfg.File)
 	p("home:           %s\n", m.Cfg.Home)

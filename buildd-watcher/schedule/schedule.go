@@ -21,12 +21,12 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"buildd/buildd-uploader/upload"
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/watch"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/upload"
 )
 
 // Job is one scheduled program.

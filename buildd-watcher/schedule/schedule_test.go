@@ -13,9 +13,9 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"buildd/buildd-watcher/hosttest"
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/hosttest"
 )
 
 func newLog(t *testing.T, h *hosttest.Host) *daemonlog.Log {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // ArchiveSet is one classic archive_logs call: files of Dir (relative to

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // DaemonStatus is what the pid file says about buildd.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // OldFiles warns the admin about entries of build/ and of the upload

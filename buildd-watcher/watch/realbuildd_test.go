@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/home"
-	"buildd/buildd/machine/machinetest"
+	"buildd/internal/home"
+	"buildd/internal/machine/machinetest"
 )
 
 // TestRestartRealBuildd kills a real buildd daemon (built from ./buildd,

@@ -3,8 +3,6 @@ package watch
 import (
 	"errors"
 	"time"
-
-	"buildd/buildd-mail/verify"
 )
 
 // PruneReplies forgets what buildd-mail no longer needs to check admins'
@@ -19,7 +17,7 @@ import (
 func (w *Watcher) PruneReplies(now time.Time) (sent, sigs int, err error) {
 	cutoff := now.Add(-time.Duration(w.Cfg.ReplyWindow) * day)
 	sent, serr := w.Home.Sent().Prune(cutoff)
-	sigs, merr := verify.PruneMemory(w.Home.Path("mail-signatures"), cutoff)
+	sigs, merr := w.Home.PruneSignatures(cutoff)
 	if sent+sigs > 0 {
 		w.Log.Printf("reply_window %d days: forgot %d sent mail(s) and %d signature(s) older than %s",
 			w.Cfg.ReplyWindow, sent, sigs, cutoff.UTC().Format(time.RFC3339))

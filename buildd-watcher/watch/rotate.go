@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // RotateLog rotates daemon.log every daemon_log_rotate days (the stamp

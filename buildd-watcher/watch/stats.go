@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // statVars are the counters programs append to stats/NAME, one number a

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"buildd/buildd/home"
+	"buildd/internal/home"
 )
 
 // TempAge is how long a temporary file of an atomic write (see

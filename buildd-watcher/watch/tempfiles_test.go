@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd-watcher/hosttest"
-	"buildd/buildd/home"
+	"buildd/internal/home"
+	"buildd/internal/hosttest"
 )
 
 // TestRunCleansTemp: a watcher run removes the temporary files that

@@ -15,10 +15,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/mailer"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
 )
 
 // ErrRunning is returned by Run when another buildd-watcher holds the lock.

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd-watcher/hosttest"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/hosttest"
 )
 
 // newWatcher makes a host and its watcher; every periodic task is made

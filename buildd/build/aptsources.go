@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"buildd/buildd/machine/sandbox"
+	"buildd/internal/machine/sandbox"
 )
 
 // extraSourcesFile is where a dist's apt_sources go inside the snapshot.

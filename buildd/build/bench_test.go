@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"buildd/buildd/build"
-	"buildd/buildd/machine/machinetest"
-	"buildd/buildd/machine/sandbox"
+	"buildd/internal/machine/machinetest"
+	"buildd/internal/machine/sandbox"
 )
 
 func median(d []time.Duration) time.Duration {

@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/buildd/machine"
-	"buildd/buildd/machine/sandbox"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/machine"
+	"buildd/internal/machine/sandbox"
 )
 
 // Status is a build's outcome as the queue sees it.

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"buildd/buildd/build"
-	"buildd/buildd/config"
-	"buildd/buildd/machine/machinetest"
-	"buildd/buildd/machine/sandbox"
+	"buildd/internal/config"
+	"buildd/internal/machine/machinetest"
+	"buildd/internal/machine/sandbox"
 )
 
 // sourcePackage makes a source package from testdata/NAME with dpkg-source

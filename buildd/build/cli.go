@@ -9,8 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"buildd/buildd/config"
-	"buildd/buildd/machine"
+	"buildd/internal/config"
+	"buildd/internal/machine"
 )
 
 const cliUsage = `usage: buildd build [--config FILE] --dist DIST [options] PKG_VERSION

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"buildd/buildd/build"
-	"buildd/buildd/machine/machinetest"
+	"buildd/internal/machine/machinetest"
 )
 
 // localArchive makes an unsigned apt archive in a new directory, the way an

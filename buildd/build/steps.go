@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/home"
-	"buildd/buildd/machine"
-	"buildd/buildd/machine/sandbox"
+	"buildd/internal/home"
+	"buildd/internal/machine"
+	"buildd/internal/machine/sandbox"
 )
 
 // step is one command run in the snapshot.

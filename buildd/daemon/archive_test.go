@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/machine/machinetest"
+	"buildd/internal/machine/machinetest"
 )
 
 // srcPkg is a tiny native source package; build is the shell of its

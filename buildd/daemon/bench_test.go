@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/machine/machinetest"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/machine/machinetest"
 )
 
 // BenchmarkIdleRSS measures the resident memory of a real idle daemon

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/buildd/machine"
-	"buildd/buildd/machine/sandbox"
-	"buildd/buildd/scheduler"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/machine"
+	"buildd/internal/machine/sandbox"
+	"buildd/internal/queue/client"
+	"buildd/internal/slicing"
 )
 
 // Real builds: the real buildd binary, the real queue merged from a local
@@ -111,7 +111,7 @@ func TestOnceBuildsInParallel(t *testing.T) {
 		t.Fatalf("logs: %v", logs)
 	}
 	// Each build ran under its slot's RAM slice.
-	slice, err := scheduler.HostSlice(2)
+	slice, err := slicing.HostSlice(2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,12 +19,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
 	"buildd/buildd/logmail"
-	"buildd/buildd/mailer"
-	"buildd/buildd/scheduler"
+	"buildd/buildd/pool"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
+	"buildd/internal/slicing"
 )
 
 // TailLines is how much of a failed job's log goes into daemon.log: the
@@ -39,7 +40,7 @@ type Daemon struct {
 	parts    Parts
 	home     home.Home
 	log      *daemonlog.Log
-	pool     *scheduler.Pool
+	pool     *pool.Pool
 	machines Machines
 	wake     chan struct{} // a build finished: a slot is free
 
@@ -51,7 +52,7 @@ type Daemon struct {
 	stopping    bool
 	fails       int // give-backs in a row
 	pausedUntil time.Time
-	held        bool // HOLD-BUILDS seen and logged
+	held        bool            // HOLD-BUILDS seen and logged
 	badREDO     map[string]bool // bad REDO lines already logged
 	jobs        sync.WaitGroup
 }
@@ -70,7 +71,7 @@ func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 		parts:   parts,
 		home:    home.New(c.Home),
 		log:     log,
-		pool:    scheduler.NewPool(c.MaxBuild),
+		pool:    pool.NewPool(c.MaxBuild),
 		wake:    make(chan struct{}, 1),
 		cfg:     c,
 		mail:    mailer.New(c),
@@ -308,7 +309,7 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bo
 	if err := d.home.Building().Add(e); err != nil {
 		d.log.Printf("Can't record %s in BUILDING: %v", e.PkgVersion, err)
 	}
-	f, err := scheduler.CreateLog(d.home.LogsDir(), subjectPkgv(e), dist.BuiltArchitecture, time.Now())
+	f, err := home.CreateLog(d.home.LogsDir(), subjectPkgv(e), dist.BuiltArchitecture, time.Now())
 	if err != nil {
 		tok.Release()
 		d.log.Printf("Can't start %s: %v", e.PkgVersion, err)
@@ -317,9 +318,9 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bo
 		return false
 	}
 	f.Close()
-	slice, err := scheduler.HostSlice(d.pool.Size())
+	slice, err := slicing.HostSlice(d.pool.Size())
 	if err != nil {
-		slice = scheduler.Slice{CPUs: 1}
+		slice = slicing.Slice{CPUs: 1}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &job{Job: Job{Dist: dist, Entry: e, LogPath: f.Name(), Slot: tok.Slot(), Slice: slice}, cancel: cancel}
@@ -409,7 +410,7 @@ func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
 		d.log.Printf("wanna-build (%s) --dist=%s %s failed: %v", out.Status, e.Dist, e.PkgVersion, qerr)
 	}
 	if out.Status != Successful {
-		if tail, trimmed, err := scheduler.Tail(j.LogPath, TailLines); err == nil {
+		if tail, trimmed, err := home.Tail(j.LogPath, TailLines); err == nil {
 			d.log.Printf("Last lines of %s:", j.LogPath)
 			if trimmed {
 				d.log.Printf("...")
@@ -466,7 +467,7 @@ func (d *Daemon) countFails(c *config.Config, j *job, out Outcome) {
 	d.pausedUntil = time.Now().Add(pause)
 	d.mu.Unlock()
 	d.log.Printf("Builds now failed %d times in a row; going to sleep for %v", n, pause)
-	tail, _, _ := scheduler.Tail(j.LogPath, TailLines)
+	tail, _, _ := home.Tail(j.LogPath, TailLines)
 	body := fmt.Sprintf("The execution of sbuild now failed for %d times.\n"+
 		"These are the last %d lines of the last failed build (%s, full log %s):\n%s\n"+
 		"The daemon is going to sleep for %v, or can be restarted with SIGUSR2.\n",

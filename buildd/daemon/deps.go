@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/buildd/scheduler"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/slicing"
 )
 
 // Queue is one dist's wanna-build queue as the daemon uses it; the real
@@ -38,9 +38,9 @@ type Details struct {
 type Job struct {
 	Dist    *config.Dist
 	Entry   home.RedoEntry // package, version, binNMU
-	LogPath string         // created by the scheduler, empty, exclusively
+	LogPath string         // created by home.CreateLog, empty, exclusively
 	Slot    int
-	Slice   scheduler.Slice
+	Slice   slicing.Slice
 }
 
 // Status is how a build ended, as buildd/build reports it.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/mailer/smtptest"
+	"buildd/internal/mailer/smtptest"
 )
 
 // bin is the real buildd binary the process tests run, built by TestMain.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
+	"buildd/internal/config"
+	"buildd/internal/home"
 )
 
 // Listed is one package a dist's queue lists as needing a build, in the

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
+	"buildd/internal/config"
+	"buildd/internal/home"
 )
 
 func pkgvs(ls []Listed) string {

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"buildd/buildd/home"
-	"buildd/buildd/machine/machinetest"
+	"buildd/internal/home"
+	"buildd/internal/machine/machinetest"
 )
 
 // TestLifecycle runs the real binary in the foreground on an empty queue:

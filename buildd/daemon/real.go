@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"buildd/buildd/build"
-	"buildd/buildd/config"
-	"buildd/buildd/machine"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/machine"
+	"buildd/internal/queue/client"
 )
 
 // RealParts connects the daemon to wannabuild/client (the local bbolt

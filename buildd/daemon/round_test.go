@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/wannabuild/client"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
 
 // These tests run rounds of an in-process daemon against the real queue

@@ -13,11 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/daemonlog"
-	"buildd/buildd/home"
-	"buildd/buildd/mailer"
-	"buildd/buildd/scheduler"
+	"buildd/internal/config"
+	"buildd/internal/daemonlog"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
 )
 
 // DetachedEnv marks the re-executed, detached daemon.
@@ -141,7 +140,7 @@ func detach(c *config.Config, args []string) int {
 	for {
 		select {
 		case err := <-exited:
-			tail, _, _ := scheduler.Tail(c.DaemonLogFile, 5)
+			tail, _, _ := home.Tail(c.DaemonLogFile, 5)
 			fmt.Fprintf(os.Stderr, "buildd: the daemon exited during start-up (%v); the end of %s:\n%s", err, c.DaemonLogFile, tail)
 			return 1
 		case <-deadline:

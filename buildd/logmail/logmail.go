@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/buildd/mailer"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
 )
 
 // Kinds recorded in home.Sent().

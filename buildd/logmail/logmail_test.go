@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/buildd/mailer"
-	"buildd/buildd/mailer/smtptest"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/mailer"
+	"buildd/internal/mailer/smtptest"
 )
 
 func TestSubjects(t *testing.T) {

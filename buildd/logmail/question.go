@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"buildd/buildd/config"
-	"buildd/buildd/mailer"
+	"buildd/internal/config"
+	"buildd/internal/mailer"
 )
 
 // QuestionSubject is the classic subject of the "Should I build" question.

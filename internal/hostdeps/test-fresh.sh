@@ -63,6 +63,11 @@ if cp /etc/apt/sources.list.d/*.sources "$root/etc/apt/sources.list.d/" 2>/dev/n
 	rm -f "$root/etc/apt/sources.list"
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The image's own certificate authorities (its network goes through them).
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+	chroot "$root" update-ca-certificates >/dev/null
+fi
 
 say "a fresh clone of $(git -C "$repo" rev-parse --short HEAD) and ../shared"
 mkdir -p "$root/work" "$root/usr/local/go"

@@ -17,10 +17,10 @@ import (
 	"strings"
 	"time"
 
-	"buildd/buildd/config"
-	"buildd/buildd/home"
-	"buildd/wannabuild"
-	"buildd/wannabuild/bolt"
+	"buildd/internal/config"
+	"buildd/internal/home"
+	"buildd/internal/queue"
+	"buildd/internal/queue/bolt"
 )
 
 // EnvDB names the environment variable with the database path.
@@ -36,11 +36,11 @@ const (
 	exitDB    = 2
 )
 
-var setModes = map[string]wannabuild.Command{
-	"take": wannabuild.Take, "built": wannabuild.SetBuilt, "attempted": wannabuild.SetAttempted,
-	"uploaded": wannabuild.SetUploaded, "failed": wannabuild.SetFailed, "dep-wait": wannabuild.SetDepWait,
-	"give-back": wannabuild.GiveBack, "no-build": wannabuild.NoBuild, "binNMU": wannabuild.BinNMU,
-	"build-priority": wannabuild.BuildPriority, "perm-build-priority": wannabuild.PermBuildPriority,
+var setModes = map[string]queue.Command{
+	"take": queue.Take, "built": queue.SetBuilt, "attempted": queue.SetAttempted,
+	"uploaded": queue.SetUploaded, "failed": queue.SetFailed, "dep-wait": queue.SetDepWait,
+	"give-back": queue.GiveBack, "no-build": queue.NoBuild, "binNMU": queue.BinNMU,
+	"build-priority": queue.BuildPriority, "perm-build-priority": queue.PermBuildPriority,
 }
 
 // run is one invocation.
@@ -51,7 +51,7 @@ type run struct {
 	cfg            *config.Config
 	dbPath         string
 	timeout        time.Duration
-	s              *wannabuild.Session
+	s              *queue.Session
 }
 
 // Main runs wanna-build with args (without the program name) and returns
@@ -106,7 +106,7 @@ func (r *run) setup() (status int, ok bool) {
 		return exitUsage, false
 	}
 	if o.mode == "list" {
-		if _, known := wannabuild.ParseState(o.listState); !known && !strings.EqualFold(o.listState, "all") {
+		if _, known := queue.ParseState(o.listState); !known && !strings.EqualFold(o.listState, "all") {
 			return r.fail(exitUsage, "Unknown state to list: %s", o.listState)
 		}
 	}
@@ -170,7 +170,7 @@ func (r *run) setup() (status int, ok bool) {
 	if who == "" {
 		who = realUser
 	}
-	r.s = &wannabuild.Session{
+	r.s = &queue.Session{
 		Dist: dist, Arch: arch, User: who, RealUser: realUser,
 		Override: o.override, Verbose: o.verbose > 0, API: o.api,
 		Message: o.message, CheckInstall: r.cfg != nil && r.cfg.CheckInstall, Now: now,
@@ -252,15 +252,15 @@ func (r *run) dbError(err error) int {
 func (r *run) dispatch() int {
 	o, s := r.o, r.s
 	if cmd, ok := setModes[o.mode]; ok {
-		return r.update(func(tx wannabuild.Tx) error {
+		return r.update(func(tx queue.Tx) error {
 			for _, a := range o.args {
 				err := s.Apply(tx, cmd, a, o.n)
-				var bad *wannabuild.BadArgument
+				var bad *queue.BadArgument
 				if errors.As(err, &bad) {
 					fmt.Fprintln(r.stderr, bad)
 					continue
 				}
-				if err != nil && !wannabuild.IsPackageError(err) {
+				if err != nil && !queue.IsPackageError(err) {
 					return err
 				}
 			}
@@ -269,27 +269,27 @@ func (r *run) dispatch() int {
 	}
 	switch o.mode {
 	case "forget":
-		return r.update(func(tx wannabuild.Tx) error {
+		return r.update(func(tx queue.Tx) error {
 			for _, a := range o.args {
-				if err := s.Forget(tx, a); err != nil && !wannabuild.IsPackageError(err) {
+				if err := s.Forget(tx, a); err != nil && !queue.IsPackageError(err) {
 					return err
 				}
 			}
 			return nil
 		})
 	case "list":
-		return r.view(func(tx wannabuild.Tx) error { return s.List(tx, o.listState, o.user, o.minAge) })
+		return r.view(func(tx queue.Tx) error { return s.List(tx, o.listState, o.user, o.minAge) })
 	case "info":
-		return r.view(func(tx wannabuild.Tx) error {
+		return r.view(func(tx queue.Tx) error {
 			for _, a := range o.args {
-				if err := s.Info(tx, a); err != nil && !wannabuild.IsPackageError(err) {
+				if err := s.Info(tx, a); err != nil && !queue.IsPackageError(err) {
 					return err
 				}
 			}
 			return nil
 		})
 	case "history":
-		return r.view(func(tx wannabuild.Tx) error {
+		return r.view(func(tx queue.Tx) error {
 			if len(o.args) == 0 {
 				return s.History(tx, "")
 			}
@@ -302,7 +302,7 @@ func (r *run) dispatch() int {
 		})
 	case "export":
 		var buf bytes.Buffer
-		if status := r.view(func(tx wannabuild.Tx) error { return wannabuild.Export(tx, &buf) }); status != exitOK {
+		if status := r.view(func(tx queue.Tx) error { return queue.Export(tx, &buf) }); status != exitOK {
 			return status
 		}
 		if err := home.WriteFileAtomic(o.exportFile, buf.Bytes(), 0o644); err != nil {
@@ -316,13 +316,13 @@ func (r *run) dispatch() int {
 			status, _ := r.fail(exitUsage, "Can't open database %v", err)
 			return status
 		}
-		recs, err := wannabuild.ReadExport(f, o.importFile)
+		recs, err := queue.ReadExport(f, o.importFile)
 		f.Close()
 		if err != nil {
 			status, _ := r.fail(exitUsage, "%v (nothing changed)", err)
 			return status
 		}
-		return r.update(func(tx wannabuild.Tx) error { return wannabuild.Import(tx, recs) })
+		return r.update(func(tx queue.Tx) error { return queue.Import(tx, recs) })
 	case "merge-v3":
 		return r.merge()
 	}
@@ -330,7 +330,7 @@ func (r *run) dispatch() int {
 	return status
 }
 
-func (r *run) view(fn func(wannabuild.Tx) error) int {
+func (r *run) view(fn func(queue.Tx) error) int {
 	db, status, ok := r.open(true)
 	if !ok {
 		return status
@@ -342,7 +342,7 @@ func (r *run) view(fn func(wannabuild.Tx) error) int {
 	return exitOK
 }
 
-func (r *run) update(fn func(wannabuild.Tx) error) int {
+func (r *run) update(fn func(queue.Tx) error) int {
 	db, status, ok := r.open(false)
 	if !ok {
 		return status

@@ -10,8 +10,8 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
-	"buildd/buildd/mailer/smtptest"
-	"buildd/wannabuild/bolt"
+	"buildd/internal/mailer/smtptest"
+	"buildd/internal/queue/bolt"
 )
 
 // wb runs wanna-build in-process on db for sid/amd64.

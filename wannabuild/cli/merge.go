@@ -7,8 +7,8 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"buildd/buildd/mailer"
-	"buildd/wannabuild"
+	"buildd/internal/mailer"
+	"buildd/internal/queue"
 	"buildd/wannabuild/dose"
 )
 
@@ -23,7 +23,7 @@ func (r *run) merge() int {
 	for i, a := range r.o.args {
 		args[i] = strings.NewReplacer("%ARCH%", s.Arch, "%SUITE%", s.Dist).Replace(a)
 	}
-	files, err := wannabuild.ParseMergeArgs(args)
+	files, err := queue.ParseMergeArgs(args)
 	if err != nil {
 		status, _ := r.fail(exitUsage, "%v", err)
 		return status
@@ -31,22 +31,22 @@ func (r *run) merge() int {
 	if r.o.pas != "" {
 		files.ArchSpecific = append(files.ArchSpecific, r.o.pas)
 	}
-	archive, err := wannabuild.ReadArchive(s.Arch, files)
+	archive, err := queue.ReadArchive(s.Arch, files)
 	if err != nil {
 		status, _ := r.fail(exitUsage, "merge-v3: %v (nothing changed)", err)
 		return status
 	}
-	var inst *wannabuild.Installability
+	var inst *queue.Installability
 	if s.CheckInstall {
-		var cands []*wannabuild.Source
-		if status := r.view(func(tx wannabuild.Tx) error {
+		var cands []*queue.Source
+		if status := r.view(func(tx queue.Tx) error {
 			var err error
 			cands, err = s.InstallCandidates(tx, archive)
 			return err
 		}); status != exitOK {
 			return status
 		}
-		inst = &wannabuild.Installability{Checked: map[string]string{}}
+		inst = &queue.Installability{Checked: map[string]string{}}
 		srcs := make([]dose.Source, len(cands))
 		for i, c := range cands {
 			srcs[i] = dose.Source{Name: c.Name, Version: c.Version, BuildDepends: c.BuildDepends, BuildConflicts: c.BuildConflicts}
@@ -58,9 +58,9 @@ func (r *run) merge() int {
 			inst = nil
 		}
 	}
-	var notices []wannabuild.Notice
-	var stats wannabuild.MergeStats
-	if status := r.update(func(tx wannabuild.Tx) error {
+	var notices []queue.Notice
+	var stats queue.MergeStats
+	if status := r.update(func(tx queue.Tx) error {
 		var err error
 		notices, stats, err = s.Merge(tx, archive, inst)
 		return err
@@ -88,7 +88,7 @@ func BuilderAddress(builder string) string {
 	return builder + "@" + host
 }
 
-func (r *run) mail(notices []wannabuild.Notice) {
+func (r *run) mail(notices []queue.Notice) {
 	if len(notices) == 0 {
 		return
 	}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"buildd/wannabuild/control"
+	"buildd/internal/control"
 )
 
 // Program is the dose-builddebcheck executable.

@@ -1,0 +1,313 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"buildd/internal/config"
+	"buildd/internal/queue/client"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wb-client-test-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "wanna-build")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../wannabuild/wanna-build").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newClient returns a client on a fresh queue (testdata/queue.export)
+// for dist sid/amd64 as buildd_a. mode "local" uses the in-process store;
+// "ssh" runs the real wanna-build through a real sshd on 127.0.0.1 with
+// the classic ssh command line; "ssh-socket" does the same through a
+// control master started on the dist's wanna_build_ssh_socket, with no key
+// for the client's own ssh, so only the master can get in.
+func newClient(t *testing.T, mode string) *client.Client {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "wb.db")
+	if out, err := exec.Command(bin, "--db", db, "-d", "sid", "-A", "amd64", "--import", "testdata/queue.export").CombinedOutput(); err != nil {
+		t.Fatalf("import: %v: %s", err, out)
+	}
+	cfg := &config.Config{Home: dir, WannaBuildDB: db}
+	d := config.Dist{DistName: "sid", BuiltArchitecture: "amd64", WannaBuildDBUser: "buildd_a"}
+	switch mode {
+	case "ssh":
+		s := startSSHD(t, db)
+		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
+		d.WannaBuildSSHOptions = append([]string{"-i", s.key}, s.options()...)
+	case "ssh-socket":
+		s := startSSHD(t, db)
+		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
+		d.WannaBuildSSHSocket = filepath.Join(dir, "master.sock")
+		d.WannaBuildSSHOptions = append(s.options(), "-o", "IdentitiesOnly=yes")
+		cfg.Dists = []config.Dist{d}
+		if _, err := client.New(cfg, &cfg.Dists[0]).NeedsBuild(context.Background()); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+			t.Fatalf("ssh without the master and without a key: got %v, want Permission denied (else the socket test proves nothing)", err)
+		}
+		s.startMaster(t, d.WannaBuildSSHSocket)
+	}
+	cfg.Dists = []config.Dist{d}
+	return client.New(cfg, &cfg.Dists[0])
+}
+
+// sshServer is a real /usr/sbin/sshd on 127.0.0.1:port that lets root in
+// with key and runs commands with the test-built wanna-build first on PATH
+// and $WANNA_BUILD_DB set to the test's queue.
+type sshServer struct {
+	port string
+	key  string // the client's private key
+}
+
+// run runs a program with a timeout and fails the test on error.
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+func startSSHD(t *testing.T, db string) *sshServer {
+	t.Helper()
+	const sshd = "/usr/sbin/sshd"
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: the real-ssh client test needs root to run sshd and log in as root")
+	}
+	if _, err := os.Stat(sshd); err != nil {
+		t.Skipf("SKIPPED: %s missing (apt-get install openssh-server): %v", sshd, err)
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Skipf("SKIPPED: ssh missing (apt-get install openssh-client): %v", err)
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := &sshServer{key: filepath.Join(dir, "client_key")}
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wb-client-test", "-f", s.key)
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key"))
+	pub, err := os.ReadFile(s.key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, s.port, _ = net.SplitHostPort(addr)
+	conf := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`ListenAddress 127.0.0.1
+Port %s
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+UsePAM no
+SetEnv PATH=%s:/usr/bin:/bin WANNA_BUILD_DB=%s
+`, s.port, filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"),
+		filepath.Dir(bin), db)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", log.String())
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("sshd exited: %v", err)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd not listening on %s after 10s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// options are the wanna_build_ssh_options for this server, without a key.
+func (s *sshServer) options() []string {
+	return []string{"-p", s.port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"}
+}
+
+// startMaster starts a control master on sock (ssh -M -S sock -N, kept in
+// the foreground so the test owns and reaps it) and stops it when the test
+// ends.
+func (s *sshServer) startMaster(t *testing.T, sock string) {
+	t.Helper()
+	args := append([]string{"-M", "-S", sock, "-N", "-i", s.key}, s.options()...)
+	var log bytes.Buffer
+	cmd := exec.Command("ssh", append(args, "root@127.0.0.1")...)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		exec.CommandContext(ctx, "ssh", "-S", sock, "-O", "exit", "root@127.0.0.1").Run()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("ssh %s: exited: %v\n%s", strings.Join(args, " "), err, log.String())
+		default:
+		}
+		if exec.Command("ssh", "-S", sock, "-O", "check", "root@127.0.0.1").Run() == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh %s: no master on %s after 15s\n%s", strings.Join(args, " "), sock, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestClient(t *testing.T) {
+	for _, mode := range []string{"local", "ssh", "ssh-socket"} {
+		t.Run(mode, func(t *testing.T) {
+			testClient(t, newClient(t, mode))
+		})
+	}
+}
+
+func refusal(err error) string {
+	var r *client.Refused
+	if errors.As(err, &r) {
+		return r.Pkg + ": " + r.Msg
+	}
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
+}
+
+func testClient(t *testing.T, c *client.Client) {
+	ctx := context.Background()
+	list, err := c.NeedsBuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range list {
+		names = append(names, l.PkgVersion())
+	}
+	if want := []string{"nb2_2.0-1", "nb_1.0-1", "nmu_1.0-1", "nb3_3.0-1"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("NeedsBuild = %v, want %v", names, want)
+	}
+	if list[2].BinNMU != 1 || list[1].Notes != "out-of-date" || list[0].Section != "utils" || list[0].CalPrio < list[3].CalPrio {
+		t.Errorf("NeedsBuild details: %+v", list)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"take", func() error { return c.Take(ctx, "nb_1.0-1") }, "ok"},
+		{"take again", func() error { return c.Take(ctx, "nb_1.0-1") }, "ok"},
+		{"take other's", func() error { return c.Take(ctx, "bld_1.0-1") }, "ok"},
+		{"take failed", func() error { return c.Take(ctx, "fail_1.0-1") }, "fail: build of 1.0-1 failed previously:\n    does not build\n    with gcc-13"},
+		{"take dep-wait", func() error { return c.Take(ctx, "dw_1.0-1") }, "dw: not all source dependencies available yet"},
+		{"built", func() error { return c.Built(ctx, "nb_1.0-1") }, "ok"},
+		{"built wrong version", func() error { return c.Built(ctx, "nb_2.0-1") }, "nb: version mismatch (1.0-1 by buildd_a)"},
+		{"built wrong state", func() error { return c.Built(ctx, "inst_1.0-1") }, "inst: skiping: state is Installed, not in Building, Build-Attempted"},
+		{"uploaded", func() error { return c.Uploaded(ctx, "nb_1.0-1") }, "ok"},
+		{"attempted", func() error { return c.Attempted(ctx, "att_1.0-1") }, "ok"},
+		{"failed", func() error { return c.Failed(ctx, "att_1.0-1", "it's broken\nreally") }, "ok"},
+		{"give back", func() error { return c.GiveBack(ctx, "bt_1.0-1") }, "ok"},
+		{"give back installed", func() error { return c.GiveBack(ctx, "inst_1.0-1") }, "inst: not taken for building (state is Installed). Skipping."},
+		{"give back bd-uninst", func() error { return c.GiveBack(ctx, "bdu_1.0-1") }, "bdu: has uninstallable build-dependencies. Skipping\n  (use --override to clear dependency list and give back anyway)"},
+		{"dep-wait bad", func() error { return c.DepWait(ctx, "bld_1.0-1", "a | b") }, "bld: Bad dependency list"},
+		{"dep-wait", func() error { return c.DepWait(ctx, "bld_1.0-1", "libx (>= 1)") }, "ok"},
+		{"dep-wait installed", func() error { return c.DepWait(ctx, "inst_1.0-1", "libx") }, "inst: add_one_depwait: inst: skiping in state Installed"},
+		{"no-build", func() error { return c.NoBuild(ctx, "anfu_1.0-1") }, "ok"},
+		{"not registered", func() error { return c.Built(ctx, "nothere_1.0-1") }, "nothere: not registered yet."},
+	} {
+		if got := refusal(tc.call()); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if err := c.Built(ctx, "nothere_1.0-1"); !errors.Is(err, client.ErrNotRegistered) {
+		t.Errorf("Built(nothere) = %v, want ErrNotRegistered", err)
+	}
+	if _, err := c.Info(ctx, "nothere"); !errors.Is(err, client.ErrNotRegistered) {
+		t.Errorf("Info(nothere) = %v, want ErrNotRegistered", err)
+	}
+	for _, tc := range []struct {
+		name string
+		want client.Info
+	}{
+		{"nb", client.Info{Name: "nb", Version: "1.0-1", State: "Uploaded", Builder: "buildd_a", Section: "libs", Priority: "optional",
+			InstalledVersion: "0.9-1", PreviousState: "Built", Notes: "out-of-date"}},
+		{"att_1.0-1", client.Info{Name: "att", Version: "1.0-1", State: "Failed", Builder: "buildd_a", Section: "devel", Priority: "optional",
+			PreviousState: "Build-Attempted", FailedText: "it's broken\nreally"}},
+		{"bld", client.Info{Name: "bld", Version: "1.0-1", State: "Dep-Wait", Builder: "buildd_a", Section: "devel", Priority: "optional",
+			PreviousState: "Building", Depends: "libx (>= 1)", Notes: "uncompiled"}},
+		{"nmu", client.Info{Name: "nmu", Version: "1.0-1", State: "Needs-Build", Section: "libs", Priority: "optional",
+			InstalledVersion: "1.0-1", BinNMU: 1, BinNMUChangelog: "Rebuild against libfoo2", Notes: "out-of-date"}},
+	} {
+		got, err := c.Info(ctx, tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.StateChange, got.CalPrio = "", 0
+		if *got != tc.want {
+			t.Errorf("Info(%s) =\n%+v, want\n%+v", tc.name, *got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package queue
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Weights of the classic calprio.
+var (
+	priorityWeight  = map[string]int{"required": 50, "important": 40, "standard": 30, "optional": 5}
+	sectionWeight   = map[string]int{"libs": 4, "devel": 2}
+	componentWeight = map[string]int{"contrib": -10, "non-free": -20, "non-free-firmware": -20}
+	notesWeight     = map[string]int{"uncompiled": 20, "out-of-date": 40}
+)
+
+// Component is the archive component of a section ("contrib/libs" is
+// contrib, "libs" is main).
+func Component(section string) string {
+	if i := strings.IndexByte(section, '/'); i >= 0 {
+		return section[:i]
+	}
+	return "main"
+}
+
+// StateDays is the number of whole days r has been in its state at now.
+func StateDays(r *Record, now time.Time) int {
+	d := (now.Unix() - r.StateChange) / 86400
+	if d < 0 {
+		return 0
+	}
+	return int(d)
+}
+
+// CalPrio is the classic calculated priority: priority weight + section +
+// component + notes + 2 × min(days waiting, 6) − min(build hours, 15) +
+// build-priority + perm-build-priority.
+func CalPrio(r *Record, now time.Time) int {
+	p := priorityWeight[r.Priority] + componentWeight[Component(r.Section)] + notesWeight[r.Notes]
+	sect := r.Section
+	if i := strings.IndexByte(sect, '/'); i >= 0 {
+		sect = sect[i+1:]
+	}
+	p += sectionWeight[sect]
+	p += 2 * min(StateDays(r, now), 6)
+	p -= min(int(max(r.BuildTime, r.SuccessTime)/3600), 15)
+	return p + r.BuildPri + r.PermBuildPri
+}
+
+// Prioritized is a record with its calprio at the time of listing.
+type Prioritized struct {
+	*Record
+	CalPrio int
+	Days    int
+}
+
+// SortForBuild orders records as --list=needs-build does: calprio
+// descending, then longest waiting first, then by name.
+func SortForBuild(recs []*Record, now time.Time) []Prioritized {
+	out := make([]Prioritized, len(recs))
+	for i, r := range recs {
+		out[i] = Prioritized{r, CalPrio(r, now), StateDays(r, now)}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.CalPrio != b.CalPrio {
+			return a.CalPrio > b.CalPrio
+		}
+		if a.StateChange != b.StateChange {
+			return a.StateChange < b.StateChange
+		}
+		return a.Package < b.Package
+	})
+	return out
+}
