@@ -22,9 +22,9 @@ import (
 	"buildd/buildd-mail/dispatch"
 	"buildd/buildd-mail/intake"
 	"buildd/buildd-mail/mqueue"
-	"buildd/internal/config"
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
+	"buildd/internal/program"
 )
 
 func main() {
@@ -32,8 +32,8 @@ func main() {
 }
 
 func run() int {
-	cfgFlag := flag.String("config", "", "config file (else $BUILDD_CONF, else "+config.DefaultPath+")")
-	dump := flag.Bool("dump-config", false, "print the effective config and exit")
+	var o program.Options
+	o.Flags(flag.CommandLine)
 	serve := flag.String("serve", "", "listen on ADDR (host:port or a unix socket path) instead of reading stdin")
 	lmtp := flag.Bool("lmtp", false, "with --serve: speak LMTP instead of SMTP")
 	process := flag.Bool("process", false, "only process the queued mails (no mail on stdin)")
@@ -42,21 +42,15 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "buildd-mail: unexpected argument %q\n", flag.Arg(0))
 		return 1
 	}
-	cfg, err := config.Load(config.Path(*cfgFlag))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "buildd-mail:", err)
-		if !*dump && *serve == "" && !*process {
+	// Not o.Start: in pipe mode the mail is stored before the daemon log is
+	// opened.
+	cfg, code := o.LoadConfig("buildd-mail", os.Stdout, os.Stderr)
+	if cfg == nil {
+		if code != 0 && !o.DumpConfig && *serve == "" && !*process {
 			// The mail is still on stdin: let the MTA keep it.
 			return intake.ExTempFail
 		}
-		return 1
-	}
-	if *dump {
-		if err := cfg.Dump(os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "buildd-mail:", err)
-			return 1
-		}
-		return 0
+		return code
 	}
 	h := home.New(cfg.Home)
 	q := mqueue.New(h.MQueueDir())

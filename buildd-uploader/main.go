@@ -14,41 +14,27 @@ import (
 	"os/signal"
 	"syscall"
 
-	"buildd/internal/config"
-	"buildd/internal/daemonlog"
+	"buildd/internal/program"
 	"buildd/internal/upload"
 )
 
 func main() {
-	cfgPath := flag.String("config", "", "config file (default $BUILDD_CONF, else "+config.DefaultPath+")")
-	dump := flag.Bool("dump-config", false, "print the effective config and exit")
+	var o program.Options
+	o.Flags(flag.CommandLine)
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "buildd-uploader: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
-	cfg, err := config.Load(config.Path(*cfgPath))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "buildd-uploader:", err)
-		os.Exit(1)
+	env, code := o.Start("buildd-uploader", os.Stdout, os.Stderr)
+	if env == nil {
+		os.Exit(code)
 	}
-	if *dump {
-		if err := cfg.Dump(os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "buildd-uploader:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	log, err := daemonlog.Open(cfg.DaemonLogFile, "buildd-uploader")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "buildd-uploader:", err)
-		os.Exit(1)
-	}
-	defer log.Close()
+	defer env.Log.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := upload.New(cfg, log).Run(ctx); err != nil && !errors.Is(err, upload.ErrRunning) {
-		log.Printf("%v", err)
+	if _, err := upload.New(env.Cfg, env.Log).Run(ctx); err != nil && !errors.Is(err, upload.ErrRunning) {
+		env.Log.Printf("%v", err)
 		fmt.Fprintln(os.Stderr, "buildd-uploader:", err)
 		os.Exit(1)
 	}

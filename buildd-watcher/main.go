@@ -22,13 +22,12 @@ import (
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/schedule"
 	"buildd/buildd-watcher/watch"
-	"buildd/internal/config"
-	"buildd/internal/daemonlog"
+	"buildd/internal/program"
 )
 
 func main() {
-	cfgPath := flag.String("config", "", "config file (default $BUILDD_CONF, else "+config.DefaultPath+")")
-	dump := flag.Bool("dump-config", false, "print the effective config and exit")
+	var o program.Options
+	o.Flags(flag.CommandLine)
 	sched := flag.Bool("schedule", false, "run the uploader, the watcher and machine upgrades on the config's schedules until stopped")
 	next := flag.Bool("next", false, "list the scheduled jobs, their last and next runs")
 	upgrade := flag.Bool("upgrade", false, "upgrade the build machines now")
@@ -36,20 +35,11 @@ func main() {
 	if flag.NArg() > 0 {
 		fail(2, fmt.Errorf("unexpected argument %q", flag.Arg(0)))
 	}
-	cfg, err := config.Load(config.Path(*cfgPath))
-	if err != nil {
-		fail(1, err)
+	env, code := o.Start("buildd-watcher", os.Stdout, os.Stderr)
+	if env == nil {
+		os.Exit(code)
 	}
-	if *dump {
-		if err := cfg.Dump(os.Stdout); err != nil {
-			fail(1, err)
-		}
-		return
-	}
-	log, err := daemonlog.Open(cfg.DaemonLogFile, "buildd-watcher")
-	if err != nil {
-		fail(1, err)
-	}
+	cfg, log := env.Cfg, env.Log
 	defer log.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -328,7 +328,7 @@ func inREDO(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Rep
 }
 
 func failedWith(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
-	info, err := j.p.queue(d).Info(ctx, packageName(pkgv))
+	info, err := j.p.queue(d).Info(ctx, debversion.SplitPkgVersion(pkgv).Name)
 	return err == nil && info.State == "Failed" && strings.Contains(info.FailedText, strings.TrimSpace(firstLine(r.Reason)))
 }
 
@@ -371,7 +371,10 @@ func redo(done string) func(context.Context, *job, *config.Dist, string, *reply.
 	}
 }
 
-func newVersionOf(pkgv string, r *reply.Reply) string { return packageName(pkgv) + "_" + r.Args }
+// newVersionOf is pkgv's package at the version a newvers reply names.
+func newVersionOf(pkgv string, r *reply.Reply) string {
+	return debversion.PkgVersion{Name: debversion.SplitPkgVersion(pkgv).Name, Version: r.Args}.String()
+}
 
 func newVersionInREDO(_ context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
 	es, _, _ := j.p.Home.REDO().Read()
@@ -396,7 +399,7 @@ func takeNewVersion(ctx context.Context, j *job, d *config.Dist, pkgv string, r 
 func failAsBefore(ctx context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
 	q := j.p.queue(d)
 	msg := "Same as previous version (couldn't extract the text)\n"
-	if info, err := q.Info(ctx, packageName(pkgv)); err == nil && strings.TrimSpace(info.OldFailed) != "" {
+	if info, err := q.Info(ctx, debversion.SplitPkgVersion(pkgv).Name); err == nil && strings.TrimSpace(info.OldFailed) != "" {
 		msg = info.OldFailed
 	} else {
 		j.fail("Couldn't find Old-Failed in info for %s", pkgv)
@@ -439,10 +442,6 @@ func hasRedo(es []home.RedoEntry, pkgv, dist string) bool {
 	return false
 }
 
-// packageName is the NAME of a NAME_VERSION already checked by
-// debversion.ParsePkgVersion.
-func packageName(pkgv string) string { return strings.SplitN(pkgv, "_", 2)[0] }
-
 // queueCall turns a queue refusal into an error for the sender (false,
 // nil) and anything else into a temporary failure (false, err).
 func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
@@ -460,7 +459,7 @@ func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
 
 // state returns the queue state of pkgv's package ("" when unknown).
 func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (string, error) {
-	info, err := j.p.queue(d).Info(ctx, packageName(pkgv))
+	info, err := j.p.queue(d).Info(ctx, debversion.SplitPkgVersion(pkgv).Name)
 	if err != nil {
 		return "", err
 	}
@@ -470,7 +469,8 @@ func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (string, e
 // checkState is the classic check_state: the version in the subject must be
 // the queue's, the state one of states, and a package Building ours.
 func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, states ...string) (bool, error) {
-	name, vers, _ := strings.Cut(pkgv, "_")
+	pv := debversion.SplitPkgVersion(pkgv)
+	name := pv.Name
 	msg := fmt.Sprintf("%s(%s) check_state(%s): ", pkgv, d.DistName, strings.Join(states, " "))
 	info, err := j.p.queue(d).Info(ctx, name)
 	if errors.Is(err, client.ErrNotRegistered) {
@@ -485,12 +485,9 @@ func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, state
 	if err != nil {
 		return false, err
 	}
-	av := info.Version
-	if info.BinNMU > 0 {
-		av = fmt.Sprintf("%s+b%d", av, info.BinNMU)
-	}
-	if av != vers {
-		j.fail("%sversion %s registered as %s\n(the queue has another version now: answer the mail about %s_%s).", msg, av, info.State, name, av)
+	queued := debversion.PkgVersion{Name: name, Version: info.Version}.WithBinNMU(info.BinNMU)
+	if queued.Version != pv.Version {
+		j.fail("%sversion %s registered as %s\n(the queue has another version now: answer the mail about %s).", msg, queued.Version, info.State, queued)
 		return false, nil
 	}
 	ok := false

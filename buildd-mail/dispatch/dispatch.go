@@ -25,8 +25,10 @@ import (
 	"buildd/buildd-mail/verify"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
+	"buildd/internal/debversion"
+	"buildd/internal/flock"
 	"buildd/internal/home"
-	"buildd/internal/mailer"
+	"buildd/internal/program"
 	"buildd/internal/queue/client"
 )
 
@@ -43,10 +45,7 @@ type Queue interface {
 
 // Processor handles mails for one home.
 type Processor struct {
-	Cfg    *config.Config
-	Home   home.Home
-	Mailer *mailer.Mailer
-	Log    *daemonlog.Log
+	program.Env
 	// Now is the clock (time.Now).
 	Now func() time.Time
 
@@ -60,10 +59,7 @@ type Processor struct {
 // New returns a processor; the log goes to w (the daemon log).
 func New(cfg *config.Config, lg *daemonlog.Log) *Processor {
 	return &Processor{
-		Cfg:    cfg,
-		Home:   home.New(cfg.Home),
-		Mailer: mailer.New(cfg),
-		Log:    lg,
+		Env:    program.NewEnv(cfg, lg),
 		Now:    time.Now,
 		queues: map[string]Queue{},
 	}
@@ -131,13 +127,13 @@ func (p *Processor) Drain(ctx context.Context, q *mqueue.Queue) error {
 	kept := map[string]bool{}
 	for {
 		l, err := q.TryLock()
-		if errors.Is(err, home.ErrLocked) {
+		if errors.Is(err, flock.ErrLocked) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		p.Mailer.Flush()
+		p.Mail.Flush()
 		err = p.drainLocked(ctx, q, kept)
 		l.Unlock()
 		if err != nil {
@@ -243,7 +239,7 @@ func packageKey(m *reply.Mail) string {
 	s := reply.ClassifySubject(m.Subject)
 	name := s.Package
 	if s.PkgVersion != "" {
-		name = strings.SplitN(s.PkgVersion, "_", 2)[0]
+		name = debversion.SplitPkgVersion(s.PkgVersion).Name
 	}
 	if name == "" {
 		return ""
@@ -334,7 +330,7 @@ func (p *Processor) handle(ctx context.Context, id string, raw []byte, m *reply.
 	case reply.Installed:
 		err = j.installed()
 	case reply.IsNew:
-		p.logf("%s must be manually dinstall-ed -- delayed", strings.SplitN(j.subj.Changes, "_", 2)[0])
+		p.logf("%s must be manually dinstall-ed -- delayed", debversion.SplitPkgVersion(j.subj.Changes).Name)
 	case reply.NewVersion:
 		err = j.newVersion(ctx)
 	default:

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
@@ -40,8 +41,9 @@ func (j *job) newVersion(ctx context.Context) error {
 	}
 	pkg := j.subj.Package
 	old, err := debversion.ParsePkgVersion(pkg + "_" + mv[1])
+	var newer debversion.PkgVersion
 	if err == nil {
-		_, err = debversion.ParsePkgVersion(pkg + "_" + nv[1])
+		newer, err = debversion.ParsePkgVersion(pkg + "_" + nv[1])
 	}
 	if err == nil && j.subj.PkgVersion != "" && j.subj.PkgVersion != old.String() {
 		err = fmt.Errorf("the subject names %s, the body version %s", j.subj.PkgVersion, mv[1])
@@ -50,7 +52,7 @@ func (j *job) newVersion(ctx context.Context) error {
 		p.logf("new-version notice from %s ignored: %v", j.m.FromAddr, err)
 		return nil
 	}
-	pkgv, newpkgv := old.String(), pkg+"_"+nv[1]
+	pkgv, newpkgv := old.String(), newer.String()
 	info, err := p.queue(d).Info(ctx, pkg)
 	var ref *client.Refused
 	if errors.Is(err, client.ErrNotRegistered) || errors.As(err, &ref) {
@@ -82,7 +84,7 @@ func (j *job) newVersion(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if pkg+"_"+info.Version == pkgv && info.State == "Building" && info.Builder == od.WannaBuildDBUser {
+		if info.Version == old.Version && info.State == "Building" && info.Builder == od.WannaBuildDBUser {
 			building = append(building, od.DistName)
 		}
 	}
@@ -172,7 +174,7 @@ func (p *Processor) countErrorMail(id string) (int, error) {
 	if !seen {
 		keep = append(keep, fmt.Sprintf("%d %s", now.Unix(), id))
 	}
-	if err := home.WriteFileAtomic(path, []byte(strings.Join(keep, "\n")+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(strings.Join(keep, "\n")+"\n"), 0o644); err != nil {
 		return 0, err
 	}
 	return len(keep), nil
@@ -195,20 +197,12 @@ func (p *Processor) forwardRaw(id string, raw []byte, from string) error {
 	fmt.Fprintf(&b, "Resent-From: %s\r\n", p.Cfg.MailFrom)
 	fmt.Fprintf(&b, "Resent-To: %s\r\n", p.Cfg.AdminMail)
 	fmt.Fprintf(&b, "Resent-Date: %s\r\n", p.Now().Format(resentDateFm))
-	fmt.Fprintf(&b, "Resent-Message-ID: <%s.buildd-mail@%s>\r\n", id, hostname())
+	fmt.Fprintf(&b, "Resent-Message-ID: <%s.buildd-mail@%s>\r\n", id, mailer.Hostname())
 	b.Write(raw)
-	if err := p.Mailer.SendRaw(p.Cfg.MailFrom, []string{p.Cfg.AdminMail}, b.Bytes()); err != nil {
+	if err := p.Mail.SendRaw(p.Cfg.MailFrom, []string{p.Cfg.AdminMail}, b.Bytes()); err != nil {
 		p.logf("forward of %s: %v", id, err)
 	}
 	return nil
-}
-
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "localhost"
-	}
-	return h
 }
 
 var reRE = regexp.MustCompile(`^Re\S{0,2}:`)
@@ -263,7 +257,7 @@ func (j *job) errorReply() error {
 		Header:    map[string]string{"Auto-Submitted": "auto-replied"},
 		Body:      "Your mail could not be processed:\n" + errs + "\n" + q.String(),
 	}
-	if err := p.Mailer.Send(msg); err != nil {
+	if err := p.Mail.Send(msg); err != nil {
 		p.logf("error reply to %s: %v", to, err)
 	}
 	return nil

@@ -10,9 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/control"
 	"buildd/internal/debversion"
@@ -32,7 +32,7 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		j.fail("The signed .changes cannot be used: %v\nSend the .changes from the build log unchanged.", err)
 		return nil
 	}
-	if got := c.Source + "_" + c.Version; got != pkgv {
+	if got := (debversion.PkgVersion{Name: c.Source, Version: c.Version}).String(); got != pkgv {
 		p.logf("%s(%s): re-aimed .changes for %s refused", pkgv, d.DistName, got)
 		j.fail("The signed .changes is for %s, but the subject names %s.\nAnswer the log mail of %s with its own .changes.", got, pkgv, got)
 		return nil
@@ -159,12 +159,8 @@ func changesName(pkgv string, arches []string, builtArch string) string {
 	case len(real) == 1:
 		arch = real[0]
 	}
-	return noEpoch(pkgv) + "_" + arch + ".changes"
+	return home.ChangesName(debversion.SplitPkgVersion(pkgv), arch)
 }
-
-var epochRE = regexp.MustCompile(`_\d*:`)
-
-func noEpoch(pkgv string) string { return epochRE.ReplaceAllString(pkgv, "_") }
 
 func uploadDirs(h home.Home, dists []*config.Dist) []string {
 	var out []string
@@ -216,18 +212,18 @@ func installFiles(h home.Home, dir string, files []control.ChangesFile, name str
 	}
 	defer l.Unlock()
 	for _, f := range files {
-		if err := home.CopyFileAtomic(filepath.Join(h.BuildDir(), f.Name), filepath.Join(dir, f.Name), 0o644); err != nil {
+		if err := atomicfile.CopyFile(filepath.Join(h.BuildDir(), f.Name), filepath.Join(dir, f.Name), 0o644); err != nil {
 			return err
 		}
 	}
-	return home.WriteFileAtomic(filepath.Join(dir, name), changes, 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, name), changes, 0o644)
 }
 
 // removeFromUpload handles upload-rem: the package's .changes, its files
 // and the .upload marker leave the dist's upload queue.
 func (j *job) removeFromUpload(d *config.Dist, pkgv string) error {
 	dir := j.p.Home.UploadDir(d.DuploadLocalQueueDir)
-	name := noEpoch(pkgv) + "_" + d.BuiltArchitecture + ".changes"
+	name := home.ChangesName(debversion.SplitPkgVersion(pkgv), d.BuiltArchitecture)
 	j.act(pkgv, d.DistName, "remove from upload dir %s", dir)
 	data, err := os.ReadFile(filepath.Join(dir, name))
 	if errors.Is(err, os.ErrNotExist) {
@@ -262,7 +258,7 @@ func (p *Processor) removeUploaded(dir, name string, data []byte) error {
 			p.logf("Can't remove %s/%s: %v", dir, f, err)
 		}
 	}
-	return home.SyncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // installed handles "X.changes INSTALLED/ACCEPTED": the upload is in the
@@ -302,7 +298,7 @@ func (j *job) installed() error {
 	if err != nil {
 		return err
 	}
-	p.logf("%s has been installed; removing from upload dir", packageName(name))
+	p.logf("%s has been installed; removing from upload dir", debversion.SplitPkgVersion(name).Name)
 	return p.removeUploaded(found[0], name, data)
 }
 
@@ -348,8 +344,8 @@ func (p *Processor) purge(d *config.Dist, pkgv string) error {
 		}
 		p.logf("Deleted %s from REDO list.", pkgv)
 	}
-	bn := noEpoch(pkgv)
-	changes := filepath.Join(p.Home.BuildDir(), bn+"_"+d.BuiltArchitecture+".changes")
+	pv := debversion.SplitPkgVersion(pkgv).NoEpoch()
+	changes := filepath.Join(p.Home.BuildDir(), home.ChangesName(pv, d.BuiltArchitecture))
 	if data, err := os.ReadFile(changes); err == nil {
 		if c, err := control.ParseChanges(changes, data); err == nil {
 			for _, f := range c.Files {
@@ -359,11 +355,7 @@ func (p *Processor) purge(d *config.Dist, pkgv string) error {
 		os.Remove(changes)
 		p.logf("Purging files: %s", filepath.Base(changes))
 	}
-	dir := bn
-	if i := strings.LastIndexByte(dir, '-'); i > strings.IndexByte(dir, '_') {
-		dir = dir[:i]
-	}
-	dir = filepath.Join(p.Home.BuildDir(), strings.Replace(dir, "_", "-", 1))
+	dir := filepath.Join(p.Home.BuildDir(), pv.Name+"-"+pv.Upstream())
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil
 	}

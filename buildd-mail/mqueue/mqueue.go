@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/home"
 )
 
@@ -97,7 +98,7 @@ func (q *Queue) Store(r io.Reader) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("mqueue: store %s: %w", n, err)
 	}
-	if err := home.SyncDir(filepath.Join(q.Dir, "new")); err != nil {
+	if err := atomicfile.SyncDir(filepath.Join(q.Dir, "new")); err != nil {
 		return "", fmt.Errorf("mqueue: store %s: %w", n, err)
 	}
 	return n, nil
@@ -177,7 +178,7 @@ func (q *Queue) Remove(n string) error {
 }
 
 // Lock is the processing lock (mqueue.lock beside the queue directory):
-// TryLock returns home.ErrLocked while another processor holds it.
+// TryLock returns flock.ErrLocked while another processor holds it.
 func (q *Queue) TryLock() (*home.Lock, error) { return home.TryLock(q.Dir) }
 
 // CleanTmp removes files left in tmp/ by writers that died before the

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/flock"
 )
 
 func TestStoreListRemove(t *testing.T) {
@@ -52,7 +52,7 @@ func TestLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.TryLock(); !errors.Is(err, home.ErrLocked) {
+	if _, err := q.TryLock(); !errors.Is(err, flock.ErrLocked) {
 		t.Errorf("second TryLock: %v", err)
 	}
 	l.Unlock()

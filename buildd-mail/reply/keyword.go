@@ -175,8 +175,8 @@ func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
 			return nil, &KeywordError{"newvers: no version given. Write it on the keyword's line: \"newvers 1.2-1\"."}
 		}
 		v := strings.Fields(r.Args)[0]
-		if i := strings.LastIndexByte(v, '_'); i >= 0 {
-			v = v[i+1:]
+		if strings.Contains(v, "_") {
+			v = debversion.SplitPkgVersion(v).Version
 		}
 		if err := debversion.CheckVersion(v); err != nil {
 			return nil, &KeywordError{fmt.Sprintf("newvers: %v.", err)}

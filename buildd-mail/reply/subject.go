@@ -2,7 +2,8 @@ package reply
 
 import (
 	"regexp"
-	"strings"
+
+	"buildd/internal/debversion"
 )
 
 // Kind is what a mail is, by its subject.
@@ -62,7 +63,7 @@ func ClassifySubject(s string) Subject {
 	if m := newVersionRE.FindStringSubmatch(s); m != nil {
 		// wanna-build names the version it superseded (PKG_VERSION); the
 		// classic form names only the package.
-		name, _, _ := strings.Cut(m[1], "_")
+		name := debversion.SplitPkgVersion(m[1]).Name
 		sub := Subject{Kind: NewVersion, Package: name, Dist: m[2]}
 		if name != m[1] {
 			sub.PkgVersion = m[1]

@@ -23,11 +23,14 @@ import (
 	"sort"
 	"strings"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
+	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/mailer"
+	"buildd/internal/program"
 )
 
 // ErrRunning is returned when another monitor run holds the lock.
@@ -35,15 +38,12 @@ var ErrRunning = errors.New("another host monitor run is still going")
 
 // Monitor watches one build host.
 type Monitor struct {
-	Cfg  *config.Config
-	Home home.Home
-	Mail *mailer.Mailer
-	Log  *daemonlog.Log
+	program.Env
 }
 
 // New returns the monitor for cfg, logging to log.
 func New(cfg *config.Config, log *daemonlog.Log) *Monitor {
-	return &Monitor{Cfg: cfg, Home: home.New(cfg.Home), Mail: mailer.New(cfg), Log: log}
+	return &Monitor{Env: program.NewEnv(cfg, log)}
 }
 
 // state is monitor-state.
@@ -70,7 +70,7 @@ type Report struct {
 // Run does one monitor pass under the lock buildd-monitor.lock.
 func (m *Monitor) Run(ctx context.Context) (*Report, error) {
 	lock, err := home.TryLock(m.Home.Path("buildd-monitor"))
-	if errors.Is(err, home.ErrLocked) {
+	if errors.Is(err, flock.ErrLocked) {
 		return nil, ErrRunning
 	}
 	if err != nil {
@@ -126,7 +126,7 @@ func (m *Monitor) saveState(st *state) error {
 	if err != nil {
 		return err
 	}
-	return home.WriteFileAtomic(m.statePath(), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(m.statePath(), append(b, '\n'), 0o644)
 }
 
 func (m *Monitor) configSum() string {
@@ -203,7 +203,7 @@ func (m *Monitor) setHold(machines, space []string) ([]string, error) {
 	if !existed {
 		m.Log.Printf("holding new builds: %s", strings.Join(lines, "; "))
 	}
-	return lines, home.WriteFileAtomic(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	return lines, atomicfile.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // clean runs machine.Store.Clean and mails its diagnostics: what it

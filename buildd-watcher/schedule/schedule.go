@@ -23,6 +23,7 @@ import (
 
 	"buildd/buildd-watcher/monitor"
 	"buildd/buildd-watcher/watch"
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
@@ -115,7 +116,7 @@ func (s *Scheduler) setLastRun(job string, t time.Time) error {
 	if err != nil {
 		return err
 	}
-	return home.WriteFileAtomic(s.statePath(), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(s.statePath(), append(b, '\n'), 0o644)
 }
 
 // Entry is one line of --next.

@@ -2,7 +2,6 @@ package watch
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/atomicfile"
 )
 
 // ArchiveSet is one classic archive_logs call: files of Dir (relative to
@@ -78,7 +77,7 @@ func (w *Watcher) Archive(a ArchiveSet) (string, error) {
 	}
 	if a.Index {
 		index := w.Home.Path("old-logs", base+".index")
-		if err := home.WriteFileAtomic(index, []byte(strings.Join(todo, "\n")+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(index, []byte(strings.Join(todo, "\n")+"\n"), 0o644); err != nil {
 			return "", err
 		}
 	}
@@ -105,30 +104,20 @@ func (w *Watcher) freeName(base string) string {
 }
 
 // writeTarGz writes the named files of dir, by their base names, into a
-// gzip-compressed tar at path: temporary file, fsync, rename.
+// gzip-compressed tar at path (see writeGzipAtomic).
 func writeTarGz(path, dir string, names []string) error {
-	out, err := home.CreateAtomic(path, 0o644)
-	if err != nil {
-		return err
-	}
-	defer out.Abort()
-	gz, err := gzip.NewWriterLevel(out, gzip.BestCompression)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(gz)
-	for _, n := range names {
-		if err := addFile(tw, filepath.Join(dir, n), n); err != nil {
+	return writeGzipAtomic(path, 0o644, "", time.Time{}, func(gz io.Writer) error {
+		tw := tar.NewWriter(gz)
+		for _, n := range names {
+			if err := addFile(tw, filepath.Join(dir, n), n); err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+		}
+		if err := tw.Close(); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := gz.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return out.Commit()
+		return nil
+	})
 }
 
 func addFile(tw *tar.Writer, path, name string) error {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/home"
 )
 
@@ -130,7 +131,7 @@ func (w *Watcher) reportOld(warn []string, age time.Duration) ([]string, error) 
 	for _, rel := range names {
 		fmt.Fprintf(&b, "%s %d\n", rel, reported[rel])
 	}
-	return do, home.WriteFileAtomic(path, []byte(b.String()), 0o660)
+	return do, atomicfile.WriteFile(path, []byte(b.String()), 0o660)
 }
 
 // queueDirs are the upload queue directories of the config, as given

@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/atomicfile"
 )
 
 // RotateLog rotates daemon.log every daemon_log_rotate days (the stamp
@@ -45,7 +44,7 @@ func (w *Watcher) RotateLog(pid int) (bool, error) {
 		return false, err
 	}
 	f.Close()
-	if err := home.SyncDir(filepath.Dir(logFile)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(logFile)); err != nil {
 		return false, err
 	}
 	if pid > 0 {
@@ -66,8 +65,8 @@ func (w *Watcher) RotateLog(pid int) (bool, error) {
 	return true, nil
 }
 
-// gzipFile compresses src into dst (temporary file, fsync, rename),
-// keeping src's modification time; it never overwrites an existing dst.
+// gzipFile compresses src into dst (see writeGzipAtomic), keeping src's
+// modification time; it never overwrites an existing dst.
 func gzipFile(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return fmt.Errorf("%s exists already, not overwriting it", dst)
@@ -81,24 +80,13 @@ func gzipFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	out, err := home.CreateAtomic(dst, 0o640)
+	err = writeGzipAtomic(dst, 0o640, filepath.Base(src), st.ModTime(), func(gz io.Writer) error {
+		if _, err := io.Copy(gz, in); err != nil {
+			return fmt.Errorf("compress %s to %s: %w", src, dst, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	defer out.Abort()
-	gz, err := gzip.NewWriterLevel(out, gzip.BestCompression)
-	if err != nil {
-		return err
-	}
-	gz.Name = filepath.Base(src)
-	gz.ModTime = st.ModTime()
-	if _, err := io.Copy(gz, in); err != nil {
-		return fmt.Errorf("compress %s to %s: %w", src, dst, err)
-	}
-	if err := gz.Close(); err != nil {
-		return fmt.Errorf("compress %s to %s: %w", src, dst, err)
-	}
-	if err := out.Commit(); err != nil {
 		return err
 	}
 	return os.Chtimes(dst, st.ModTime(), st.ModTime())

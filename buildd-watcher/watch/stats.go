@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/home"
 )
 
@@ -79,10 +80,10 @@ func (w *Watcher) Statistics() (bool, error) {
 		}
 	}
 	summary := w.summary(sums, start, now)
-	if err := home.WriteFileAtomic(filepath.Join(w.Home.StatsDir(), "Summary"), []byte(summary), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(w.Home.StatsDir(), "Summary"), []byte(summary), 0o644); err != nil {
 		return false, err
 	}
-	if err := home.WriteFileAtomic(stamp, []byte(fmt.Sprintf("%d\n", now.Unix())), 0o644); err != nil {
+	if err := atomicfile.WriteFile(stamp, []byte(fmt.Sprintf("%d\n", now.Unix())), 0o644); err != nil {
 		return false, err
 	}
 	for _, v := range statVars {

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/atomicfile"
 )
 
 // TempAge is how long a temporary file of an atomic write (see
-// home.AtomicFile) stays untouched before it is taken for the leftover of
+// atomicfile.File) stays untouched before it is taken for the leftover of
 // a killed writer: far longer than any write takes.
 const TempAge = time.Hour
 
@@ -23,7 +23,7 @@ func (w *Watcher) CleanTemp() ([]string, error) {
 		dirs = append(dirs, w.Home.UploadDir(q))
 	}
 	for _, dir := range dirs {
-		gone, err := home.CleanTemp(dir, TempAge)
+		gone, err := atomicfile.CleanTemp(dir, TempAge)
 		for _, p := range gone {
 			w.Log.Printf("Removed stale temporary file %s", p)
 		}

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/atomicfile"
 	"buildd/internal/hosttest"
 )
 
 // TestRunCleansTemp: a watcher run removes the temporary files that
-// killed writers (real home.CreateAtomic files, never committed) left in
+// killed writers (real atomicfile.Create files, never committed) left in
 // build/ and in every dist's upload queue, once they are an hour old, and
 // logs each; a write in progress, a symlink with such a name, other names
 // and other directories are left alone.
@@ -37,7 +37,7 @@ dupload_local_queue_dir = "@HOME@/upload-security"
 		}
 	}
 	killed := func(target string, age time.Duration) string {
-		a, err := home.CreateAtomic(target, 0o644)
+		a, err := atomicfile.Create(target, 0o644)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,10 +15,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
+	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
+	"buildd/internal/program"
 )
 
 // ErrRunning is returned by Run when another buildd-watcher holds the lock.
@@ -33,15 +36,12 @@ const day = 24 * time.Hour
 
 // Watcher runs the classic tasks for one home.
 type Watcher struct {
-	Cfg  *config.Config
-	Home home.Home
-	Mail *mailer.Mailer
-	Log  *daemonlog.Log
+	program.Env
 }
 
 // New returns the watcher for cfg, logging to log.
 func New(cfg *config.Config, log *daemonlog.Log) *Watcher {
-	return &Watcher{Cfg: cfg, Home: home.New(cfg.Home), Mail: mailer.New(cfg), Log: log}
+	return &Watcher{Env: program.NewEnv(cfg, log)}
 }
 
 // Report says what a run did, for the log and for tests.
@@ -69,7 +69,7 @@ func (w *Watcher) Run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	lock, err := home.TryLock(w.Home.Path("buildd-watcher"))
-	if errors.Is(err, home.ErrLocked) {
+	if errors.Is(err, flock.ErrLocked) {
 		w.Log.Printf("%v -- exiting.", ErrRunning)
 		return nil, ErrRunning
 	}
@@ -159,7 +159,7 @@ func (w *Watcher) stampDue(stamp string, period time.Duration) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
 		return false, err
 	}
-	if err := home.WriteFileAtomic(stamp, nil, 0o644); err != nil {
+	if err := atomicfile.WriteFile(stamp, nil, 0o644); err != nil {
 		return false, err
 	}
 	return true, nil

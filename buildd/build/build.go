@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"buildd/internal/config"
+	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
@@ -79,19 +80,19 @@ func Run(ctx context.Context, cfg *config.Config, store *machine.Store, job Job)
 }
 
 type builder struct {
-	cfg     *config.Config
-	store   *machine.Store
-	job     Job
-	pkg     string
-	version string // with epoch, as in the archive
-	arch    string
-	log     *logFile
-	res     Result
-	binds   []string // the file: directories of the dist's apt_sources, bound for the apt steps
-	root    string   // the snapshot
-	srcDir  string   // inside the sandbox: /build/PKG-VERSION
-	start   time.Time
-	oom     bool // the last step's command was hit by the OOM killer
+	cfg    *config.Config
+	store  *machine.Store
+	job    Job
+	src    debversion.PkgVersion // the source package, its version with epoch as in the archive
+	bin    debversion.PkgVersion // src as its binaries carry it: +bN for a binNMU
+	arch   string
+	log    *logFile
+	res    Result
+	binds  []string // the file: directories of the dist's apt_sources, bound for the apt steps
+	root   string   // the snapshot
+	srcDir string   // inside the sandbox: /build/PKG-VERSION
+	start  time.Time
+	oom    bool // the last step's command was hit by the OOM killer
 }
 
 func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, error) {
@@ -103,57 +104,39 @@ func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, er
 	}
 	b := &builder{cfg: cfg, store: store, job: job, arch: job.Dist.BuiltArchitecture, start: time.Now()}
 	if job.DSC != "" {
-		src, ver, err := dscIdentity(job.DSC)
+		src, err := dscIdentity(job.DSC)
 		if err != nil {
 			return nil, err
 		}
-		b.pkg, b.version = src, ver
-		if job.PkgVersion != "" && job.PkgVersion != src+"_"+ver {
-			return nil, fmt.Errorf("build: %s is %s_%s, not %s", job.DSC, src, ver, job.PkgVersion)
+		b.src = src
+		if job.PkgVersion != "" && job.PkgVersion != src.String() {
+			return nil, fmt.Errorf("build: %s is %s, not %s", job.DSC, src, job.PkgVersion)
 		}
 	} else {
-		p, v, ok := strings.Cut(job.PkgVersion, "_")
-		if !ok || p == "" || v == "" || strings.ContainsAny(job.PkgVersion, " /\t\n") {
+		b.src = debversion.SplitPkgVersion(job.PkgVersion)
+		if b.src.Name == "" || b.src.Version == "" || strings.ContainsAny(job.PkgVersion, " /\t\n") {
 			return nil, fmt.Errorf("build: %q is not PACKAGE_VERSION", job.PkgVersion)
 		}
-		b.pkg, b.version = p, v
 	}
+	b.bin = b.src.WithBinNMU(job.BinNMU)
 	if job.Parallel < 1 {
 		b.job.Parallel = 1
 	}
 	lp := job.LogPath
 	if lp == "" {
-		h := home.New(cfg.Home)
-		lp = filepath.Join(h.LogsDir(), fmt.Sprintf("%s_%s_%s-%s.build", b.pkg, noEpoch(b.version), b.arch, b.start.UTC().Format("20060102-150405")))
+		lp = filepath.Join(home.New(cfg.Home).LogsDir(), home.LogName(b.src.String(), b.arch, b.start)+".build")
 	}
 	if err := os.MkdirAll(filepath.Dir(lp), 0o755); err != nil {
-		return nil, fmt.Errorf("build %s: log: %w", b.pv(), err)
+		return nil, fmt.Errorf("build %s: log: %w", b.src, err)
 	}
 	lf, err := openLog(lp, int64(cfg.LogSizeLimit))
 	if err != nil {
-		return nil, fmt.Errorf("build %s: log: %w", b.pv(), err)
+		return nil, fmt.Errorf("build %s: log: %w", b.src, err)
 	}
 	b.log = lf
 	b.res.LogPath = lp
 	b.res.Machine = job.Dist.Machine
 	return b, nil
-}
-
-func (b *builder) pv() string { return b.pkg + "_" + b.version }
-
-// binVersion is the version of the binaries: +bN for a binNMU.
-func (b *builder) binVersion() string {
-	if b.job.BinNMU > 0 {
-		return fmt.Sprintf("%s+b%d", b.version, b.job.BinNMU)
-	}
-	return b.version
-}
-
-func noEpoch(v string) string {
-	if i := strings.IndexByte(v, ':'); i >= 0 {
-		return v[i+1:]
-	}
-	return v
 }
 
 // fail records the first failure.
@@ -175,7 +158,7 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	}()
 	b.header()
 	b.section("Create working snapshot")
-	w, err := b.store.NewWorking(b.job.Dist.Machine, b.pkg+"_"+b.version)
+	w, err := b.store.NewWorking(b.job.Dist.Machine, b.src.String())
 	if err != nil {
 		b.fail(GivenBack, StageSnapshot, err.Error())
 		return
@@ -220,10 +203,10 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 }
 
 func (b *builder) header() {
-	title := fmt.Sprintf("%s %s (%s)", b.pkg, b.binVersion(), b.arch)
+	title := fmt.Sprintf("%s %s (%s)", b.src.Name, b.bin.Version, b.arch)
 	fmt.Fprintf(b.log, "%s\n", boxed(title, b.start, '='))
 	fmt.Fprintf(b.log, "\nPackage: %s\nVersion: %s\nSource-Version: %s\nDistribution: %s\nArchitecture: %s\nMachine: %s\nBuilder: %s\n",
-		b.pkg, b.binVersion(), b.version, b.job.Dist.DistName, b.arch, b.job.Dist.Machine, b.cfg.BuilderName)
+		b.src.Name, b.bin.Version, b.src.Version, b.job.Dist.DistName, b.arch, b.job.Dist.Machine, b.cfg.BuilderName)
 	if b.job.DSC != "" {
 		fmt.Fprintf(b.log, "Source: %s\n", b.job.DSC)
 	}

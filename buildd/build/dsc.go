@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"buildd/internal/debversion"
 )
 
 // controlFields reads the first paragraph of a control file (a .dsc or
@@ -78,17 +80,17 @@ func filesField(name, value string) ([]fileEntry, error) {
 }
 
 // dscIdentity returns a .dsc's Source and Version.
-func dscIdentity(path string) (string, string, error) {
+func dscIdentity(path string) (debversion.PkgVersion, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", "", fmt.Errorf("build: %w", err)
+		return debversion.PkgVersion{}, fmt.Errorf("build: %w", err)
 	}
 	f, err := controlFields(path, data)
 	if err != nil {
-		return "", "", err
+		return debversion.PkgVersion{}, err
 	}
 	if f["source"] == "" || f["version"] == "" {
-		return "", "", fmt.Errorf("%s: not a .dsc (no Source or Version field)", path)
+		return debversion.PkgVersion{}, fmt.Errorf("%s: not a .dsc (no Source or Version field)", path)
 	}
-	return f["source"], f["version"], nil
+	return debversion.PkgVersion{Name: f["source"], Version: f["version"]}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
@@ -144,9 +145,9 @@ func (b *builder) fetch(ctx context.Context) bool {
 	}
 	// Source-Symlinks=false: from a file: archive apt would otherwise leave
 	// symlinks into the bound directory, dangling once the step ends.
-	script := fmt.Sprintf("apt-get -q update\napt-get -q -o Acquire::Source-Symlinks=false source --download-only '%s=%s'", b.pkg, b.version)
+	script := fmt.Sprintf("apt-get -q update\napt-get -q -o Acquire::Source-Symlinks=false source --download-only '%s=%s'", b.src.Name, b.src.Version)
 	if msg, _ := b.apt(ctx, script, nil); msg != "" {
-		b.fail(GivenBack, StageFetch, fmt.Sprintf("cannot fetch %s from the archive of %s: %s", b.pv(), b.job.Dist.DistName, msg))
+		b.fail(GivenBack, StageFetch, fmt.Sprintf("cannot fetch %s from the archive of %s: %s", b.src, b.job.Dist.DistName, msg))
 		return false
 	}
 	if err := chownTree(b.inBuild()); err != nil {
@@ -184,11 +185,11 @@ func (b *builder) copyDSC() error {
 	return nil
 }
 
-func (b *builder) dscName() string { return fmt.Sprintf("%s_%s.dsc", b.pkg, noEpoch(b.version)) }
+func (b *builder) dscName() string { return b.src.NoEpoch().String() + ".dsc" }
 
 func (b *builder) unpack(ctx context.Context) bool {
 	b.section("Unpack source")
-	b.srcDir = filepath.Join(machine.BuildHome, b.pkg+"-"+noEpoch(b.version))
+	b.srcDir = filepath.Join(machine.BuildHome, b.src.Name+"-"+b.src.NoEpoch().Version)
 	dsc := b.dscName()
 	if b.job.DSC != "" {
 		dsc = filepath.Base(b.job.DSC)
@@ -227,7 +228,7 @@ func (b *builder) binNMU(ctx context.Context) bool {
 		text = "Rebuild."
 	}
 	stanza := fmt.Sprintf("%s (%s) %s; urgency=low, binary-only=yes\n\n  * Binary-only non-maintainer upload for %s; no source changes.\n  * %s\n\n -- %s  %s\n\n",
-		b.pkg, b.binVersion(), b.job.Dist.DistName, b.arch, strings.ReplaceAll(text, "\n", "\n    "), maint, time.Now().Format(time.RFC1123Z))
+		b.src.Name, b.bin.Version, b.job.Dist.DistName, b.arch, strings.ReplaceAll(text, "\n", "\n    "), maint, time.Now().Format(time.RFC1123Z))
 	if err := os.WriteFile(cl, append([]byte(stanza), old...), 0o644); err != nil {
 		b.fail(GivenBack, StageUnpack, err.Error())
 		return false
@@ -261,11 +262,11 @@ func (b *builder) deps(ctx context.Context) bool {
 				fmt.Fprintf(b.log, "\nUnmet build dependencies: %s\n", unmet)
 				why = unmet
 			}
-			b.fail(Attempted, StageDeps, "unmet build dependencies of "+b.pv()+": "+why)
+			b.fail(Attempted, StageDeps, "unmet build dependencies of "+b.src.String()+": "+why)
 			return false
 		}
 	}
-	b.fail(GivenBack, StageDeps, "cannot install the build dependencies of "+b.pv()+": "+msg)
+	b.fail(GivenBack, StageDeps, "cannot install the build dependencies of "+b.src.String()+": "+msg)
 	return false
 }
 
@@ -300,17 +301,17 @@ func (b *builder) build(ctx context.Context) bool {
 	case msg == "":
 		return true
 	case killed:
-		b.fail(GivenBack, StageBuild, "build of "+b.pv()+" "+msg)
+		b.fail(GivenBack, StageBuild, "build of "+b.src.String()+" "+msg)
 	case b.oom:
 		b.fail(Attempted, StageBuild, fmt.Sprintf("out of memory: the build needed more than its %d MiB slice", b.job.Memory>>20))
 	default:
-		b.fail(Attempted, StageBuild, "build of "+b.pv()+" failed: "+msg)
+		b.fail(Attempted, StageBuild, "build of "+b.src.String()+" failed: "+msg)
 	}
 	return false
 }
 
 func (b *builder) changesName() string {
-	return fmt.Sprintf("%s_%s_%s.changes", b.pkg, noEpoch(b.binVersion()), b.arch)
+	return home.ChangesName(b.bin, b.arch)
 }
 
 // collect copies the .changes and the files it lists into home's build/.
@@ -366,9 +367,9 @@ func (b *builder) finish() {
 	fmt.Fprintf(b.log, "\n%s\n\n", boxed("Summary", now, '-'))
 	fail := b.res.FailStage
 	kv := [][2]string{
-		{"Package", b.pkg},
-		{"Version", b.binVersion()},
-		{"Source-Version", b.version},
+		{"Package", b.src.Name},
+		{"Version", b.bin.Version},
+		{"Source-Version", b.src.Version},
 		{"Distribution", b.job.Dist.DistName},
 		{"Architecture", b.arch},
 		{"Machine", b.res.Machine},
@@ -395,7 +396,7 @@ func (b *builder) finish() {
 	b.log.Close()
 }
 
-// copyFile copies src to dst with home.CreateAtomic (temporary file, fsync,
+// copyFile copies src to dst with atomicfile.Create (temporary file, fsync,
 // rename); uid >= 0 makes that user own the copy.
 func copyFile(src, dst string, uid int) error {
 	in, err := os.Open(src)
@@ -403,7 +404,7 @@ func copyFile(src, dst string, uid int) error {
 		return err
 	}
 	defer in.Close()
-	out, err := home.CreateAtomic(dst, 0o644)
+	out, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,6 @@ type srcPkg struct {
 	name, version, section, build string
 }
 
-func (s srcPkg) pkgv() string { return s.name + "_" + s.version }
-
 func run(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -19,10 +19,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"buildd/buildd/build"
 	"buildd/buildd/logmail"
 	"buildd/buildd/pool"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
+	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
 	"buildd/internal/slicing"
@@ -57,8 +59,11 @@ type Daemon struct {
 	jobs        sync.WaitGroup
 }
 
+// job is a running build: what buildd/build is given, and the REDO entry
+// it was started from (REDO and BUILDING hold that form, without +bN).
 type job struct {
-	Job
+	build.Job
+	entry       home.RedoEntry
 	cancel      context.CancelFunc
 	interrupted bool // cancelled by a stopping daemon: back to REDO
 }
@@ -255,27 +260,27 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 		if started >= n || ctx.Err() != nil {
 			break
 		}
-		if d.skip(l.PkgVersion) {
+		pkgv := l.PkgVersion()
+		if d.skip(pkgv) {
 			continue
 		}
-		if err := q.Take(ctx, l.PkgVersion); err != nil {
+		if err := q.Take(ctx, pkgv); err != nil {
 			if q.Refused(err) {
-				d.log.Printf("Can't take %s: %v", l.PkgVersion, err)
+				d.log.Printf("Can't take %s: %v", pkgv, err)
 				continue
 			}
-			d.log.Printf("wanna-build --take --dist=%s %s failed: %v", dist.DistName, l.PkgVersion, err)
+			d.log.Printf("wanna-build --take --dist=%s %s failed: %v", dist.DistName, pkgv, err)
 			break
 		}
 		d.stats("taken", 1)
-		e := home.RedoEntry{PkgVersion: l.PkgVersion, Dist: dist.DistName, BinNMU: l.BinNMU}
+		e := home.RedoEntry{PkgVersion: pkgv, Dist: dist.DistName, BinNMU: l.BinNMU}
 		if c.ShouldBuildMsgs || l.BinNMU > 0 {
-			name, _, _ := strings.Cut(l.PkgVersion, "_")
-			info, err := q.Details(ctx, name)
+			info, err := q.Details(ctx, l.Name)
 			if err != nil {
-				d.log.Printf("wanna-build --info --dist=%s %s failed: %v -- building it", dist.DistName, name, err)
+				d.log.Printf("wanna-build --info --dist=%s %s failed: %v -- building it", dist.DistName, l.Name, err)
 			}
 			if c.ShouldBuildMsgs && info.OldFailed != "" {
-				d.askShouldBuild(c, dist, l.PkgVersion, info.OldFailed)
+				d.askShouldBuild(c, dist, pkgv, info.OldFailed)
 				continue
 			}
 			e.Changelog = info.BinNMUChangelog
@@ -323,7 +328,10 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bo
 		slice = slicing.Slice{CPUs: 1}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &job{Job: Job{Dist: dist, Entry: e, LogPath: f.Name(), Slot: tok.Slot(), Slice: slice}, cancel: cancel}
+	j := &job{Job: build.Job{
+		Dist: dist, PkgVersion: e.PkgVersion, BinNMU: e.BinNMU, BinNMUChangelog: e.Changelog,
+		Parallel: slice.CPUs, Memory: slice.RAMKiB << 10, LogPath: f.Name(),
+	}, entry: e, cancel: cancel}
 	d.mu.Lock()
 	d.running[jobKey(e.Dist, e.PkgVersion)] = j
 	builder := d.builder
@@ -353,10 +361,7 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bo
 // subjectPkgv is the package version as mails and logs name it: a binNMU
 // carries +bN.
 func subjectPkgv(e home.RedoEntry) string {
-	if e.BinNMU > 0 {
-		return fmt.Sprintf("%s+b%d", e.PkgVersion, e.BinNMU)
-	}
-	return e.PkgVersion
+	return debversion.SplitPkgVersion(e.PkgVersion).WithBinNMU(e.BinNMU).String()
 }
 
 func (d *Daemon) backToREDO(e home.RedoEntry, why string) {
@@ -370,8 +375,8 @@ func (d *Daemon) backToREDO(e home.RedoEntry, why string) {
 // finish reports a finished build to the queue, mails its log and counts
 // give-backs. A build interrupted by a stopping daemon goes back to REDO
 // instead, the queue untouched (the package stays taken by us).
-func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
-	e := j.Entry
+func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr error) {
+	e := j.entry
 	d.mu.Lock()
 	delete(d.running, jobKey(e.Dist, e.PkgVersion))
 	interrupted := j.interrupted
@@ -379,9 +384,9 @@ func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
 	notBuilding := func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist }
 	if buildErr != nil {
 		d.log.Printf("Build of %s failed to run: %v", e.PkgVersion, buildErr)
-		out.Status = GivenBack
+		out.Status = build.GivenBack
 	}
-	if interrupted && out.Status == GivenBack {
+	if interrupted && out.Status == build.GivenBack {
 		d.backToREDO(e, "build interrupted")
 		d.home.Building().Remove(notBuilding)
 		return
@@ -391,10 +396,10 @@ func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
 	defer cancel()
 	var qerr error
 	switch out.Status {
-	case Successful:
+	case build.Successful:
 		d.log.Printf("Build of %s succeeded -- marking as built in wanna-build", e.PkgVersion)
 		qerr = q.Built(ctx, e.PkgVersion)
-	case Attempted:
+	case build.Attempted:
 		d.log.Printf("Build of %s failed (build failed, stage %s) -- marking as attempted in wanna-build", e.PkgVersion, out.FailStage)
 		qerr = q.Attempted(ctx, e.PkgVersion)
 		d.stats("failed", 1)
@@ -409,7 +414,7 @@ func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
 	if qerr != nil {
 		d.log.Printf("wanna-build (%s) --dist=%s %s failed: %v", out.Status, e.Dist, e.PkgVersion, qerr)
 	}
-	if out.Status != Successful {
+	if out.Status != build.Successful {
 		if tail, trimmed, err := home.Tail(j.LogPath, TailLines); err == nil {
 			d.log.Printf("Last lines of %s:", j.LogPath)
 			if trimmed {
@@ -428,20 +433,20 @@ func (d *Daemon) finish(c *config.Config, j *job, out Outcome, buildErr error) {
 	d.log.Printf("Build of %s finished (%s).", e.PkgVersion, out.Status)
 }
 
-func (d *Daemon) mailLog(c *config.Config, j *job, out Outcome) {
+func (d *Daemon) mailLog(c *config.Config, j *job, out build.Result) {
 	if st, err := os.Stat(j.LogPath); err != nil || st.Size() == 0 {
 		return
 	}
-	pkgv := subjectPkgv(j.Entry)
+	pkgv := subjectPkgv(j.entry)
 	msg, err := logmail.Message(c, j.Dist, logmail.Build{
-		Dist: j.Entry.Dist, PkgVersion: pkgv, Successful: out.Status == Successful,
+		Dist: j.entry.Dist, PkgVersion: pkgv, Successful: out.Status == build.Successful,
 		LogPath: j.LogPath, ChangesPath: out.ChangesPath,
 	})
 	if err != nil {
 		d.log.Printf("Log mail of %s: %v", pkgv, err)
 		return
 	}
-	if err := logmail.Send(d.mailer(), d.home, msg, j.Entry.Dist, pkgv, logmail.KindLog); err != nil {
+	if err := logmail.Send(d.mailer(), d.home, msg, j.entry.Dist, pkgv, logmail.KindLog); err != nil {
 		d.log.Printf("%v", err)
 	}
 }
@@ -449,9 +454,9 @@ func (d *Daemon) mailLog(c *config.Config, j *job, out Outcome) {
 // countFails counts give-backs in a row; more than max_sbuild_fails mails
 // the admin "Repeated mess with sbuild" and pauses new builds for
 // sbuild_fails_pause seconds (SIGUSR2 ends the pause).
-func (d *Daemon) countFails(c *config.Config, j *job, out Outcome) {
+func (d *Daemon) countFails(c *config.Config, j *job, out build.Result) {
 	d.mu.Lock()
-	if out.Status != GivenBack {
+	if out.Status != build.GivenBack {
 		d.fails = 0
 		d.mu.Unlock()
 		return
@@ -471,7 +476,7 @@ func (d *Daemon) countFails(c *config.Config, j *job, out Outcome) {
 	body := fmt.Sprintf("The execution of sbuild now failed for %d times.\n"+
 		"These are the last %d lines of the last failed build (%s, full log %s):\n%s\n"+
 		"The daemon is going to sleep for %v, or can be restarted with SIGUSR2.\n",
-		n, TailLines, j.Entry.PkgVersion, j.LogPath, tail, pause)
+		n, TailLines, j.entry.PkgVersion, j.LogPath, tail, pause)
 	if err := d.mailer().Send(&mailer.Message{To: []string{c.AdminMail}, Subject: "Repeated mess with sbuild", Body: body}); err != nil {
 		d.log.Printf("Repeated mess mail: %v", err)
 	}

@@ -2,18 +2,19 @@ package daemon
 
 import (
 	"context"
-	"time"
 
+	"buildd/buildd/build"
 	"buildd/internal/config"
-	"buildd/internal/home"
-	"buildd/internal/slicing"
+	"buildd/internal/queue/client"
 )
 
 // Queue is one dist's wanna-build queue as the daemon uses it; the real
-// one is wannabuild/client (the local bbolt database, or wanna-build over
-// ssh).
+// one is internal/queue/client (the local bbolt database, or wanna-build
+// over ssh).
 type Queue interface {
-	NeedsBuild(ctx context.Context) ([]Listed, error)
+	// NeedsBuild is the needs-build list, in the queue's order (best
+	// first).
+	NeedsBuild(ctx context.Context) ([]client.Listed, error)
 	// Take takes pkgv for this builder; a take another builder won (or any
 	// per-package refusal) is reported by Refused.
 	Take(ctx context.Context, pkgv string) error
@@ -34,38 +35,14 @@ type Details struct {
 	BinNMUChangelog string
 }
 
-// Job is one build the daemon starts.
-type Job struct {
-	Dist    *config.Dist
-	Entry   home.RedoEntry // package, version, binNMU
-	LogPath string         // created by home.CreateLog, empty, exclusively
-	Slot    int
-	Slice   slicing.Slice
-}
-
-// Status is how a build ended, as buildd/build reports it.
-type Status string
-
-// The build statuses and what they do to the queue.
-const (
-	Successful Status = "successful" // --built
-	Attempted  Status = "attempted"  // --attempted
-	GivenBack  Status = "given-back" // --give-back
-)
-
-// Outcome is a finished build.
-type Outcome struct {
-	Status      Status
-	FailStage   string
-	BuildTime   time.Duration
-	ChangesPath string
-}
-
 // Builder runs one build in its own snapshot; the real one is
-// buildd/build. When ctx is cancelled it kills the build, deletes the
-// snapshot and returns.
+// buildd/build.Run. The daemon gives it j.LogPath created (empty,
+// exclusively) by home.CreateLog. When ctx is cancelled it kills the
+// build, deletes the snapshot and returns. Its Result's Status says what
+// the daemon tells the queue: Successful --built, Attempted --attempted,
+// GivenBack --give-back.
 type Builder interface {
-	Build(ctx context.Context, j Job) (Outcome, error)
+	Build(ctx context.Context, j build.Job) (build.Result, error)
 }
 
 // Machines is the machines volume, cleaned of stray snapshots at start-up.

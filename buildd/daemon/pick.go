@@ -4,20 +4,12 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"buildd/internal/config"
 	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
-
-// Listed is one package a dist's queue lists as needing a build, in the
-// queue's order (best first).
-type Listed struct {
-	PkgVersion string // name_version
-	Section    string
-	BinNMU     int
-}
 
 // Skipped is a listed package the dist's rules leave alone, and why.
 type Skipped struct {
@@ -33,30 +25,30 @@ type Skipped struct {
 // build_regex does not accept (matched, as the classic buildd does,
 // against "SECTION/PKG_VERSION" as wanna-build lists it) and those busy
 // says are building here already.
-func SelectQueue(d *config.Dist, listed []Listed, givenBack map[string]time.Time, busy func(pkgv string) bool) (take []Listed, skipped []Skipped, err error) {
+func SelectQueue(d *config.Dist, listed []client.Listed, givenBack map[string]time.Time, busy func(pkgv string) bool) (take []client.Listed, skipped []Skipped, err error) {
 	noBuild, build, err := distRegexps(d)
 	if err != nil {
 		return nil, nil, err
 	}
-	var weak []Listed
+	var weak []client.Listed
 	for _, l := range listed {
-		name, _, _ := strings.Cut(l.PkgVersion, "_")
-		listedAs := l.PkgVersion
+		pkgv := l.PkgVersion()
+		listedAs := pkgv
 		if l.Section != "" {
-			listedAs = l.Section + "/" + l.PkgVersion
+			listedAs = l.Section + "/" + pkgv
 		}
 		switch {
 		case noBuild != nil && noBuild.MatchString(listedAs):
-			skipped = append(skipped, Skipped{l.PkgVersion, "no_build_regex"})
+			skipped = append(skipped, Skipped{pkgv, "no_build_regex"})
 		case build != nil && !build.MatchString(listedAs):
-			skipped = append(skipped, Skipped{l.PkgVersion, "build_regex"})
-		case slices.Contains(d.NoAutoBuild, name):
-			skipped = append(skipped, Skipped{l.PkgVersion, "no_auto_build"})
-		case !givenBack[l.PkgVersion].IsZero():
-			skipped = append(skipped, Skipped{l.PkgVersion, "given back at " + givenBack[l.PkgVersion].Format(time.DateTime)})
-		case busy != nil && busy(l.PkgVersion):
-			skipped = append(skipped, Skipped{l.PkgVersion, "building already"})
-		case slices.Contains(d.WeakNoAutoBuild, name):
+			skipped = append(skipped, Skipped{pkgv, "build_regex"})
+		case slices.Contains(d.NoAutoBuild, l.Name):
+			skipped = append(skipped, Skipped{pkgv, "no_auto_build"})
+		case !givenBack[pkgv].IsZero():
+			skipped = append(skipped, Skipped{pkgv, "given back at " + givenBack[pkgv].Format(time.DateTime)})
+		case busy != nil && busy(pkgv):
+			skipped = append(skipped, Skipped{pkgv, "building already"})
+		case slices.Contains(d.WeakNoAutoBuild, l.Name):
 			weak = append(weak, l)
 		default:
 			take = append(take, l)

@@ -7,24 +7,25 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/home"
+	"buildd/internal/queue/client"
 )
 
-func pkgvs(ls []Listed) string {
+func pkgvs(ls []client.Listed) string {
 	var s []string
 	for _, l := range ls {
-		s = append(s, l.PkgVersion)
+		s = append(s, l.PkgVersion())
 	}
 	return strings.Join(s, " ")
 }
 
 func TestSelectQueue(t *testing.T) {
-	listed := []Listed{
-		{PkgVersion: "gcc_14-1", Section: "devel"},
-		{PkgVersion: "hello_1.0-1", Section: "misc"},
-		{PkgVersion: "openoffice_7-1", Section: "editors"},
-		{PkgVersion: "firefox_120-1", Section: "web"},
-		{PkgVersion: "nonfree-tool_2-1", Section: "non-free/utils"},
-		{PkgVersion: "zlib_1.3-1", Section: "libs"},
+	listed := []client.Listed{
+		{Name: "gcc", Version: "14-1", Section: "devel"},
+		{Name: "hello", Version: "1.0-1", Section: "misc"},
+		{Name: "openoffice", Version: "7-1", Section: "editors"},
+		{Name: "firefox", Version: "120-1", Section: "web"},
+		{Name: "nonfree-tool", Version: "2-1", Section: "non-free/utils"},
+		{Name: "zlib", Version: "1.3-1", Section: "libs"},
 	}
 	now := time.Now()
 	for _, c := range []struct {

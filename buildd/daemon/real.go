@@ -31,16 +31,8 @@ func RealParts() Parts {
 
 type clientQueue struct{ c *client.Client }
 
-func (q clientQueue) NeedsBuild(ctx context.Context) ([]Listed, error) {
-	ls, err := q.c.NeedsBuild(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Listed, len(ls))
-	for i, l := range ls {
-		out[i] = Listed{PkgVersion: l.PkgVersion(), Section: l.Section, BinNMU: l.BinNMU}
-	}
-	return out, nil
+func (q clientQueue) NeedsBuild(ctx context.Context) ([]client.Listed, error) {
+	return q.c.NeedsBuild(ctx)
 }
 
 func (q clientQueue) Take(ctx context.Context, pkgv string) error { return q.c.Take(ctx, pkgv) }
@@ -79,18 +71,10 @@ type runBuilder struct {
 	store *machine.Store
 }
 
-func (b runBuilder) Build(ctx context.Context, j Job) (Outcome, error) {
-	res, err := build.Run(ctx, b.cfg, b.store, build.Job{
-		Dist:            j.Dist,
-		PkgVersion:      j.Entry.PkgVersion,
-		BinNMU:          j.Entry.BinNMU,
-		BinNMUChangelog: j.Entry.Changelog,
-		Parallel:        j.Slice.CPUs,
-		Memory:          j.Slice.RAMKiB << 10,
-		LogPath:         j.LogPath,
-	})
+func (b runBuilder) Build(ctx context.Context, j build.Job) (build.Result, error) {
+	res, err := build.Run(ctx, b.cfg, b.store, j)
 	if err != nil {
-		return Outcome{}, err
+		return build.Result{}, err
 	}
-	return Outcome{Status: Status(res.Status), FailStage: res.FailStage, BuildTime: res.BuildTime, ChangesPath: res.ChangesPath}, nil
+	return *res, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"buildd/buildd/build"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
@@ -27,19 +28,19 @@ import (
 type stubBuilder struct {
 	mu     sync.Mutex
 	order  []string
-	status map[string]Status
+	status map[string]build.Status
 }
 
-func (s *stubBuilder) Build(ctx context.Context, j Job) (Outcome, error) {
+func (s *stubBuilder) Build(ctx context.Context, j build.Job) (build.Result, error) {
 	s.mu.Lock()
-	s.order = append(s.order, j.Entry.PkgVersion)
-	st := s.status[j.Entry.PkgVersion]
+	s.order = append(s.order, j.PkgVersion)
+	st := s.status[j.PkgVersion]
 	s.mu.Unlock()
 	if st == "" {
-		st = Successful
+		st = build.Successful
 	}
-	os.WriteFile(j.LogPath, []byte(fmt.Sprintf("build of %s\nStatus: %s\n", j.Entry.PkgVersion, st)), 0o644)
-	return Outcome{Status: st, FailStage: "build"}, nil
+	os.WriteFile(j.LogPath, []byte(fmt.Sprintf("build of %s\nStatus: %s\n", j.PkgVersion, st)), 0o644)
+	return build.Result{Status: st, FailStage: "build"}, nil
 }
 
 func (s *stubBuilder) built() string {
@@ -73,7 +74,7 @@ func newQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lg.Close() })
-	q := &queueEnv{env: e, d: New(c, RealParts(), lg), b: &stubBuilder{status: map[string]Status{}}, cfg: c}
+	q := &queueEnv{env: e, d: New(c, RealParts(), lg), b: &stubBuilder{status: map[string]build.Status{}}, cfg: c}
 	q.d.builder = q.b
 	return q
 }
@@ -169,8 +170,8 @@ func TestParallelRoundFillsSlots(t *testing.T) {
 
 func TestGiveBackDelayAndRepeatedMess(t *testing.T) {
 	q := newQueueEnv(t, "max_build = 1\nmax_sbuild_fails = 1\nsbuild_fails_pause = 3600", pkg("flaky", "1.0"), pkg("other", "1.0"))
-	q.b.status["flaky_1.0"] = GivenBack
-	q.b.status["other_1.0"] = GivenBack
+	q.b.status["flaky_1.0"] = build.GivenBack
+	q.b.status["other_1.0"] = build.GivenBack
 	q.round()
 	if got := q.b.built(); got != "flaky_1.0" {
 		t.Fatalf("built %q", got)
@@ -202,7 +203,7 @@ func TestGiveBackDelayAndRepeatedMess(t *testing.T) {
 		t.Fatalf("built %q during the pause", got)
 	}
 	q.d.EndPause()
-	q.b.status["flaky_1.0"] = Successful
+	q.b.status["flaky_1.0"] = build.Successful
 	q.round()
 	if got := q.b.built(); !strings.HasPrefix(got, "flaky_1.0 other_1.0 ") {
 		t.Fatalf("built %q after the pause with delay 0", got)

@@ -15,8 +15,10 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
+	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
+	"buildd/internal/program"
 )
 
 // DetachedEnv marks the re-executed, detached daemon.
@@ -28,10 +30,9 @@ var CheckEvery = 5 * time.Second
 
 // Options are buildd's command-line options.
 type Options struct {
-	Config     string
-	NoDetach   bool
-	Once       bool
-	DumpConfig bool
+	program.Options
+	NoDetach bool
+	Once     bool
 }
 
 // ParseFlags parses buildd's command line.
@@ -39,10 +40,9 @@ func ParseFlags(args []string, stderr io.Writer) (Options, error) {
 	var o Options
 	fs := flag.NewFlagSet("buildd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Config, "config", "", "config file (default $BUILDD_CONF, else "+config.DefaultPath+")")
+	o.Flags(fs)
 	fs.BoolVar(&o.NoDetach, "no-detach", false, "stay in the foreground, logging to daemon.log and stderr")
 	fs.BoolVar(&o.Once, "once", false, "one round (REDO, then the queue, up to max_build builds), wait for the builds, exit")
-	fs.BoolVar(&o.DumpConfig, "dump-config", false, "print the effective config and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: buildd [--config FILE] [--no-detach] [--once] [--dump-config]")
 		fs.PrintDefaults()
@@ -67,7 +67,7 @@ func Main(args []string, parts Parts) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cfgPath := config.Path(o.Config)
+	cfgPath := o.ConfigPath()
 	c, err := config.Load(cfgPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "buildd: stage config: %v\n", err)
@@ -163,7 +163,7 @@ func instanceRunning(c *config.Config) (int, bool) {
 		return 0, false
 	}
 	pid, _ := home.ReadPID(c.PIDFile)
-	return pid, errors.Is(err, home.ErrLocked)
+	return pid, errors.Is(err, flock.ErrLocked)
 }
 
 // runner is the daemon's life: its stages, then its loop.
@@ -269,7 +269,7 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 // takeInstance takes the single-instance lock and writes the pid file.
 func (r *runner) takeInstance(c *config.Config) error {
 	l, err := home.TryLock(c.PIDFile)
-	if errors.Is(err, home.ErrLocked) {
+	if errors.Is(err, flock.ErrLocked) {
 		pid, _ := home.ReadPID(c.PIDFile)
 		return fmt.Errorf("Another buildd (pid %d) is already running.", pid)
 	}

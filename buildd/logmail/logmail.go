@@ -151,17 +151,9 @@ func headTail(f *os.File, size int64, limit int, logPath string) ([]byte, error)
 	left := size - int64(len(head)) - int64(len(tail))
 	var out bytes.Buffer
 	out.Write(head)
-	fmt.Fprintf(&out, "\n[... %d bytes of the log left out here; the full log is %s on %s ...]\n\n", left, logPath, hostname())
+	fmt.Fprintf(&out, "\n[... %d bytes of the log left out here; the full log is %s on %s ...]\n\n", left, logPath, mailer.Hostname())
 	out.Write(tail)
 	return out.Bytes(), nil
-}
-
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "localhost"
-	}
-	return h
 }
 
 // Send sends msg through m and records its Message-ID in the home's

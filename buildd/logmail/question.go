@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"buildd/internal/config"
+	"buildd/internal/debversion"
 	"buildd/internal/mailer"
 )
 
@@ -16,7 +17,6 @@ func QuestionSubject(pkgv, dist string) string {
 // Question composes the "Should I build" mail to the admin about pkgv,
 // whose previous version failed with failText (the queue's info on it).
 func Question(c *config.Config, dist, pkgv, failText string) *mailer.Message {
-	pkg, _, _ := strings.Cut(pkgv, "_")
 	return &mailer.Message{
 		From:    c.MailFrom,
 		To:      splitAddrs(c.AdminMail),
@@ -29,6 +29,6 @@ func Question(c *config.Config, dist, pkgv, failText string) *mailer.Message {
 			"messages are:\n\n%s\n\n"+
 			"Should buildd try to build the new version, or should it fail with the\n"+
 			"same messages again.? Please answer with 'build' (or 'ok'), or 'fail'\n"+
-			"(or 'not-for-us', 'giveback').\n", pkg, strings.TrimRight(failText, "\n")),
+			"(or 'not-for-us', 'giveback').\n", debversion.SplitPkgVersion(pkgv).Name, strings.TrimRight(failText, "\n")),
 	}
 }

@@ -445,15 +445,6 @@ func (c *Config) Dump(w io.Writer) error {
 	return toml.NewEncoder(w).Encode(c)
 }
 
-// NoBuild reports whether the dist's no_build_regex rejects pkgv, or its
-// build_regex fails to accept it.
-func (d *Dist) NoBuild(pkgv string) bool {
-	if d.NoBuildRegex != "" && regexp.MustCompile(d.NoBuildRegex).MatchString(pkgv) {
-		return true
-	}
-	return d.BuildRegex != "" && !regexp.MustCompile(d.BuildRegex).MatchString(pkgv)
-}
-
 func currentUser() string {
 	for _, v := range []string{"USER", "LOGNAME"} {
 		if u := os.Getenv(v); u != "" {

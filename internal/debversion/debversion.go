@@ -1,5 +1,7 @@
 // Package debversion owns Debian version numbers: parsing them into epoch,
-// upstream version and revision, and ordering them exactly as dpkg does.
+// upstream version and revision, and ordering them exactly as dpkg does;
+// and the NAME_VERSION pairs the suite passes around (PkgVersion): splitting
+// and checking them, their binNMU and file-name forms.
 //
 // Compare follows dpkg's C implementation (lib/dpkg/version.c): it orders
 // any string, including ones dpkg only warns about ("version number does not

@@ -1,13 +1,14 @@
 // Package home owns the build user's home directory and the classic files in
 // it that several programs share: build/REDO, build/SBUILD-GIVEN-BACK,
 // build/PURGE, build/buildd.pid, outdated-packages, the NO-DAEMON-PLEASE and
-// EXIT-DAEMON-PLEASE flags, and the FILE.lock locks that guard them.
+// EXIT-DAEMON-PLEASE flags, and the FILE.lock locks that guard them (a
+// flock, see package flock, with a note of its holder). It owns only the
+// home's files: how a file is replaced and how it is locked are the
+// packages atomicfile and flock.
 //
-// Every file here that another program reads is rewritten whole: written to
-// a temporary file beside it, fsynced, renamed over it, under the file's
-// lock. A crash leaves either the old or the new contents, never a mix; the
-// temporary files a killed writer leaves have one name pattern (see
-// AtomicFile), and CleanTemp removes them.
+// Every file here that another program reads is rewritten whole, with
+// atomicfile, under the file's lock: a crash leaves either the old or the
+// new contents, never a mix.
 package home
 
 import (

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"buildd/internal/flock"
 )
 
 func TestParseRedoLine(t *testing.T) {
@@ -130,7 +132,7 @@ func TestLockExcludes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+	if _, err := TryLock(p); !errors.Is(err, flock.ErrLocked) {
 		t.Fatalf("second TryLock = %v, want ErrLocked", err)
 	}
 	if _, err := LockFile(p, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "held by") {
@@ -202,43 +204,6 @@ func TestSent(t *testing.T) {
 	}
 	if _, ok, _ := s.Latest("bookworm", "hello_1.0-1", "log"); !ok {
 		t.Error("Latest did not find the log mail")
-	}
-}
-
-func TestAtomicFile(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	os.WriteFile(p, []byte("old"), 0o644)
-	a, err := CreateAtomic(p, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.WriteString("new")
-	if b, _ := os.ReadFile(p); string(b) != "old" {
-		t.Errorf("target changed before Commit: %q", b)
-	}
-	if err := a.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	a.Abort()
-	if b, _ := os.ReadFile(p); string(b) != "new" {
-		t.Errorf("after Commit: %q", b)
-	}
-	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", st.Mode().Perm())
-	}
-	b, _ := CreateAtomic(p, 0o644)
-	b.WriteString("dropped")
-	b.Abort()
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		t.Errorf("Abort left files: %v", ents)
-	}
-	if err := CopyFileAtomic(p, filepath.Join(dir, "g"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "g")); string(b) != "new" {
-		t.Errorf("copy = %q", b)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"buildd/internal/atomicfile"
 )
 
 // LockTimeout bounds how long a program waits for a shared file's lock.
@@ -57,7 +59,7 @@ func (lf lineFile) update(f func(lines []string) ([]string, error)) error {
 		b.WriteString(s)
 		b.WriteByte('\n')
 	}
-	return WriteFileAtomic(lf.path, []byte(b.String()), 0o644)
+	return atomicfile.WriteFile(lf.path, []byte(b.String()), 0o644)
 }
 
 // LineError is a bad line in a home file: "REDO:12: bad line "..."".

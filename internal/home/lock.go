@@ -9,65 +9,51 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"buildd/internal/atomicfile"
+	"buildd/internal/flock"
 )
 
-// ErrLocked is returned by TryLock when another live process holds the lock.
-var ErrLocked = errors.New("locked by another process")
-
-// Lock is a held FILE.lock. The kernel's flock is what excludes; the file's
-// contents, "PID USER\n" as the classic suite writes them, say who holds it.
-// A lock whose holder died is released by the kernel, so a stale lock file
-// never blocks anybody.
+// Lock is a held FILE.lock (see package flock). The file's contents,
+// "PID USER\n" as the classic suite writes them, say who holds it.
 type Lock struct {
-	f    *os.File
-	path string
+	l *flock.Lock
 }
 
 // LockFile takes the lock for path (the lock file is path + ".lock"),
-// waiting up to timeout for another holder to release it.
+// waiting up to timeout for another holder to release it. A lock still
+// held is an error wrapping flock.ErrLocked that names the holder.
 func LockFile(path string, timeout time.Duration) (*Lock, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		l, err := TryLock(path)
-		if !errors.Is(err, ErrLocked) {
-			return l, err
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s.lock: %w (%s) for %v", path, ErrLocked, holder(path), timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+	l, err := lock(path, timeout)
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, fmt.Errorf("%s.lock: %w (%s) for %v", path, flock.ErrLocked, holder(path), timeout)
 	}
+	return l, err
 }
 
-// TryLock takes the lock for path if it is free, else returns ErrLocked.
-func TryLock(path string) (*Lock, error) {
-	lp := path + ".lock"
-	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
+// TryLock takes the lock for path if it is free, else fails with an error
+// wrapping flock.ErrLocked.
+func TryLock(path string) (*Lock, error) { return lock(path, 0) }
+
+// lock takes path's lock and writes the holder note into it.
+func lock(path string, timeout time.Duration) (*Lock, error) {
+	l, err := flock.Acquire(path+".lock", flock.Exclusive, 0o644, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", lp, err)
+		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, ErrLocked
-		}
-		return nil, fmt.Errorf("lock %s: %w", lp, err)
-	}
-	if err := f.Truncate(0); err == nil {
+	if f := l.File(); f.Truncate(0) == nil {
 		fmt.Fprintf(f, "%d %s\n", os.Getpid(), userName())
 	}
-	return &Lock{f: f, path: lp}, nil
+	return &Lock{l: l}, nil
 }
 
-// Unlock releases the lock.
+// Unlock releases the lock, emptying the holder note first.
 func (l *Lock) Unlock() error {
-	if l == nil || l.f == nil {
+	if l == nil || l.l == nil {
 		return nil
 	}
-	l.f.Truncate(0)
-	err := l.f.Close()
-	l.f = nil
+	l.l.File().Truncate(0)
+	err := l.l.Unlock()
+	l.l = nil
 	return err
 }
 
@@ -98,7 +84,7 @@ func Alive(pid int) bool {
 
 // WritePID writes the pid file in the classic "%5d\n" format, atomically.
 func WritePID(path string, pid int) error {
-	return WriteFileAtomic(path, []byte(fmt.Sprintf("%5d\n", pid)), 0o644)
+	return atomicfile.WriteFile(path, []byte(fmt.Sprintf("%5d\n", pid)), 0o644)
 }
 
 // ReadPID reads a pid file. A missing file gives (0, nil); a file that is not

@@ -9,17 +9,24 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"buildd/internal/debversion"
 )
 
-// LogName is the base name of a job's log,
-// PKG_VERSION_ARCH-YYYYMMDD-HHMMSS.build (UTC), the version without its
-// epoch (file names carry no colon), as buildd/build names its logs.
+// LogName is the base name of a job's log, the file
+// LogName(...)+".build": PKG_VERSION_ARCH-YYYYMMDD-HHMMSS (UTC), the
+// version without its epoch (file names carry no colon). CreateLog and
+// buildd/build name every log with it.
 func LogName(pkgv, arch string, t time.Time) string {
-	name, version, _ := strings.Cut(pkgv, "_")
-	if _, v, ok := strings.Cut(version, ":"); ok {
-		version = v
-	}
-	return fmt.Sprintf("%s_%s_%s-%s", name, version, arch, t.UTC().Format("20060102-150405"))
+	return debversion.SplitPkgVersion(pkgv).NoEpoch().String() + "_" + arch + "-" + t.UTC().Format("20060102-150405")
+}
+
+// ChangesName is the name of a build's .changes, in build/ and in the
+// upload queues: NAME_VERSION_ARCH.changes, the version without its epoch.
+// ARCH is the build architecture, or "multi" for a .changes listing
+// several.
+func ChangesName(pv debversion.PkgVersion, arch string) string {
+	return pv.NoEpoch().String() + "_" + arch + ".changes"
 }
 
 // CreateLog creates a new log file for a job in dir, exclusively (O_EXCL):

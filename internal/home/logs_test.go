@@ -16,9 +16,14 @@ func TestLogName(t *testing.T) {
 		{"hello_1.0-1", "amd64", "hello_1.0-1_amd64-20251121-073012"},
 		{"dpkg_1:1.21.22", "arm64", "dpkg_1.21.22_arm64-20251121-073012"},
 		{"foo_2.0+b1", "all", "foo_2.0+b1_all-20251121-073012"},
+		{"libc++_2:1.0-rc1-3+b2", "amd64", "libc++_1.0-rc1-3+b2_amd64-20251121-073012"},
+		{"python3.11_3.11.2-6+deb12u1", "i386", "python3.11_3.11.2-6+deb12u1_i386-20251121-073012"},
 	} {
 		if got := LogName(c.pkgv, c.arch, at); got != c.want {
 			t.Errorf("LogName(%q, %q) = %q, want %q", c.pkgv, c.arch, got, c.want)
+		}
+		if got := LogName(c.pkgv, c.arch, at.In(time.FixedZone("CET", 3600))); got != c.want {
+			t.Errorf("LogName(%q, %q) in CET = %q, want %q (UTC)", c.pkgv, c.arch, got, c.want)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"buildd/internal/atomicfile"
 )
 
 // Signatures is buildd-mail's record of every signature a reply acted
@@ -111,7 +113,7 @@ func (h Home) PruneSignatures(cutoff time.Time) (int, error) {
 	if dropped == 0 {
 		return 0, nil
 	}
-	if err := WriteFileAtomic(path, []byte(keep.String()), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(keep.String()), 0o600); err != nil {
 		return 0, fmt.Errorf("%s: prune: %w", path, err)
 	}
 	return dropped, nil

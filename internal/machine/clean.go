@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"buildd/internal/flock"
 )
 
 // CleanReport says what Clean did and what it left alone.
@@ -57,10 +59,10 @@ func (s *Store) Clean(ctx context.Context) (CleanReport, error) {
 
 func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
 	var errs []error
-	al, err := lockFile(filepath.Join(d, adminLock), false, false)
+	al, err := flock.Acquire(filepath.Join(d, adminLock), flock.Exclusive, 0o644, 0)
 	adminFree := err == nil
 	if adminFree {
-		defer al.Close()
+		defer al.Unlock()
 	} else {
 		rep.Busy = append(rep.Busy, d+": create, upgrade or delete running")
 	}
@@ -169,14 +171,14 @@ func ownerOf(p string) string {
 // gone; false if the owner still holds the lock.
 func (s *Store) deleteStray(d, wname string) (bool, error) {
 	lp := filepath.Join(d, wname+lockSuffix)
-	lk, err := lockFile(lp, false, false)
-	if errors.Is(err, errBusy) {
+	lk, err := flock.Acquire(lp, flock.Exclusive, 0o644, 0)
+	if errors.Is(err, flock.ErrLocked) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	defer lk.Close()
+	defer lk.Unlock()
 	wp := filepath.Join(d, wname)
 	if _, err := os.Lstat(wp); err == nil {
 		if err := deleteSubvolume(wp); err != nil {

@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/atomicfile"
+	"buildd/internal/flock"
 	"buildd/internal/machine/sandbox"
 )
 
@@ -93,16 +94,16 @@ func (s *Store) makeRevision(ctx context.Context, name string, opt CreateOptions
 	} else if err := os.Mkdir(d, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	al, err := lockFile(filepath.Join(d, adminLock), false, false)
+	al, err := flock.Acquire(filepath.Join(d, adminLock), flock.Exclusive, 0o644, 0)
 	if err != nil {
 		return fmt.Errorf("create %s: another create, upgrade or delete is running: %w", name, err)
 	}
-	defer al.Close()
+	defer al.Unlock()
 	if _, _, err := currentRevision(d, name); err == nil {
 		return fmt.Errorf("create %s: machine already exists (use upgrade, or delete it first)", name)
 	}
 	marker := fmt.Sprintf("Dist: %s\nArch: %s\n", opt.Dist, opt.Arch)
-	if err := home.WriteFileAtomic(filepath.Join(d, markerName), []byte(marker), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(d, markerName), []byte(marker), 0o644); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	n, err := nextRevision(d, name)
@@ -139,7 +140,7 @@ func (s *Store) publish(d, name, tmp string, n int) error {
 	if err := os.Rename(nl, filepath.Join(d, currentName)); err != nil {
 		return fmt.Errorf("machine %s: switch current: %w", name, err)
 	}
-	return home.SyncDir(d)
+	return atomicfile.SyncDir(d)
 }
 
 // nextRevision is one more than any revision number used in d.
@@ -265,11 +266,11 @@ func (s *Store) Upgrade(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	al, err := lockFile(filepath.Join(d, adminLock), false, false)
+	al, err := flock.Acquire(filepath.Join(d, adminLock), flock.Exclusive, 0o644, 0)
 	if err != nil {
 		return fmt.Errorf("upgrade %s: another create, upgrade or delete is running: %w", name, err)
 	}
-	defer al.Close()
+	defer al.Unlock()
 	cur, _, err := currentRevision(d, name)
 	if err != nil {
 		return err
@@ -297,11 +298,11 @@ func (s *Store) Upgrade(ctx context.Context, name string) error {
 // no working snapshot (live or stray) was taken from. It returns the paths
 // it deleted.
 func (s *Store) deleteOldRevisions(d, name string) ([]string, error) {
-	rl, err := lockFile(filepath.Join(d, revisionsLock), false, true)
+	rl, err := flock.Acquire(filepath.Join(d, revisionsLock), flock.Exclusive, 0o644, revisionsWait)
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
-	defer rl.Close()
+	defer rl.Unlock()
 	cur, _, _ := currentRevision(d, name)
 	ents, err := os.ReadDir(d)
 	if err != nil {
@@ -341,11 +342,11 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	al, err := lockFile(filepath.Join(d, adminLock), false, false)
+	al, err := flock.Acquire(filepath.Join(d, adminLock), flock.Exclusive, 0o644, 0)
 	if err != nil {
 		return fmt.Errorf("delete %s: another create, upgrade or delete is running: %w", name, err)
 	}
-	defer al.Close()
+	defer al.Unlock()
 	if err := os.Remove(filepath.Join(d, currentName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}

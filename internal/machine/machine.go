@@ -37,6 +37,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"buildd/internal/flock"
 )
 
 // Names in a machine directory.
@@ -50,6 +52,10 @@ const (
 	workPrefix    = "work-"
 	lockSuffix    = ".lock"
 )
+
+// revisionsWait is how long a change to the revisions, or a new working
+// snapshot, waits for the revisions lock.
+const revisionsWait = time.Minute
 
 var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_-]*$`)
@@ -221,7 +227,7 @@ func (s *Store) inspect(name string) (Machine, error) {
 			m.Revisions = append(m.Revisions, Revision{Name: e.Name(), Number: n, ReadOnly: ro, Current: e.Name() == m.Current})
 		}
 		if w, ok := parseWork(d, e.Name()); ok && e.IsDir() {
-			w.Live = lockHeld(p + lockSuffix)
+			w.Live = flock.Held(p + lockSuffix)
 			m.Working = append(m.Working, w)
 		}
 	}
@@ -262,7 +268,7 @@ type Working struct {
 	Machine  string
 	Revision string // the revision it was taken from, NAME-N
 	path     string
-	lock     *os.File
+	lock     *flock.Lock
 }
 
 // Path is the snapshot's directory: the build's root.
@@ -276,11 +282,11 @@ func (s *Store) NewWorking(name, job string) (*Working, error) {
 	if err != nil {
 		return nil, err
 	}
-	rl, err := lockFile(filepath.Join(d, revisionsLock), true, true)
+	rl, err := flock.Acquire(filepath.Join(d, revisionsLock), flock.Shared, 0o644, revisionsWait)
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
-	defer rl.Close()
+	defer rl.Unlock()
 	rev, n, err := currentRevision(d, name)
 	if err != nil {
 		return nil, err
@@ -304,24 +310,24 @@ func (s *Store) NewWorking(name, job string) (*Working, error) {
 		job = "job"
 	}
 	var wname string
-	var lk *os.File
+	var lk *flock.Lock
 	for i := 0; ; i++ {
 		wname = fmt.Sprintf("%s%d-%d-%d-%s", workPrefix, n, os.Getpid(), time.Now().Unix()+int64(i), job)
 		if _, err := os.Lstat(filepath.Join(d, wname)); err == nil {
 			continue
 		}
-		if lk, err = lockFile(filepath.Join(d, wname+lockSuffix), false, false); err == nil {
+		if lk, err = flock.Acquire(filepath.Join(d, wname+lockSuffix), flock.Exclusive, 0o644, 0); err == nil {
 			break
 		}
 		if i > 100 {
 			return nil, fmt.Errorf("machine %s: working snapshot: %w", name, err)
 		}
 	}
-	fmt.Fprintf(lk, "%d %s\n", os.Getpid(), job)
+	fmt.Fprintf(lk.File(), "%d %s\n", os.Getpid(), job)
 	wp := filepath.Join(d, wname)
 	if err := snapshot(rp, wp, false); err != nil {
 		os.Remove(wp + lockSuffix)
-		lk.Close()
+		lk.Unlock()
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
 	return &Working{Machine: name, Revision: rev, path: wp, lock: lk}, nil
@@ -339,7 +345,7 @@ func (w *Working) Delete() error {
 		}
 	}
 	os.Remove(w.path + lockSuffix)
-	err := w.lock.Close()
+	err := w.lock.Unlock()
 	w.lock = nil
 	return err
 }

@@ -26,8 +26,8 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
-	"buildd/internal/home"
 )
 
 // Message is an outgoing plain-text mail.
@@ -232,7 +232,11 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func hostname() string {
+// Hostname is the name the suite's mail gives this host: the domain of its
+// Message-IDs and of unqualified envelope addresses, the tag of its spool and
+// Maildir file names, and the host a mail's text says a file is on. It is
+// "localhost" when the system has no name.
+func Hostname() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
 		return "localhost"
@@ -246,7 +250,7 @@ func (mr *Mailer) spool(from string, to []string, raw []byte) error {
 		return err
 	}
 	data := append([]byte(from+"\t"+strings.Join(to, ",")+"\n"), raw...)
-	return home.WriteFileAtomic(filepath.Join(mr.Spool, uniqueName()), data, 0o600)
+	return atomicfile.WriteFile(filepath.Join(mr.Spool, uniqueName()), data, 0o600)
 }
 
 // Flush retries every spooled mail, removing each once delivered. It
@@ -291,7 +295,7 @@ func (mr *Mailer) Flush() (int, error) {
 var seq atomic.Uint64
 
 func uniqueName() string {
-	host := strings.NewReplacer("/", "_", ":", "_").Replace(hostname())
+	host := strings.NewReplacer("/", "_", ":", "_").Replace(Hostname())
 	return fmt.Sprintf("%d.P%dQ%d.%s", time.Now().UnixNano(), os.Getpid(), seq.Add(1), host)
 }
 
@@ -325,7 +329,7 @@ func DeliverMaildir(dir string, raw []byte) (string, error) {
 		os.Remove(tmp)
 		return "", err
 	}
-	return dst, home.SyncDir(filepath.Join(dir, "new"))
+	return dst, atomicfile.SyncDir(filepath.Join(dir, "new"))
 }
 
 // envelopeAddr is the bare address of s for the SMTP envelope; a local
@@ -336,7 +340,7 @@ func envelopeAddr(s string) string {
 		s = a.Address
 	}
 	if s != "" && !strings.Contains(s, "@") {
-		s += "@" + hostname()
+		s += "@" + Hostname()
 	}
 	return s
 }

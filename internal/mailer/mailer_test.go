@@ -132,7 +132,7 @@ func TestEnvelopeAddr(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"buildd <buildd@host.example>", "buildd@host.example"},
 		{"admin@example.org", "admin@example.org"},
-		{"root", "root@" + hostname()},
+		{"root", "root@" + Hostname()},
 	}
 	for _, tt := range tests {
 		if got := envelopeAddr(tt.in); got != tt.want {

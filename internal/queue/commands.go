@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"buildd/internal/control"
+	"buildd/internal/debversion"
 )
 
 // Command is a state-setting operation of the classic tool.
@@ -435,7 +436,7 @@ func (s *Session) binNMU(tx Tx, name, version string, r *Record, n int) error {
 	if r.State != Installed {
 		return s.refuse(name+"_"+version, "not installed; can't register for binNMU.")
 	}
-	full := binNMUVersion(version, n)
+	full := debversion.PkgVersion{Name: name, Version: version}.WithBinNMU(n).Version
 	if vcmp(full, r.InstalledVersion) <= 0 {
 		return s.refuse(name, "binNMU %s is not newer than current version %s", full, r.InstalledVersion)
 	}
@@ -453,7 +454,7 @@ func (s *Session) binNMU(tx Tx, name, version string, r *Record, n int) error {
 
 // Forget removes the package named by arg ("name" or "name_version").
 func (s *Session) Forget(tx Tx, arg string) error {
-	name := StripVersion(arg)
+	name := debversion.SplitPkgVersion(arg).Name
 	r, err := tx.Get(name)
 	if err != nil {
 		return err

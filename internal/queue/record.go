@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
+
+	"buildd/internal/debversion"
 )
 
 // Record is one source package of one (distribution, architecture): the
@@ -38,14 +39,7 @@ type Record struct {
 // FullVersion is the version with the binNMU suffix (+bN) when one is
 // scheduled.
 func (r *Record) FullVersion() string {
-	return binNMUVersion(r.Version, r.BinNMU)
-}
-
-func binNMUVersion(v string, n int) string {
-	if n > 0 {
-		return v + "+b" + strconv.Itoa(n)
-	}
-	return v
+	return debversion.PkgVersion{Name: r.Package, Version: r.Version}.WithBinNMU(r.BinNMU).Version
 }
 
 // StateChangeTime is StateChange as a time.

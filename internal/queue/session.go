@@ -89,14 +89,6 @@ func SplitArg(arg string) (name, version string, err error) {
 
 var changesSuffixRE = regexp.MustCompile(`_[A-Za-z0-9-]+\.changes$`)
 
-// StripVersion returns the name part of "name" or "name_version".
-func StripVersion(arg string) string {
-	if i := strings.IndexByte(arg, '_'); i >= 0 {
-		return arg[:i]
-	}
-	return arg
-}
-
 func (s *Session) printf(format string, args ...any) {
 	if s.Out != nil {
 		fmt.Fprintf(s.Out, format, args...)

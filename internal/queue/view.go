@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"buildd/internal/debversion"
 )
 
 // TimeFormat is how state change times are printed (UTC), as the classic
@@ -181,7 +183,7 @@ func (s *Session) InfoFields(r *Record) []InfoField {
 // Info prints the --info block of the package named by arg ("name" or
 // "name_version").
 func (s *Session) Info(tx Tx, arg string) error {
-	name := StripVersion(arg)
+	name := debversion.SplitPkgVersion(arg).Name
 	r, err := tx.Get(name)
 	if err != nil {
 		return err
@@ -204,7 +206,7 @@ func (s *Session) Info(tx Tx, arg string) error {
 func (s *Session) History(tx Tx, arg string) error {
 	name := ""
 	if arg != "" {
-		name = StripVersion(arg)
+		name = debversion.SplitPkgVersion(arg).Name
 	}
 	return tx.History(name, func(t *Transaction) error {
 		s.printf("%s: %s\n", timeOf(t.Time), t.Line(s.Dist))

@@ -20,9 +20,12 @@ import (
 	"syscall"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/control"
 	"buildd/internal/daemonlog"
+	"buildd/internal/debversion"
+	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
 	"buildd/internal/queue/client"
@@ -88,7 +91,7 @@ type Result struct {
 // Run uploads every queue once.
 func (u *Uploader) Run(ctx context.Context) ([]Result, error) {
 	lock, err := home.TryLock(u.Home.Path("buildd-uploader"))
-	if errors.Is(err, home.ErrLocked) {
+	if errors.Is(err, flock.ErrLocked) {
 		u.Log.Printf("exiting; %v", ErrRunning)
 		return nil, ErrRunning
 	}
@@ -255,7 +258,7 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
 		return r
 	}
-	r.PkgV = c.Source + "_" + c.Version
+	r.PkgV = debversion.PkgVersion{Name: c.Source, Version: c.Version}.String()
 	r.Dists = strings.Fields(c.Distribution)
 	if err := checkFiles(dir, c); err != nil {
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
@@ -277,7 +280,7 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 	}
 	if err != nil {
 		text := fmt.Sprintf("Successfully uploaded %s to %s with %s at %s.\n", name, q.describe(), u.Cfg.UploadTool, time.Now().UTC().Format(time.RFC3339))
-		if err := home.WriteFileAtomic(filepath.Join(dir, marker(name)), []byte(text), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, marker(name)), []byte(text), 0o644); err != nil {
 			r.Err = fmt.Errorf("upload of %s done, but: %w", name, err)
 			return r
 		}

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/config"
-	"buildd/internal/home"
 	"buildd/internal/queue"
 	"buildd/internal/queue/bolt"
 )
@@ -305,7 +305,7 @@ func (r *run) dispatch() int {
 		if status := r.view(func(tx queue.Tx) error { return queue.Export(tx, &buf) }); status != exitOK {
 			return status
 		}
-		if err := home.WriteFileAtomic(o.exportFile, buf.Bytes(), 0o644); err != nil {
+		if err := atomicfile.WriteFile(o.exportFile, buf.Bytes(), 0o644); err != nil {
 			status, _ := r.fail(exitUsage, "Can't open export %v", err)
 			return status
 		}

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"buildd/internal/home"
+	"buildd/internal/flock"
 	"buildd/internal/machine"
 )
 
@@ -137,7 +137,7 @@ func Tarball(t testing.TB) string {
 	if err := os.MkdirAll(CacheDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	lk, err := home.LockFile(path, 30*time.Minute)
+	lk, err := flock.Acquire(path+".lock", flock.Exclusive, 0o644, 30*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,6 @@ type session struct {
 	mf Mail
 }
 
-func (ss *session) AuthPlain(string, string) error { return nil }
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.mf = Mail{From: from}
 	return nil

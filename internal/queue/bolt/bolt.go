@@ -31,6 +31,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"buildd/internal/flock"
 	"buildd/internal/queue"
 )
 
@@ -58,7 +59,7 @@ type DB struct {
 	path string
 	db   *bbolt.DB // nil: read-only view of a database that does not exist yet
 	file *os.File  // bbolt's handle on path, holding bbolt's flock
-	lock *os.File
+	lock *flock.Lock
 	// damaged is the error of a transaction that panicked or faulted. bbolt
 	// may then hold its own locks (a writer's rollback reads the freelist
 	// page, which can fault too), so the DB is not used again and Close
@@ -86,7 +87,7 @@ func Open(path string, opt Options) (*DB, error) {
 		return fail(fmt.Errorf("%s is not a directory", dir))
 	}
 	start := time.Now()
-	lock, err := flockFile(path+".lock", !opt.ReadOnly, opt.Timeout)
+	lock, err := lockDB(path+".lock", opt.ReadOnly, opt.Timeout)
 	if err != nil {
 		return fail(err)
 	}
@@ -188,7 +189,7 @@ func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, file *os.File, err 
 
 func (d *DB) unlock() {
 	if d.lock != nil {
-		d.lock.Close()
+		d.lock.Unlock()
 		d.lock = nil
 	}
 }

@@ -3,82 +3,30 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"os"
-	"sync"
+	"io/fs"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"buildd/internal/flock"
 )
 
 // ErrLocked is returned when the database stays locked past the timeout.
 var ErrLocked = errors.New("database locked")
 
-// flockFile takes a shared or exclusive flock on path (created if missing)
-// within timeout. Waiting is a blocking flock, so a writer that releases
-// the lock wakes the next one at once (bbolt's own lock polls every 50 ms).
-// The returned file is the lock: closing it releases it.
-func flockFile(path string, exclusive bool, timeout time.Duration) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
-	if err != nil && !exclusive {
-		f, err = os.Open(path)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil // a reader that cannot create the lock file relies on bbolt's lock
-		}
+// lockDB takes the database's lock file path within timeout: exclusive for
+// a writer, shared for a reader. The lock file is created 0666 less the
+// umask, so the group that shares the database can lock it. A reader that cannot create the lock file gets a nil lock
+// and relies on bbolt's own lock.
+func lockDB(path string, readOnly bool, timeout time.Duration) (*flock.Lock, error) {
+	mode := flock.Exclusive
+	if readOnly {
+		mode = flock.Shared
 	}
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+	l, err := flock.Acquire(path, mode, 0o666, timeout)
+	switch {
+	case readOnly && errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, flock.ErrLocked):
+		return nil, fmt.Errorf("%s: %w (waited %s)", path, ErrLocked, timeout)
 	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	fd := int(f.Fd())
-	err = unix.Flock(fd, how|unix.LOCK_NB)
-	if err == nil {
-		return f, nil
-	}
-	if !errors.Is(err, unix.EWOULDBLOCK) {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	var (
-		mu        sync.Mutex
-		abandoned bool
-		done      = make(chan error, 1)
-	)
-	go func() {
-		var err error
-		for {
-			if err = unix.Flock(fd, how); !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if abandoned {
-			f.Close()
-			return
-		}
-		done <- err
-	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case err = <-done:
-	case <-timer.C:
-		mu.Lock()
-		select {
-		case err = <-done:
-			mu.Unlock()
-		default:
-			abandoned = true
-			mu.Unlock()
-			return nil, fmt.Errorf("%s: %w (waited %s)", path, ErrLocked, timeout)
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return f, nil
+	return l, err
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"buildd/internal/config"
+	"buildd/internal/debversion"
 	"buildd/internal/queue"
 	"buildd/internal/queue/bolt"
 )
@@ -40,7 +41,9 @@ type Listed struct {
 }
 
 // PkgVersion is "name_version".
-func (l Listed) PkgVersion() string { return l.Name + "_" + l.Version }
+func (l Listed) PkgVersion() string {
+	return debversion.PkgVersion{Name: l.Name, Version: l.Version}.String()
+}
 
 // Info is what --info says about a package.
 type Info struct {
@@ -207,7 +210,7 @@ func (c *Client) set(ctx context.Context, cmd queue.Command, opt, pkgv, msg stri
 // Info returns what the queue knows about the source package name ("name"
 // or "name_version").
 func (c *Client) Info(ctx context.Context, name string) (*Info, error) {
-	name = queue.StripVersion(name)
+	name = debversion.SplitPkgVersion(name).Name
 	if c.Remote() {
 		out, err := c.remote(ctx, nil, "--info", name)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/debversion"
 	"buildd/internal/queue"
 )
 
@@ -31,12 +32,11 @@ func parseList(out string) ([]Listed, error) {
 		}
 		first, rest, _ := strings.Cut(line, " ")
 		slash := strings.LastIndexByte(first, '/')
-		pv := strings.TrimSuffix(first[slash+1:], ":")
-		name, version, ok := strings.Cut(pv, "_")
-		if slash < 0 || !ok {
+		pv := debversion.SplitPkgVersion(strings.TrimSuffix(first[slash+1:], ":"))
+		if slash < 0 || pv.Version == "" {
 			return nil, fmt.Errorf("wanna-build --list: cannot parse %q", line)
 		}
-		l := Listed{Name: name, Version: version, Section: first[:slash]}
+		l := Listed{Name: pv.Name, Version: pv.Version, Section: first[:slash]}
 		if i, j := strings.LastIndexByte(rest, '['), strings.LastIndexByte(rest, ']'); i >= 0 && j > i {
 			parts := strings.Split(rest[i+1:j], ":")
 			if len(parts) >= 2 {

@@ -1,4 +1,4 @@
-package home
+package atomicfile
 
 import (
 	"os"
@@ -10,11 +10,50 @@ import (
 	"time"
 )
 
-// TestCopyFileAtomicRefusesNonRegular: the source must be a regular file
+// TestFile: the target keeps its old contents until Commit, which gives it
+// the new contents and mode; Abort leaves nothing behind; CopyFile copies.
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte("old"), 0o644)
+	a, err := Create(p, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.WriteString("new")
+	if b, _ := os.ReadFile(p); string(b) != "old" {
+		t.Errorf("target changed before Commit: %q", b)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a.Abort()
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Errorf("after Commit: %q", b)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	b, _ := Create(p, 0o644)
+	b.WriteString("dropped")
+	b.Abort()
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("Abort left files: %v", ents)
+	}
+	if err := CopyFile(p, filepath.Join(dir, "g"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "g")); string(b) != "new" {
+		t.Errorf("copy = %q", b)
+	}
+}
+
+// TestCopyFileRefusesNonRegular: the source must be a regular file
 // itself; a symlink (to a secret, or to a regular file), a directory, a
 // FIFO (without blocking on it) and a device are refused with an error
 // naming the source, and nothing is written at the destination.
-func TestCopyFileAtomicRefusesNonRegular(t *testing.T) {
+func TestCopyFileRefusesNonRegular(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "build")
 	dst := filepath.Join(dir, "upload")
@@ -53,12 +92,12 @@ func TestCopyFileAtomicRefusesNonRegular(t *testing.T) {
 		t.Run(filepath.Base(tt.src), func(t *testing.T) {
 			out := filepath.Join(dst, filepath.Base(tt.src))
 			done := make(chan error, 1)
-			go func() { done <- CopyFileAtomic(tt.src, out, 0o644) }()
+			go func() { done <- CopyFile(tt.src, out, 0o644) }()
 			var err error
 			select {
 			case err = <-done:
 			case <-time.After(5 * time.Second):
-				t.Fatal("CopyFileAtomic blocked")
+				t.Fatal("CopyFile blocked")
 			}
 			if tt.want == "" {
 				if b, _ := os.ReadFile(out); err != nil || string(b) != "a deb" {
@@ -80,19 +119,19 @@ func TestCopyFileAtomicRefusesNonRegular(t *testing.T) {
 	}
 }
 
-// TestCleanTemp: only AtomicFile's temporary files (the name a real
-// CreateAtomic gives) that are regular files older than the age are
+// TestCleanTemp: only File's temporary files (the name a real
+// Create gives) that are regular files older than the age are
 // removed; younger ones, symlinks, directories and other names stay.
 func TestCleanTemp(t *testing.T) {
 	dir := t.TempDir()
 	old := time.Now().Add(-2 * time.Hour)
-	killed, err := CreateAtomic(filepath.Join(dir, "hello_1.0_amd64.changes"), 0o644)
+	killed, err := Create(filepath.Join(dir, "hello_1.0_amd64.changes"), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	killed.WriteString("half a .changes")
 	killed.Close() // never committed: as if the writer was killed
-	writing, err := CreateAtomic(filepath.Join(dir, "hello_1.0_amd64.deb"), 0o644)
+	writing, err := Create(filepath.Join(dir, "hello_1.0_amd64.deb"), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,9 @@
-package home
+// Package atomicfile owns the suite's one way of replacing a file: write a
+// temporary file beside it, fsync it, rename it over the target and fsync
+// the directory, so a reader sees the old or the new contents and a crash
+// loses neither. The temporary files a killed writer leaves have one name
+// pattern (see File), and CleanTemp removes them.
+package atomicfile
 
 import (
 	"errors"
@@ -11,7 +16,7 @@ import (
 	"time"
 )
 
-// AtomicFile is a file being written in place of another: it is written to
+// File is a file being written in place of another: it is written to
 // a temporary file beside the target, and Commit fsyncs it, renames it over
 // the target and fsyncs the directory, so readers see the old or the new
 // contents and a crash loses neither. Abort (deferred) removes it unless
@@ -21,31 +26,31 @@ import (
 // ".hello_1.0-1_amd64.changes.buildd-tmp2751945087": hidden, and never
 // matching the target's own patterns (*.changes, *.deb). A process killed
 // while writing leaves it behind; CleanTemp removes such leftovers.
-type AtomicFile struct {
+type File struct {
 	*os.File
 	path string
 	perm os.FileMode
 	done bool
 }
 
-// TempMarker is the part of a temporary file's name (see AtomicFile) before
+// TempMarker is the part of a temporary file's name (see File) before
 // its random digits.
 const TempMarker = ".buildd-tmp"
 
-// tempRE matches the names of AtomicFile's temporary files.
+// tempRE matches the names of File's temporary files.
 var tempRE = regexp.MustCompile(`^\..+` + regexp.QuoteMeta(TempMarker) + `[0-9]+$`)
 
-// CreateAtomic starts writing the replacement of path.
-func CreateAtomic(path string, perm os.FileMode) (*AtomicFile, error) {
+// Create starts writing the replacement of path.
+func Create(path string, perm os.FileMode) (*File, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+TempMarker+"*")
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	return &AtomicFile{File: f, path: path, perm: perm}, nil
+	return &File{File: f, path: path, perm: perm}, nil
 }
 
 // Commit makes the written contents the file at the target path.
-func (a *AtomicFile) Commit() error {
+func (a *File) Commit() error {
 	if a.done {
 		return fmt.Errorf("write %s: already committed or aborted", a.path)
 	}
@@ -70,7 +75,7 @@ func (a *AtomicFile) Commit() error {
 }
 
 // Abort drops the temporary file; after Commit it does nothing.
-func (a *AtomicFile) Abort() {
+func (a *File) Abort() {
 	if a.done {
 		return
 	}
@@ -79,9 +84,9 @@ func (a *AtomicFile) Abort() {
 	os.Remove(a.Name())
 }
 
-// WriteFileAtomic replaces path with data (see AtomicFile).
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	a, err := CreateAtomic(path, perm)
+// WriteFile replaces path with data (see File).
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	a, err := Create(path, perm)
 	if err != nil {
 		return err
 	}
@@ -92,11 +97,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return a.Commit()
 }
 
-// CopyFileAtomic replaces dst with a copy of src (see AtomicFile). src must
+// CopyFile replaces dst with a copy of src (see File). src must
 // be a regular file itself: a symlink (even to a regular file), a
 // directory, a FIFO or a device is refused, so nothing put in the source
 // directory can make the copy read a file elsewhere or block.
-func CopyFileAtomic(src, dst string, perm os.FileMode) error {
+func CopyFile(src, dst string, perm os.FileMode) error {
 	// O_NONBLOCK: opening a FIFO does not wait for a writer; it has no
 	// effect on the reads of a regular file.
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
@@ -114,7 +119,7 @@ func CopyFileAtomic(src, dst string, perm os.FileMode) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("copy %s: is %s, not a regular file", src, fileKind(st.Mode()))
 	}
-	a, err := CreateAtomic(dst, perm)
+	a, err := Create(dst, perm)
 	if err != nil {
 		return err
 	}
@@ -155,7 +160,7 @@ func fileKind(m os.FileMode) string {
 	return "of type " + m.Type().String()
 }
 
-// CleanTemp removes from dir the temporary files of AtomicFile (see there
+// CleanTemp removes from dir the temporary files of File (see there
 // for the name) not modified for olderThan: those of a writer that was
 // killed. A younger one may be a write in progress and is left alone, as
 // is anything not a regular file (a symlink is not followed). dir itself is
