@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/buildd-mail/message"
 	"buildd/buildd-mail/mqueue"
 	"buildd/buildd-mail/reply"
 	"buildd/buildd-mail/verify"
@@ -201,7 +202,7 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[s
 				return err
 			}
 			// Each mail is parsed once (the parse is bounded: see reply).
-			m, perr := reply.Parse(raw)
+			m, perr := message.Parse(raw)
 			key := packageKey(m)
 			if first, ok := blocked[key]; ok && key != "" {
 				p.logf("mail %s kept for the next run: it follows mail %s about the same package", n, first)
@@ -232,7 +233,7 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[s
 // packageKey names what a mail is about, for keeping the order of the
 // mails about one package: "dist name" for replies and "new version"
 // notices, "" for the rest.
-func packageKey(m *reply.Mail) string {
+func packageKey(m *message.Mail) string {
 	if m == nil {
 		return ""
 	}
@@ -249,7 +250,7 @@ func packageKey(m *reply.Mail) string {
 
 // expire answers and drops a mail that failed temporarily (err) and has
 // been queued longer than mqueue_max_age; it reports whether it did.
-func (p *Processor) expire(q *mqueue.Queue, n string, raw []byte, m *reply.Mail, err error) (bool, error) {
+func (p *Processor) expire(q *mqueue.Queue, n string, raw []byte, m *message.Mail, err error) (bool, error) {
 	arrived, aerr := q.Arrived(n)
 	if aerr != nil {
 		return false, aerr
@@ -279,7 +280,7 @@ type job struct {
 	p       *Processor
 	id      string
 	raw     []byte
-	m       *reply.Mail
+	m       *message.Mail
 	subj    reply.Subject
 	errs    []string
 	sig     *verify.Result
@@ -294,7 +295,7 @@ func (j *job) fail(format string, args ...any) {
 // when unreadable: perr says why). It returns an error only when the mail
 // must stay queued (TempError); everything the sender got wrong is
 // answered with an error reply and the mail is done.
-func (p *Processor) handle(ctx context.Context, id string, raw []byte, m *reply.Mail, perr error) error {
+func (p *Processor) handle(ctx context.Context, id string, raw []byte, m *message.Mail, perr error) error {
 	if m == nil {
 		p.logf("mail %s: unreadable (%v); forwarding to %s", id, perr, p.Cfg.AdminMail)
 		return p.forwardRaw(id, raw, "")

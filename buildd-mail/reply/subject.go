@@ -1,3 +1,8 @@
+// Package reply owns what a mail to buildd-mail says: the subjects it
+// recognises (a reply to a log or a "Should I build" question, the
+// archive's and the queue's notices) and the grammar of an admin's signed
+// answer (the keywords, their arguments, the "PKG_VERSION (dist=DIST)"
+// line). Reading the mail itself is message's.
 package reply
 
 import (

@@ -1,11 +1,11 @@
-// Package reply owns the reading of mail that reaches buildd-mail: the
+// Package message owns the reading of mail that reaches buildd-mail: the
 // header fields (encoded words decoded), the text body (quoted-printable,
-// base64 and charsets decoded), the two signed forms (an inline clearsigned
-// body, RFC 3156 PGP/MIME with the signed part kept byte for byte in its
-// canonical CRLF form), the subjects buildd-mail recognises and the keywords
-// of an admin's reply. It reads every mail within fixed bounds (limits.go):
-// size, header size and fields, multipart depth and parts.
-package reply
+// base64 and charsets decoded) and the two signed forms (an inline
+// clearsigned body, RFC 3156 PGP/MIME with the signed part kept byte for
+// byte in its canonical CRLF form). It reads every mail within fixed
+// bounds (limits.go): size, header size and fields, multipart depth and
+// parts. What a mail says (its subject, an admin's keywords) is reply's.
+package message
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package reply
+package message
 
 import (
 	"bytes"
@@ -91,7 +91,6 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("signature %q is not in the mail", m.Signature)
 			}
 		}
-		ClassifySubject(m.Subject)
 		m.FromMailerDaemon()
 	})
 }
