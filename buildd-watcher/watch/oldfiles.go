@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,7 +63,7 @@ func (w *Watcher) OldFiles() ([]string, error) {
 		return nil, err
 	}
 	for _, e := range ents {
-		if !hidden(e.Name()) && !strings.HasPrefix(e.Name(), "chroot-") && !bookkeeping[e.Name()] {
+		if !hidden(e.Name()) && !strings.HasPrefix(e.Name(), "chroot-") && !slices.Contains(home.StateFiles, e.Name()) {
 			add(filepath.Join("build", e.Name()), true)
 		}
 	}
@@ -180,11 +181,6 @@ func newestIn(dir string) (time.Time, error) {
 	})
 	return newest, err
 }
-
-// bookkeeping are the suite's own state files in build/: old when nothing
-// happened, never leftovers.
-var bookkeeping = map[string]bool{"REDO": true, "BUILDING": true, "SBUILD-GIVEN-BACK": true,
-	"PURGE": true, "SKIP": true, "buildd.pid": true}
 
 // hidden names are temporary files and our lock files, never reported.
 func hidden(name string) bool {

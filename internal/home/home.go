@@ -68,6 +68,11 @@ func (h Home) Init() error {
 	return nil
 }
 
+// StateFiles are the names of the suite's own state files in build/
+// (REDO, BUILDING, SBUILD-GIVEN-BACK, SKIP, PURGE and the default pid
+// file): old when nothing happened, never leftovers of a build.
+var StateFiles = []string{"REDO", "BUILDING", "SBUILD-GIVEN-BACK", "SKIP", "PURGE", "buildd.pid"}
+
 // REDO is build/REDO.
 func (h Home) REDO() *REDOFile { return &REDOFile{path: h.Path("build", "REDO")} }
 
