@@ -74,6 +74,10 @@ mkdir -p "$root/work" "$root/usr/local/go"
 git clone -q --no-local "$repo" "$root/work/main"
 [ -d "$repo/../shared" ] && cp -a "$repo/../shared" "$root/work/shared"
 
+# The fresh root is a mount point, as a host's / is (the build sandbox
+# remounts / private).
+mount --bind "$root" "$root"
+mount --make-private "$root"
 for m in dev proc sys; do
 	mount --rbind "/$m" "$root/$m"
 	mount --make-rslave "$root/$m"
