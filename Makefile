@@ -46,7 +46,7 @@ test-elisp: bin/buildd-mail
 
 # test-fresh: `make test` as root inside a freshly debootstrapped bookworm
 # holding only the base image's tools and a fresh clone of HEAD (not in CI:
-# 20-40 minutes).
+# about 10 minutes).
 test-fresh:
 	internal/hostdeps/test-fresh.sh
 
