@@ -230,3 +230,37 @@ func TestDumpConfig(t *testing.T) {
 		t.Errorf("--dump-config of a missing file: exit %d, want 1", code)
 	}
 }
+
+// TestMergeOverwrittenBinaries: a source one of whose binaries a newer
+// source now builds (gcc-11's libhwasan0, built by gcc-12 in bookworm) is
+// not registered in a fresh queue ("skipped because binaries (assumed to
+// be) overwritten"), as the classic merge does; a queue that already has it
+// keeps it and updates it. The classic wanna-build, run on bookworm,
+// differed from ours only because its queue had gcc-11 from before.
+func TestMergeOverwrittenBinaries(t *testing.T) {
+	t.Setenv(EnvNow, now)
+	merge := func(db string) (string, string) {
+		t.Helper()
+		log, stderr, code := wb(t, db, "", "-v", "--merge-v3", "testdata/overwritten/Packages", ".", "testdata/overwritten/Sources")
+		if code != 0 {
+			t.Fatalf("merge: exit %d: %s", code, stderr)
+		}
+		out, _, _ := wb(t, db, "", "--list=all")
+		return out, log + stderr
+	}
+	out, log := merge(filepath.Join(t.TempDir(), "fresh.db"))
+	if strings.Contains(out, "gcc-11_") || !strings.Contains(log, "gcc-11_11.3.0-12 (amd64, sid): skipped because binaries (assumed to be) overwritten") {
+		t.Errorf("fresh queue: gcc-11 registered or not logged as skipped:\n%s\n%s", out, log)
+	}
+	if !strings.Contains(out, "devel/gcc-12_12.2.0-14+deb12u1: Installed") {
+		t.Errorf("fresh queue: gcc-12 not Installed:\n%s", out)
+	}
+	db := filepath.Join(t.TempDir(), "old.db")
+	if _, stderr, code := wb(t, db, "", "-U", "buildd_a", "--take", "gcc-11_11.3.0-12"); code != 0 {
+		t.Fatalf("take: %s", stderr)
+	}
+	wb(t, db, "", "-U", "buildd_a", "--uploaded", "gcc-11_11.3.0-12")
+	if out, _ := merge(db); !strings.Contains(out, "devel/gcc-11_11.3.0-12: Installed") {
+		t.Errorf("queue with gcc-11 already: not kept Installed:\n%s", out)
+	}
+}
