@@ -101,6 +101,32 @@ As `sendmail-send-it' does, the header separator becomes an empty line."
      (unwind-protect (progn ,@body)
        (delete-file buildd-reply-bug-record-file))))
 
+;; The bug flow of the admin overview, for every reader.
+(defun buildd-reply-test-bug-flow (show-log show-ack)
+  "C-c C-b on log-failed-depwait.mail, then C-c C-a on bug-ack.mail.
+SHOW-LOG and SHOW-ACK show those mails in a reader and call the function
+they are given in its buffer.  The report is left as a draft; the signed
+fail with (see #1234567) goes to the buildd as a reply to the log."
+  (buildd-reply-test-with-env
+    (buildd-reply-test-with-bug-record
+      (funcall show-log (lambda () (execute-kbd-macro (kbd "C-c C-b"))))
+      (should (derived-mode-p 'message-mode))
+      (should (equal (message-fetch-field "to") buildd-reply-bug-address))
+      (should (string-match-p "^Package: src:frobnicate$" (buffer-string)))
+      (set-buffer-modified-p nil)
+      (kill-buffer)
+      (funcall show-ack (lambda ()
+                          (should buildd-reply-mode)
+                          (execute-kbd-macro (kbd "C-c C-a"))))
+      (let ((sent (buildd-reply-test-sent)))
+        (should (= (length sent) 1))
+        (should (equal (buildd-reply-test-header (car sent) "to")
+                       "buildd-bookworm@build-amd64.example.org"))
+        (buildd-reply-test-check-reply
+         (car sent) "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
+         "<20251121080245.5678.frobnicate@build-amd64.example.org>"
+         "fail\n(see #1234567)\nfrobnicate_2.4-1 (dist=bookworm)\n")))))
+
 (defun buildd-reply-test-sent ()
   "The mails written to the outbox, oldest first, as strings."
   (mapcar (lambda (f)

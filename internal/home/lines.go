@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,8 +17,11 @@ import (
 const LockTimeout = 30 * time.Second
 
 // lineFile is a shared text file of one record a line, rewritten whole
-// under its lock.
-type lineFile struct{ path string }
+// under its lock; perm is its mode (0 for 0644).
+type lineFile struct {
+	path string
+	perm os.FileMode
+}
 
 // read returns the file's lines; a missing file has none.
 func (lf lineFile) read() ([]string, error) {
@@ -36,7 +40,8 @@ func (lf lineFile) read() ([]string, error) {
 }
 
 // update rewrites the file with what f returns from its current lines,
-// under the lock. When f returns an error nothing is written.
+// under the lock. When f returns an error, or the lines unchanged, nothing
+// is written.
 func (lf lineFile) update(f func(lines []string) ([]string, error)) error {
 	if err := os.MkdirAll(filepath.Dir(lf.path), 0o755); err != nil {
 		return err
@@ -50,8 +55,8 @@ func (lf lineFile) update(f func(lines []string) ([]string, error)) error {
 	if err != nil {
 		return err
 	}
-	out, err := f(lines)
-	if err != nil {
+	out, err := f(slices.Clone(lines))
+	if err != nil || slices.Equal(out, lines) {
 		return err
 	}
 	var b strings.Builder
@@ -59,7 +64,11 @@ func (lf lineFile) update(f func(lines []string) ([]string, error)) error {
 		b.WriteString(s)
 		b.WriteByte('\n')
 	}
-	return atomicfile.WriteFile(lf.path, []byte(b.String()), 0o644)
+	perm := lf.perm
+	if perm == 0 {
+		perm = 0o644
+	}
+	return atomicfile.WriteFile(lf.path, []byte(b.String()), perm)
 }
 
 // LineError is a bad line in a home file: "REDO:12: bad line "..."".
@@ -133,7 +142,7 @@ func parseRedo(path string, lines []string) ([]RedoEntry, []error) {
 // Read returns the entries; bad lines come back as *LineError (buildd logs
 // them; they stay in the file until an admin mends them).
 func (r *REDOFile) Read() ([]RedoEntry, []error, error) {
-	lines, err := lineFile{r.path}.read()
+	lines, err := lineFile{path: r.path}.read()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -186,7 +195,7 @@ func (r *REDOFile) Update(f func([]RedoEntry) []RedoEntry) error {
 // at the top), and comes back as a *LineError ("REDO:12: bad line ...")
 // with its line number before the rewrite. Blank lines are dropped.
 func (r *REDOFile) Edit(f func([]RedoEntry) []RedoEntry) (bad []error, err error) {
-	err = lineFile{r.path}.update(func(lines []string) ([]string, error) {
+	err = lineFile{path: r.path}.update(func(lines []string) ([]string, error) {
 		var old []RedoEntry
 		// follow[k]: the bad lines (indexes into lines) after the k-th old
 		// entry, k counted from 1; follow[0]: those before the first.
@@ -256,7 +265,7 @@ type GivenBackFile struct{ path string }
 
 // Add records that pkgv was given back at t.
 func (g *GivenBackFile) Add(pkgv string, t time.Time) error {
-	return lineFile{g.path}.update(func(lines []string) ([]string, error) {
+	return lineFile{path: g.path}.update(func(lines []string) ([]string, error) {
 		return append(lines, fmt.Sprintf("%s %d", pkgv, t.Unix())), nil
 	})
 }
@@ -265,7 +274,7 @@ func (g *GivenBackFile) Add(pkgv string, t time.Time) error {
 // drops older lines from the file.
 func (g *GivenBackFile) Recent(now time.Time, delay time.Duration) (map[string]time.Time, error) {
 	recent := map[string]time.Time{}
-	err := lineFile{g.path}.update(func(lines []string) ([]string, error) {
+	err := lineFile{path: g.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
 			f := strings.Fields(l)
@@ -294,7 +303,7 @@ type SkipFile struct{ path string }
 
 // Add appends pkgv unless it is there already.
 func (s *SkipFile) Add(pkgv string) error {
-	return lineFile{s.path}.update(func(lines []string) ([]string, error) {
+	return lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		for _, l := range lines {
 			if strings.TrimSpace(l) == pkgv {
 				return lines, nil
@@ -307,12 +316,12 @@ func (s *SkipFile) Add(pkgv string) error {
 // Take reports whether pkgv is listed, removing it. A missing file lists
 // nothing and is not created.
 func (s *SkipFile) Take(pkgv string) (bool, error) {
-	lines, err := lineFile{s.path}.read()
+	lines, err := lineFile{path: s.path}.read()
 	if err != nil || len(lines) == 0 {
 		return false, err
 	}
 	found := false
-	err = lineFile{s.path}.update(func(lines []string) ([]string, error) {
+	err = lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
 			if strings.TrimSpace(l) == pkgv {
@@ -331,14 +340,14 @@ type PurgeFile struct{ path string }
 
 // Add appends directories.
 func (p *PurgeFile) Add(dirs ...string) error {
-	return lineFile{p.path}.update(func(lines []string) ([]string, error) {
+	return lineFile{path: p.path}.update(func(lines []string) ([]string, error) {
 		return append(lines, dirs...), nil
 	})
 }
 
 // Drain hands every line to do and keeps only those do fails on.
 func (p *PurgeFile) Drain(do func(dir string) error) error {
-	return lineFile{p.path}.update(func(lines []string) ([]string, error) {
+	return lineFile{path: p.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
 			if strings.TrimSpace(l) == "" {
@@ -361,7 +370,7 @@ const OutdatedKeep = 21 * 24 * time.Hour
 // Add records that old was superseded by new in dist, dropping entries
 // older than OutdatedKeep.
 func (o *OutdatedFile) Add(old, new, dist string, now time.Time) error {
-	return lineFile{o.path}.update(func(lines []string) ([]string, error) {
+	return lineFile{path: o.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
 			f := strings.Fields(l)
@@ -380,7 +389,7 @@ func (o *OutdatedFile) Add(old, new, dist string, now time.Time) error {
 
 // IsOutdated reports whether pkgv in dist was recorded as superseded, and by what.
 func (o *OutdatedFile) IsOutdated(pkgv, dist string) (string, bool, error) {
-	lines, err := lineFile{o.path}.read()
+	lines, err := lineFile{path: o.path}.read()
 	if err != nil {
 		return "", false, err
 	}

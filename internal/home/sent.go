@@ -30,7 +30,7 @@ func (s *SentFile) Add(m SentMail) error {
 	if strings.ContainsAny(m.MessageID+m.Dist+m.PkgVersion+m.Kind, " \t\n") || m.MessageID == "" {
 		return fmt.Errorf("sent-mails: bad record %+v", m)
 	}
-	return lineFile{s.path}.update(func(lines []string) ([]string, error) {
+	return lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		return append(lines, fmt.Sprintf("%s %d %s %s %s", strings.Trim(m.MessageID, "<>"), m.Time.Unix(), m.Dist, m.PkgVersion, m.Kind)), nil
 	})
 }
@@ -53,7 +53,7 @@ func (s *SentFile) Latest(dist, pkgv, kind string) (SentMail, bool, error) {
 // passed over. Only lines that quick accepts are parsed (it must accept
 // every line of a record that match accepts).
 func (s *SentFile) newest(quick func(string) bool, match func(SentMail) bool) (SentMail, bool, error) {
-	lines, err := lineFile{s.path}.read()
+	lines, err := lineFile{path: s.path}.read()
 	if err != nil {
 		return SentMail{}, false, err
 	}
@@ -85,7 +85,7 @@ func parseSent(line string) (SentMail, bool) {
 // takes, and returns how many it dropped. Lines it cannot read are kept.
 func (s *SentFile) Prune(cutoff time.Time) (int, error) {
 	dropped := 0
-	err := lineFile{s.path}.update(func(lines []string) ([]string, error) {
+	err := lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
 			if m, ok := parseSent(l); ok && m.Time.Before(cutoff) {

@@ -51,32 +51,15 @@ func TestSentPruneConcurrentAdd(t *testing.T) {
 		}
 	}
 	const n = 200
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	_, prunes := pruneWhile(t, func() (int, error) { return h.Sent().Prune(now.Add(-time.Hour)) }, func() {
 		for i := 0; i < n; i++ {
 			if err := h.Sent().Add(SentMail{MessageID: fmt.Sprintf("new%d@h", i), Time: now, Dist: "bookworm", PkgVersion: "p_1", Kind: "log"}); err != nil {
 				t.Error(err)
 				return
 			}
 		}
-	}()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	prunes := 0
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		default:
-		}
-		if _, err := h.Sent().Prune(now.Add(-time.Hour)); err != nil {
-			t.Fatal(err)
-		}
-		prunes++
-	}
-	lines, err := lineFile{h.Path("sent-mails")}.read()
+	})
+	lines, err := lineFile{path: h.Path("sent-mails")}.read()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +71,32 @@ func TestSentPruneConcurrentAdd(t *testing.T) {
 			t.Errorf("new%d lost", i)
 		}
 	}
+}
+
+// pruneWhile runs the writers, each in its own goroutine, and calls prune
+// over and over until they are done (and once more after); it returns the
+// lines prune dropped in all and how often it ran.
+func pruneWhile(t *testing.T, prune func() (int, error), writers ...func()) (dropped, prunes int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, w := range writers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w() }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		n, err := prune()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped += n
+		prunes++
+	}
+	return dropped, prunes
 }

@@ -1,14 +1,11 @@
 package home
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"buildd/internal/atomicfile"
 )
 
 // Signatures is buildd-mail's record of every signature a reply acted
@@ -23,24 +20,22 @@ type Signatures struct {
 
 // Signatures reads mail-signatures (missing: empty).
 func (h Home) Signatures() (*Signatures, error) {
-	path := h.Path("mail-signatures")
-	m := &Signatures{path: path, seen: map[string]string{}}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
+	m := &Signatures{path: h.Path("mail-signatures"), seen: map[string]string{}}
+	lines, err := m.file().read()
 	if err != nil {
 		return nil, fmt.Errorf("mail-signatures: %w", err)
 	}
 	// Lines of any length are read (a damaged or foreign line must not
 	// stop every signed reply); those not in the format are passed over.
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range lines {
 		if f := strings.Fields(line); len(f) == 4 {
 			m.seen[f[0]] = f[3]
 		}
 	}
 	return m, nil
 }
+
+func (m *Signatures) file() lineFile { return lineFile{path: m.path, perm: 0o600} }
 
 // Seen returns the mail that first carried signature id.
 func (m *Signatures) Seen(id string) (mail string, ok bool) {
@@ -86,35 +81,23 @@ func (m *Signatures) Remember(id string, created time.Time, fingerprint, mail st
 // signature predates every mail still answerable, so it is refused anyway.
 // Lines it cannot read are kept. It returns how many lines it dropped.
 func (h Home) PruneSignatures(cutoff time.Time) (int, error) {
-	path := h.Path("mail-signatures")
-	l, err := LockFile(path, LockTimeout)
-	if err != nil {
-		return 0, fmt.Errorf("%s: prune: %w", path, err)
-	}
-	defer l.Unlock()
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%s: prune: %w", path, err)
-	}
-	var keep strings.Builder
+	m := &Signatures{path: h.Path("mail-signatures")}
 	dropped := 0
-	for _, line := range strings.SplitAfter(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 4 {
-			if sec, err := strconv.ParseInt(f[1], 10, 64); err == nil && time.Unix(sec, 0).Before(cutoff) {
-				dropped++
-				continue
+	err := m.file().update(func(lines []string) ([]string, error) {
+		keep := lines[:0]
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) == 4 {
+				if sec, err := strconv.ParseInt(f[1], 10, 64); err == nil && time.Unix(sec, 0).Before(cutoff) {
+					dropped++
+					continue
+				}
 			}
+			keep = append(keep, l)
 		}
-		keep.WriteString(line)
-	}
-	if dropped == 0 {
-		return 0, nil
-	}
-	if err := atomicfile.WriteFile(path, []byte(keep.String()), 0o600); err != nil {
-		return 0, fmt.Errorf("%s: prune: %w", path, err)
+		return keep, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mail-signatures: prune: %w", err)
 	}
 	return dropped, nil
 }

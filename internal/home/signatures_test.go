@@ -1,18 +1,15 @@
-package home_test
+package home
 
 import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"buildd/internal/home"
 )
 
 func TestSignatures(t *testing.T) {
-	h := home.New(t.TempDir())
+	h := New(t.TempDir())
 	path := h.Path("mail-signatures")
 	m, _ := h.Signatures()
 	if err := m.Remember("abc", time.Now(), "F", "mail1"); err != nil {
@@ -31,7 +28,7 @@ func TestSignatures(t *testing.T) {
 }
 
 func TestPruneSignatures(t *testing.T) {
-	h := home.New(t.TempDir())
+	h := New(t.TempDir())
 	path := h.Path("mail-signatures")
 	now := time.Unix(1_800_000_000, 0)
 	day := 24 * time.Hour
@@ -59,7 +56,7 @@ func TestPruneSignatures(t *testing.T) {
 	if first, ok := m.Seen("new"); !ok || first != "mail2" {
 		t.Error("recent signature lost")
 	}
-	if n, err := home.New(t.TempDir()).PruneSignatures(now); err != nil || n != 0 {
+	if n, err := New(t.TempDir()).PruneSignatures(now); err != nil || n != 0 {
 		t.Errorf("missing file: %d, %v", n, err)
 	}
 }
@@ -68,7 +65,7 @@ func TestPruneSignatures(t *testing.T) {
 // values, as other buildd-mail processes do) while prunes rewrite the file
 // are never lost.
 func TestPruneSignaturesConcurrentRemember(t *testing.T) {
-	h := home.New(t.TempDir())
+	h := New(t.TempDir())
 	path := h.Path("mail-signatures")
 	old := time.Now().Add(-100 * 24 * time.Hour)
 	var b strings.Builder
@@ -77,11 +74,9 @@ func TestPruneSignaturesConcurrentRemember(t *testing.T) {
 	}
 	os.WriteFile(path, []byte(b.String()), 0o600)
 	const writers, each = 3, 60
-	var wg sync.WaitGroup
+	var write []func()
 	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		write = append(write, func() {
 			m, err := h.Signatures()
 			if err != nil {
 				t.Error(err)
@@ -93,23 +88,9 @@ func TestPruneSignaturesConcurrentRemember(t *testing.T) {
 					return
 				}
 			}
-		}(w)
+		})
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	dropped := 0
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		default:
-		}
-		n, err := h.PruneSignatures(time.Now().Add(-time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dropped += n
-	}
+	dropped, _ := pruneWhile(t, func() (int, error) { return h.PruneSignatures(time.Now().Add(-time.Hour)) }, write...)
 	if dropped != 100 {
 		t.Errorf("dropped %d, want the 100 old lines", dropped)
 	}
