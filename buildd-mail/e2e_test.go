@@ -391,26 +391,11 @@ func TestNewVersionNoticePair(t *testing.T) {
 	}
 }
 
-// deepMail is a mail of multiparts nested depth deep (about 65 bytes a
-// level: 20,000 levels make 1.3 MB), the red team's stall.
-func deepMail(depth int) []byte {
-	var b bytes.Buffer
-	b.WriteString("From: someone@example.org\nTo: buildd@example.org\nSubject: deep\nMessage-ID: <deep@example.org>\nMIME-Version: 1.0\n")
-	for i := 0; i < depth; i++ {
-		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", i, i)
-	}
-	b.WriteString("Content-Type: text/plain\n\nhello\n")
-	for i := depth - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, "--b%d--\n", i)
-	}
-	return b.Bytes()
-}
-
 // BenchmarkDeepMail pipes the 20,000-deep mail into the real binary: the
 // whole run (store, parse refused, forward to admin_mail).
 func BenchmarkDeepMail(b *testing.B) {
 	w := newWorld(b)
-	mail := deepMail(20000)
+	mail := deepMultipart(20000)
 	b.SetBytes(int64(len(mail)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

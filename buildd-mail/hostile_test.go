@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -408,7 +409,7 @@ func uploadSymlink(x *hostile) {
 	x.deliver("upload/plain.eml")
 	x.wantRefused("a .changes whose file in build/ is a symlink", adminAddr, "hello_1.0-1_amd64.deb")
 	if fs := x.dirFiles("upload"); len(fs) > 0 {
-		x.t.Errorf("upload/ has %v", sortedKeys(fs))
+		x.t.Errorf("upload/ has %v", slices.Sorted(maps.Keys(fs)))
 	}
 	x.wantState(bookworm, hello, "Building")
 	if b, err := os.ReadFile(target); err != nil || !bytes.Equal(b, x.corpus("upload/hello_1.0-1_amd64.deb")) {
@@ -865,7 +866,7 @@ func (x *hostile) dirFiles(rel string) map[string][]byte {
 func (x *hostile) wantSameFiles(rel string, before map[string][]byte) {
 	x.t.Helper()
 	after := x.dirFiles(rel)
-	for _, n := range sortedKeys(before) {
+	for _, n := range slices.Sorted(maps.Keys(before)) {
 		if b, ok := after[n]; !ok {
 			x.t.Errorf("%s/%s removed", rel, n)
 		} else if !bytes.Equal(b, before[n]) {
@@ -894,13 +895,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys(m map[string][]byte) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

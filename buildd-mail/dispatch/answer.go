@@ -56,7 +56,7 @@ func (j *job) answer(ctx context.Context, perr error) error {
 	j.resumed = seen && first == j.id
 	if seen && !j.resumed {
 		p.logf("%s(%s): replayed signature by %s refused (first used by mail %s)", pkgv, distName, j.sig.Fingerprint, first)
-		j.fail("Signature check failed (replay): %s", verify.Replay(j.sig, first).(*verify.Error).Msg)
+		j.fail("Signature check failed (replay): %s", verify.Replay(j.sig, first).Msg)
 		return nil
 	}
 	kind := "log"

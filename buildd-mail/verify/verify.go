@@ -361,7 +361,7 @@ func usage(self *packet.Signature) string {
 }
 
 // Replay is a signature used before by another mail.
-func Replay(r *Result, firstMail string) error {
+func Replay(r *Result, firstMail string) *Error {
 	when := strings.SplitN(firstMail, ".", 2)[0]
 	var t time.Time
 	if ns, err := strconv.ParseInt(when, 10, 64); err == nil {
