@@ -11,7 +11,7 @@ EMACS    ?= emacs
 # Debian packages the tests and the demo drive for real.
 DEB_DEPS := btrfs-progs debootstrap dpkg-dev fakeroot gnupg emacs-nox reprepro \
             dput dose-builddebcheck xz-utils debhelper procps mu4e elpa-notmuch notmuch \
-            openssh-server openssh-client apt-utils
+            openssh-server openssh-client apt-utils dupload kmod
 
 .PHONY: all test test-go test-elisp test-fresh deps install demo demo-clean bench clean FORCE
 

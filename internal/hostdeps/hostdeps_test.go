@@ -33,7 +33,7 @@ func TestEveryProgramIsInstalled(t *testing.T) {
 	base := readList(t, "testdata/base-image-packages.txt")
 	deps := debDeps(t, filepath.Join(root, "Makefile"))
 	installed := dependencyClosure(t, deps)
-	used := programs(t, root)
+	used, required := programs(t, root)
 	files := owners(t)
 	if len(used) < 20 {
 		t.Fatalf("found only %d programs in %s: the scan is broken", len(used), root)
@@ -45,6 +45,12 @@ func TestEveryProgramIsInstalled(t *testing.T) {
 		}
 		path, err := exec.LookPath(prog)
 		if err != nil {
+			if where, ok := required[prog]; ok {
+				// make test installs DEB_DEPS before the tests run: a
+				// program Go code runs that is still missing would make
+				// its test skip or fail on every fresh host.
+				missing = append(missing, prog+" (not installed; run in "+where+")")
+			}
 			continue // not a program on this host either: a word, not a command
 		}
 		pkg, ok := owner(files, path)
@@ -215,14 +221,19 @@ func resolve(path string) string {
 var (
 	// A string literal that may name a program (Go, Emacs Lisp).
 	literalRE = regexp.MustCompile(`"([a-z][a-z0-9.+_-]*)"`)
+	// A program Go code runs or looks up by name: the first argument of
+	// exec.Command, exec.CommandContext and exec.LookPath, and every
+	// argument of a test's need(t, ...).
+	runRE  = regexp.MustCompile(`exec\.(?:Command|LookPath)\(\s*"([a-z][a-z0-9.+_-]*)"|exec\.CommandContext\(\s*\w+,\s*"([a-z][a-z0-9.+_-]*)"`)
+	needRE = regexp.MustCompile(`\bneed\(t,((?:\s*"[a-z][a-z0-9.+_-]*",?)+)\)`)
 	// A word in command position of a shell or make recipe line.
 	commandRE = regexp.MustCompile(`(?:^|[|;&(]|\$\(|\bthen\b|\bdo\b|\bexec\b|\btimeout \d+\b|\bif\b|!)\s*([a-z][a-z0-9.+_-]*)`)
 )
 
 // programs returns every name the sources may run, with one place that
-// names it.
-func programs(t *testing.T, root string) map[string]string {
-	found := map[string]string{}
+// names it, and (required) those Go code certainly runs by name.
+func programs(t *testing.T, root string) (found, required map[string]string) {
+	found, required = map[string]string{}, map[string]string{}
 	add := func(name, where string) {
 		if _, ok := found[name]; !ok {
 			found[name] = where
@@ -265,8 +276,19 @@ func programs(t *testing.T, root string) map[string]string {
 			if trimmed := bytes.TrimSpace(line); bytes.HasPrefix(trimmed, []byte("#")) || bytes.HasPrefix(trimmed, []byte(";")) {
 				continue
 			}
+			where := fmt.Sprintf("%s:%d", rel, n)
 			for _, m := range re.FindAllSubmatch(line, -1) {
-				add(string(m[1]), fmt.Sprintf("%s:%d", rel, n))
+				add(string(m[1]), where)
+			}
+			if re == literalRE && strings.HasSuffix(name, ".go") {
+				for _, m := range runRE.FindAllSubmatch(line, -1) {
+					required[string(m[1])+string(m[2])] = where
+				}
+				for _, m := range needRE.FindAllSubmatch(line, -1) {
+					for _, l := range literalRE.FindAllSubmatch(m[1], -1) {
+						required[string(l[1])] = where
+					}
+				}
 			}
 		}
 		return sc.Err()
@@ -274,5 +296,5 @@ func programs(t *testing.T, root string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return found
+	return found, required
 }

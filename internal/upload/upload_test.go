@@ -22,7 +22,7 @@ func need(t *testing.T, progs ...string) {
 	t.Helper()
 	for _, p := range progs {
 		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("SKIPPING: %s is not installed (apt-get install dput reprepro dpkg-dev): %v", p, err)
+			t.Skipf("SKIPPING: %s is not installed (make deps installs it): %v", p, err)
 		}
 	}
 }
