@@ -230,11 +230,11 @@ func (j *job) errorReply() error {
 		return nil
 	}
 	if len(errs) > maxQuoted {
-		errs = errs[:maxQuoted] + "\n[... more errors, not shown]\n"
+		errs = strings.ToValidUTF8(errs[:maxQuoted], "") + "\n[... more errors, not shown]\n"
 	}
 	subj := j.m.Subject
 	if len(subj) > maxSubject {
-		subj = subj[:maxSubject] + "..."
+		subj = strings.ToValidUTF8(subj[:maxSubject], "") + "..."
 	}
 	if !reRE.MatchString(subj) {
 		subj = "Re: " + subj
