@@ -62,7 +62,9 @@ debootstrap --variant=minbase --include="$base_pkgs" "$dist" "$root" "$mirror" >
 if cp /etc/apt/sources.list.d/*.sources "$root/etc/apt/sources.list.d/" 2>/dev/null; then
 	rm -f "$root/etc/apt/sources.list"
 fi
-cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The host's name resolution, as the image has it (dupload asks
+# hostname -f who it is).
+cp /etc/resolv.conf /etc/hosts /etc/hostname "$root/etc/"
 # The image's own certificate authorities (its network goes through them).
 if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
 	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
