@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"buildd/internal/debiandata"
 )
 
 func TestArchMatches(t *testing.T) {
@@ -64,7 +66,7 @@ func TestArchMatchesDpkg(t *testing.T) {
 	if _, err := exec.LookPath("dpkg-architecture"); err != nil {
 		t.Skipf("SKIPPING: dpkg-architecture (dpkg-dev) is not installed: %v", err)
 	}
-	path := sharedData(t, "debian-bookworm-main/Sources.xz")
+	path := debiandata.Path(t, "debian-bookworm-main/Sources.xz")
 	rc, err := Open(path)
 	if err != nil {
 		t.Fatal(err)

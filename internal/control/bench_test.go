@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"buildd/internal/debiandata"
 )
 
 var (
@@ -18,7 +20,7 @@ var (
 // temporary directory (removed by TestMain) and returns their paths.
 func benchIndexes(b *testing.B) []string {
 	for _, n := range []string{"Sources.xz", "Packages-arm64.xz"} {
-		sharedData(b, filepath.Join("debian-bookworm-main", n))
+		debiandata.Path(b, filepath.Join("debian-bookworm-main", n))
 	}
 	benchOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "control-bench-")
@@ -27,7 +29,7 @@ func benchIndexes(b *testing.B) []string {
 		}
 		benchDir = dir
 		for _, n := range []string{"Sources", "Packages-arm64"} {
-			rc, err := Open(sharedData(b, filepath.Join("debian-bookworm-main", n+".xz")))
+			rc, err := Open(debiandata.Path(b, filepath.Join("debian-bookworm-main", n+".xz")))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -110,7 +112,7 @@ func BenchmarkReadXZ(b *testing.B) {
 	var files []string
 	var size int64
 	for _, n := range []string{"Sources.xz", "Packages-arm64.xz"} {
-		files = append(files, sharedData(b, filepath.Join("debian-bookworm-main", n)))
+		files = append(files, debiandata.Path(b, filepath.Join("debian-bookworm-main", n)))
 	}
 	for _, f := range benchIndexes(b) {
 		st, _ := os.Stat(f)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"buildd/internal/debiandata"
 )
 
 // compressed writes testdata/Sources.good compressed by the program (xz or
@@ -88,7 +90,7 @@ func TestOpenBroken(t *testing.T) {
 // TestOpenCloseEarly closes an xz stream before its end: xz must be stopped
 // and waited for.
 func TestOpenCloseEarly(t *testing.T) {
-	path := sharedData(t, "debian-bookworm-main/Sources.xz")
+	path := debiandata.Path(t, "debian-bookworm-main/Sources.xz")
 	rc, err := Open(path)
 	if err != nil {
 		t.Fatal(err)

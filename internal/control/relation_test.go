@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"buildd/internal/debiandata"
 )
 
 func TestParseRelations(t *testing.T) {
@@ -91,7 +93,7 @@ while (my $l = <STDIN>) {
 // result, written in canonical form, with what dpkg's own parser
 // (Dpkg::Deps, perl) makes of the same field.
 func TestParseRelationsRealSources(t *testing.T) {
-	path := sharedData(t, "debian-bookworm-main/Sources.xz")
+	path := debiandata.Path(t, "debian-bookworm-main/Sources.xz")
 	if err := exec.Command("perl", "-MDpkg::Deps", "-e", "1").Run(); err != nil {
 		t.Skipf("SKIPPING: perl with Dpkg::Deps (libdpkg-perl) is not available: %v", err)
 	}

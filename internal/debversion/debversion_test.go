@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"buildd/internal/control"
+	"buildd/internal/debiandata"
 	. "buildd/internal/debversion"
 )
 
@@ -172,7 +171,7 @@ func TestCompareAgainstDpkgSources(t *testing.T) {
 // sourcesVersions returns every Version of the real Sources (distinct) and
 // the versions of each source that has several.
 func sourcesVersions(t *testing.T) ([]string, map[string][]string) {
-	path := sharedData(t, "debian-bookworm-main/Sources.xz")
+	path := debiandata.Path(t, "debian-bookworm-main/Sources.xz")
 	rc, err := control.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -204,20 +203,6 @@ func sourcesVersions(t *testing.T) ([]string, map[string][]string) {
 		}
 	}
 	return versions, byName
-}
-
-// sharedData finds a file of the shared Debian data: $BUILDD_SHARED_DATA
-// (the directory holding debian-bookworm-main/), else ../../../shared/data.
-func sharedData(t testing.TB, name string) string {
-	dir := os.Getenv("BUILDD_SHARED_DATA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "data")
-	}
-	path := filepath.Join(dir, name)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("SKIPPING: the real Debian data is missing (%v); set BUILDD_SHARED_DATA to the directory holding debian-bookworm-main/", err)
-	}
-	return path
 }
 
 // dpkgRefused is dpkgCompare's answer when dpkg refuses a version.

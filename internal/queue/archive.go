@@ -399,3 +399,15 @@ func (a *Archive) classify(s *Source, pas map[string]*pasEntry) {
 		s.Status = StatusArchAll
 	}
 }
+
+// overwritten returns a binary of s that the archive has, for this
+// architecture, from a newer source version, and that version; "" when
+// there is none.
+func (a *Archive) overwritten(s *Source) (bin, version string) {
+	for _, bin := range s.Binaries {
+		if b, ok := a.binaries[bin]; ok && !b.all && debversion.Compare(s.Version, b.version) < 0 {
+			return bin, b.version
+		}
+	}
+	return "", ""
+}

@@ -95,11 +95,13 @@ func (s *Session) mergeOne(tx Tx, a *Archive, src *Source, r *Record) (bool, []N
 		if status == StatusArchSpecific {
 			return false, nil, nil
 		}
-		for _, bin := range src.Binaries {
-			if b, ok := a.binaries[bin]; ok && debversion.Compare(src.Version, b.version) < 0 {
-				s.vlog("merge-v3 %s_%s (%s, %s): skipped because binaries (assumed to be) overwritten", src.Name, src.Version, s.Arch, s.Dist)
-				return false, nil, nil
-			}
+		// A new source one of whose binaries a newer source now builds is
+		// probably outdated: skipped, as the classic merge does, unless its
+		// own binaries at this version are in the archive (README:
+		// Deliberate differences).
+		if bin, ver := a.overwritten(src); bin != "" && status != StatusInstalled {
+			s.vlog("merge-v3 %s_%s (%s, %s): skipped because binaries (assumed to be) overwritten (%s, %s vs. %s)", src.Name, src.Version, s.Arch, s.Dist, bin, src.Version, ver)
+			return false, nil, nil
 		}
 		r = &Record{Package: src.Name}
 	}

@@ -237,6 +237,13 @@ func TestDumpConfig(t *testing.T) {
 // be) overwritten"), as the classic merge does; a queue that already has it
 // keeps it and updates it. The classic wanna-build, run on bookworm,
 // differed from ours only because its queue had gcc-11 from before.
+// TestMergeOverwrittenBinaries: a new source one of whose binaries a newer
+// source now builds is skipped as probably outdated (oldfoo, whose libfoo1
+// newfoo builds), as the classic merge does; one whose own binaries at its
+// version are in Packages is registered Installed all the same (gcc-11,
+// whose libhwasan0 gcc-12 builds: the classic merge skips it when that
+// binary is on the first line of its Binary field); a queue that has the
+// source keeps it.
 func TestMergeOverwrittenBinaries(t *testing.T) {
 	t.Setenv(EnvNow, now)
 	merge := func(db string) (string, string) {
@@ -249,18 +256,19 @@ func TestMergeOverwrittenBinaries(t *testing.T) {
 		return out, log + stderr
 	}
 	out, log := merge(filepath.Join(t.TempDir(), "fresh.db"))
-	if strings.Contains(out, "gcc-11_") || !strings.Contains(log, "gcc-11_11.3.0-12 (amd64, sid): skipped because binaries (assumed to be) overwritten") {
-		t.Errorf("fresh queue: gcc-11 registered or not logged as skipped:\n%s\n%s", out, log)
+	for _, want := range []string{"devel/gcc-11_11.3.0-12: Installed", "devel/gcc-12_12.2.0-14+deb12u1: Installed", "libs/newfoo_2.0-1: Installed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fresh queue: no %q:\n%s", want, out)
+		}
 	}
-	if !strings.Contains(out, "devel/gcc-12_12.2.0-14+deb12u1: Installed") {
-		t.Errorf("fresh queue: gcc-12 not Installed:\n%s", out)
+	if strings.Contains(out, "oldfoo") || !strings.Contains(log, "oldfoo_1.0-1 (amd64, sid): skipped because binaries (assumed to be) overwritten (libfoo1, 1.0-1 vs. 2.0-1)") {
+		t.Errorf("fresh queue: oldfoo registered or not logged as skipped:\n%s\n%s", out, log)
 	}
 	db := filepath.Join(t.TempDir(), "old.db")
-	if _, stderr, code := wb(t, db, "", "-U", "buildd_a", "--take", "gcc-11_11.3.0-12"); code != 0 {
+	if _, stderr, code := wb(t, db, "", "-U", "buildd_a", "--take", "oldfoo_1.0-1"); code != 0 {
 		t.Fatalf("take: %s", stderr)
 	}
-	wb(t, db, "", "-U", "buildd_a", "--uploaded", "gcc-11_11.3.0-12")
-	if out, _ := merge(db); !strings.Contains(out, "devel/gcc-11_11.3.0-12: Installed") {
-		t.Errorf("queue with gcc-11 already: not kept Installed:\n%s", out)
+	if out, _ := merge(db); !strings.Contains(out, "oldfoo_1.0-1: Building by buildd_a") {
+		t.Errorf("queue with oldfoo already: not kept:\n%s", out)
 	}
 }

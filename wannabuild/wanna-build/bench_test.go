@@ -8,10 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// The real Debian indexes of the benchmarks.
-const dataDir = "../../../shared/data/debian-bookworm-main"
+	"buildd/internal/debiandata"
+)
 
 var (
 	plainOnce sync.Once
@@ -20,9 +19,7 @@ var (
 
 // plainData decompresses Sources.xz and Packages-arm64.xz once.
 func plainData(b *testing.B) (sources, packages string) {
-	if _, err := os.Stat(filepath.Join(dataDir, "Sources.xz")); err != nil {
-		b.Skipf("SKIPPING: no real Debian data at %s: %v", dataDir, err)
-	}
+	dataDir := debiandata.Path(b, "debian-bookworm-main")
 	plainOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "wb-bench-data-")
 		if err != nil {
@@ -84,7 +81,7 @@ func BenchmarkMergeEmptyXZ(b *testing.B) {
 		b.StopTimer()
 		db := filepath.Join(b.TempDir(), "wb.db")
 		b.StartTimer()
-		_, rss = runRSS(b, db, "--merge-v3", filepath.Join(dataDir, "Packages-arm64.xz"), ".", filepath.Join(dataDir, "Sources.xz"))
+		_, rss = runRSS(b, db, "--merge-v3", debiandata.Path(b, "debian-bookworm-main/Packages-arm64.xz"), ".", debiandata.Path(b, "debian-bookworm-main/Sources.xz"))
 	}
 	reportRSS(b, rss)
 }
