@@ -33,7 +33,7 @@ func TestEveryProgramIsInstalled(t *testing.T) {
 	base := readList(t, "testdata/base-image-packages.txt")
 	deps := debDeps(t, filepath.Join(root, "Makefile"))
 	installed := dependencyClosure(t, deps)
-	used, required := programs(t, root)
+	used, required, selfInstalled := programs(t, root)
 	files := owners(t)
 	if len(used) < 20 {
 		t.Fatalf("found only %d programs in %s: the scan is broken", len(used), root)
@@ -60,15 +60,50 @@ func TestEveryProgramIsInstalled(t *testing.T) {
 		case !ok:
 			missing = append(missing, prog+" ("+path+", in no package; used in "+where+")")
 		case base[pkg] || installed[pkg]:
+		case selfInstalled[prog][pkg]:
+			// Run only by scripts that install its package themselves.
 		default:
 			missing = append(missing, prog+" (package "+pkg+", used in "+where+")")
 		}
 	}
 	sort.Strings(missing)
 	for _, m := range missing {
-		t.Errorf("not on a fresh host: %s: add its package to DEB_DEPS in the Makefile", m)
+		t.Errorf("not on a fresh host: %s: add its package to DEB_DEPS in the Makefile (or, in a script that installs it itself, to its `# hostdeps: installs` line)", m)
 	}
 	t.Logf("%d program names checked; %d packages installed by make deps", len(used), len(installed))
+}
+
+// TestInstallsDeclaration: a script's `# hostdeps: installs PKG...` line
+// excuses the programs of those packages in that script only; a program
+// also run elsewhere, or by a script that does not install its package,
+// is checked as usual.
+func TestInstallsDeclaration(t *testing.T) {
+	// Made-up names: a real one in a string literal here would count as run
+	// by this file.
+	root := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.sh", "#!/bin/sh\n# hostdeps: installs pkg-one pkg-two\nprog-one -v\nprog-two -l\nmount\n")
+	write("b.sh", "#!/bin/sh\n# hostdeps: installs pkg-one\nprog-one -v\nprog-two -l\n")
+	write("c.sh", "#!/bin/sh\nmount\n")
+	found, _, self := programs(t, root)
+	for _, p := range []string{"prog-one", "prog-two", "mount"} {
+		if _, ok := found[p]; !ok {
+			t.Errorf("%s not found at all", p)
+		}
+	}
+	if !self["prog-one"]["pkg-one"] || self["prog-one"]["pkg-two"] {
+		t.Errorf("prog-one: self-installed by %v, want pkg-one only (what both scripts install)", self["prog-one"])
+	}
+	if self["prog-two"]["pkg-two"] {
+		t.Errorf("prog-two is excused, but b.sh runs it without installing pkg-two")
+	}
+	if _, ok := self["mount"]; ok {
+		t.Errorf("mount is excused, but c.sh runs it without a declaration")
+	}
 }
 
 func moduleRoot(t *testing.T) string {
@@ -228,16 +263,35 @@ var (
 	needRE = regexp.MustCompile(`\bneed\(t,((?:\s*"[a-z][a-z0-9.+_-]*",?)+)\)`)
 	// A word in command position of a shell or make recipe line.
 	commandRE = regexp.MustCompile(`(?:^|[|;&(]|\$\(|\bthen\b|\bdo\b|\bexec\b|\btimeout \d+\b|\bif\b|!)\s*([a-z][a-z0-9.+_-]*)`)
+	// A shell script's declaration of the Debian packages it installs
+	// itself when they are missing (apt-get install): the programs of
+	// these packages it runs need not be on a fresh host.
+	installsRE = regexp.MustCompile(`^#\s*hostdeps:\s*installs\s+(.*)$`)
 )
 
 // programs returns every name the sources may run, with one place that
 // names it, and (required) those Go code certainly runs by name.
-func programs(t *testing.T, root string) (found, required map[string]string) {
-	found, required = map[string]string{}, map[string]string{}
-	add := func(name, where string) {
+// selfInstalled maps a name that only scripts with a `# hostdeps: installs
+// PKG...` line run to the packages every one of them installs.
+func programs(t *testing.T, root string) (found, required map[string]string, selfInstalled map[string]map[string]bool) {
+	found, required, selfInstalled = map[string]string{}, map[string]string{}, map[string]map[string]bool{}
+	plain := map[string]bool{} // run somewhere without a declaration
+	add := func(name, where string, installs map[string]bool) {
 		if _, ok := found[name]; !ok {
 			found[name] = where
 		}
+		if installs == nil {
+			plain[name] = true
+			return
+		}
+		if prev, ok := selfInstalled[name]; ok {
+			both := map[string]bool{}
+			for p := range prev {
+				both[p] = installs[p]
+			}
+			installs = both
+		}
+		selfInstalled[name] = installs
 	}
 	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -266,10 +320,19 @@ func programs(t *testing.T, root string) (found, required map[string]string) {
 			return err
 		}
 		defer f.Close()
+		var installs map[string]bool // this script's declaration
 		sc := bufio.NewScanner(f)
 		sc.Buffer(nil, 1<<20)
 		for n := 1; sc.Scan(); n++ {
 			line := sc.Bytes()
+			if m := installsRE.FindSubmatch(bytes.TrimSpace(line)); m != nil && strings.HasSuffix(name, ".sh") {
+				if installs == nil {
+					installs = map[string]bool{}
+				}
+				for _, p := range strings.Fields(string(m[1])) {
+					installs[p] = true
+				}
+			}
 			if i := bytes.Index(line, []byte("//")); re == literalRE && i >= 0 && bytes.Count(line[:i], []byte(`"`))%2 == 0 {
 				line = line[:i]
 			}
@@ -278,7 +341,7 @@ func programs(t *testing.T, root string) (found, required map[string]string) {
 			}
 			where := fmt.Sprintf("%s:%d", rel, n)
 			for _, m := range re.FindAllSubmatch(line, -1) {
-				add(string(m[1]), where)
+				add(string(m[1]), where, installs)
 			}
 			if re == literalRE && strings.HasSuffix(name, ".go") {
 				for _, m := range runRE.FindAllSubmatch(line, -1) {
@@ -296,5 +359,8 @@ func programs(t *testing.T, root string) (found, required map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return found, required
+	for name := range plain {
+		delete(selfInstalled, name)
+	}
+	return found, required, selfInstalled
 }
