@@ -11,9 +11,9 @@ EMACS    ?= emacs
 # Debian packages the tests and the demo drive for real.
 DEB_DEPS := btrfs-progs debootstrap dpkg-dev fakeroot gnupg emacs-nox reprepro \
             dput dose-builddebcheck xz-utils debhelper procps mu4e elpa-notmuch notmuch \
-            openssh-server openssh-client apt-utils dupload kmod
+            openssh-server openssh-client apt-utils dupload kmod postgresql
 
-.PHONY: all test test-go test-elisp test-fresh deps install demo demo-clean bench clean FORCE
+.PHONY: all test test-go test-elisp test-fresh test-real deps install demo demo-clean bench bench-sbuild clean FORCE
 
 all: $(addprefix bin/,$(PROGS))
 
@@ -37,9 +37,14 @@ deps:
 
 test: deps all test-go test-elisp
 
+# test-go runs every Go test, then the queue's tests again on PostgreSQL
+# (a cluster of their own, in a temporary directory): the conformance suite
+# of the two stores.
+QUEUE_PKGS := ./wannabuild/... ./internal/queue/...
 test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 80m ./...
+	BUILDD_TEST_STORE=postgres $(GO) test -count=1 -timeout 30m $(QUEUE_PKGS)
 
 test-elisp: bin/buildd-mail
 	$(MAKE) -C elisp test EMACS=$(EMACS)
@@ -50,6 +55,18 @@ test-elisp: bin/buildd-mail
 test-fresh:
 	internal/hostdeps/test-fresh.sh
 
+# test-real: as root, builds real bookworm sources from the mirror in the
+# host's apt sources with bin/buildd, taken from a queue merged by
+# bin/wanna-build from the real indexes in REAL_DATA, and checks each
+# .changes against Debian's Packages (buildd/realbuilds). Not in make test
+# or CI (it needs the indexes and the mirror, and takes minutes). It holds
+# /var/lock/buildd-realbuilds.lock (flock) so no other heavy run shares the
+# machine; the test takes the lock itself when run without make.
+REAL_DATA ?= $(CURDIR)/../shared/data/debian-bookworm-main
+test-real: deps all
+	BUILDD_REAL_DATA=$(REAL_DATA) BUILDD_REALBUILDS_LOCKED=1 flock /var/lock/buildd-realbuilds.lock \
+	  $(GO) test -tags realbuilds -count=1 -timeout 60m -v ./buildd/realbuilds/
+
 demo: all
 	buildd/demo/demo.sh run
 
@@ -58,6 +75,12 @@ demo-clean:
 
 bench: all
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# bench-sbuild: as root, the same packages built by Debian's sbuild (schroot
+# btrfs-snapshot) and by `buildd build` from one machine revision, alternating;
+# installs sbuild and schroot itself (not in DEB_DEPS: no test needs them).
+bench-sbuild: deps all
+	buildd/build/sbuild-bench.sh
 
 # install: the programs, buildd-reply.el, /etc/cron.d/buildd and the
 # systemd units (buildd.service; buildd-watcher.service for --schedule;

@@ -54,8 +54,9 @@ type Daemon struct {
 	stopping    bool
 	fails       int // give-backs in a row
 	pausedUntil time.Time
-	held        bool            // HOLD-BUILDS seen and logged
-	badREDO     map[string]bool // bad REDO lines already logged
+	held        bool                 // HOLD-BUILDS seen and logged
+	badREDO     map[string]bool      // bad REDO lines already logged
+	renewed     map[string]time.Time // per dist: the last lease renewal
 	jobs        sync.WaitGroup
 }
 
@@ -66,6 +67,7 @@ type job struct {
 	entry       home.RedoEntry
 	cancel      context.CancelFunc
 	interrupted bool // cancelled by a stopping daemon: back to REDO
+	lostLease   bool // cancelled because the queue gave the package back
 }
 
 func jobKey(dist, pkgv string) string { return dist + " " + pkgv }
@@ -81,6 +83,7 @@ func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 		cfg:     c,
 		mail:    mailer.New(c),
 		running: map[string]*job{},
+		renewed: map[string]time.Time{},
 	}
 }
 
@@ -350,10 +353,7 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bo
 		cancel()
 		d.finish(c, j, out, err)
 		tok.Release()
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
+		d.poke()
 	}()
 	return true
 }
@@ -379,9 +379,14 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 	e := j.entry
 	d.mu.Lock()
 	delete(d.running, jobKey(e.Dist, e.PkgVersion))
-	interrupted := j.interrupted
+	interrupted, lostLease := j.interrupted, j.lostLease
 	d.mu.Unlock()
 	notBuilding := func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist }
+	if lostLease {
+		d.log.Printf("Build of %s stopped: its lease ended and the queue gave it back", e.PkgVersion)
+		d.home.Building().Remove(notBuilding)
+		return
+	}
 	if buildErr != nil {
 		d.log.Printf("Build of %s failed to run: %v", e.PkgVersion, buildErr)
 		out.Status = build.GivenBack

@@ -5,12 +5,13 @@ import (
 
 	"buildd/buildd/build"
 	"buildd/internal/config"
+	"buildd/internal/queue"
 	"buildd/internal/queue/client"
 )
 
 // Queue is one dist's wanna-build queue as the daemon uses it; the real
-// one is internal/queue/client (the local bbolt database, or wanna-build
-// over ssh).
+// one is internal/queue/client (a local bbolt file or PostgreSQL
+// database, or wanna-build over ssh).
 type Queue interface {
 	// NeedsBuild is the needs-build list, in the queue's order (best
 	// first).
@@ -21,6 +22,14 @@ type Queue interface {
 	Built(ctx context.Context, pkgv string) error
 	Attempted(ctx context.Context, pkgv string) error
 	GiveBack(ctx context.Context, pkgv string) error
+	// Renew renews the leases of the packages this builder is building,
+	// and returns those the queue no longer has as this builder's.
+	Renew(ctx context.Context, pkgvs ...string) (lost []string, err error)
+	// ExpireLeases gives back the packages whose builder stopped renewing.
+	ExpireLeases(ctx context.Context) ([]queue.Expired, error)
+	// Listen calls wake when a package becomes Needs-Build, until ctx ends
+	// or it fails; client.ErrNoListen when the queue cannot notify.
+	Listen(ctx context.Context, ready, wake func()) error
 	// Details is what the queue knows of a package beyond its listing.
 	Details(ctx context.Context, name string) (Details, error)
 	// Refused reports whether err is the queue refusing this one package

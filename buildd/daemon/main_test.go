@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"buildd/internal/mailer/smtptest"
+	"buildd/internal/queue/pg/pgtest"
 )
 
 // bin is the real buildd binary the process tests run, built by TestMain.
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m) // stops the PostgreSQL cluster a test started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -8,6 +8,7 @@ import (
 	"buildd/buildd/build"
 	"buildd/internal/config"
 	"buildd/internal/machine"
+	"buildd/internal/queue"
 	"buildd/internal/queue/client"
 )
 
@@ -44,6 +45,18 @@ func (q clientQueue) Attempted(ctx context.Context, pkgv string) error {
 }
 func (q clientQueue) GiveBack(ctx context.Context, pkgv string) error {
 	return q.c.GiveBack(ctx, pkgv)
+}
+
+func (q clientQueue) Renew(ctx context.Context, pkgvs ...string) ([]string, error) {
+	return q.c.Renew(ctx, pkgvs...)
+}
+
+func (q clientQueue) ExpireLeases(ctx context.Context) ([]queue.Expired, error) {
+	return q.c.ExpireLeases(ctx)
+}
+
+func (q clientQueue) Listen(ctx context.Context, ready, wake func()) error {
+	return q.c.Listen(ctx, ready, wake)
 }
 
 func (q clientQueue) Details(ctx context.Context, name string) (Details, error) {

@@ -255,7 +255,18 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 			}
 		}()
 		started := d.Round(ctx)
-		d.Wait()
+		done := make(chan struct{})
+		go func() { d.Wait(); close(done) }()
+		tick := time.NewTicker(LeaseEvery(c))
+		for waiting := true; waiting; {
+			select {
+			case <-tick.C:
+				d.Leases(ctx) // builds can outlast a lease
+			case <-done:
+				waiting = false
+			}
+		}
+		tick.Stop()
 		if n, err := d.mailer().Flush(); err != nil {
 			r.log.Printf("%d mails still wait in the spool: %v", n, err)
 		}
@@ -352,9 +363,12 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 // binary and config are checked every CheckEvery.
 func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 	d := r.d
+	d.ListenQueues(ctx)
 	idle := time.NewTimer(time.Hour)
 	check := time.NewTicker(CheckEvery)
 	defer check.Stop()
+	leases := time.NewTicker(LeaseEvery(d.config()))
+	defer leases.Stop()
 	due, draining := true, false
 	for {
 		if d.home.Flag(home.ExitDaemonPlease) {
@@ -390,6 +404,7 @@ func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 				r.log.Printf("SIGHUP: daemon log reopened")
 			case syscall.SIGUSR1:
 				r.reload()
+				leases.Reset(LeaseEvery(d.config()))
 				due = true
 			case syscall.SIGUSR2:
 				d.EndPause()
@@ -400,6 +415,8 @@ func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 		case <-idle.C:
 			due = true
 		case <-check.C:
+		case <-leases.C:
+			d.Leases(ctx)
 		}
 	}
 }

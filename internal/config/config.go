@@ -124,6 +124,9 @@ type Dist struct {
 	WannaBuildSSHOptions []string `toml:"wanna_build_ssh_options"`
 	WannaBuildDBUser     string   `toml:"wanna_build_db_user"`
 	WannaBuildMinAge     int      `toml:"wanna_build_min_age"`
+	// LeaseTimeout is lease_timeout: seconds a taken package stays this
+	// builder's without a renewal (nil: DefaultLeaseTimeout; 0: no leases).
+	LeaseTimeout         *int     `toml:"lease_timeout"`
 	DuploadLocalQueueDir string   `toml:"dupload_local_queue_dir"`
 	NoAutoBuild          []string `toml:"no_auto_build"`
 	WeakNoAutoBuild      []string `toml:"weak_no_auto_build"`
@@ -301,6 +304,9 @@ func (c *Config) check(lines *lineIndex) error {
 			return &Error{c.File, d.Line, fmt.Sprintf("[[dist]] %s: already defined at line %d", d.DistName, prev)}
 		}
 		seen[d.DistName] = d.Line
+		if d.LeaseTimeout != nil && *d.LeaseTimeout < 0 {
+			return &Error{c.File, at("lease_timeout"), fmt.Sprintf("[[dist]] %s: lease_timeout = %d: must be at least 0 (seconds; 0: no leases)", d.DistName, *d.LeaseTimeout)}
+		}
 		if d.WannaBuildMinAge < 0 {
 			return &Error{c.File, at("wanna_build_min_age"), fmt.Sprintf("[[dist]] %s: wanna_build_min_age = %d: must be at least 0 (days)", d.DistName, d.WannaBuildMinAge)}
 		}
@@ -374,6 +380,17 @@ func (c *Config) ranges() []intRange {
 	}
 }
 
+// DefaultLeaseTimeout is lease_timeout's default: an hour.
+const DefaultLeaseTimeout = 3600
+
+// Lease is the dist's lease_timeout in seconds; 0 is no leases.
+func (d *Dist) Lease() int {
+	if d.LeaseTimeout == nil {
+		return DefaultLeaseTimeout
+	}
+	return *d.LeaseTimeout
+}
+
 // fill derives the defaults that depend on other keys.
 func (c *Config) fill() {
 	if c.WannaBuildDB == "" {
@@ -407,6 +424,10 @@ func (c *Config) fill() {
 		}
 		if d.WannaBuildDBUser == "" {
 			d.WannaBuildDBUser = c.BuilderName
+		}
+		if d.LeaseTimeout == nil {
+			n := DefaultLeaseTimeout
+			d.LeaseTimeout = &n
 		}
 	}
 	if len(c.UploadQueues) == 0 {

@@ -234,6 +234,9 @@ func (s *Session) take(tx Tx, name, version string, r *Record) error {
 	s.takeOK(name, version, r, word)
 	s.change(r, Building)
 	r.Package, r.Version, r.Builder = name, version, s.User
+	if s.Lease > 0 {
+		r.LeaseUntil = s.Now.Unix() + s.Lease
+	}
 	return s.save(tx, r, "--take")
 }
 

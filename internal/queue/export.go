@@ -96,6 +96,7 @@ var exportFields = []exportField{
 	intField("successtime", func(r *Record) *int64 { return &r.SuccessTime }),
 	strField("extra_depends", func(r *Record) *string { return &r.ExtraDepends }),
 	strField("extra_conflicts", func(r *Record) *string { return &r.ExtraConflicts }),
+	intField("lease_until", func(r *Record) *int64 { return &r.LeaseUntil }),
 }
 
 // Export writes every record of tx in the export format, by package name.

@@ -34,6 +34,9 @@ type Record struct {
 	SuccessTime      int64 // seconds of the last successful build, 0 if unknown
 	ExtraDepends     string
 	ExtraConflicts   string
+	// LeaseUntil (unix seconds) is when a Building package's lease ends
+	// unless its builder renews it; 0 is no lease (taken without one).
+	LeaseUntil int64
 }
 
 // FullVersion is the version with the binNMU suffix (+bN) when one is
@@ -45,7 +48,12 @@ func (r *Record) FullVersion() string {
 // StateChangeTime is StateChange as a time.
 func (r *Record) StateChangeTime() time.Time { return time.Unix(r.StateChange, 0).UTC() }
 
-const recordFormat = 1
+// Encoding formats: 1 is the transactions' and the records' before
+// LeaseUntil; 2 adds LeaseUntil at the end of a record.
+const (
+	recordFormat      = 1
+	leaseRecordFormat = 2
+)
 
 // MarshalBinary encodes r compactly: a format byte, then every string as a
 // uvarint length and its bytes and every number as a varint, in field order.
@@ -55,14 +63,14 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of r to b.
 func (r *Record) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, recordFormat)
+	b = append(b, leaseRecordFormat)
 	for _, s := range [...]string{r.Package, r.Version, string(r.State), r.Section, r.Priority,
 		r.InstalledVersion, string(r.PreviousState), r.Notes, r.Builder, r.Failed, r.OldFailed,
 		r.BinNMUChangelog, r.Depends, r.BDProblem, r.ExtraDepends, r.ExtraConflicts} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	for _, n := range [...]int64{r.StateChange, int64(r.BinNMU), int64(r.BuildPri), int64(r.PermBuildPri), r.BuildTime, r.SuccessTime} {
+	for _, n := range [...]int64{r.StateChange, int64(r.BinNMU), int64(r.BuildPri), int64(r.PermBuildPri), r.BuildTime, r.SuccessTime, r.LeaseUntil} {
 		b = binary.AppendVarint(b, n)
 	}
 	return b, nil
@@ -73,7 +81,7 @@ var errShortRecord = errors.New("truncated record")
 // UnmarshalBinary decodes data made by MarshalBinary. The strings share one
 // copy of data, so decoding costs one allocation.
 func (r *Record) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] != recordFormat {
+	if len(data) == 0 || data[0] != recordFormat && data[0] != leaseRecordFormat {
 		return fmt.Errorf("record: unknown format")
 	}
 	s := string(data)
@@ -110,6 +118,13 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 	}
 	r.StateChange, r.BinNMU, r.BuildPri, r.PermBuildPri = nums[0], int(nums[1]), int(nums[2]), int(nums[3])
 	r.BuildTime, r.SuccessTime = nums[4], nums[5]
+	if data[0] == leaseRecordFormat {
+		n, k := binary.Varint(data[i:])
+		if k <= 0 {
+			return fmt.Errorf("record: %w", errShortRecord)
+		}
+		r.LeaseUntil = n
+	}
 	return nil
 }
 
@@ -172,7 +187,7 @@ func timeOf(unix int64) string { return time.Unix(unix, 0).UTC().Format(TimeForm
 
 // StateOf reads only the state of an encoded record.
 func StateOf(data []byte) (State, error) {
-	if len(data) == 0 || data[0] != recordFormat {
+	if len(data) == 0 || data[0] != recordFormat && data[0] != leaseRecordFormat {
 		return "", fmt.Errorf("record: unknown format")
 	}
 	i := 1

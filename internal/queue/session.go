@@ -28,7 +28,10 @@ type Session struct {
 	// BD-Uninstallable for the installability check; without it they go
 	// straight to Needs-Build (the classic "no auto dep-wait" mode).
 	CheckInstall bool
-	Now          time.Time
+	// Lease is --lease: the seconds a take or a renewal holds the
+	// package for its builder (0: a take without a lease).
+	Lease int64
+	Now   time.Time
 	// Out receives the classic per-package messages.
 	Out io.Writer
 }
@@ -115,6 +118,7 @@ func (s *Session) change(r *Record, to State) {
 		r.PreviousState = r.State
 	}
 	r.StateChange = s.Now.Unix()
+	r.LeaseUntil = 0
 	if r.State == Failed {
 		dashes := strings.Repeat("-", 20)
 		r.OldFailed = dashes + " " + r.Version + " " + dashes + "\n" + r.Failed + "\n" + r.OldFailed

@@ -104,3 +104,19 @@ func TestParseMergeArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordFormat1 reads a record written before LeaseUntil existed.
+func TestRecordFormat1(t *testing.T) {
+	r := &Record{Package: "hello", Version: "1.0", State: Building, Builder: "buildd_a", StateChange: 7, LeaseUntil: 99}
+	data, _ := r.MarshalBinary()
+	old := append([]byte{recordFormat}, data[1:len(data)-2]...) // without the lease varint (2 bytes for 99)
+	var got Record
+	if err := got.UnmarshalBinary(old); err != nil {
+		t.Fatal(err)
+	}
+	want := *r
+	want.LeaseUntil = 0
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("format 1:\n%+v\nwant\n%+v", got, want)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"buildd/internal/config"
 	"buildd/internal/queue"
 	"buildd/internal/queue/bolt"
+	"buildd/internal/queue/store"
 )
 
 // EnvDB names the environment variable with the database path.
@@ -100,7 +101,7 @@ func (r *run) fail(status int, format string, args ...any) (int, bool) {
 // reads the message; ok false means exit with status now.
 func (r *run) setup() (status int, ok bool) {
 	o := r.o
-	if _, needsArgs := setModes[o.mode]; (needsArgs || o.mode == "info" || o.mode == "forget" || o.mode == "merge-v3") && len(o.args) == 0 {
+	if _, needsArgs := setModes[o.mode]; (needsArgs || o.mode == "info" || o.mode == "forget" || o.mode == "renew" || o.mode == "merge-v3") && len(o.args) == 0 {
 		fmt.Fprintln(r.stderr, "No packages given.")
 		usage(r.stdout)
 		return exitUsage, false
@@ -146,7 +147,7 @@ func (r *run) setup() (status int, ok bool) {
 	if r.dbPath == "" {
 		return r.fail(exitUsage, "no database: give --db PATH, $%s or a config with wanna_build_db", EnvDB)
 	}
-	r.timeout = bolt.DefaultTimeout
+	r.timeout = store.DefaultTimeout
 	if o.lockTimeout != "" {
 		d, err := time.ParseDuration(o.lockTimeout)
 		if err != nil || d <= 0 {
@@ -173,7 +174,7 @@ func (r *run) setup() (status int, ok bool) {
 	r.s = &queue.Session{
 		Dist: dist, Arch: arch, User: who, RealUser: realUser,
 		Override: o.override, Verbose: o.verbose > 0, API: o.api,
-		Message: o.message, CheckInstall: r.cfg != nil && r.cfg.CheckInstall, Now: now,
+		Message: o.message, CheckInstall: r.cfg != nil && r.cfg.CheckInstall, Now: now, Lease: int64(o.lease),
 	}
 	if o.verbose > 0 {
 		fmt.Fprintf(r.stdout, "wanna-build Revision: go for %s on %s\n", dist, arch)
@@ -227,8 +228,8 @@ func (r *run) readMessage() (int, bool) {
 	return exitOK, true
 }
 
-func (r *run) open(readOnly bool) (*bolt.DB, int, bool) {
-	db, err := bolt.Open(r.dbPath, bolt.Options{ReadOnly: readOnly, Timeout: r.timeout})
+func (r *run) open(readOnly bool) (queue.Store, int, bool) {
+	db, err := store.Open(r.dbPath, store.Options{ReadOnly: readOnly, Timeout: r.timeout})
 	if err != nil {
 		status, _ := r.fail(exitDB, "%v", err)
 		return nil, status, false
@@ -245,29 +246,23 @@ func (r *run) dbError(err error) int {
 		status, _ := r.fail(exitDB, "%v (nothing changed)", err)
 		return status
 	}
-	status, _ := r.fail(exitDB, "%s: %v (nothing changed)", r.dbPath, err)
+	status, _ := r.fail(exitDB, "%s: %v (nothing changed)", store.Name(r.dbPath), err)
 	return status
 }
 
 func (r *run) dispatch() int {
 	o, s := r.o, r.s
 	if cmd, ok := setModes[o.mode]; ok {
-		return r.update(func(tx queue.Tx) error {
-			for _, a := range o.args {
-				err := s.Apply(tx, cmd, a, o.n)
-				var bad *queue.BadArgument
-				if errors.As(err, &bad) {
-					fmt.Fprintln(r.stderr, bad)
-					continue
-				}
-				if err != nil && !queue.IsPackageError(err) {
-					return err
-				}
-			}
-			return nil
-		})
+		return r.eachArg(func(tx queue.Tx, a string) error { return s.Apply(tx, cmd, a, o.n) })
 	}
 	switch o.mode {
+	case "renew":
+		return r.eachArg(s.Renew)
+	case "expire-leases":
+		return r.update(func(tx queue.Tx) error {
+			_, err := s.ExpireLeases(tx)
+			return err
+		})
 	case "forget":
 		return r.update(func(tx queue.Tx) error {
 			for _, a := range o.args {
@@ -330,6 +325,26 @@ func (r *run) dispatch() int {
 	return status
 }
 
+// eachArg runs fn on every package argument in one transaction: a
+// malformed argument is reported and skipped, and a refusal of one package
+// (its message already printed) does not stop the others.
+func (r *run) eachArg(fn func(tx queue.Tx, arg string) error) int {
+	return r.update(func(tx queue.Tx) error {
+		for _, a := range r.o.args {
+			err := fn(tx, a)
+			var bad *queue.BadArgument
+			if errors.As(err, &bad) {
+				fmt.Fprintln(r.stderr, bad)
+				continue
+			}
+			if err != nil && !queue.IsPackageError(err) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func (r *run) view(fn func(queue.Tx) error) int {
 	db, status, ok := r.open(true)
 	if !ok {
@@ -348,7 +363,10 @@ func (r *run) update(fn func(queue.Tx) error) int {
 		return status
 	}
 	defer db.Close()
-	if err := db.Update(r.s.Dist, r.s.Arch, fn); err != nil {
+	// A PostgreSQL transaction that lost to a concurrent one runs again:
+	// only the last run's output counts.
+	out := r.s.Out.(*bytes.Buffer)
+	if err := db.Update(r.s.Dist, r.s.Arch, func(tx queue.Tx) error { out.Reset(); return fn(tx) }); err != nil {
 		return r.dbError(err)
 	}
 	return exitOK
@@ -398,8 +416,12 @@ Options:
     --merge-v3 PACKAGES... . SOURCES... [. PACKAGES-FOR-DEPS... [. PACKAGES-ARCH-SPECIFIC...]]:
         Merge the archive's indexes (plain, .gz or .xz).
     --history [SRC_PKG...]: Print the transaction history.
-    --db PATH: The database file (else $WANNA_BUILD_DB, else the config's
-        wanna_build_db).
+    --lease SECONDS: With --take or --renew: hold the package for SECONDS
+        unless renewed.
+    --renew PKG_VERSION...: Renew the lease of packages you are building.
+    --expire-leases: Give back every Building package whose lease ended.
+    --db PATH|URL: The database file, or a postgres:// or postgresql:// URL
+        (else $WANNA_BUILD_DB, else the config's wanna_build_db).
     --config FILE: The buildd.conf (else $BUILDD_CONF, else /etc/buildd/buildd.conf).
     --dump-config: Print the effective config, defaults included, and exit.
     --lock-timeout DURATION: How long to wait for the database lock (30s).

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"buildd/internal/mailer/smtptest"
 	"buildd/internal/queue/bolt"
+	"buildd/internal/queue/pg/pgtest"
+	"buildd/internal/queue/store/storetest"
 )
 
 // wb runs wanna-build in-process on db for sid/amd64.
@@ -24,7 +27,7 @@ func wb(t *testing.T, db, stdin string, args ...string) (stdout, stderr string, 
 
 func TestMalformedStanzaChangesNothing(t *testing.T) {
 	t.Setenv(EnvNow, now)
-	db := filepath.Join(t.TempDir(), "wb.db")
+	db := storetest.New(t)
 	wb(t, db, "", "--import", "testdata/merge/before.export")
 	before, _, _ := wb(t, db, "", "--list=all")
 	_, stderr, code := wb(t, db, "", "--merge-v3", "testdata/merge/Packages", ".", "testdata/merge/Sources-bad")
@@ -92,7 +95,7 @@ func TestDatabaseCannotBeOpened(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "wb.db")
+	db := storetest.New(t)
 	for _, args := range [][]string{
 		{"--list=nonsense"}, {"--bogus-option"}, {"--built"}, {"--take", "--built", "x_1"},
 		{"--binNMU=x", "foo_1"}, {"--merge-v3", "onlyone"},
@@ -109,9 +112,23 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestExportImportRoundTrip(t *testing.T) {
+	roundTrip(t, storetest.New(t), storetest.New(t))
+}
+
+// TestExportImportAcrossStores moves a queue from a bbolt file to
+// PostgreSQL and back, exactly.
+func TestExportImportAcrossStores(t *testing.T) {
+	boltDB := filepath.Join(t.TempDir(), "wb.db")
+	pgDB := pgtest.New(t).URL(pgtest.Admin)
+	t.Run("bolt-to-postgres", func(t *testing.T) { roundTrip(t, boltDB, pgDB) })
+	t.Run("postgres-to-bolt", func(t *testing.T) { roundTrip(t, pgDB, filepath.Join(t.TempDir(), "back.db")) })
+}
+
+// roundTrip fills db1, exports it, imports it into db2 and checks that
+// export → import → export is exact.
+func roundTrip(t *testing.T, db1, db2 string) {
 	t.Setenv(EnvNow, now)
 	dir := t.TempDir()
-	db1, db2 := filepath.Join(dir, "1.db"), filepath.Join(dir, "2.db")
 	wb(t, db1, "", "--import", "testdata/queue.export")
 	// Values with empty lines, leading dots and trailing newlines.
 	wb(t, db1, "", "-U", "buildd_a", "--failed", "bld_1.0-1", "-m", "line one\n\n.dotted\n..two dots\nend\n")
@@ -154,7 +171,7 @@ mail_from = "wanna-build@example.org"
 dist_name = "sid"
 built_architecture = "amd64"
 `), 0o644)
-	db := filepath.Join(dir, "wb.db")
+	db := storetest.New(t)
 	wb(t, db, "", "--import", "testdata/merge/before.export")
 	_, stderr, code := wb(t, db, "", "--config", conf, "--merge-v3", "testdata/merge/Packages", ".", "testdata/merge/Sources")
 	if code != 0 {
@@ -187,7 +204,7 @@ check_installability = true
 dist_name = "sid"
 built_architecture = "amd64"
 `), 0o644)
-	db := filepath.Join(dir, "wb.db")
+	db := storetest.New(t)
 	if _, stderr, code := wb(t, db, "", "--config", conf, "--merge-v3", "testdata/dose/Packages", ".", "testdata/dose/Sources"); code != 0 {
 		t.Fatalf("merge: %d %s", code, stderr)
 	}
@@ -255,7 +272,7 @@ func TestMergeOverwrittenBinaries(t *testing.T) {
 		out, _, _ := wb(t, db, "", "--list=all")
 		return out, log + stderr
 	}
-	out, log := merge(filepath.Join(t.TempDir(), "fresh.db"))
+	out, log := merge(storetest.New(t))
 	for _, want := range []string{"devel/gcc-11_11.3.0-12: Installed", "devel/gcc-12_12.2.0-14+deb12u1: Installed", "libs/newfoo_2.0-1: Installed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("fresh queue: no %q:\n%s", want, out)
@@ -264,11 +281,58 @@ func TestMergeOverwrittenBinaries(t *testing.T) {
 	if strings.Contains(out, "oldfoo") || !strings.Contains(log, "oldfoo_1.0-1 (amd64, sid): skipped because binaries (assumed to be) overwritten (libfoo1, 1.0-1 vs. 2.0-1)") {
 		t.Errorf("fresh queue: oldfoo registered or not logged as skipped:\n%s\n%s", out, log)
 	}
-	db := filepath.Join(t.TempDir(), "old.db")
+	db := storetest.New(t)
 	if _, stderr, code := wb(t, db, "", "-U", "buildd_a", "--take", "oldfoo_1.0-1"); code != 0 {
 		t.Fatalf("take: %s", stderr)
 	}
 	if out, _ := merge(db); !strings.Contains(out, "oldfoo_1.0-1: Building by buildd_a") {
 		t.Errorf("queue with oldfoo already: not kept:\n%s", out)
+	}
+}
+
+// TestLeases: a take with --lease holds the package until the lease ends;
+// --renew extends it (only for its builder); --expire-leases gives back
+// what ended, with a history entry, and leaves live leases and packages
+// taken without a lease alone.
+func TestLeases(t *testing.T) {
+	db := storetest.New(t)
+	at := func(sec int64) { t.Setenv(EnvNow, fmt.Sprint(1700000000+sec)) }
+	at(0)
+	wb(t, db, "", "--import", "testdata/queue.export")
+	run := func(want int, args ...string) string {
+		t.Helper()
+		out, stderr, code := wb(t, db, "", args...)
+		if code != want {
+			t.Fatalf("%v: exit %d, want %d: %s%s", args, code, want, out, stderr)
+		}
+		return out + stderr
+	}
+	run(0, "-U", "buildd_a", "--take", "nb_1.0-1", "--lease=60")
+	run(0, "-U", "buildd_b", "--take", "nb2_2.0-1")
+	at(50)
+	if out := run(0, "-U", "buildd_b", "--renew", "--lease=60", "nb_1.0-1"); !strings.Contains(out, "nb: not building it (state is Building, builder buildd_a)") {
+		t.Errorf("another builder renewed: %q", out)
+	}
+	if out := run(0, "-U", "buildd_a", "--renew", "--lease=60", "nb_1.0-1"); out != "" {
+		t.Errorf("renew: %q", out)
+	}
+	at(100) // the take's lease ended at 60, the renewal's runs to 110
+	if out := run(0, "--expire-leases"); out != "" {
+		t.Errorf("expired a renewed lease: %q", out)
+	}
+	at(111)
+	out := run(0, "-U", "buildd_c", "--expire-leases")
+	if want := "nb_1.0-1: lease of buildd_a ended 2023 Nov 14 22:15:10, given back\n"; out != want {
+		t.Errorf("expire: %q, want %q", out, want)
+	}
+	info := run(0, "--info", "nb", "nb2")
+	if !strings.Contains(info, "State               : Needs-Build") || !strings.Contains(info, "Builder             : buildd_b") {
+		t.Errorf("after expiry:\n%s", info)
+	}
+	if h := run(0, "--history", "nb"); !strings.Contains(h, "--expire-leases: lease of buildd_a ended(sid): nb_1.0-1 changed from Building to Needs-Build") {
+		t.Errorf("history:\n%s", h)
+	}
+	if out := run(0, "--expire-leases"); out != "" {
+		t.Errorf("expired twice: %q", out)
 	}
 }

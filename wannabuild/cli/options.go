@@ -32,6 +32,7 @@ type options struct {
 	config       string
 	pas          string
 	minAge       int
+	lease        int
 	lockTimeout  string
 	args         []string
 	modeSetTwice string
@@ -90,6 +91,16 @@ var optTable = []opt{
 	{[]string{"merge-v3"}, false, mode("merge-v3")},
 	{[]string{"info", "i"}, false, mode("info")},
 	{[]string{"history"}, false, mode("history")},
+	{[]string{"renew"}, false, mode("renew")},
+	{[]string{"expire-leases"}, false, mode("expire-leases")},
+	{[]string{"lease"}, true, func(o *options, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid number of seconds %q", v)
+		}
+		o.lease = n
+		return nil
+	}},
 	{[]string{"binary-nmu", "binNMU"}, true, modeInt("binNMU")},
 	{[]string{"permanent-build-priority", "perm-build-priority"}, true, modeInt("perm-build-priority")},
 	{[]string{"build-priority"}, true, modeInt("build-priority")},

@@ -17,6 +17,7 @@ import (
 	"buildd/internal/control"
 	"buildd/internal/debiandata"
 	"buildd/internal/queue"
+	"buildd/internal/queue/store/storetest"
 )
 
 // classicDifferences are the sources where our merge deliberately differs
@@ -192,7 +193,7 @@ func sha256File(t *testing.T, path string) string {
 // through --export.
 func mergeExport(t *testing.T, arch, packages, sources, pas string) map[string]*queue.Record {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "parity.db")
+	db := storetest.New(t)
 	var out, errb bytes.Buffer
 	args := []string{"--db", db, "--dist=bookworm", "--arch=" + arch}
 	if code := Main(append(args, "--merge-v3", packages, ".", sources, ".", packages, ".", pas), strings.NewReader(""), &out, &errb); code != 0 {

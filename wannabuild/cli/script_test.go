@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"buildd/internal/queue/store/storetest"
 )
 
 // now is the fixed "current time" of the scripts (2023 Nov 14 22:13:20 UTC).
@@ -114,7 +116,7 @@ func runScript(t *testing.T, path string) {
 	var rewritten strings.Builder
 	t.Setenv(EnvNow, now)
 	t.Setenv("BUILDD_CONF", "")
-	db := filepath.Join(t.TempDir(), "wb.db")
+	db := storetest.New(t)
 	realUser := "unknown"
 	if u, err := user.Current(); err == nil {
 		realUser = u.Username

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"buildd/internal/queue/store/storetest"
 )
 
 // bin is the wanna-build binary built for the tests of whole processes.
@@ -26,7 +28,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -66,8 +68,15 @@ func runCmd(t testing.TB, timer, db string, args ...string) (string, int64) {
 	return out.String(), rss
 }
 
-// queueOf writes an export with n packages in Needs-Build and imports it.
+// queueOf writes an export with n packages in Needs-Build and imports it
+// into a fresh queue.
 func queueOf(t testing.TB, n int) (db string, pkgs []string) {
+	return queueIn(t, storetest.New(t), n)
+}
+
+// queueIn imports n packages in Needs-Build into the empty queue db.
+func queueIn(t testing.TB, db string, n int) (string, []string) {
+	var pkgs []string
 	dir := t.TempDir()
 	var b strings.Builder
 	for i := 0; i < n; i++ {
@@ -77,7 +86,6 @@ func queueOf(t testing.TB, n int) (db string, pkgs []string) {
 	}
 	exp := filepath.Join(dir, "queue.export")
 	os.WriteFile(exp, []byte(b.String()), 0o644)
-	db = filepath.Join(dir, "wb.db")
 	run(t, db, "--import", exp)
 	return db, pkgs
 }

@@ -10,6 +10,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,8 @@ import (
 	"buildd/internal/config"
 	"buildd/internal/debversion"
 	"buildd/internal/queue"
-	"buildd/internal/queue/bolt"
+	"buildd/internal/queue/pg"
+	"buildd/internal/queue/store"
 )
 
 // Refused is a per-package refusal with the classic message ("already taken
@@ -72,7 +74,7 @@ type Client struct {
 
 // New returns the client for dist.
 func New(cfg *config.Config, dist *config.Dist) *Client {
-	return &Client{cfg: cfg, dist: dist, DB: cfg.WannaBuildDB, Timeout: bolt.DefaultTimeout, SSH: "ssh"}
+	return &Client{cfg: cfg, dist: dist, DB: cfg.WannaBuildDB, Timeout: store.DefaultTimeout, SSH: "ssh"}
 }
 
 // Remote reports whether the client goes over ssh.
@@ -88,13 +90,13 @@ func (c *Client) session(out io.Writer) *queue.Session {
 	return &queue.Session{
 		Dist: c.dist.DistName, Arch: c.dist.BuiltArchitecture,
 		User: c.user(), RealUser: real,
-		CheckInstall: c.cfg.CheckInstall,
-		Now:          time.Now(), Out: out, Verbose: true,
+		CheckInstall: c.cfg.CheckInstall, Lease: int64(c.dist.Lease()),
+		Now: time.Now(), Out: out, Verbose: true,
 	}
 }
 
 func (c *Client) local(readOnly bool, fn func(queue.Tx, *queue.Session) error) error {
-	db, err := bolt.Open(c.DB, bolt.Options{ReadOnly: readOnly, Timeout: c.Timeout})
+	db, err := store.Open(c.DB, store.Options{ReadOnly: readOnly, Timeout: c.Timeout})
 	if err != nil {
 		return err
 	}
@@ -106,6 +108,7 @@ func (c *Client) local(readOnly bool, fn func(queue.Tx, *queue.Session) error) e
 	}
 	var pkgErr error
 	err = run(c.dist.DistName, c.dist.BuiltArchitecture, func(tx queue.Tx) error {
+		pkgErr = nil // a PostgreSQL transaction may run again
 		err := fn(tx, s)
 		if queue.IsPackageError(err) {
 			pkgErr = err
@@ -194,6 +197,9 @@ func (c *Client) set(ctx context.Context, cmd queue.Command, opt, pkgv, msg stri
 		args := []string{opt, pkgv}
 		if cmd == queue.Take {
 			args = []string{"-v", "--take", pkgv}
+			if c.dist.Lease() > 0 {
+				args = append(args, fmt.Sprintf("--lease=%d", c.dist.Lease()))
+			}
 		}
 		out, err := c.remote(ctx, stdin, args...)
 		if err != nil {
@@ -205,6 +211,76 @@ func (c *Client) set(ctx context.Context, cmd queue.Command, opt, pkgv, msg stri
 		s.Message = msg
 		return s.Apply(tx, cmd, pkgv, 0)
 	})
+}
+
+// ErrNoListen is Listen's answer for a queue that cannot notify: a bbolt
+// file, or a queue reached over ssh.
+var ErrNoListen = errors.New("the queue cannot notify (not a local PostgreSQL queue)")
+
+// Listen calls wake whenever a package of this dist becomes Needs-Build
+// in the queue, until ctx ends or the connection fails; ready is called
+// once it listens. Only a PostgreSQL queue can do this (LISTEN/NOTIFY).
+func (c *Client) Listen(ctx context.Context, ready, wake func()) error {
+	if c.Remote() || !pg.IsURL(c.DB) {
+		return ErrNoListen
+	}
+	want := c.dist.DistName + "/" + c.dist.BuiltArchitecture
+	return pg.Listen(ctx, c.DB, ready, func(payload string) {
+		if payload == want {
+			wake()
+		}
+	})
+}
+
+// Renew renews the leases of pkgvs, which this builder is building, for
+// the dist's lease_timeout, and returns those the queue refused to renew:
+// no longer this builder's (the lease ended and the package was given
+// back), or gone.
+func (c *Client) Renew(ctx context.Context, pkgvs ...string) (lost []string, err error) {
+	if c.dist.Lease() <= 0 || len(pkgvs) == 0 {
+		return nil, nil
+	}
+	if c.Remote() {
+		out, err := c.remote(ctx, nil, append([]string{"--renew", fmt.Sprintf("--lease=%d", c.dist.Lease())}, pkgvs...)...)
+		if err != nil {
+			return nil, err
+		}
+		return parseRenew(out, pkgvs), nil
+	}
+	err = c.local(false, func(tx queue.Tx, s *queue.Session) error {
+		lost = nil // a PostgreSQL transaction may run again
+		for _, p := range pkgvs {
+			err := s.Renew(tx, p)
+			if queue.IsPackageError(err) {
+				lost = append(lost, p)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return lost, err
+}
+
+// ExpireLeases gives back the packages of the dist whose lease ended, and
+// returns them.
+func (c *Client) ExpireLeases(ctx context.Context) ([]queue.Expired, error) {
+	if c.Remote() {
+		out, err := c.remote(ctx, nil, "--expire-leases")
+		if err != nil {
+			return nil, err
+		}
+		return parseExpired(out)
+	}
+	var expired []queue.Expired
+	err := c.local(false, func(tx queue.Tx, s *queue.Session) error {
+		var err error
+		expired, err = s.ExpireLeases(tx)
+		return err
+	})
+	return expired, err
 }
 
 // Info returns what the queue knows about the source package name ("name"

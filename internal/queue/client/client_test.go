@@ -16,6 +16,7 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/queue/client"
+	"buildd/internal/queue/store/storetest"
 )
 
 var bin string
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 // for the client's own ssh, so only the master can get in.
 func newClient(t *testing.T, mode string) *client.Client {
 	dir := t.TempDir()
-	db := filepath.Join(dir, "wb.db")
+	db := storetest.New(t)
 	if out, err := exec.Command(bin, "--db", db, "-d", "sid", "-A", "amd64", "--import", "testdata/queue.export").CombinedOutput(); err != nil {
 		t.Fatalf("import: %v: %s", err, out)
 	}
@@ -309,5 +310,44 @@ func testClient(t *testing.T, c *client.Client) {
 		if *got != tc.want {
 			t.Errorf("Info(%s) =\n%+v, want\n%+v", tc.name, *got, tc.want)
 		}
+	}
+}
+
+// TestLeases: a take holds a lease that the builder renews; once another
+// builder has given the package back, renewing reports it lost; a lease
+// that ended is given back by ExpireLeases. Locally and over ssh.
+func TestLeases(t *testing.T) {
+	for _, mode := range []string{"local", "ssh"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClient(t, mode)
+			wb := func(env string, args ...string) {
+				t.Helper()
+				cmd := exec.Command(bin, append([]string{"--db", c.DB, "-d", "sid", "-A", "amd64"}, args...)...)
+				cmd.Env = append(os.Environ(), "BUILDD_CONF=", env)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("wanna-build %v: %v\n%s", args, err, out)
+				}
+			}
+			if err := c.Take(ctx, "nb_1.0-1"); err != nil {
+				t.Fatal(err)
+			}
+			if lost, err := c.Renew(ctx, "nb_1.0-1"); err != nil || len(lost) != 0 {
+				t.Fatalf("renew: lost %v, %v", lost, err)
+			}
+			wb("", "-U", "buildd_z", "-o", "--give-back", "nb_1.0-1")
+			if lost, err := c.Renew(ctx, "nb_1.0-1"); err != nil || len(lost) != 1 || lost[0] != "nb_1.0-1" {
+				t.Fatalf("renew after a give-back: lost %v, %v; want [nb_1.0-1]", lost, err)
+			}
+			// buildd_z took nb2 100 s ago with a 1-second lease.
+			wb(fmt.Sprintf("WANNA_BUILD_NOW=%d", time.Now().Unix()-100), "-U", "buildd_z", "--take", "--lease=1", "nb2_2.0-1")
+			expired, err := c.ExpireLeases(ctx)
+			if err != nil || len(expired) != 1 || expired[0].Package != "nb2" || expired[0].Builder != "buildd_z" {
+				t.Fatalf("expire: %+v, %v", expired, err)
+			}
+			if info, err := c.Info(ctx, "nb2"); err != nil || info.State != "Needs-Build" {
+				t.Fatalf("nb2 after expiry: %+v, %v", info, err)
+			}
+		})
 	}
 }

@@ -167,3 +167,45 @@ func parseInfo(name, out string) (*Info, error) {
 		Notes: fields["Notes"], BuildPri: atoi("BuildPri"), PermBuildPri: atoi("PermBuildPri"), CalPrio: atoi("CalculatedPri"),
 	}, nil
 }
+
+// parseRenew reads --renew's output: nothing when every lease was renewed,
+// else a "NAME: reason" line per package not renewed; it returns those of
+// pkgvs.
+func parseRenew(out string, pkgvs []string) []string {
+	refused := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if name, _, ok := strings.Cut(l, ": "); ok {
+			refused[name] = true
+		}
+	}
+	var lost []string
+	for _, p := range pkgvs {
+		if refused[debversion.SplitPkgVersion(p).Name] {
+			lost = append(lost, p)
+		}
+	}
+	return lost
+}
+
+var expiredRE = regexp.MustCompile(`^(\S+)_(\S+): lease of (\S*) ended (.+), given back$`)
+
+// parseExpired reads --expire-leases' output: one line per package given
+// back.
+func parseExpired(out string) ([]queue.Expired, error) {
+	var list []queue.Expired
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		m := expiredRE.FindStringSubmatch(l)
+		if m == nil {
+			return list, fmt.Errorf("wanna-build --expire-leases: cannot parse %q", l)
+		}
+		t, err := time.Parse(queue.TimeFormat, m[4])
+		if err != nil {
+			return list, fmt.Errorf("wanna-build --expire-leases: %q: %v", l, err)
+		}
+		list = append(list, queue.Expired{Package: m[1], Version: m[2], Builder: m[3], LeaseUntil: t.Unix()})
+	}
+	return list, nil
+}

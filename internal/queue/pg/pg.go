@@ -1,0 +1,531 @@
+// Package pg is the wanna-build queue Store on PostgreSQL, for a network of
+// build hosts sharing one queue.
+//
+// Layout (schema.go): wb_records holds one row per (dist, arch, package),
+// a column per queue.Record field plus rev, a counter bumped by every
+// change; wb_history holds the transactions. The program creates and
+// migrates the schema itself.
+//
+// Concurrency: no table or suite lock. A transaction reads rows without
+// locking them and remembers each row's rev; a write is a conditional
+// update (… WHERE rev = the rev read), so of two transactions changing the
+// same package exactly one wins and the other is rolled back and run
+// again from the start on the new state (Update's fn must therefore be
+// safe to run more than once). Writes are sent in one pipeline before the
+// next read and at the commit.
+//
+// Roles: the schema's owner is the admin. Every other role that may
+// connect is a builder: it reads everything, appends history, and may
+// change a package only while the package is its own or Needs-Build, and
+// never to Not-For-Us; it cannot add or remove packages, so merge and
+// forget need the admin (row-level security in schema.go).
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"buildd/internal/queue"
+)
+
+// IsURL reports whether a wanna_build_db value names a PostgreSQL database.
+func IsURL(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// ErrConflict is what a transaction returns when it lost to a concurrent
+// change of the same package more than maxAttempts times.
+var ErrConflict = errors.New("changed concurrently, try again")
+
+// ErrRefused is a change the database's row-level security refused: the
+// package is another builder's, or the change needs the admin role.
+var ErrRefused = errors.New("refused by the database: needs the admin role or the builder that has the package")
+
+const maxAttempts = 20
+
+// DB is an open connection to the queue.
+type DB struct {
+	conn     *pgx.Conn
+	url      string // without the password, for messages
+	readOnly bool
+}
+
+// Options of Open.
+type Options struct {
+	ReadOnly bool
+	Timeout  time.Duration // connecting and waiting for the schema lock
+}
+
+// Open connects to the database at url and makes sure its schema is the
+// one this program knows: the admin (the schema's owner, or a role that
+// may create it) creates or migrates it; any other role gets an error
+// when it is not current.
+func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = 30 * time.Second
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open database %s: %v", Redact(url), err)
+	}
+	cfg.ConnectTimeout = opt.Timeout
+	// A command runs each statement a few times at most: one round trip
+	// each (the extended protocol without a prepare) costs less than
+	// preparing it first.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	d := &DB{url: Redact(url), readOnly: opt.ReadOnly}
+	if d.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("cannot open database %s: %v", d.url, err)
+	}
+	if err := d.migrate(ctx, opt.Timeout); err != nil {
+		d.conn.Close(ctx)
+		return nil, fmt.Errorf("database %s: %w", d.url, err)
+	}
+	return d, nil
+}
+
+// Redact drops the password from a URL for messages.
+func Redact(url string) string {
+	cfg, err := pgconn.ParseConfig(url)
+	if err != nil || cfg.Password == "" {
+		return url
+	}
+	return strings.Replace(url, ":"+cfg.Password+"@", ":xxxxx@", 1)
+}
+
+// URL is the database's URL without its password.
+func (d *DB) URL() string { return d.url }
+
+// Admin reports whether this connection's role owns the schema.
+func (d *DB) Admin() (bool, error) {
+	var admin bool
+	err := d.conn.QueryRow(context.Background(), `SELECT pg_has_role(current_user, tableowner, 'MEMBER') FROM pg_tables
+		WHERE tablename = 'wb_records' AND schemaname = current_schema()`).Scan(&admin)
+	return admin, err
+}
+
+// Conn is the connection, for LISTEN and the status web.
+func (d *DB) Conn() *pgx.Conn { return d.conn }
+
+// Close closes the connection.
+func (d *DB) Close() error { return d.conn.Close(context.Background()) }
+
+// View implements queue.Store.
+func (d *DB) View(dist, arch string, fn func(queue.Tx) error) error {
+	ctx := context.Background()
+	ptx, err := d.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer ptx.Rollback(ctx)
+	return fn(&tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch})
+}
+
+// Update implements queue.Store. fn runs again, from the start, when a
+// concurrent transaction changed a package it changes.
+func (d *DB) Update(dist, arch string, fn func(queue.Tx) error) error {
+	if d.readOnly {
+		return queue.ErrReadOnly
+	}
+	ctx := context.Background()
+	for attempt := 1; ; attempt++ {
+		err := d.update(ctx, dist, arch, fn)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+		if attempt == maxAttempts {
+			return ErrConflict
+		}
+		time.Sleep(time.Duration(rand.IntN(attempt*5)+1) * time.Millisecond)
+	}
+}
+
+var errRetry = errors.New("retry")
+
+func (d *DB) update(ctx context.Context, dist, arch string, fn func(queue.Tx) error) error {
+	ptx, err := d.conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer ptx.Rollback(ctx)
+	t := &tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch, writable: true, revs: map[string]int64{}, pending: map[string]*write{}}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if t.notify {
+		if _, err := ptx.Exec(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, dist+"/"+arch); err != nil {
+			return err
+		}
+	}
+	return ptx.Commit(ctx)
+}
+
+// NotifyChannel is the channel a transaction that leaves a package in
+// Needs-Build notifies, with "DIST/ARCH" as the payload.
+const NotifyChannel = "wanna_build_needs_build"
+
+// write is a change not yet sent: a record to store, or a deletion.
+type write struct {
+	rec    *queue.Record // nil: delete
+	rev    int64         // the rev read; -1: the row was not there
+	hasRev bool          // whether rev was read in this transaction
+}
+
+type tx struct {
+	ctx        context.Context
+	ptx        pgx.Tx
+	dist, arch string
+	writable   bool
+	revs       map[string]int64 // rev of each row read, -1 for absent
+	pending    map[string]*write
+	order      []string             // pending names in the order written
+	hist       []*queue.Transaction // pending history
+	notify     bool
+}
+
+func (t *tx) Writable() bool { return t.writable }
+
+const recordColumns = "package, version, state, section, priority, installed_version, previous_state, state_change, " +
+	"notes, builder, failed, old_failed, binary_nmu_version, binary_nmu_changelog, buildpri, permbuildpri, " +
+	"depends, bd_problem, build_time, success_time, extra_depends, extra_conflicts, lease_until"
+
+// nColumns is the number of recordColumns.
+var nColumns = len(strings.Split(recordColumns, ", "))
+
+func scanRecord(row pgx.Row) (*queue.Record, int64, error) {
+	r := &queue.Record{}
+	var rev int64
+	var state, prev string
+	err := row.Scan(&r.Package, &r.Version, &state, &r.Section, &r.Priority, &r.InstalledVersion, &prev, &r.StateChange,
+		&r.Notes, &r.Builder, &r.Failed, &r.OldFailed, &r.BinNMU, &r.BinNMUChangelog, &r.BuildPri, &r.PermBuildPri,
+		&r.Depends, &r.BDProblem, &r.BuildTime, &r.SuccessTime, &r.ExtraDepends, &r.ExtraConflicts, &r.LeaseUntil, &rev)
+	r.State, r.PreviousState = queue.State(state), queue.State(prev)
+	return r, rev, err
+}
+
+func recordArgs(r *queue.Record) []any {
+	return []any{r.Package, r.Version, string(r.State), r.Section, r.Priority, r.InstalledVersion, string(r.PreviousState), r.StateChange,
+		r.Notes, r.Builder, r.Failed, r.OldFailed, r.BinNMU, r.BinNMUChangelog, r.BuildPri, r.PermBuildPri,
+		r.Depends, r.BDProblem, r.BuildTime, r.SuccessTime, r.ExtraDepends, r.ExtraConflicts, r.LeaseUntil}
+}
+
+func (t *tx) Get(name string) (*queue.Record, error) {
+	if w, ok := t.pending[name]; ok {
+		if w.rec == nil {
+			return nil, nil
+		}
+		c := *w.rec
+		return &c, nil
+	}
+	row := t.ptx.QueryRow(t.ctx, "SELECT "+recordColumns+", rev FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3", t.dist, t.arch, name)
+	r, rev, err := scanRecord(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		t.remember(name, -1)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	t.remember(name, rev)
+	return r, nil
+}
+
+func (t *tx) remember(name string, rev int64) {
+	if t.writable {
+		if _, ok := t.revs[name]; !ok {
+			t.revs[name] = rev
+		}
+	}
+}
+
+func (t *tx) stage(name string, rec *queue.Record) error {
+	if !t.writable {
+		return queue.ErrReadOnly
+	}
+	w, ok := t.pending[name]
+	if !ok {
+		rev, has := t.revs[name]
+		w = &write{rev: rev, hasRev: has}
+		t.pending[name] = w
+		t.order = append(t.order, name)
+	}
+	w.rec = rec
+	if rec != nil && rec.State == queue.NeedsBuild {
+		t.notify = true
+	}
+	if len(t.pending) >= 5000 {
+		return t.flush()
+	}
+	return nil
+}
+
+func (t *tx) Put(r *queue.Record) error {
+	c := *r
+	return t.stage(r.Package, &c)
+}
+
+func (t *tx) Delete(name string) error { return t.stage(name, nil) }
+
+// flush sends the pending writes in one pipeline. A write that finds the
+// row changed since it was read (or added since it was found missing)
+// aborts the transaction for a retry; one that the row-level security
+// hides is refused.
+func (t *tx) flush() error {
+	if len(t.order) == 0 && len(t.hist) == 0 {
+		return nil
+	}
+	names := t.order
+	// A large batch runs the same few statements many times: prepared once
+	// (by name) instead of parsed for every row.
+	stmt := func(sql string) string { return sql }
+	if len(names)+len(t.hist) >= 50 {
+		stmt = func(sql string) string { return preparedName[sql] }
+		for sql, name := range preparedName {
+			if _, err := t.ptx.Conn().Prepare(t.ctx, name, sql); err != nil {
+				return err
+			}
+		}
+	}
+	b := &pgx.Batch{}
+	var sent []string
+	for _, name := range names {
+		w := t.pending[name]
+		if w.rec == nil && w.hasRev && w.rev == -1 {
+			continue // deleting what was not there
+		}
+		sent = append(sent, name)
+		args := []any{t.dist, t.arch}
+		switch {
+		case w.rec == nil:
+			b.Queue(stmt(sqlDelete), append(args, name, !w.hasRev, w.rev)...)
+		case w.hasRev && w.rev >= 0:
+			b.Queue(stmt(sqlUpdate), append(append(args, recordArgs(w.rec)...), w.rev)...)
+		case w.hasRev:
+			b.Queue(stmt(sqlInsert), append(args, recordArgs(w.rec)...)...)
+		default:
+			b.Queue(stmt(sqlUpsert), append(args, recordArgs(w.rec)...)...)
+		}
+	}
+	for _, tr := range t.hist {
+		b.Queue(stmt(sqlHistory), t.dist, t.arch, tr.Package, tr.Version, tr.Action, string(tr.From), string(tr.To), tr.RealUser, tr.User, tr.Time)
+	}
+	res := t.ptx.SendBatch(t.ctx, b)
+	lost := ""
+	for _, name := range sent {
+		tag, err := res.Exec()
+		if err != nil {
+			res.Close()
+			return t.dbError(name, err)
+		}
+		w := t.pending[name]
+		if tag.RowsAffected() == 0 && w.hasRev && lost == "" {
+			lost = name
+		}
+	}
+	for _, tr := range t.hist {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return t.dbError(tr.Package, err)
+		}
+	}
+	t.hist = t.hist[:0]
+	if err := res.Close(); err != nil {
+		return err
+	}
+	if lost != "" {
+		return t.lost(lost, t.pending[lost].rev)
+	}
+	for _, name := range names {
+		w := t.pending[name]
+		delete(t.pending, name)
+		switch {
+		case w.rec == nil:
+			t.revs[name] = -1
+		case w.hasRev && w.rev >= 0:
+			t.revs[name] = w.rev + 1
+		default:
+			delete(t.revs, name) // inserted or upserted: the next write is unconditional
+		}
+	}
+	t.order = t.order[:0]
+	return nil
+}
+
+// The statements of flush: a deletion (conditional on the rev read, when
+// one was), a conditional update, an insert of a row found missing, and an
+// upsert of a row never read.
+var (
+	sqlDelete = "DELETE FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3 AND ($4 OR rev = $5)"
+	sqlUpdate = "UPDATE wb_records SET (" + recordColumns + ", rev) = (" + placeholders(3, nColumns) + ", rev + 1) " +
+		fmt.Sprintf("WHERE dist = $1 AND arch = $2 AND package = $3 AND rev = $%d", nColumns+3)
+	sqlInsert = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") ON CONFLICT DO NOTHING"
+	sqlUpsert = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") " +
+		"ON CONFLICT (dist, arch, package) DO UPDATE SET (" + recordColumns + ", rev) = (" + excluded() + ", wb_records.rev + 1)"
+	sqlHistory = "INSERT INTO wb_history (dist, arch, package, version, action, from_state, to_state, real_user, wb_user, time) " +
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+
+// preparedName names the statements of flush for large batches.
+var preparedName = map[string]string{sqlDelete: "wb_delete", sqlUpdate: "wb_update", sqlInsert: "wb_insert", sqlUpsert: "wb_upsert", sqlHistory: "wb_history"}
+
+func placeholders(from, n int) string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = fmt.Sprintf("$%d", from+i)
+	}
+	return strings.Join(p, ", ")
+}
+
+func excluded() string {
+	cols := strings.Split(recordColumns, ", ")
+	for i, c := range cols {
+		cols[i] = "EXCLUDED." + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// lost tells a write that changed no row apart: the row changed since it
+// was read, or appeared since it was found missing (a retry), or the
+// row-level security hid an unchanged row (refused).
+func (t *tx) lost(name string, readRev int64) error {
+	var rev int64
+	err := t.ptx.QueryRow(t.ctx, "SELECT rev FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3", t.dist, t.arch, name).Scan(&rev)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		rev = -1
+	case err != nil:
+		return t.dbError(name, err)
+	}
+	if rev == readRev {
+		return fmt.Errorf("%s: %w", name, ErrRefused)
+	}
+	return errRetry
+}
+
+func (t *tx) dbError(name string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "42501": // insufficient_privilege, or a row-level security check
+			return fmt.Errorf("%s: %w (%s)", name, ErrRefused, pe.Message)
+		case "40001", "40P01", "23505": // serialization failure, deadlock, unique violation
+			return errRetry
+		}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func (t *tx) query(where string, args []any, fn func(*queue.Record) error) error {
+	if err := t.flush(); err != nil {
+		return err
+	}
+	rows, err := t.ptx.Query(t.ctx, "SELECT "+recordColumns+", rev FROM wb_records WHERE dist = $1 AND arch = $2"+where+" ORDER BY package",
+		append([]any{t.dist, t.arch}, args...)...)
+	if err != nil {
+		return err
+	}
+	var recs []*queue.Record
+	for rows.Next() {
+		r, rev, err := scanRecord(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		t.remember(r.Package, rev)
+		recs = append(recs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) ForEach(fn func(*queue.Record) error) error { return t.query("", nil, fn) }
+
+func (t *tx) ForEachInState(st queue.State, fn func(*queue.Record) error) error {
+	return t.query(" AND state = $3", []any{string(st)}, fn)
+}
+
+func (t *tx) Log(tr *queue.Transaction) error {
+	if !t.writable {
+		return queue.ErrReadOnly
+	}
+	c := *tr
+	t.hist = append(t.hist, &c)
+	return nil
+}
+
+func (t *tx) History(name string, fn func(*queue.Transaction) error) error {
+	if err := t.flush(); err != nil {
+		return err
+	}
+	q := "SELECT package, version, action, from_state, to_state, real_user, wb_user, time FROM wb_history WHERE dist = $1 AND arch = $2"
+	args := []any{t.dist, t.arch}
+	if name != "" {
+		q += " AND package = $3"
+		args = append(args, name)
+	}
+	rows, err := t.ptx.Query(t.ctx, q+" ORDER BY id", args...)
+	if err != nil {
+		return err
+	}
+	var list []*queue.Transaction
+	for rows.Next() {
+		tr := &queue.Transaction{}
+		var from, to string
+		if err := rows.Scan(&tr.Package, &tr.Version, &tr.Action, &from, &to, &tr.RealUser, &tr.User, &tr.Time); err != nil {
+			rows.Close()
+			return err
+		}
+		tr.From, tr.To = queue.State(from), queue.State(to)
+		list = append(list, tr)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, tr := range list {
+		if err := fn(tr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Listen waits on NotifyChannel and calls fn with each payload ("DIST/ARCH"
+// of a transaction that left a package in Needs-Build), until ctx ends or
+// the connection fails; it calls ready once it listens.
+func Listen(ctx context.Context, url string, ready func(), fn func(payload string)) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %v", Redact(url), err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return fmt.Errorf("listen on %s: %v", Redact(url), err)
+	}
+	ready()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %v", Redact(url), err)
+		}
+		fn(n.Payload)
+	}
+}

@@ -1,0 +1,219 @@
+package pg_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"buildd/internal/queue"
+	"buildd/internal/queue/pg"
+	"buildd/internal/queue/pg/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func open(t *testing.T, url string) *pg.DB {
+	t.Helper()
+	d, err := pg.Open(context.Background(), url, pg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestStoreRoundTrip(t *testing.T) {
+	db := pgtest.New(t)
+	d := open(t, db.URL(pgtest.Admin))
+	rec := &queue.Record{Package: "hello", Version: "2.10-3", State: queue.NeedsBuild, Section: "devel", BinNMU: 2, Failed: "x\ny"}
+	if err := d.Update("bookworm", "amd64", func(tx queue.Tx) error {
+		if err := tx.Put(rec); err != nil {
+			return err
+		}
+		return tx.Log(&queue.Transaction{Package: "hello", Version: "2.10-3", Action: "--merge-v3", To: queue.NeedsBuild, Time: 5})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.View("bookworm", "amd64", func(tx queue.Tx) error {
+		got, err := tx.Get("hello")
+		if err != nil || got == nil || *got != *rec {
+			t.Errorf("Get = %+v, %v; want %+v", got, err, rec)
+		}
+		n := 0
+		tx.ForEachInState(queue.NeedsBuild, func(*queue.Record) error { n++; return nil })
+		tx.History("hello", func(*queue.Transaction) error { n++; return nil })
+		if n != 2 {
+			t.Errorf("ForEachInState + History saw %d, want 2", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.View("bookworm", "arm64", func(tx queue.Tx) error {
+		got, _ := tx.Get("hello")
+		if got != nil {
+			t.Errorf("arm64 sees amd64's record")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentTakes: 16 connections take the same package at once;
+// exactly one wins.
+func TestConcurrentTakes(t *testing.T) {
+	db := pgtest.New(t)
+	d := open(t, db.URL(pgtest.Admin))
+	d.Update("sid", "amd64", func(tx queue.Tx) error {
+		return tx.Put(&queue.Record{Package: "hello", Version: "1", State: queue.NeedsBuild})
+	})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pg.Open(context.Background(), db.URL(pgtest.Admin), pg.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			won := false
+			err = c.Update("sid", "amd64", func(tx queue.Tx) error {
+				won = false
+				r, err := tx.Get("hello")
+				if err != nil || r.State != queue.NeedsBuild {
+					return err
+				}
+				r.State, won = queue.Building, true
+				return tx.Put(r)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			if won {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d takers won, want 1", wins)
+	}
+}
+
+// TestBuilderRole: a builder takes a Needs-Build package and reports on it,
+// but cannot change another builder's package, add or remove packages, or
+// set Not-For-Us.
+func TestBuilderRole(t *testing.T) {
+	db := pgtest.New(t)
+	admin := open(t, db.URL(pgtest.Admin))
+	if ok, err := admin.Admin(); !ok || err != nil {
+		t.Fatalf("the owner is not admin: %v", err)
+	}
+	admin.Update("sid", "amd64", func(tx queue.Tx) error {
+		tx.Put(&queue.Record{Package: "free", Version: "1", State: queue.NeedsBuild})
+		return tx.Put(&queue.Record{Package: "bs", Version: "1", State: queue.Building, Builder: "buildd_b"})
+	})
+	a := open(t, db.URL("buildd_a"))
+	if ok, err := a.Admin(); ok || err != nil {
+		t.Fatalf("a builder is admin: %v", err)
+	}
+	set := func(name string, st queue.State) error {
+		return a.Update("sid", "amd64", func(tx queue.Tx) error {
+			r, err := tx.Get(name)
+			if err != nil {
+				return err
+			}
+			r.State, r.Builder = st, "buildd_a"
+			return tx.Put(r)
+		})
+	}
+	if err := set("free", queue.Building); err != nil {
+		t.Errorf("take a Needs-Build package: %v", err)
+	}
+	if err := set("free", queue.Built); err != nil {
+		t.Errorf("report on its own package: %v", err)
+	}
+	for _, c := range []struct {
+		what string
+		err  error
+	}{
+		{"override another builder's package", set("bs", queue.Building)},
+		{"set Not-For-Us", set("free", queue.NotForUs)},
+		{"add a package", a.Update("sid", "amd64", func(tx queue.Tx) error {
+			return tx.Put(&queue.Record{Package: "new", Version: "1", State: queue.NeedsBuild})
+		})},
+		{"remove a package", a.Update("sid", "amd64", func(tx queue.Tx) error { tx.Get("free"); return tx.Delete("free") })},
+	} {
+		if !errors.Is(c.err, pg.ErrRefused) {
+			t.Errorf("%s: err = %v, want ErrRefused", c.what, c.err)
+		}
+	}
+}
+
+// TestBuilderExpiresDeadLease: a builder may give back another builder's
+// package once its lease has ended by the database's clock, never before.
+func TestBuilderExpiresDeadLease(t *testing.T) {
+	db := pgtest.New(t)
+	admin := open(t, db.URL(pgtest.Admin))
+	now := time.Now()
+	admin.Update("sid", "amd64", func(tx queue.Tx) error {
+		tx.Put(&queue.Record{Package: "dead", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() - 10})
+		return tx.Put(&queue.Record{Package: "live", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() + 1000})
+	})
+	a := open(t, db.URL("buildd_a"))
+	s := &queue.Session{Dist: "sid", Arch: "amd64", User: "buildd_a", RealUser: "test", Now: now, Out: io.Discard}
+	var expired []queue.Expired
+	if err := a.Update("sid", "amd64", func(tx queue.Tx) error {
+		var err error
+		expired, err = s.ExpireLeases(tx)
+		return err
+	}); err != nil || len(expired) != 1 || expired[0].Package != "dead" {
+		t.Fatalf("expire: %v, %v", expired, err)
+	}
+	err := a.Update("sid", "amd64", func(tx queue.Tx) error {
+		r, _ := tx.Get("live")
+		r.State, r.Builder = queue.NeedsBuild, ""
+		return tx.Put(r)
+	})
+	if !errors.Is(err, pg.ErrRefused) {
+		t.Errorf("give back a live lease: err = %v, want ErrRefused", err)
+	}
+}
+
+// TestNotify: a transaction that leaves a package in Needs-Build notifies
+// its DIST/ARCH to listeners; one that does not, does not.
+func TestNotify(t *testing.T) {
+	db := pgtest.New(t)
+	d := open(t, db.URL(pgtest.Admin))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	got := make(chan string, 10)
+	go pg.Listen(ctx, db.URL("buildd_a"), func() { close(ready) }, func(p string) { got <- p })
+	<-ready
+	d.Update("sid", "arm64", func(tx queue.Tx) error {
+		return tx.Put(&queue.Record{Package: "x", Version: "1", State: queue.Installed})
+	})
+	d.Update("sid", "amd64", func(tx queue.Tx) error {
+		return tx.Put(&queue.Record{Package: "y", Version: "1", State: queue.NeedsBuild})
+	})
+	select {
+	case p := <-got:
+		if p != "sid/amd64" {
+			t.Errorf("payload %q, want sid/amd64", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification")
+	}
+}

@@ -1,0 +1,163 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// migrations[i] takes the schema from version i to i+1, in one
+// transaction with the others that run.
+var migrations = []string{
+	`CREATE TABLE wb_records (
+		dist text NOT NULL,
+		arch text NOT NULL,
+		package text NOT NULL,
+		version text NOT NULL,
+		state text NOT NULL,
+		section text NOT NULL DEFAULT '',
+		priority text NOT NULL DEFAULT '',
+		installed_version text NOT NULL DEFAULT '',
+		previous_state text NOT NULL DEFAULT '',
+		state_change bigint NOT NULL DEFAULT 0,
+		notes text NOT NULL DEFAULT '',
+		builder text NOT NULL DEFAULT '',
+		failed text NOT NULL DEFAULT '',
+		old_failed text NOT NULL DEFAULT '',
+		binary_nmu_version integer NOT NULL DEFAULT 0,
+		binary_nmu_changelog text NOT NULL DEFAULT '',
+		buildpri integer NOT NULL DEFAULT 0,
+		permbuildpri integer NOT NULL DEFAULT 0,
+		depends text NOT NULL DEFAULT '',
+		bd_problem text NOT NULL DEFAULT '',
+		build_time bigint NOT NULL DEFAULT 0,
+		success_time bigint NOT NULL DEFAULT 0,
+		extra_depends text NOT NULL DEFAULT '',
+		extra_conflicts text NOT NULL DEFAULT '',
+		lease_until bigint NOT NULL DEFAULT 0,
+		rev bigint NOT NULL DEFAULT 0,
+		PRIMARY KEY (dist, arch, package)
+	);
+	CREATE INDEX wb_records_state ON wb_records (dist, arch, state, package);
+	CREATE TABLE wb_history (
+		id bigserial PRIMARY KEY,
+		dist text NOT NULL,
+		arch text NOT NULL,
+		package text NOT NULL,
+		version text NOT NULL,
+		action text NOT NULL,
+		from_state text NOT NULL,
+		to_state text NOT NULL,
+		real_user text NOT NULL,
+		wb_user text NOT NULL,
+		time bigint NOT NULL
+	);
+	CREATE INDEX wb_history_package ON wb_history (dist, arch, package, id);
+	GRANT SELECT ON wb_schema, wb_records, wb_history TO PUBLIC;
+	GRANT UPDATE ON wb_records TO PUBLIC;
+	GRANT INSERT ON wb_history TO PUBLIC;
+	GRANT USAGE ON SEQUENCE wb_history_id_seq TO PUBLIC;
+	ALTER TABLE wb_records ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY wb_read ON wb_records FOR SELECT USING (true);
+	CREATE POLICY wb_builder ON wb_records FOR UPDATE
+		USING (builder IN ('', current_user) OR state = 'Needs-Build'
+			OR state = 'Building' AND lease_until > 0 AND lease_until < extract(epoch FROM now()))
+		WITH CHECK (builder IN ('', current_user)
+			AND state IN ('Needs-Build', 'Building', 'Built', 'Build-Attempted', 'Uploaded', 'Dep-Wait', 'Failed'));`,
+}
+
+// SchemaVersion is the schema this program reads and writes.
+var SchemaVersion = len(migrations)
+
+// schemaLock is the advisory lock key under which the schema is created
+// and migrated ("wbschema").
+const schemaLock = 0x7762736368656d61
+
+// migrate brings the schema to SchemaVersion. Two processes starting at
+// once take turns on the advisory lock; the second finds the work done.
+func (d *DB) migrate(ctx context.Context, timeout time.Duration) error {
+	v, err := d.version(ctx, d.conn)
+	if err != nil {
+		return err
+	}
+	if v < SchemaVersion {
+		if err := d.upgrade(ctx, timeout); err != nil {
+			return err
+		}
+		v, err = d.version(ctx, d.conn)
+		if err != nil {
+			return err
+		}
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this program's %d", v, SchemaVersion)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// version is the schema's version; 0 when there is none.
+func (d *DB) version(ctx context.Context, q querier) (int, error) {
+	var v int
+	err := q.QueryRow(ctx, "SELECT version FROM wb_schema").Scan(&v)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "42P01": // undefined_table
+		return 0, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}
+
+func (d *DB) upgrade(ctx context.Context, timeout time.Duration) error {
+	tx, err := d.conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", timeout.Milliseconds())); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
+		return fmt.Errorf("schema lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS wb_schema (version integer NOT NULL)"); err != nil {
+		return d.needAdmin(0, err)
+	}
+	v, err := d.version(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		if _, err := tx.Exec(ctx, "INSERT INTO wb_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM wb_schema)"); err != nil {
+			return d.needAdmin(v, err)
+		}
+	}
+	for i := v; i < SchemaVersion; i++ {
+		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+			return d.needAdmin(v, fmt.Errorf("migration to version %d: %w", i+1, err))
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE wb_schema SET version = $1", SchemaVersion); err != nil {
+		return d.needAdmin(v, err)
+	}
+	return tx.Commit(ctx)
+}
+
+func (d *DB) needAdmin(v int, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		return fmt.Errorf("the schema is at version %d and this program needs %d: run any wanna-build command once as the admin role (%v)", v, SchemaVersion, err)
+	}
+	return err
+}
