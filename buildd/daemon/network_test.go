@@ -282,7 +282,7 @@ func TestNetworkBuildsEachOnce(t *testing.T) {
 // networkLease is the lease_timeout of TestNetworkLeases: shorter than
 // CheckEvery (5 s in the buildd binary), so it also checks that a daemon
 // renews every quarter of a short lease (LeaseEvery), not every CheckEvery.
-const networkLease = 4 * time.Second
+const networkLease = 5 * time.Second
 
 // TestNetworkLeases: three builders with a short lease_timeout. One takes
 // a package whose build lasts five minutes and is killed with SIGKILL
