@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -215,5 +216,37 @@ func TestNotify(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no notification")
+	}
+}
+
+// TestSchemaMadeOnceByConcurrentStarts: eight admin processes opening a
+// new database at once make its schema exactly once; a builder role
+// cannot make it, and says to run a command as the admin first.
+func TestSchemaMadeOnceByConcurrentStarts(t *testing.T) {
+	db := pgtest.New(t)
+	if _, err := pg.Open(context.Background(), db.URL("buildd_a"), pg.Options{}); err == nil || !strings.Contains(err.Error(), "run any wanna-build command once as the admin role") {
+		t.Errorf("a builder on an empty database: err = %v", err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := pg.Open(context.Background(), db.URL(pgtest.Admin), pg.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			d.Close()
+		}()
+	}
+	wg.Wait()
+	d := open(t, db.URL(pgtest.Admin))
+	var rows, version int
+	if err := d.Conn().QueryRow(context.Background(), "SELECT count(*), max(version) FROM wb_schema").Scan(&rows, &version); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || version != pg.SchemaVersion {
+		t.Errorf("wb_schema: %d rows, version %d; want 1 row, version %d", rows, version, pg.SchemaVersion)
 	}
 }
