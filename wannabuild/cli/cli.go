@@ -329,12 +329,14 @@ func (r *run) dispatch() int {
 // malformed argument is reported and skipped, and a refusal of one package
 // (its message already printed) does not stop the others.
 func (r *run) eachArg(fn func(tx queue.Tx, arg string) error) int {
-	return r.update(func(tx queue.Tx) error {
+	var bads []error // reported once, after the transaction's last run
+	status := r.update(func(tx queue.Tx) error {
+		bads = bads[:0]
 		for _, a := range r.o.args {
 			err := fn(tx, a)
 			var bad *queue.BadArgument
 			if errors.As(err, &bad) {
-				fmt.Fprintln(r.stderr, bad)
+				bads = append(bads, bad)
 				continue
 			}
 			if err != nil && !queue.IsPackageError(err) {
@@ -343,6 +345,10 @@ func (r *run) eachArg(fn func(tx queue.Tx, arg string) error) int {
 		}
 		return nil
 	})
+	for _, bad := range bads {
+		fmt.Fprintln(r.stderr, bad)
+	}
+	return status
 }
 
 func (r *run) view(fn func(queue.Tx) error) int {
