@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -316,9 +317,9 @@ func TestNetworkLeases(t *testing.T) {
 	v := nw.look()
 	leaseUntil := v.recs["longpkg"].LeaseUntil
 	leaseTaker := v.recs["leasepkg"].Builder
-	var sleeping []string
+	var sleeping []hostProc
 	waitFor(t, 5*time.Minute, "longpkg's build to run its sleep 300", func() bool {
-		sleeping = processes("sleep\x00300\x00")
+		sleeping = processes(victim.proc.cmd.Process.Pid, "sleep\x00300\x00")
 		return len(sleeping) > 0
 	})
 	victim.proc.cmd.Process.Signal(syscall.SIGKILL)
@@ -327,8 +328,8 @@ func TestNetworkLeases(t *testing.T) {
 	killed := time.Now()
 	// The build died with it (the sandbox's PDEATHSIG and PID namespace).
 	waitFor(t, 30*time.Second, "the killed build's processes to end", func() bool {
-		for _, pid := range sleeping {
-			if _, err := os.Stat("/proc/" + pid); err == nil {
+		for _, p := range sleeping {
+			if alive(p) {
 				return false
 			}
 		}
@@ -405,17 +406,57 @@ func TestNetworkLeases(t *testing.T) {
 	}
 }
 
-// processes are the pids of the processes whose command line is cmdline
-// (its words each ended by a NUL).
-func processes(cmdline string) []string {
-	var pids []string
+// hostProc is a process of the host: its pid and its start time, so that a reused pid is
+// not taken for it.
+type hostProc struct{ pid, start string }
+
+// processes are the descendants of root whose command line is cmdline
+// (its words each ended by a NUL): other tests may run the same command
+// at the same time.
+func processes(root int, cmdline string) []hostProc {
+	var found []hostProc
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		if b, err := os.ReadFile(filepath.Join(d, "cmdline")); err == nil && string(b) == cmdline {
-			pids = append(pids, filepath.Base(d))
+		pid := filepath.Base(d)
+		if b, err := os.ReadFile(filepath.Join(d, "cmdline")); err == nil && string(b) == cmdline && descends(pid, root) {
+			if st := statFields(pid); len(st) > 19 {
+				found = append(found, hostProc{pid, st[19]})
+			}
 		}
 	}
-	return pids
+	return found
+}
+
+// alive reports whether p still runs (a zombie does not count).
+func alive(p hostProc) bool {
+	st := statFields(p.pid)
+	return len(st) > 19 && st[19] == p.start && st[0] != "Z"
+}
+
+// statFields are the fields of /proc/PID/stat after "PID (COMM)": the
+// state, the parent pid, ..., the start time at index 19.
+func statFields(pid string) []string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil
+	}
+	// COMM may hold spaces and parentheses: the fields start after the last ')'.
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+}
+
+// descends reports whether process pid has root among its ancestors.
+func descends(pid string, root int) bool {
+	for pid != "0" && pid != "1" {
+		st := statFields(pid)
+		if len(st) < 2 {
+			return false
+		}
+		pid = st[1]
+		if pid == strconv.Itoa(root) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestNetworkListenerReconnects: a package merged while a builder's

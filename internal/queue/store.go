@@ -11,7 +11,16 @@ type Store interface {
 	// Update runs fn in a read-write transaction, committed when fn returns
 	// nil and rolled back otherwise.
 	Update(dist, arch string, fn func(Tx) error) error
+	// Pairs lists the (distribution, architecture) pairs the store holds,
+	// sorted by distribution, then architecture.
+	Pairs() ([]Pair, error)
 	Close() error
+}
+
+// Pair is one (distribution, architecture) of a Store.
+type Pair struct {
+	Dist string `json:"dist"`
+	Arch string `json:"arch"`
 }
 
 // Tx is one transaction on the records of one (distribution, architecture).

@@ -65,8 +65,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	r := &run{o: o, stdin: stdin, stdout: stdout, stderr: stderr}
-	if o.mode == "dump-config" {
+	switch o.mode {
+	case "dump-config":
 		return r.dumpConfig()
+	case "web":
+		return r.web()
 	}
 	if status, ok := r.setup(); !ok {
 		return status
@@ -111,15 +114,10 @@ func (r *run) setup() (status int, ok bool) {
 			return r.fail(exitUsage, "Unknown state to list: %s", o.listState)
 		}
 	}
-	// The config is read when named (--config, $BUILDD_CONF), or when the
-	// default one is needed for the database, distribution or architecture.
-	dbGiven := o.db != "" || os.Getenv(EnvDB) != ""
-	if o.config != "" || os.Getenv(config.EnvVar) != "" || !(dbGiven && o.dist != "" && o.arch != "") {
-		cfg, err := config.Load(config.Path(o.config))
-		if err != nil {
-			return r.fail(exitUsage, "%v", err)
-		}
-		r.cfg = cfg
+	// The default config is needed for the database, distribution or
+	// architecture not given.
+	if status, ok := r.loadConfig(!(r.dbGiven() && o.dist != "" && o.arch != "")); !ok {
+		return status, false
 	}
 	dist := o.dist
 	if dist == "" && r.cfg != nil {
@@ -137,31 +135,12 @@ func (r *run) setup() (status int, ok bool) {
 	if arch == "" {
 		return r.fail(exitUsage, "no architecture for %s: give -A ARCH (or a [[dist]] %s with built_architecture)", dist, dist)
 	}
-	r.dbPath = o.db
-	if r.dbPath == "" {
-		r.dbPath = os.Getenv(EnvDB)
+	if status, ok := r.database(); !ok {
+		return status, false
 	}
-	if r.dbPath == "" && r.cfg != nil {
-		r.dbPath = r.cfg.WannaBuildDB
-	}
-	if r.dbPath == "" {
-		return r.fail(exitUsage, "no database: give --db PATH, $%s or a config with wanna_build_db", EnvDB)
-	}
-	r.timeout = store.DefaultTimeout
-	if o.lockTimeout != "" {
-		d, err := time.ParseDuration(o.lockTimeout)
-		if err != nil || d <= 0 {
-			return r.fail(exitUsage, "bad --lock-timeout %q", o.lockTimeout)
-		}
-		r.timeout = d
-	}
-	now := time.Now()
-	if v := os.Getenv(EnvNow); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return r.fail(exitUsage, "bad $%s %q", EnvNow, v)
-		}
-		now = time.Unix(n, 0)
+	now, err := r.now()
+	if err != nil {
+		return r.fail(exitUsage, "%v", err)
 	}
 	realUser := "unknown"
 	if u, err := user.Current(); err == nil {
@@ -185,6 +164,59 @@ func (r *run) setup() (status int, ok bool) {
 		}
 	}
 	return exitOK, true
+}
+
+func (r *run) dbGiven() bool { return r.o.db != "" || os.Getenv(EnvDB) != "" }
+
+// loadConfig reads the config when it is named (--config, $BUILDD_CONF)
+// or needed.
+func (r *run) loadConfig(needed bool) (status int, ok bool) {
+	if r.o.config != "" || os.Getenv(config.EnvVar) != "" || needed {
+		cfg, err := config.Load(config.Path(r.o.config))
+		if err != nil {
+			return r.fail(exitUsage, "%v", err)
+		}
+		r.cfg = cfg
+	}
+	return exitOK, true
+}
+
+// database sets the database (--db, $WANNA_BUILD_DB, the config's
+// wanna_build_db) and how long to wait for it (--lock-timeout).
+func (r *run) database() (status int, ok bool) {
+	o := r.o
+	r.dbPath = o.db
+	if r.dbPath == "" {
+		r.dbPath = os.Getenv(EnvDB)
+	}
+	if r.dbPath == "" && r.cfg != nil {
+		r.dbPath = r.cfg.WannaBuildDB
+	}
+	if r.dbPath == "" {
+		return r.fail(exitUsage, "no database: give --db PATH, $%s or a config with wanna_build_db", EnvDB)
+	}
+	r.timeout = store.DefaultTimeout
+	if o.lockTimeout != "" {
+		d, err := time.ParseDuration(o.lockTimeout)
+		if err != nil || d <= 0 {
+			return r.fail(exitUsage, "bad --lock-timeout %q", o.lockTimeout)
+		}
+		r.timeout = d
+	}
+	return exitOK, true
+}
+
+// now is the current time, or $WANNA_BUILD_NOW.
+func (r *run) now() (time.Time, error) {
+	v := os.Getenv(EnvNow)
+	if v == "" {
+		return time.Now(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad $%s %q", EnvNow, v)
+	}
+	return time.Unix(n, 0), nil
 }
 
 // readMessage reads the failure text, dependency list or binNMU changelog
@@ -431,6 +463,8 @@ Options:
     --config FILE: The buildd.conf (else $BUILDD_CONF, else /etc/buildd/buildd.conf).
     --dump-config: Print the effective config, defaults included, and exit.
     --lock-timeout DURATION: How long to wait for the database lock (30s).
+    --web ADDR: Serve the read-only status web on ADDR (host:port, or a
+        unix socket path) until interrupted; needs no dist or arch.
 
 The remaining arguments (depending on operation) usually start with
 "name_version", the trailer is ignored. This allows to pass the names

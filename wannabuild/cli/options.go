@@ -16,7 +16,7 @@ type opt struct {
 
 // options is the parsed command line.
 type options struct {
-	mode         string // take, built, ..., list, info, forget, merge-v3, export, import, history
+	mode         string // take, built, ..., list, info, forget, merge-v3, export, import, history, web
 	listState    string
 	verbose      int
 	override     bool
@@ -34,6 +34,7 @@ type options struct {
 	minAge       int
 	lease        int
 	lockTimeout  string
+	webAddr      string
 	args         []string
 	modeSetTwice string
 }
@@ -129,6 +130,7 @@ var optTable = []opt{
 	{[]string{"config"}, true, func(o *options, v string) error { o.config = v; return nil }},
 	{[]string{"dump-config"}, false, mode("dump-config")},
 	{[]string{"lock-timeout"}, true, func(o *options, v string) error { o.lockTimeout = v; return nil }},
+	{[]string{"web"}, true, func(o *options, v string) error { o.setMode("web"); o.webAddr = v; return nil }},
 }
 
 func lookupOpt(name string) *opt {

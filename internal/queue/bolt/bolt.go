@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -261,6 +262,40 @@ func (d *DB) Update(dist, arch string, fn func(queue.Tx) error) (err error) {
 		}
 		return fn(t)
 	})
+}
+
+// Pairs implements queue.Store: the top-level buckets, named "DIST/ARCH",
+// that hold a record (a write transaction that changed nothing leaves an
+// empty one behind).
+func (d *DB) Pairs() (pairs []queue.Pair, err error) {
+	if d.db == nil {
+		return nil, nil
+	}
+	if d.damaged != nil {
+		return nil, d.damaged
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.recoverDamage(&err)
+	err = d.db.View(func(btx *bbolt.Tx) error {
+		return btx.ForEach(func(name []byte, top *bbolt.Bucket) error {
+			dist, arch, ok := strings.Cut(string(name), "/")
+			if !ok {
+				return fmt.Errorf("%s: bucket %q is not DIST/ARCH", d.path, name)
+			}
+			if pkgs := top.Bucket(bucketPkgs); pkgs == nil {
+				return nil
+			} else if k, _ := pkgs.Cursor().First(); k == nil {
+				return nil
+			}
+			pairs = append(pairs, queue.Pair{Dist: dist, Arch: arch})
+			return nil
+		})
+	})
+	sort.Slice(pairs, func(i, j int) bool {
+		a, b := pairs[i], pairs[j]
+		return a.Dist < b.Dist || a.Dist == b.Dist && a.Arch < b.Arch
+	})
+	return pairs, err
 }
 
 // recoverDamage turns a panic in a transaction into an error naming the

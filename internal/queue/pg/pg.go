@@ -128,6 +128,28 @@ func (d *DB) View(dist, arch string, fn func(queue.Tx) error) error {
 	return fn(&tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch})
 }
 
+// Pairs implements queue.Store.
+func (d *DB) Pairs() ([]queue.Pair, error) {
+	ctx := context.Background()
+	rows, err := d.conn.Query(ctx, `SELECT dist, arch FROM wb_records GROUP BY dist, arch ORDER BY dist COLLATE "C", arch COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", d.url, err)
+	}
+	defer rows.Close()
+	var pairs []queue.Pair
+	for rows.Next() {
+		var p queue.Pair
+		if err := rows.Scan(&p.Dist, &p.Arch); err != nil {
+			return nil, fmt.Errorf("database %s: %w", d.url, err)
+		}
+		pairs = append(pairs, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("database %s: %w", d.url, err)
+	}
+	return pairs, nil
+}
+
 // Update implements queue.Store. fn runs again, from the start, when a
 // concurrent transaction changed a package it changes.
 func (d *DB) Update(dist, arch string, fn func(queue.Tx) error) error {
