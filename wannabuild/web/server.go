@@ -1,0 +1,200 @@
+// Package web is wanna-build's status web (wanna-build --web ADDR): a
+// read-only HTTP server over the queue. It owns the pages (the overview of
+// every distribution and architecture, a package across them with its
+// history, one queue's list, what a builder is building), their JSON form
+// under /api/, the Prometheus metrics, the one-sentence answer to "why
+// isn't it building?", and how the queue's data (text from outside) is
+// shown: escaped, control bytes made visible, long texts cut. The store is
+// opened read-only for each request, so a bbolt queue is never locked
+// between requests.
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"strings"
+	"time"
+
+	"buildd/internal/queue"
+	"buildd/internal/queue/bolt"
+	"buildd/internal/queue/store"
+)
+
+// Server serves the status pages of one queue.
+type Server struct {
+	DB      string           // a wanna_build_db value: a bbolt file or a postgres:// URL
+	Timeout time.Duration    // waiting for the lock or the connection; 0 is store.DefaultTimeout
+	Now     func() time.Time // the clock of calprio and ages; nil is time.Now
+	Log     *log.Logger      // errors of the store; nil is log.Default()
+}
+
+// request is what a page is made from.
+type request struct {
+	db  queue.Store
+	now time.Time
+	r   *http.Request
+}
+
+// page makes the data of one page, which is both the HTML template's and
+// the JSON answer.
+type page struct {
+	tmpl string
+	data func(q *request) (any, error)
+}
+
+// httpError is an answer other than 200, with its message.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, p := range []struct {
+		pattern string
+		page    page
+	}{
+		{"/{$}", page{"overview", overviewData}},
+		{"/package/{src}", page{"package", packageData}},
+		{"/dist/{dist}/{arch}", page{"dist", distData}},
+		{"/builder/{name}", page{"builder", builderData}},
+	} {
+		mux.Handle(p.pattern, s.serve(p.page, false))
+		mux.Handle("/api"+p.pattern, s.serve(p.page, true))
+	}
+	mux.HandleFunc("/metrics", s.metrics)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, strings.HasPrefix(r.URL.Path, "/api/"), notFound("no such page: %s", clip(visible(r.URL.Path), maxLine)))
+	})
+	return readOnly(mux)
+}
+
+// readOnly answers 405 to anything but GET and HEAD.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "read-only: GET and HEAD only", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// withStore opens the queue read-only for one request.
+func (s *Server) withStore(fn func(db queue.Store) error) error {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = store.DefaultTimeout
+	}
+	db, err := store.Open(s.DB, store.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) serve(p page, api bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var data any
+		err := s.withStore(func(db queue.Store) error {
+			var err error
+			data, err = p.data(&request{db: db, now: s.now(), r: r})
+			return err
+		})
+		if err != nil {
+			s.fail(w, api, err)
+			return
+		}
+		var b bytes.Buffer
+		if api {
+			err = writeJSON(&b, data)
+		} else {
+			err = pages.ExecuteTemplate(&b, p.tmpl, data)
+		}
+		if err != nil {
+			s.fail(w, api, err)
+			return
+		}
+		header(w, api)
+		w.Write(b.Bytes())
+	})
+}
+
+func writeJSON(b *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(b)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func header(w http.ResponseWriter, api bool) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if api {
+		h.Set("Content-Type", "application/json")
+		return
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+}
+
+// fail answers err: its own code for an httpError, 503 when the queue is
+// locked, else 500; the store's errors are logged.
+func (s *Server) fail(w http.ResponseWriter, api bool, err error) {
+	code, msg := http.StatusInternalServerError, err.Error()
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		code = he.code
+	case errors.Is(err, bolt.ErrLocked):
+		code = http.StatusServiceUnavailable
+	}
+	if code >= 500 {
+		l := s.Log
+		if l == nil {
+			l = log.Default()
+		}
+		l.Printf("wanna-build --web: %v", err)
+	}
+	var b bytes.Buffer
+	e := errorPage{Code: code, Status: http.StatusText(code), Error: msg}
+	if api {
+		writeJSON(&b, e)
+	} else {
+		pages.ExecuteTemplate(&b, "error", e)
+	}
+	header(w, api)
+	w.WriteHeader(code)
+	w.Write(b.Bytes())
+}
+
+// errorPage is the answer of a failed request.
+type errorPage struct {
+	Code   int    `json:"code"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+}

@@ -1,0 +1,81 @@
+package web
+
+import "html/template"
+
+// pages are the HTML templates, one per page, sharing "head" and "foot".
+// html/template escapes every value for its context.
+var pages = template.Must(template.New("").Parse(`
+{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.}} – wanna-build</title>
+<style>
+body { font-family: sans-serif; margin: 1em 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; vertical-align: top; }
+th { background: #eee; }
+td.n { text-align: right; }
+pre { white-space: pre-wrap; word-break: break-all; max-width: 60em; margin: 0; font-size: 0.9em; }
+nav { margin-bottom: 1em; }
+.Needs-Build { background: #fff7d6; } .Building { background: #dcecff; }
+.Failed, .BD-Uninstallable { background: #ffe0e0; } .Dep-Wait { background: #f3e6ff; }
+.Installed, .Uploaded, .Built { background: #e3f7e3; }
+</style></head><body>
+<nav><a href="/">wanna-build</a></nav>
+<h1>{{.}}</h1>
+{{end}}
+
+{{define "foot"}}</body></html>
+{{end}}
+
+{{define "overview"}}{{template "head" "Queues"}}
+{{if .Pairs}}<table>
+<tr><th>distribution</th><th>architecture</th>{{range .States}}<th>{{.}}</th>{{end}}<th>total</th></tr>
+{{range $p := .Pairs}}<tr><td>{{$p.Dist}}</td><td><a href="/dist/{{$p.Dist}}/{{$p.Arch}}">{{$p.Arch}}</a></td>
+{{- range $st := $.States}}<td class="n">{{with index $p.Counts $st}}<a href="/dist/{{$p.Dist}}/{{$p.Arch}}?state={{$st}}">{{.}}</a>{{end}}</td>{{end}}
+<td class="n">{{$p.Total}}</td></tr>
+{{end}}</table>{{else}}<p>The queue is empty.</p>{{end}}
+<h2>Builders</h2>
+{{if .Builders}}<table><tr><th>builder</th><th>building</th></tr>
+{{range .Builders}}<tr><td><a href="/builder/{{.Builder}}">{{.Builder}}</a></td><td class="n">{{.Building}}</td></tr>
+{{end}}</table>{{else}}<p>Nobody is building.</p>{{end}}
+<p>Also: <a href="/api/">JSON</a>, <a href="/metrics">metrics</a>.</p>
+{{template "foot"}}{{end}}
+
+{{define "package"}}{{template "head" .Package}}
+<table>
+<tr><th>distribution</th><th>arch</th><th>version</th><th>state</th><th>builder</th><th>since (UTC)</th><th>priority</th><th>calprio</th><th>why isn't it building?</th><th>details</th></tr>
+{{range .Cells}}<tr class="{{.State}}"><td>{{.Dist}}</td><td><a href="/dist/{{.Dist}}/{{.Arch}}">{{.Arch}}</a></td><td>{{.Version}}</td><td>{{.State}}</td>
+<td>{{with .Builder}}<a href="/builder/{{.}}">{{.}}</a>{{end}}</td><td>{{.Since}}</td>
+<td>{{.Priority}}{{with .Notes}}:{{.}}{{end}}{{with .BuildPri}} bp {{.}}{{end}}{{with .PermBuildPri}} perm {{.}}{{end}}</td><td class="n">{{.CalPrio}}</td>
+<td>{{.Why}}</td>
+<td>{{with .Failed}}<pre>{{.}}</pre>{{end}}{{with .Depends}}<pre>{{.}}</pre>{{end}}{{with .BDProblem}}<pre>{{.}}</pre>{{end}}</td></tr>
+{{end}}</table>
+<h2>History</h2>
+{{with .HistoryOmitted}}<p>{{.}} older entries not shown.</p>{{end}}
+{{if .History}}<table><tr><th>time (UTC)</th><th>distribution</th><th>arch</th><th>action</th><th>version</th><th>from</th><th>to</th><th>by</th></tr>
+{{range .History}}<tr><td>{{.Time}}</td><td>{{.Dist}}</td><td>{{.Arch}}</td><td>{{.Action}}</td><td>{{.Version}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.RealUser}} as {{.User}}</td></tr>
+{{end}}</table>{{else}}<p>No history.</p>{{end}}
+{{template "foot"}}{{end}}
+
+{{define "dist"}}{{template "head" (printf "%s/%s" .Dist .Arch)}}
+<p>{{range .States}}<a href="?state={{.}}&amp;sort={{$.Sort}}">{{.}}</a>: {{index $.Counts .}}; {{end}}<a href="?sort={{.Sort}}">all</a>: {{.Total}}.</p>
+<p>{{with .State}}In {{.}}: {{end}}{{len .Rows}} package(s), sorted by {{.Sort}}. Sort by:
+{{range $k := .SortOrders}}<a href="?{{with $.State}}state={{.}}&amp;{{end}}sort={{$k}}">{{$k}}</a> {{end}}</p>
+<table>
+<tr><th>package</th><th>version</th><th>state</th><th>builder</th><th>since (UTC)</th><th>section</th><th>priority</th><th>calprio</th><th>days</th><th>why isn't it building?</th></tr>
+{{range .Rows}}<tr class="{{.State}}"><td><a href="/package/{{.Package}}">{{.Package}}</a></td><td>{{.Version}}</td><td>{{.State}}</td><td>{{with .Builder}}<a href="/builder/{{.}}">{{.}}</a>{{end}}</td>
+<td>{{.Since}}</td><td>{{.Section}}</td><td>{{.Priority}}{{with .Notes}}:{{.}}{{end}}</td><td class="n">{{.CalPrio}}</td><td class="n">{{.Days}}</td><td>{{.Why}}</td></tr>
+{{end}}</table>
+{{template "foot"}}{{end}}
+
+{{define "builder"}}{{template "head" .Builder}}
+{{if .Building}}<table><tr><th>distribution</th><th>arch</th><th>package</th><th>version</th><th>building since (UTC)</th><th>lease until (UTC)</th></tr>
+{{range .Building}}<tr><td>{{.Dist}}</td><td><a href="/dist/{{.Dist}}/{{.Arch}}">{{.Arch}}</a></td><td><a href="/package/{{.Package}}">{{.Package}}</a></td><td>{{.Version}}</td><td>{{.Since}}</td><td>{{.Lease}}{{if .LeaseEnded}} (ended){{end}}</td></tr>
+{{end}}</table>{{else}}<p>Building nothing.</p>{{end}}
+{{template "foot"}}{{end}}
+
+{{define "error"}}{{template "head" (printf "%d %s" .Code .Status)}}
+<p>{{.Error}}</p>
+{{template "foot"}}{{end}}
+`))
