@@ -63,6 +63,10 @@ func (s *Session) Apply(tx Tx, cmd Command, arg string, n int) error {
 	if err != nil {
 		return err
 	}
+	if strings.ContainsRune(s.Message, 0) {
+		// A PostgreSQL queue cannot store it: refused on both stores.
+		return s.refuse(name, "the message holds a NUL byte; nothing changed")
+	}
 	r, err := tx.Get(name)
 	if err != nil {
 		return err

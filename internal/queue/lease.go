@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -21,7 +22,7 @@ func (s *Session) Renew(tx Tx, arg string) error {
 		return err
 	}
 	if s.Lease <= 0 {
-		return &BadArgument{Arg: "--renew needs --lease=SECONDS"}
+		return errors.New("--renew needs --lease=SECONDS")
 	}
 	r, err := tx.Get(name)
 	if err != nil {

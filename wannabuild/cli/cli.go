@@ -109,6 +109,9 @@ func (r *run) setup() (status int, ok bool) {
 		usage(r.stdout)
 		return exitUsage, false
 	}
+	if o.mode == "renew" && o.lease <= 0 {
+		return r.fail(exitUsage, "--renew needs --lease=SECONDS")
+	}
 	if o.mode == "list" {
 		if _, known := queue.ParseState(o.listState); !known && !strings.EqualFold(o.listState, "all") {
 			return r.fail(exitUsage, "Unknown state to list: %s", o.listState)

@@ -336,3 +336,21 @@ func TestLeases(t *testing.T) {
 		t.Errorf("expired twice: %q", out)
 	}
 }
+
+// TestMessageWithNUL: a failure text holding a NUL byte (which PostgreSQL
+// cannot store) is refused on both stores, and nothing changes.
+func TestMessageWithNUL(t *testing.T) {
+	t.Setenv(EnvNow, now)
+	db := storetest.New(t)
+	wb(t, db, "", "--import", "testdata/queue.export")
+	out, stderr, code := wb(t, db, "", "-U", "buildd_a", "--failed", "bld_1.0-1", "-m", "bad\x00text")
+	if code != 0 || !strings.Contains(out+stderr, "bld: the message holds a NUL byte; nothing changed") {
+		t.Errorf("exit %d: %q %q", code, out, stderr)
+	}
+	if info, _, _ := wb(t, db, "", "--info", "bld"); !strings.Contains(info, "State               : Building") {
+		t.Errorf("changed:\n%s", info)
+	}
+	if _, stderr, code := wb(t, db, "", "--renew", "bld_1.0-1"); code != exitUsage || !strings.Contains(stderr, "--renew needs --lease=SECONDS") {
+		t.Errorf("--renew without --lease: exit %d, %q", code, stderr)
+	}
+}
