@@ -250,7 +250,7 @@ func TestHostileData(t *testing.T) {
 // TestLockNotHeld: between requests a bbolt writer gets the lock at once.
 func TestLockNotHeld(t *testing.T) {
 	if storetest.Postgres() {
-		t.Skip("bbolt's lock")
+		t.Skip("SKIPPED on PostgreSQL: this test is about the bbolt file's lock; the bbolt pass runs it")
 	}
 	spec := fixture(t)
 	ts := newServer(t, spec)
@@ -278,7 +278,7 @@ func TestLockNotHeld(t *testing.T) {
 // is a 503 naming the reason.
 func TestLocked(t *testing.T) {
 	if storetest.Postgres() {
-		t.Skip("bbolt's lock")
+		t.Skip("SKIPPED on PostgreSQL: this test is about the bbolt file's lock; the bbolt pass runs it")
 	}
 	spec := fixture(t)
 	s := &Server{DB: spec, Timeout: 100 * time.Millisecond, Log: discard}
