@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"buildd/internal/control"
+	"buildd/internal/debiandata"
 	"buildd/internal/debversion"
 	"buildd/internal/flock"
 	"buildd/internal/machine/machinetest"
@@ -78,7 +79,7 @@ func TestRealBuilds(t *testing.T) {
 		t.Cleanup(func() { lk.Unlock() })
 	}
 	start := time.Now()
-	root := moduleRoot(t)
+	root := debiandata.ModuleRoot(t)
 	bins := map[string]string{}
 	for _, p := range []string{"buildd", "wanna-build"} {
 		bins[p] = filepath.Join(root, "bin", p)
@@ -600,24 +601,6 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = up
 	}
 }
 

@@ -15,7 +15,7 @@ func Path(t testing.TB, name string) string {
 	t.Helper()
 	dir := os.Getenv("BUILDD_SHARED_DATA")
 	if dir == "" {
-		dir = filepath.Join(moduleRoot(), "..", "shared", "data")
+		dir = filepath.Join(ModuleRoot(t), "..", "shared", "data")
 	}
 	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err != nil {
@@ -24,19 +24,21 @@ func Path(t testing.TB, name string) string {
 	return path
 }
 
-// moduleRoot is the nearest directory above the working directory (a
-// test's package directory) holding go.mod; "." when there is none.
-func moduleRoot() string {
+// ModuleRoot is the repository's root, beside which the shared data lives:
+// the nearest directory above the working directory (a test's package
+// directory) holding go.mod. It fails t when there is none.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
-		return "."
+		t.Fatal(err)
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			return d
 		}
 		if filepath.Dir(d) == d {
-			return "."
+			t.Fatalf("no go.mod above %s", dir)
 		}
 	}
 }

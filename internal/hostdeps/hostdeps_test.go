@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"buildd/internal/debiandata"
 )
 
 // notRun are words the sources hold that name a program on a full host
@@ -29,7 +31,7 @@ var notRun = map[string]string{
 // (DEB_DEPS and what they depend on): such a program is there on the
 // machine that wrote the test and missing on a fresh one.
 func TestEveryProgramIsInstalled(t *testing.T) {
-	root := moduleRoot(t)
+	root := debiandata.ModuleRoot(t)
 	base := readList(t, "testdata/base-image-packages.txt")
 	deps := debDeps(t, filepath.Join(root, "Makefile"))
 	installed := dependencyClosure(t, deps)
@@ -103,23 +105,6 @@ func TestInstallsDeclaration(t *testing.T) {
 	}
 	if _, ok := self["mount"]; ok {
 		t.Errorf("mount is excused, but c.sh runs it without a declaration")
-	}
-}
-
-func moduleRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = up
 	}
 }
 
