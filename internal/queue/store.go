@@ -35,6 +35,8 @@ type Tx interface {
 	ForEach(fn func(*Record) error) error
 	// ForEachInState calls fn for every record in state st, in name order.
 	ForEachInState(st State, fn func(*Record) error) error
+	// Count is the number of records in state st, without reading them.
+	Count(st State) (int, error)
 	// Log appends t to the history.
 	Log(t *Transaction) error
 	// History calls fn for the transactions of name ("" for all), oldest

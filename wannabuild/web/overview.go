@@ -42,11 +42,18 @@ func overview(db queue.Store) (*overviewPage, error) {
 	for _, pr := range pairs {
 		c := pairCounts{Dist: pr.Dist, Arch: pr.Arch, Counts: map[queue.State]int{}}
 		err := db.View(pr.Dist, pr.Arch, func(tx queue.Tx) error {
-			return tx.ForEach(func(r *queue.Record) error {
-				c.Counts[r.State]++
-				c.Total++
-				seen[r.State] = true
-				if r.State == queue.Building && r.Builder != "" {
+			for _, st := range queue.States {
+				n, err := tx.Count(st)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					c.Counts[st], seen[st] = n, true
+					c.Total += n
+				}
+			}
+			return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
+				if r.Builder != "" {
 					building[r.Builder]++
 				}
 				return nil

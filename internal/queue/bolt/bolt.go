@@ -443,6 +443,19 @@ func (t *tx) ForEachInState(st queue.State, fn func(*queue.Record) error) error 
 	return nil
 }
 
+func (t *tx) Count(st queue.State) (int, error) {
+	b, err := t.stateBucket(st, false)
+	if b == nil || err != nil {
+		return 0, err
+	}
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n, nil
+}
+
 func (t *tx) Log(tr *queue.Transaction) error {
 	if !t.writable {
 		return queue.ErrReadOnly

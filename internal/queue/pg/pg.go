@@ -484,6 +484,15 @@ func (t *tx) ForEachInState(st queue.State, fn func(*queue.Record) error) error 
 	return t.query(" AND state = $3", []any{string(st)}, fn)
 }
 
+func (t *tx) Count(st queue.State) (int, error) {
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
+	var n int
+	err := t.ptx.QueryRow(t.ctx, "SELECT count(*) FROM wb_records WHERE dist = $1 AND arch = $2 AND state = $3", t.dist, t.arch, string(st)).Scan(&n)
+	return n, err
+}
+
 func (t *tx) Log(tr *queue.Transaction) error {
 	if !t.writable {
 		return queue.ErrReadOnly

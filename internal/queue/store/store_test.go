@@ -63,3 +63,52 @@ func TestPairs(t *testing.T) {
 		})
 	}
 }
+
+// TestCount: Count follows the records' states through puts, state
+// changes and deletions, in the transaction and after it.
+func TestCount(t *testing.T) {
+	db, err := store.Open(storetest.New(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(tx queue.Tx, st queue.State) int {
+		t.Helper()
+		n, err := tx.Count(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	err = db.Update("sid", "amd64", func(tx queue.Tx) error {
+		for _, name := range []string{"a", "b", "c"} {
+			if err := tx.Put(&queue.Record{Package: name, Version: "1", State: queue.NeedsBuild}); err != nil {
+				return err
+			}
+		}
+		if n := count(tx, queue.NeedsBuild); n != 3 {
+			t.Errorf("in the transaction: %d Needs-Build, want 3", n)
+		}
+		if err := tx.Put(&queue.Record{Package: "b", Version: "1", State: queue.Building, Builder: "x"}); err != nil {
+			return err
+		}
+		return tx.Delete("c")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View("sid", "amd64", func(tx queue.Tx) error {
+		for st, want := range map[queue.State]int{queue.NeedsBuild: 1, queue.Building: 1, queue.Failed: 0} {
+			if n := count(tx, st); n != want {
+				t.Errorf("%s: %d, want %d", st, n, want)
+			}
+		}
+		return nil
+	})
+	db.View("sid", "arm64", func(tx queue.Tx) error {
+		if n := count(tx, queue.NeedsBuild); n != 0 {
+			t.Errorf("an empty queue counts %d", n)
+		}
+		return nil
+	})
+}
