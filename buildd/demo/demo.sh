@@ -71,7 +71,7 @@ volume() {
 
 machine() {
 	step "Build machine $MACHINE"
-	if "$BIN/buildd" machine --machines-dir "$DEMO_DIR/machines" list 2>/dev/null | grep -q "^$MACHINE\b"; then
+	if "$BIN/buildd" machine --machines-dir "$DEMO_DIR/machines" list 2>/dev/null | grep "^$MACHINE\b" >/dev/null; then
 		info "already there"
 		return
 	fi
@@ -109,7 +109,7 @@ archive() {
 	for pkg in "$TOP"/buildd/demo/packages/*/; do
 		local name
 		name=$(basename "$pkg")
-		if reprepro -b "$ARCHIVE" --list-format '${package}\n' listfilter "$DIST" "Package (== $name)" | grep -q .; then
+		if reprepro -b "$ARCHIVE" --list-format '${package}\n' listfilter "$DIST" "Package (== $name)" | grep . >/dev/null; then
 			info "$name: already in the archive"
 			continue
 		fi
@@ -185,7 +185,7 @@ build() {
 	step "buildd: building until the queue is empty (max_build = 2, one btrfs snapshot per build)"
 	local round=0 seen
 	seen=$(wc -l <"$HOME_DIR/daemon.log" 2>/dev/null || echo 0)
-	while "$BIN/wanna-build" --dist="$DIST" --list=needs-build | grep -q '_'; do
+	while "$BIN/wanna-build" --dist="$DIST" --list=needs-build | grep _ >/dev/null; do
 		round=$((round + 1))
 		[ $round -le 3 ] || die "the queue is not emptying; see $HOME_DIR/daemon.log"
 		"$BIN/buildd" --once

@@ -37,7 +37,7 @@ unmount_below() {
 
 cleanup() {
 	unmount_below "$root"
-	if findmnt -rn -o TARGET | awk -v r="$root" 'index($0, r) == 1' | grep -q .; then
+	if findmnt -rn -o TARGET | awk -v r="$root" 'index($0, r) == 1' | grep . >/dev/null; then
 		echo "test-fresh: mounts remain below $root; not removing it" >&2
 		return
 	fi
