@@ -121,37 +121,17 @@ func parseRelation(s string) (Relation, error) {
 		p.skipSpace()
 	}
 	if p.eat('[') {
-		list, ok := p.upTo(']')
-		if !ok {
-			return r, fmt.Errorf("missing \"]\" after the architecture list")
-		}
-		arches := strings.Fields(list)
-		if len(arches) == 0 {
-			return r, fmt.Errorf("empty architecture list []")
-		}
-		for _, a := range arches {
-			n := strings.TrimPrefix(a, "!")
-			if n == "" || !isAlnum(n[0]) || strings.IndexFunc(n, func(c rune) bool { return c > 0x7f || !isArchChar(byte(c)) }) >= 0 {
-				return r, fmt.Errorf("bad architecture %q in [%s]", a, list)
-			}
+		arches, err := p.list('[', ']', "architecture", func(n string) bool { return isAlnum(n[0]) && allOf(n, isArchChar) })
+		if err != nil {
+			return r, err
 		}
 		r.Arches = arches
 		p.skipSpace()
 	}
 	for p.eat('<') {
-		list, ok := p.upTo('>')
-		if !ok {
-			return r, fmt.Errorf("missing \">\" after the build profile list")
-		}
-		terms := strings.Fields(list)
-		if len(terms) == 0 {
-			return r, fmt.Errorf("empty build profile list <>")
-		}
-		for _, t := range terms {
-			n := strings.TrimPrefix(t, "!")
-			if n == "" || strings.IndexFunc(n, func(c rune) bool { return c > 0x7f || !isProfileChar(byte(c)) }) >= 0 {
-				return r, fmt.Errorf("bad build profile %q in <%s>", t, list)
-			}
+		terms, err := p.list('<', '>', "build profile", func(n string) bool { return allOf(n, isProfileChar) })
+		if err != nil {
+			return r, err
 		}
 		r.Profiles = append(r.Profiles, terms)
 		p.skipSpace()
@@ -171,6 +151,30 @@ func parseRelation(s string) (Relation, error) {
 type relParser struct {
 	s string
 	i int
+}
+
+// list reads the rest of an "[arch ...]" or "<profile ...>" list, open
+// already eaten: its words, each valid after an optional "!".
+func (p *relParser) list(open, close byte, what string, valid func(string) bool) ([]string, error) {
+	text, ok := p.upTo(close)
+	if !ok {
+		return nil, fmt.Errorf("missing %q after the %s list", string(close), what)
+	}
+	words := strings.Fields(text)
+	if len(words) == 0 {
+		return nil, fmt.Errorf("empty %s list %c%c", what, open, close)
+	}
+	for _, w := range words {
+		if n := strings.TrimPrefix(w, "!"); n == "" || !valid(n) {
+			return nil, fmt.Errorf("bad %s %q in %c%s%c", what, w, open, text, close)
+		}
+	}
+	return words, nil
+}
+
+// allOf reports whether every byte of s is ASCII and passes ok.
+func allOf(s string, ok func(byte) bool) bool {
+	return strings.IndexFunc(s, func(c rune) bool { return c > 0x7f || !ok(byte(c)) }) < 0
 }
 
 func (p *relParser) done() bool   { return p.i >= len(p.s) }

@@ -461,13 +461,9 @@ func (s *Session) binNMU(tx Tx, name, version string, r *Record, n int) error {
 
 // Forget removes the package named by arg ("name" or "name_version").
 func (s *Session) Forget(tx Tx, arg string) error {
-	name := debversion.SplitPkgVersion(arg).Name
-	r, err := tx.Get(name)
+	name, r, err := s.registered(tx, arg)
 	if err != nil {
 		return err
-	}
-	if r == nil {
-		return s.refuse(name, "not registered")
 	}
 	prev := r.State
 	r.PreviousState, r.State = prev, "deleted"

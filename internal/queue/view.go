@@ -180,16 +180,23 @@ func (s *Session) InfoFields(r *Record) []InfoField {
 	return out
 }
 
+// registered reads the record of the package arg names ("name" or
+// "name_version"); one the queue does not hold is refused.
+func (s *Session) registered(tx Tx, arg string) (string, *Record, error) {
+	name := debversion.SplitPkgVersion(arg).Name
+	r, err := tx.Get(name)
+	if err == nil && r == nil {
+		err = s.refuse(name, "not registered")
+	}
+	return name, r, err
+}
+
 // Info prints the --info block of the package named by arg ("name" or
 // "name_version").
 func (s *Session) Info(tx Tx, arg string) error {
-	name := debversion.SplitPkgVersion(arg).Name
-	r, err := tx.Get(name)
+	name, r, err := s.registered(tx, arg)
 	if err != nil {
 		return err
-	}
-	if r == nil {
-		return s.refuse(name, "not registered")
 	}
 	var b strings.Builder
 	b.WriteString(name + ":\n")

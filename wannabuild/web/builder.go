@@ -31,32 +31,26 @@ func builderData(q *request) (any, error) {
 	if err := checkBuilder(name); err != nil {
 		return nil, err
 	}
-	pairs, err := q.db.Pairs()
+	p := &builderPage{Builder: name, Building: []builderRow{}}
+	err := eachQueue(q.db, func(pr queue.Pair, tx queue.Tx) error {
+		return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
+			if r.Builder != name {
+				return nil
+			}
+			row := builderRow{Dist: pr.Dist, Arch: pr.Arch, Package: text(r.Package), Version: text(r.FullVersion())}
+			if r.StateChange != 0 {
+				row.Since, row.SinceUnix = r.StateChangeTime().Format(queue.TimeFormat), r.StateChange
+			}
+			if r.LeaseUntil != 0 {
+				row.Lease = time.Unix(r.LeaseUntil, 0).UTC().Format(queue.TimeFormat)
+				row.LeaseUnix, row.LeaseEnded = r.LeaseUntil, r.LeaseUntil <= q.now.Unix()
+			}
+			p.Building = append(p.Building, row)
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, err
-	}
-	p := &builderPage{Builder: name, Building: []builderRow{}}
-	for _, pr := range pairs {
-		err := q.db.View(pr.Dist, pr.Arch, func(tx queue.Tx) error {
-			return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
-				if r.Builder != name {
-					return nil
-				}
-				row := builderRow{Dist: pr.Dist, Arch: pr.Arch, Package: text(r.Package), Version: text(r.FullVersion())}
-				if r.StateChange != 0 {
-					row.Since, row.SinceUnix = r.StateChangeTime().Format(queue.TimeFormat), r.StateChange
-				}
-				if r.LeaseUntil != 0 {
-					row.Lease = time.Unix(r.LeaseUntil, 0).UTC().Format(queue.TimeFormat)
-					row.LeaseUnix, row.LeaseEnded = r.LeaseUntil, r.LeaseUntil <= q.now.Unix()
-				}
-				p.Building = append(p.Building, row)
-				return nil
-			})
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	return p, nil
 }

@@ -32,37 +32,31 @@ func overviewData(q *request) (any, error) { return overview(q.db) }
 
 // overview counts the packages of every queue of db by state.
 func overview(db queue.Store) (*overviewPage, error) {
-	pairs, err := db.Pairs()
-	if err != nil {
-		return nil, err
-	}
 	p := &overviewPage{Pairs: []pairCounts{}, Builders: []builderCount{}}
 	seen := map[queue.State]bool{}
 	building := map[string]int{}
-	for _, pr := range pairs {
+	err := eachQueue(db, func(pr queue.Pair, tx queue.Tx) error {
 		c := pairCounts{Dist: pr.Dist, Arch: pr.Arch, Counts: map[queue.State]int{}}
-		err := db.View(pr.Dist, pr.Arch, func(tx queue.Tx) error {
-			for _, st := range queue.States {
-				n, err := tx.Count(st)
-				if err != nil {
-					return err
-				}
-				if n > 0 {
-					c.Counts[st], seen[st] = n, true
-					c.Total += n
-				}
+		for _, st := range queue.States {
+			n, err := tx.Count(st)
+			if err != nil {
+				return err
 			}
-			return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
-				if r.Builder != "" {
-					building[r.Builder]++
-				}
-				return nil
-			})
-		})
-		if err != nil {
-			return nil, err
+			if n > 0 {
+				c.Counts[st], seen[st] = n, true
+				c.Total += n
+			}
 		}
 		p.Pairs = append(p.Pairs, c)
+		return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
+			if r.Builder != "" {
+				building[r.Builder]++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
 	p.States = orderStates(seen)
 	for b, n := range building {

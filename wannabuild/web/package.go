@@ -60,38 +60,32 @@ func packageData(q *request) (any, error) {
 	if err := checkPackage(src); err != nil {
 		return nil, err
 	}
-	pairs, err := q.db.Pairs()
-	if err != nil {
-		return nil, err
-	}
 	p := &packagePage{Package: src, Cells: []packageCell{}, History: []historyLine{}}
-	for _, pr := range pairs {
-		err := q.db.View(pr.Dist, pr.Arch, func(tx queue.Tx) error {
-			r, err := tx.Get(src)
-			if err != nil || r == nil {
+	err := eachQueue(q.db, func(pr queue.Pair, tx queue.Tx) error {
+		r, err := tx.Get(src)
+		if err != nil || r == nil {
+			return err
+		}
+		ahead := -1
+		if r.State == queue.NeedsBuild {
+			if ahead, err = aheadOf(tx, r, q.now); err != nil {
 				return err
 			}
-			ahead := -1
-			if r.State == queue.NeedsBuild {
-				if ahead, err = aheadOf(tx, r, q.now); err != nil {
-					return err
-				}
-			}
-			p.Cells = append(p.Cells, cellOf(pr, r, ahead, q.now))
-			return tx.History(src, func(t *queue.Transaction) error {
-				p.History = append(p.History, historyLine{
-					Dist: pr.Dist, Arch: pr.Arch, TimeUnix: t.Time,
-					Time:   time.Unix(t.Time, 0).UTC().Format(queue.TimeFormat),
-					Action: text(t.Action), Version: text(t.Version),
-					From: text(string(t.From)), To: text(string(t.To)),
-					RealUser: text(t.RealUser), User: text(t.User),
-				})
-				return nil
-			})
-		})
-		if err != nil {
-			return nil, err
 		}
+		p.Cells = append(p.Cells, cellOf(pr, r, ahead, q.now))
+		return tx.History(src, func(t *queue.Transaction) error {
+			p.History = append(p.History, historyLine{
+				Dist: pr.Dist, Arch: pr.Arch, TimeUnix: t.Time,
+				Time:   time.Unix(t.Time, 0).UTC().Format(queue.TimeFormat),
+				Action: text(t.Action), Version: text(t.Version),
+				From: text(string(t.From)), To: text(string(t.To)),
+				RealUser: text(t.RealUser), User: text(t.User),
+			})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(p.Cells) == 0 {
 		return nil, notFound("no package %s in the queue", src)

@@ -62,6 +62,21 @@ func notFound(format string, args ...any) error {
 	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
 }
 
+// eachQueue runs fn in a read-only transaction on every (distribution,
+// architecture) queue of db, in Pairs' order.
+func eachQueue(db queue.Store, fn func(queue.Pair, queue.Tx) error) error {
+	pairs, err := db.Pairs()
+	if err != nil {
+		return err
+	}
+	for _, pr := range pairs {
+		if err := db.View(pr.Dist, pr.Arch, func(tx queue.Tx) error { return fn(pr, tx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
