@@ -11,7 +11,7 @@ EMACS    ?= emacs
 # Debian packages the tests and the demo drive for real.
 DEB_DEPS := btrfs-progs debootstrap dpkg-dev fakeroot gnupg emacs-nox reprepro \
             dput dose-builddebcheck xz-utils debhelper procps mu4e elpa-notmuch notmuch \
-            openssh-server openssh-client apt-utils dupload kmod postgresql
+            openssh-server openssh-client apt-utils dupload kmod postgresql chromium
 
 .PHONY: all test test-go test-elisp test-fresh test-real deps install demo demo-clean bench bench-sbuild clean FORCE
 

@@ -16,6 +16,7 @@ import (
 	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
 	"buildd/internal/queue/client"
+	"buildd/internal/queue/store"
 	"buildd/internal/slicing"
 )
 
@@ -127,6 +128,20 @@ func TestOnceBuildsInParallel(t *testing.T) {
 	if w := workingSnapshots(t, e.machines); len(w) != 0 {
 		t.Fatalf("snapshots left: %v", w)
 	}
+	// --once delivered both logs to the log store.
+	if left, _ := os.ReadDir(e.path(LogSpoolDir)); len(left) != 0 {
+		t.Errorf("log-spool after --once: %v", left)
+	}
+	db, err := store.Open(c.WannaBuildDB, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, status := range map[string]string{"goodpkg": "successful", "badpkg": "attempted"} {
+		if stored, err := db.Logs(name); err != nil || len(stored) != 1 || stored[0].Status != status || stored[0].Size < 1000 {
+			t.Errorf("log store: %s: %+v, %v; want one %s log", name, stored, err, status)
+		}
+	}
+	db.Close()
 
 	mails := e.smtp.Wait(2, 30*time.Second)
 	if len(mails) != 2 {

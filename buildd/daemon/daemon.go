@@ -124,6 +124,7 @@ func (d *Daemon) Round(ctx context.Context) int {
 	if n, err := d.mailer().Flush(); err != nil {
 		d.log.Printf("%d mails still wait in the spool: %v", n, err)
 	}
+	d.DeliverLogs(ctx)
 	if d.home.Flag(home.HoldBuilds) {
 		if !d.held {
 			d.log.Printf("%s exists -- starting no new build while it does", d.home.Path(home.HoldBuilds))
@@ -430,6 +431,7 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 			}
 		}
 	}
+	d.spoolLog(c, j, out.Status)
 	d.mailLog(c, j, out)
 	if err := d.home.Building().Remove(notBuilding); err != nil {
 		d.log.Printf("Can't update BUILDING: %v", err)

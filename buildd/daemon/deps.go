@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"io"
 
 	"buildd/buildd/build"
 	"buildd/internal/config"
@@ -32,6 +33,9 @@ type Queue interface {
 	Listen(ctx context.Context, ready, wake func()) error
 	// Details is what the queue knows of a package beyond its listing.
 	Details(ctx context.Context, name string) (Details, error)
+	// PutLog delivers a finished build's log, gz its gzip form, to the
+	// queue's log store; nil means the store has it.
+	PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) error
 	// Refused reports whether err is the queue refusing this one package
 	// (taken by another builder, wrong state, ...), as opposed to the
 	// queue being unreachable.

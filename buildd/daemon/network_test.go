@@ -274,6 +274,22 @@ func TestNetworkBuildsEachOnce(t *testing.T) {
 		t.Logf("%s built %v", n.name, by[n.name])
 	}
 	t.Logf("takes lost to another builder: %d", lost)
+	// Each builder delivers its logs to the log store as its own role.
+	waitFor(t, 2*time.Minute, "every build's log in the log store", func() bool {
+		for _, p := range pkgs {
+			logs, err := nw.q.Logs(p.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(logs) == 0 {
+				return false
+			}
+			if l := logs[0]; len(logs) != 1 || l.Builder != v.recs[p.name].Builder || l.Status != "successful" || l.Size == 0 {
+				t.Fatalf("log store: %s: %+v; want one successful log by %s", p.name, logs, v.recs[p.name].Builder)
+			}
+		}
+		return true
+	})
 	nw.stop()
 	if w := workingSnapshots(t, nw.nodes[0].env.machines); len(w) != 0 {
 		t.Fatalf("snapshots left: %v", w)

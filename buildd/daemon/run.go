@@ -267,6 +267,7 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 			}
 		}
 		tick.Stop()
+		d.DeliverLogs(ctx)
 		if n, err := d.mailer().Flush(); err != nil {
 			r.log.Printf("%d mails still wait in the spool: %v", n, err)
 		}

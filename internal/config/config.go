@@ -63,6 +63,17 @@ type Config struct {
 	WatcherSched  string `toml:"watcher_schedule"`
 	UpgradeSched  string `toml:"upgrade_schedule"`
 
+	// LayerCacheSize (MiB): the build-dependency layers a machine keeps
+	// (their packages' installed size), least recently used dropped first;
+	// 0: no layers, every build installs.
+	LayerCacheSize int `toml:"layer_cache_size"`
+	// PackageCacheSize (MiB): the downloaded .deb files a machine keeps for
+	// later builds; 0: none kept.
+	PackageCacheSize int `toml:"package_cache_size"`
+	// ListsMaxAge (seconds): how old a machine's shared package lists may be
+	// before a build refreshes them; 0: every build runs apt-get update.
+	ListsMaxAge int `toml:"lists_max_age"`
+
 	// UploadToolConfig is the dput/dupload config file naming the upload
 	// targets (dput -c FILE, dupload --configfile FILE); "" for the tool's own.
 	UploadToolConfig string `toml:"upload_tool_config"`
@@ -75,6 +86,9 @@ type Config struct {
 	// MQueueMaxAge (hours): a mail still failing temporarily after this long
 	// in ~/mqueue is answered with an error and dropped.
 	MQueueMaxAge int `toml:"mqueue_max_age"`
+	// LogKeep (days): how long a build log delivered to the queue's log
+	// store is kept there for the status web.
+	LogKeep int `toml:"log_keep"`
 
 	// Classic.
 	AdminMail          string `toml:"admin_mail"`
@@ -166,8 +180,12 @@ func Defaults() Config {
 		UploadSched:        "10,25,40,55 * * * *",
 		WatcherSched:       "5,20,35,50 * * * *",
 		UpgradeSched:       "30 3 * * *",
+		LayerCacheSize:     8192,
+		PackageCacheSize:   4096,
+		ListsMaxAge:        300,
 		ReplyWindow:        60,
 		MQueueMaxAge:       72,
+		LogKeep:            90,
 		AdminMail:          "root",
 		AptGet:             "apt-get",
 		BuildLogKeep:       2,
@@ -357,12 +375,16 @@ func (c *Config) ranges() []intRange {
 		{"build_timeout", &c.BuildTimeout, 1, inf, "seconds"},
 		{"no_output_timeout", &c.NoOutputTime, 0, inf, "seconds; 0: no limit"},
 		{"log_size_limit", &c.LogSizeLimit, 0, inf, "bytes; 0: no limit"},
+		{"layer_cache_size", &c.LayerCacheSize, 0, inf, "MiB; 0: no layers"},
+		{"package_cache_size", &c.PackageCacheSize, 0, inf, "MiB; 0: none kept"},
+		{"lists_max_age", &c.ListsMaxAge, 0, inf, "seconds; 0: update for every build"},
 		{"mail_log_limit", &c.MailLogLimit, 0, inf, "bytes; 0: the whole log"},
 		{"upload_timeout", &c.UploadTimeout, 1, inf, "seconds"},
 		{"machines_min_free_space", &c.MachineFree, 0, inf, "KiB"},
 		{"warn_free_space", &c.WarnFree, 0, inf, "KiB"},
 		{"reply_window", &c.ReplyWindow, 1, inf, "days"},
 		{"mqueue_max_age", &c.MQueueMaxAge, 1, inf, "hours"},
+		{"log_keep", &c.LogKeep, 1, inf, "days"},
 		{"build_log_keep", &c.BuildLogKeep, 0, inf, "days"},
 		{"daemon_log_keep", &c.DaemonLogKeep, 0, inf, "days"},
 		{"daemon_log_rotate", &c.DaemonLogRotate, 1, inf, "days"},

@@ -97,6 +97,7 @@ var exportFields = []exportField{
 	strField("extra_depends", func(r *Record) *string { return &r.ExtraDepends }),
 	strField("extra_conflicts", func(r *Record) *string { return &r.ExtraConflicts }),
 	intField("lease_until", func(r *Record) *int64 { return &r.LeaseUntil }),
+	intField("lease_renewed", func(r *Record) *int64 { return &r.LeaseRenewed }),
 }
 
 // Export writes every record of tx in the export format, by package name.

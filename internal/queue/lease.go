@@ -15,7 +15,8 @@ import (
 
 // Renew extends the lease of arg ("name_version"), which must be Building
 // by this user, to s.Lease seconds from now. It is not recorded in the
-// history: builders renew every few minutes.
+// history (builders renew every few minutes), only as the record's
+// LeaseRenewed.
 func (s *Session) Renew(tx Tx, arg string) error {
 	name, version, err := SplitArg(arg)
 	if err != nil {
@@ -36,7 +37,7 @@ func (s *Session) Renew(tx Tx, arg string) error {
 	case !versionMatches(r, version):
 		return s.refuse(name, "version mismatch ==> (%s)", r.Version)
 	}
-	r.LeaseUntil = s.Now.Unix() + s.Lease
+	r.LeaseUntil, r.LeaseRenewed = s.Now.Unix()+s.Lease, s.Now.Unix()
 	return tx.Put(r)
 }
 

@@ -24,8 +24,10 @@ func Component(section string) string {
 }
 
 // StateDays is the number of whole days r has been in its state at now.
-func StateDays(r *Record, now time.Time) int {
-	d := (now.Unix() - r.StateChange) / 86400
+func StateDays(r *Record, now time.Time) int { return stateDays(r.StateChange, now) }
+
+func stateDays(stateChange int64, now time.Time) int {
+	d := (now.Unix() - stateChange) / 86400
 	if d < 0 {
 		return 0
 	}
@@ -36,15 +38,30 @@ func StateDays(r *Record, now time.Time) int {
 // component + notes + 2 × min(days waiting, 6) − min(build hours, 15) +
 // build-priority + perm-build-priority.
 func CalPrio(r *Record, now time.Time) int {
-	p := priorityWeight[r.Priority] + componentWeight[Component(r.Section)] + notesWeight[r.Notes]
-	sect := r.Section
-	if i := strings.IndexByte(sect, '/'); i >= 0 {
-		sect = sect[i+1:]
+	return calPrio(prioFields[string]{r.Priority, r.Section, r.Notes, r.StateChange, r.BuildTime, r.SuccessTime, r.BuildPri, r.PermBuildPri}, now)
+}
+
+// prioFields are the fields of a record that calprio depends on, as
+// strings or as bytes of an encoded record (looked up without a copy).
+type prioFields[S ~string | ~[]byte] struct {
+	priority, section, notes            S
+	stateChange, buildTime, successTime int64
+	buildPri, permBuildPri              int
+}
+
+func calPrio[S ~string | ~[]byte](f prioFields[S], now time.Time) int {
+	p := priorityWeight[string(f.priority)] + notesWeight[string(f.notes)]
+	comp, sect := S("main"), f.section
+	for i := 0; i < len(f.section); i++ {
+		if f.section[i] == '/' {
+			comp, sect = f.section[:i], f.section[i+1:]
+			break
+		}
 	}
-	p += sectionWeight[sect]
-	p += 2 * min(StateDays(r, now), 6)
-	p -= min(int(max(r.BuildTime, r.SuccessTime)/3600), 15)
-	return p + r.BuildPri + r.PermBuildPri
+	p += componentWeight[string(comp)] + sectionWeight[string(sect)]
+	p += 2 * min(stateDays(f.stateChange, now), 6)
+	p -= min(int(max(f.buildTime, f.successTime)/3600), 15)
+	return p + f.buildPri + f.permBuildPri
 }
 
 // Prioritized is a record with its calprio at the time of listing.

@@ -37,6 +37,9 @@ type Record struct {
 	// LeaseUntil (unix seconds) is when a Building package's lease ends
 	// unless its builder renews it; 0 is no lease (taken without one).
 	LeaseUntil int64
+	// LeaseRenewed (unix seconds) is when its builder last renewed the
+	// lease; 0 is never. Renewals are not in the history.
+	LeaseRenewed int64
 }
 
 // FullVersion is the version with the binNMU suffix (+bN) when one is
@@ -49,11 +52,18 @@ func (r *Record) FullVersion() string {
 func (r *Record) StateChangeTime() time.Time { return time.Unix(r.StateChange, 0).UTC() }
 
 // Encoding formats: 1 is the transactions' and the records' before
-// LeaseUntil; 2 adds LeaseUntil at the end of a record.
+// LeaseUntil; 2 adds LeaseUntil at the end of a record; 3 then adds
+// LeaseRenewed (a record that has none is written in format 2).
 const (
 	recordFormat      = 1
 	leaseRecordFormat = 2
+	renewRecordFormat = 3
 )
+
+// isRecordFormat reports whether f is a record's format.
+func isRecordFormat(f byte) bool {
+	return f == recordFormat || f == leaseRecordFormat || f == renewRecordFormat
+}
 
 // MarshalBinary encodes r compactly: a format byte, then every string as a
 // uvarint length and its bytes and every number as a varint, in field order.
@@ -63,7 +73,11 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of r to b.
 func (r *Record) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, leaseRecordFormat)
+	format := byte(leaseRecordFormat)
+	if r.LeaseRenewed != 0 {
+		format = renewRecordFormat
+	}
+	b = append(b, format)
 	for _, s := range [...]string{r.Package, r.Version, string(r.State), r.Section, r.Priority,
 		r.InstalledVersion, string(r.PreviousState), r.Notes, r.Builder, r.Failed, r.OldFailed,
 		r.BinNMUChangelog, r.Depends, r.BDProblem, r.ExtraDepends, r.ExtraConflicts} {
@@ -73,6 +87,9 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 	for _, n := range [...]int64{r.StateChange, int64(r.BinNMU), int64(r.BuildPri), int64(r.PermBuildPri), r.BuildTime, r.SuccessTime, r.LeaseUntil} {
 		b = binary.AppendVarint(b, n)
 	}
+	if format == renewRecordFormat {
+		b = binary.AppendVarint(b, r.LeaseRenewed)
+	}
 	return b, nil
 }
 
@@ -81,7 +98,7 @@ var errShortRecord = errors.New("truncated record")
 // UnmarshalBinary decodes data made by MarshalBinary. The strings share one
 // copy of data, so decoding costs one allocation.
 func (r *Record) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] != recordFormat && data[0] != leaseRecordFormat {
+	if len(data) == 0 || !isRecordFormat(data[0]) {
 		return fmt.Errorf("record: unknown format")
 	}
 	s := string(data)
@@ -118,12 +135,19 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 	}
 	r.StateChange, r.BinNMU, r.BuildPri, r.PermBuildPri = nums[0], int(nums[1]), int(nums[2]), int(nums[3])
 	r.BuildTime, r.SuccessTime = nums[4], nums[5]
-	if data[0] == leaseRecordFormat {
+	for _, f := range []struct {
+		since byte
+		dst   *int64
+	}{{leaseRecordFormat, &r.LeaseUntil}, {renewRecordFormat, &r.LeaseRenewed}} {
+		if data[0] < f.since {
+			break
+		}
 		n, k := binary.Varint(data[i:])
 		if k <= 0 {
 			return fmt.Errorf("record: %w", errShortRecord)
 		}
-		r.LeaseUntil = n
+		*f.dst = n
+		i += k
 	}
 	return nil
 }
@@ -187,7 +211,7 @@ func timeOf(unix int64) string { return time.Unix(unix, 0).UTC().Format(TimeForm
 
 // StateOf reads only the state of an encoded record.
 func StateOf(data []byte) (State, error) {
-	if len(data) == 0 || data[0] != recordFormat && data[0] != leaseRecordFormat {
+	if len(data) == 0 || !isRecordFormat(data[0]) {
 		return "", fmt.Errorf("record: unknown format")
 	}
 	i := 1

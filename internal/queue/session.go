@@ -118,7 +118,7 @@ func (s *Session) change(r *Record, to State) {
 		r.PreviousState = r.State
 	}
 	r.StateChange = s.Now.Unix()
-	r.LeaseUntil = 0
+	r.LeaseUntil, r.LeaseRenewed = 0, 0
 	if r.State == Failed {
 		dashes := strings.Repeat("-", 20)
 		r.OldFailed = dashes + " " + r.Version + " " + dashes + "\n" + r.Failed + "\n" + r.OldFailed

@@ -14,6 +14,8 @@ type Store interface {
 	// Pairs lists the (distribution, architecture) pairs the store holds,
 	// sorted by distribution, then architecture.
 	Pairs() ([]Pair, error)
+	// The build logs (logs.go).
+	LogStore
 	Close() error
 }
 

@@ -355,6 +355,8 @@ func (r *run) dispatch() int {
 		return r.update(func(tx queue.Tx) error { return queue.Import(tx, recs) })
 	case "merge-v3":
 		return r.merge()
+	case "put-log":
+		return r.putLog()
 	}
 	status, _ := r.fail(exitUsage, "Unexpected operation mode %s", o.mode)
 	return status
@@ -468,6 +470,10 @@ Options:
     --lock-timeout DURATION: How long to wait for the database lock (30s).
     --web ADDR: Serve the read-only status web on ADDR (host:port, or a
         unix socket path) until interrupted; needs no dist or arch.
+    --put-log --log-time=UNIX --log-status=STATUS [--log-expires=UNIX] PKG_VERSION:
+        Store the gzip-compressed build log on stdin in the log store, as
+        the build of -U USER that ended at UNIX (successful, attempted or
+        given-back; kept until --log-expires, default log_keep days).
 
 The remaining arguments (depending on operation) usually start with
 "name_version", the trailer is ignored. This allows to pass the names

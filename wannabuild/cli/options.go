@@ -35,6 +35,9 @@ type options struct {
 	lease        int
 	lockTimeout  string
 	webAddr      string
+	logTime      int64 // --put-log: the build's end, unix seconds
+	logStatus    string
+	logExpires   int64
 	args         []string
 	modeSetTwice string
 }
@@ -131,6 +134,10 @@ var optTable = []opt{
 	{[]string{"dump-config"}, false, mode("dump-config")},
 	{[]string{"lock-timeout"}, true, func(o *options, v string) error { o.lockTimeout = v; return nil }},
 	{[]string{"web"}, true, func(o *options, v string) error { o.setMode("web"); o.webAddr = v; return nil }},
+	{[]string{"put-log"}, false, mode("put-log")},
+	{[]string{"log-time"}, true, unixArg(func(o *options) *int64 { return &o.logTime })},
+	{[]string{"log-status"}, true, func(o *options, v string) error { o.logStatus = v; return nil }},
+	{[]string{"log-expires"}, true, unixArg(func(o *options) *int64 { return &o.logExpires })},
 }
 
 func lookupOpt(name string) *opt {

@@ -47,6 +47,7 @@ func (r *run) web() int {
 		now, _ := r.now()
 		return now
 	}}
+	defer s.Close()
 	fmt.Fprintf(r.stdout, "wanna-build: serving %s on %s\n", store.Name(r.dbPath), l.Addr())
 	if err := web.Serve(ctx, l, s.Handler()); err != nil {
 		status, _ := r.fail(exitUsage, "--web %s: %v", o.webAddr, err)

@@ -1,16 +1,22 @@
 package web
 
 import (
+	"fmt"
 	"time"
 
 	"buildd/internal/queue"
 )
 
 // builderPage is "/builder/NAME": what the builder is building, in every
-// queue.
+// queue, since when, and when it was last heard from.
 type builderPage struct {
-	Builder  string       `json:"builder"`
-	Building []builderRow `json:"building"`
+	Builder       string       `json:"builder"`
+	Since         string       `json:"building_since,omitempty"` // the oldest of its builds' start, queue.TimeFormat UTC
+	SinceUnix     int64        `json:"building_since_unix,omitempty"`
+	LastHeard     string       `json:"last_heard,omitempty"` // its newest change of the queue (or of a lease), queue.TimeFormat UTC
+	LastHeardUnix int64        `json:"last_heard_unix,omitempty"`
+	LastHeardAgo  string       `json:"last_heard_ago,omitempty"` // how long before now, e.g. "3 h 5 min"
+	Building      []builderRow `json:"building"`
 }
 
 // builderRow is one package the builder has taken.
@@ -32,6 +38,7 @@ func builderData(q *request) (any, error) {
 		return nil, err
 	}
 	p := &builderPage{Builder: name, Building: []builderRow{}}
+	var renewed int64 // its newest renewal of a lease
 	err := eachQueue(q.db, func(pr queue.Pair, tx queue.Tx) error {
 		return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
 			if r.Builder != name {
@@ -41,6 +48,7 @@ func builderData(q *request) (any, error) {
 			if r.StateChange != 0 {
 				row.Since, row.SinceUnix = r.StateChangeTime().Format(queue.TimeFormat), r.StateChange
 			}
+			renewed = max(renewed, r.LeaseRenewed)
 			if r.LeaseUntil != 0 {
 				row.Lease = time.Unix(r.LeaseUntil, 0).UTC().Format(queue.TimeFormat)
 				row.LeaseUnix, row.LeaseEnded = r.LeaseUntil, r.LeaseUntil <= q.now.Unix()
@@ -52,5 +60,33 @@ func builderData(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, row := range p.Building {
+		if row.SinceUnix != 0 && (p.SinceUnix == 0 || row.SinceUnix < p.SinceUnix) {
+			p.Since, p.SinceUnix = row.Since, row.SinceUnix
+		}
+	}
+	digests, err := q.s.digests(q.db)
+	if err != nil {
+		return nil, err
+	}
+	if t := max(lastHeard(digests, name), renewed); t != 0 {
+		p.LastHeard, p.LastHeardUnix = time.Unix(t, 0).UTC().Format(queue.TimeFormat), t
+		p.LastHeardAgo = ago(q.now.Unix() - t)
+	}
 	return p, nil
+}
+
+// ago is a duration in seconds as a person reads it: "45 s", "3 min",
+// "2 h 5 min", "3 d 4 h"; a time in the future is "0 s".
+func ago(secs int64) string {
+	secs = max(secs, 0)
+	switch {
+	case secs < 60:
+		return fmt.Sprintf("%d s", secs)
+	case secs < 3600:
+		return fmt.Sprintf("%d min", secs/60)
+	case secs < 86400:
+		return fmt.Sprintf("%d h %d min", secs/3600, secs%3600/60)
+	}
+	return fmt.Sprintf("%d d %d h", secs/86400, secs%86400/3600)
 }

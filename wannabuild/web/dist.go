@@ -1,22 +1,31 @@
 package web
 
 import (
-	"sort"
+	"strconv"
 
 	"buildd/internal/queue"
 )
 
-// distPage is "/dist/DIST/ARCH[?state=STATE][&sort=KEY]": one queue's
-// packages, as --list shows them, with its counts by state.
+// pageSize is the most packages one page of a list shows.
+const pageSize = 250
+
+// distPage is "/dist/DIST/ARCH[?state=STATE][&sort=KEY][&page=N]": one
+// page of one queue's packages, as --list shows them, with its counts by
+// state.
 type distPage struct {
-	Dist   string              `json:"dist"`
-	Arch   string              `json:"arch"`
-	State  string              `json:"state,omitempty"` // the filter; "" is all
-	Sort   string              `json:"sort"`
-	States []queue.State       `json:"states"` // those that occur, in the classic order
-	Counts map[queue.State]int `json:"counts"`
-	Total  int                 `json:"total"`
-	Rows   []distRow           `json:"packages"`
+	Dist     string              `json:"dist"`
+	Arch     string              `json:"arch"`
+	State    string              `json:"state,omitempty"` // the filter; "" is all
+	Sort     string              `json:"sort"`
+	States   []queue.State       `json:"states"` // those that occur, in the classic order
+	Counts   map[queue.State]int `json:"counts"`
+	Total    int                 `json:"total"`     // packages in the queue
+	Matching int                 `json:"matching"`  // packages in the list: the state's, or all
+	Page     int                 `json:"page"`      // this page, from 1
+	Pages    int                 `json:"pages"`     // pages of the list, at least 1
+	PageSize int                 `json:"page_size"` // packages per page (the last may have fewer)
+	First    int                 `json:"first"`     // the number of this page's first package in the list, from 1; 0 when none
+	Rows     []distRow           `json:"packages"`
 }
 
 // distRow is one package of the list.
@@ -35,35 +44,23 @@ type distRow struct {
 	Why       string `json:"why"`
 }
 
-// sortKeys are the orders of ?sort=; prio is --list's.
-var sortKeys = map[string]func(a, b *queue.Prioritized) bool{
-	"name": func(a, b *queue.Prioritized) bool { return a.Package < b.Package },
-	"state": func(a, b *queue.Prioritized) bool {
-		if ia, ib := stateIndex(a.State), stateIndex(b.State); ia != ib {
-			return ia < ib
-		}
-		return a.Package < b.Package
-	},
-	"since": func(a, b *queue.Prioritized) bool {
-		if a.StateChange != b.StateChange {
-			return a.StateChange < b.StateChange
-		}
-		return a.Package < b.Package
-	},
-	"prio": nil, // queue.SortForBuild's order
-}
-
 // SortOrders are the values of ?sort=, for the page's links.
-func (p *distPage) SortOrders() []string { return []string{"name", "state", "since", "prio"} }
+func (p *distPage) SortOrders() []string { return queue.Orders }
 
-func stateIndex(st queue.State) int {
-	for i, s := range queue.States {
-		if s == st {
-			return i
+// PageLinks are the pages the page links to: the first, the last, and
+// those near this one.
+func (p *distPage) PageLinks() []int {
+	var out []int
+	for n := 1; n <= p.Pages; n++ {
+		if n == 1 || n == p.Pages || n >= p.Page-3 && n <= p.Page+3 {
+			out = append(out, n)
 		}
 	}
-	return len(queue.States)
+	return out
 }
+
+// Last is the number of this page's last package in the list.
+func (p *distPage) Last() int { return p.First + len(p.Rows) - 1 }
 
 func distData(q *request) (any, error) {
 	dist, arch := q.r.PathValue("dist"), q.r.PathValue("arch")
@@ -73,64 +70,71 @@ func distData(q *request) (any, error) {
 	if err := checkLabel("architecture", arch); err != nil {
 		return nil, err
 	}
-	p := &distPage{Dist: dist, Arch: arch, Sort: q.r.URL.Query().Get("sort"), Counts: map[queue.State]int{}, Rows: []distRow{}}
+	query := q.r.URL.Query()
+	p := &distPage{Dist: dist, Arch: arch, Sort: query.Get("sort"), Page: 1, PageSize: pageSize, Rows: []distRow{}}
 	if p.Sort == "" {
-		p.Sort = "prio"
+		p.Sort = queue.OrderPrio
 	}
-	less, ok := sortKeys[p.Sort]
-	if !ok {
+	if queue.CheckOrder(p.Sort) != nil {
 		return nil, badRequest("invalid sort %s: want name, state, since or prio", quote(p.Sort))
 	}
 	var filter queue.State
-	if v := q.r.URL.Query().Get("state"); v != "" {
+	if v := query.Get("state"); v != "" {
+		var ok bool
 		if filter, ok = queue.ParseState(v); !ok {
 			return nil, badRequest("invalid state %s", quote(v))
 		}
 		p.State = string(filter)
 	}
-	if known, err := hasPair(q.db, dist, arch); err != nil {
+	if v := query.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1<<20 {
+			return nil, badRequest("invalid page %s: want a number from 1", quote(v))
+		}
+		p.Page = n
+	}
+	counts, err := countsOf(q.db, dist, arch)
+	if err != nil {
 		return nil, err
-	} else if !known {
+	}
+	p.Counts = counts
+	seen := map[queue.State]bool{}
+	for st, n := range counts {
+		seen[st] = true
+		p.Total += n
+	}
+	if p.Total == 0 {
 		return nil, notFound("no queue %s/%s", dist, arch)
 	}
-	var recs []*queue.Record
-	if err := q.db.View(dist, arch, func(tx queue.Tx) error {
-		return tx.ForEach(func(r *queue.Record) error {
-			p.Counts[r.State]++
-			p.Total++
-			if filter == "" || r.State == filter {
-				recs = append(recs, r)
-			}
-			return nil
+	p.States = orderStates(seen)
+	pq := queue.PageQuery{State: filter, Order: p.Sort, Offset: (p.Page - 1) * pageSize, Limit: pageSize, Now: q.now}
+	var page *queue.Page
+	if l, ok := q.db.(queue.Lister); ok {
+		page, err = l.ListPage(dist, arch, pq)
+	} else {
+		err = q.db.View(dist, arch, func(tx queue.Tx) error {
+			var err error
+			page, err = queue.ListPageOf(tx, pq)
+			return err
 		})
-	}); err != nil {
+	}
+	if err != nil {
 		return nil, err
 	}
-	seen := map[queue.State]bool{}
-	for st := range p.Counts {
-		seen[st] = true
+	p.Matching = page.Total
+	p.Pages = max((p.Matching+pageSize-1)/pageSize, 1)
+	if p.Page > p.Pages {
+		return nil, notFound("no page %d: the list has %d", p.Page, p.Pages)
 	}
-	p.States = orderStates(seen)
-	sorted := queue.SortForBuild(recs, q.now)
-	// A Needs-Build package's place in the build order, before re-sorting.
-	ahead := make(map[string]int)
-	for _, r := range sorted {
-		if r.State == queue.NeedsBuild {
-			ahead[r.Package] = len(ahead)
-		}
+	if len(page.Rows) > 0 {
+		p.First = pq.Offset + 1
 	}
-	if less != nil {
-		sort.SliceStable(sorted, func(i, j int) bool { return less(&sorted[i], &sorted[j]) })
-	}
-	for _, r := range sorted {
-		n, found := ahead[r.Package]
-		if !found {
-			n = -1
-		}
+	for _, l := range page.Rows {
+		r := l.Record
 		row := distRow{
 			Package: text(r.Package), Version: text(r.FullVersion()), State: text(string(r.State)),
 			Builder: text(r.Builder), Section: text(r.Section), Priority: text(r.Priority), Notes: text(r.Notes),
-			CalPrio: r.CalPrio, Days: r.Days, Why: why(r.Record, n),
+			CalPrio: l.CalPrio, Days: l.Days, Why: why(r, l.Ahead),
 		}
 		if r.StateChange != 0 {
 			row.Since, row.SinceUnix = r.StateChangeTime().Format(queue.TimeFormat), r.StateChange
@@ -140,13 +144,31 @@ func distData(q *request) (any, error) {
 	return p, nil
 }
 
-// hasPair reports whether the store holds the queue dist/arch.
-func hasPair(db queue.Store, dist, arch string) (bool, error) {
-	pairs, err := db.Pairs()
-	for _, p := range pairs {
-		if p.Dist == dist && p.Arch == arch {
-			return true, nil
+// countsOf counts the packages of the queue dist/arch by state: all of
+// them at once when the store can, else one state at a time.
+func countsOf(db queue.Store, dist, arch string) (map[queue.State]int, error) {
+	if c, ok := db.(queue.StateCounter); ok {
+		all, err := c.CountStates(dist, arch)
+		if err != nil {
+			return nil, err
 		}
+		if m := all[queue.Pair{Dist: dist, Arch: arch}]; m != nil {
+			return m, nil
+		}
+		return map[queue.State]int{}, nil
 	}
-	return false, err
+	counts := map[queue.State]int{}
+	err := db.View(dist, arch, func(tx queue.Tx) error {
+		for _, st := range queue.States {
+			n, err := tx.Count(st)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				counts[st] = n
+			}
+		}
+		return nil
+	})
+	return counts, err
 }

@@ -2,68 +2,134 @@ package web
 
 import (
 	"sort"
+	"time"
 
 	"buildd/internal/queue"
 )
 
 // pairCounts is one (distribution, architecture) with its number of
-// packages by state.
+// packages by state, and its depth over the last weeks.
 type pairCounts struct {
 	Dist   string              `json:"dist"`
 	Arch   string              `json:"arch"`
 	Counts map[queue.State]int `json:"counts"`
 	Total  int                 `json:"total"`
+	Depth  []depthPoint        `json:"depth"` // Needs-Build at the end of each of the last days, oldest first
+	Graph  graph               `json:"-"`
 }
 
-// builderCount is a builder and how many packages it is building.
+// builderCount is a builder, how many packages it is building, and when
+// it was last heard from.
 type builderCount struct {
-	Builder  string `json:"builder"`
-	Building int    `json:"building"`
+	Builder       string `json:"builder"`
+	Building      int    `json:"building"`
+	LastHeard     string `json:"last_heard,omitempty"` // queue.TimeFormat UTC
+	LastHeardUnix int64  `json:"last_heard_unix,omitempty"`
 }
 
-// overviewPage is "/": every queue's counts by state, and the builders.
+// overviewPage is "/": every queue's counts by state and depth, and the
+// builders.
 type overviewPage struct {
 	States   []queue.State  `json:"states"` // the states that occur, in the classic order
 	Pairs    []pairCounts   `json:"pairs"`
 	Builders []builderCount `json:"builders"`
+
+	heard map[string]int64 // every builder's last heard, for the metrics
 }
 
-func overviewData(q *request) (any, error) { return overview(q.db) }
+func overviewData(q *request) (any, error) {
+	p, _, err := overview(q.s, q.db, q.now)
+	return p, err
+}
 
-// overview counts the packages of every queue of db by state.
-func overview(db queue.Store) (*overviewPage, error) {
+// overview counts the packages of every queue of db by state, and reads
+// the digests of their history, which it returns too.
+func overview(s *Server, db queue.Store, now time.Time) (*overviewPage, map[queue.Pair]*queue.Digest, error) {
 	p := &overviewPage{Pairs: []pairCounts{}, Builders: []builderCount{}}
+	counts, err := allCounts(db)
+	if err != nil {
+		return nil, nil, err
+	}
+	digests, err := s.digests(db)
+	if err != nil {
+		return nil, nil, err
+	}
 	seen := map[queue.State]bool{}
 	building := map[string]int{}
-	err := eachQueue(db, func(pr queue.Pair, tx queue.Tx) error {
-		c := pairCounts{Dist: pr.Dist, Arch: pr.Arch, Counts: map[queue.State]int{}}
-		for _, st := range queue.States {
-			n, err := tx.Count(st)
-			if err != nil {
-				return err
+	p.heard = map[string]int64{}
+	for _, d := range digests {
+		for u, h := range d.Heard {
+			if h.Builder {
+				p.heard[u] = max(p.heard[u], h.Last)
 			}
+		}
+	}
+	err = eachQueue(db, func(pr queue.Pair, tx queue.Tx) error {
+		c := pairCounts{Dist: pr.Dist, Arch: pr.Arch, Counts: map[queue.State]int{}}
+		for st, n := range counts[pr] {
 			if n > 0 {
 				c.Counts[st], seen[st] = n, true
 				c.Total += n
 			}
 		}
+		c.Depth = depthOf(c.Counts[queue.NeedsBuild], digests[pr], now)
+		c.Graph = graphOf(pr.Dist+"/"+pr.Arch, c.Depth)
 		p.Pairs = append(p.Pairs, c)
 		return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
 			if r.Builder != "" {
 				building[r.Builder]++
+				p.heard[r.Builder] = max(p.heard[r.Builder], r.LeaseRenewed)
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.States = orderStates(seen)
 	for b, n := range building {
-		p.Builders = append(p.Builders, builderCount{b, n})
+		c := builderCount{Builder: b, Building: n}
+		if t := p.heard[b]; t != 0 {
+			c.LastHeard, c.LastHeardUnix = time.Unix(t, 0).UTC().Format(queue.TimeFormat), t
+		}
+		p.Builders = append(p.Builders, c)
 	}
 	sort.Slice(p.Builders, func(i, j int) bool { return p.Builders[i].Builder < p.Builders[j].Builder })
-	return p, nil
+	return p, digests, nil
+}
+
+// allCounts counts the packages of every queue of db by state: in one
+// go when the store can, else one state at a time.
+func allCounts(db queue.Store) (map[queue.Pair]map[queue.State]int, error) {
+	if c, ok := db.(queue.StateCounter); ok {
+		return c.CountStates("", "")
+	}
+	out := map[queue.Pair]map[queue.State]int{}
+	err := eachQueue(db, func(pr queue.Pair, tx queue.Tx) error {
+		m := map[queue.State]int{}
+		for _, st := range queue.States {
+			n, err := tx.Count(st)
+			if err != nil {
+				return err
+			}
+			m[st] = n
+		}
+		out[pr] = m
+		return nil
+	})
+	return out, err
+}
+
+// lastHeard is the newest transaction of user in any queue; 0 if none.
+// A builder renewing leases is heard from too: see the records.
+func lastHeard(digests map[queue.Pair]*queue.Digest, user string) int64 {
+	var t int64
+	for _, d := range digests {
+		if h := d.Heard[user]; h != nil {
+			t = max(t, h.Last)
+		}
+	}
+	return t
 }
 
 // orderStates lists the states of seen: the classic ones in their order,

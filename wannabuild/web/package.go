@@ -21,24 +21,26 @@ type packagePage struct {
 
 // packageCell is the package in one (distribution, architecture).
 type packageCell struct {
-	Dist          string `json:"dist"`
-	Arch          string `json:"arch"`
-	Version       string `json:"version"`
-	State         string `json:"state"`
-	PreviousState string `json:"previous_state,omitempty"`
-	Builder       string `json:"builder,omitempty"`
-	Since         string `json:"since,omitempty"` // the state change, queue.TimeFormat UTC
-	SinceUnix     int64  `json:"since_unix,omitempty"`
-	Section       string `json:"section,omitempty"`
-	Priority      string `json:"priority,omitempty"`
-	Notes         string `json:"notes,omitempty"`
-	BuildPri      int    `json:"build_priority,omitempty"`
-	PermBuildPri  int    `json:"perm_build_priority,omitempty"`
-	CalPrio       int    `json:"calprio"`
-	Failed        string `json:"failed,omitempty"`
-	Depends       string `json:"depends,omitempty"`
-	BDProblem     string `json:"bd_problem,omitempty"`
-	Why           string `json:"why"`
+	Dist          string   `json:"dist"`
+	Arch          string   `json:"arch"`
+	Version       string   `json:"version"`
+	State         string   `json:"state"`
+	PreviousState string   `json:"previous_state,omitempty"`
+	Builder       string   `json:"builder,omitempty"`
+	Since         string   `json:"since,omitempty"` // the state change, queue.TimeFormat UTC
+	SinceUnix     int64    `json:"since_unix,omitempty"`
+	Section       string   `json:"section,omitempty"`
+	Priority      string   `json:"priority,omitempty"`
+	Notes         string   `json:"notes,omitempty"`
+	BuildPri      int      `json:"build_priority,omitempty"`
+	PermBuildPri  int      `json:"perm_build_priority,omitempty"`
+	CalPrio       int      `json:"calprio"`
+	Failed        string   `json:"failed,omitempty"`
+	Depends       string   `json:"depends,omitempty"`
+	BDProblem     string   `json:"bd_problem,omitempty"`
+	Why           string   `json:"why"`
+	Logs          []logRef `json:"logs,omitempty"`         // its build logs, newest first (log.go)
+	LogsOmitted   int      `json:"logs_omitted,omitempty"` // older logs not listed
 }
 
 // historyLine is one transaction of the package.
@@ -61,7 +63,11 @@ func packageData(q *request) (any, error) {
 		return nil, err
 	}
 	p := &packagePage{Package: src, Cells: []packageCell{}, History: []historyLine{}}
-	err := eachQueue(q.db, func(pr queue.Pair, tx queue.Tx) error {
+	logs, err := q.db.Logs(src)
+	if err != nil {
+		return nil, err
+	}
+	err = eachQueue(q.db, func(pr queue.Pair, tx queue.Tx) error {
 		r, err := tx.Get(src)
 		if err != nil || r == nil {
 			return err
@@ -72,7 +78,9 @@ func packageData(q *request) (any, error) {
 				return err
 			}
 		}
-		p.Cells = append(p.Cells, cellOf(pr, r, ahead, q.now))
+		c := cellOf(pr, r, ahead, q.now)
+		c.Logs, c.LogsOmitted = cellLogs(logs, pr)
+		p.Cells = append(p.Cells, c)
 		return tx.History(src, func(t *queue.Transaction) error {
 			p.History = append(p.History, historyLine{
 				Dist: pr.Dist, Arch: pr.Arch, TimeUnix: t.Time,

@@ -1,12 +1,13 @@
 // Package web is wanna-build's status web (wanna-build --web ADDR): a
 // read-only HTTP server over the queue. It owns the pages (the overview of
 // every distribution and architecture, a package across them with its
-// history, one queue's list, what a builder is building), their JSON form
-// under /api/, the Prometheus metrics, the one-sentence answer to "why
-// isn't it building?", and how the queue's data (text from outside) is
-// shown: escaped, control bytes made visible, long texts cut. The store is
-// opened read-only for each request, so a bbolt queue is never locked
-// between requests.
+// history, one queue's list, what a builder is building, a build log
+// from the queue's log store), their JSON form under /api/, the
+// Prometheus metrics, the one-sentence answer to "why isn't it
+// building?", and how the queue's data (text from outside) is
+// shown: escaped, control bytes made visible, long texts cut. A bbolt
+// queue is opened read-only for each request, so it is never locked
+// between requests; a few PostgreSQL connections are kept open.
 package web
 
 import (
@@ -21,7 +22,6 @@ import (
 
 	"buildd/internal/queue"
 	"buildd/internal/queue/bolt"
-	"buildd/internal/queue/store"
 )
 
 // Server serves the status pages of one queue.
@@ -30,10 +30,15 @@ type Server struct {
 	Timeout time.Duration    // waiting for the lock or the connection; 0 is store.DefaultTimeout
 	Now     func() time.Time // the clock of calprio and ages; nil is time.Now
 	Log     *log.Logger      // errors of the store; nil is log.Default()
+
+	pool        pool        // PostgreSQL connections kept between requests
+	cache       cache       // pages and metrics, while the queue does not change
+	digestCache digestCache // the history's digests, while it does not change
 }
 
 // request is what a page is made from.
 type request struct {
+	s   *Server
 	db  queue.Store
 	now time.Time
 	r   *http.Request
@@ -93,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("/api"+p.pattern, s.serve(p.page, true))
 	}
 	mux.HandleFunc("/metrics", s.metrics)
+	s.logRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, strings.HasPrefix(r.URL.Path, "/api/"), notFound("no such page: %s", clip(visible(r.URL.Path), maxLine)))
 	})
@@ -111,20 +117,6 @@ func readOnly(h http.Handler) http.Handler {
 	})
 }
 
-// withStore opens the queue read-only for one request.
-func (s *Server) withStore(fn func(db queue.Store) error) error {
-	timeout := s.Timeout
-	if timeout <= 0 {
-		timeout = store.DefaultTimeout
-	}
-	db, err := store.Open(s.DB, store.Options{ReadOnly: true, Timeout: timeout})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return fn(db)
-}
-
 func (s *Server) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
@@ -134,28 +126,32 @@ func (s *Server) now() time.Time {
 
 func (s *Server) serve(p page, api bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var data any
+		var body []byte
 		err := s.withStore(func(db queue.Store) error {
-			var err error
-			data, err = p.data(&request{db: db, now: s.now(), r: r})
+			v, err := s.cached(db, r.URL.Path+"?"+r.URL.RawQuery, func() (any, error) {
+				data, err := p.data(&request{s: s, db: db, now: s.now(), r: r})
+				if err != nil {
+					return nil, err
+				}
+				var b bytes.Buffer
+				if api {
+					err = writeJSON(&b, data)
+				} else {
+					err = pages.ExecuteTemplate(&b, p.tmpl, data)
+				}
+				return b.Bytes(), err
+			})
+			if err == nil {
+				body = v.([]byte)
+			}
 			return err
 		})
 		if err != nil {
 			s.fail(w, api, err)
 			return
 		}
-		var b bytes.Buffer
-		if api {
-			err = writeJSON(&b, data)
-		} else {
-			err = pages.ExecuteTemplate(&b, p.tmpl, data)
-		}
-		if err != nil {
-			s.fail(w, api, err)
-			return
-		}
 		header(w, api)
-		w.Write(b.Bytes())
+		w.Write(body)
 	})
 }
 

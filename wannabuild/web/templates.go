@@ -4,7 +4,7 @@ import "html/template"
 
 // pages are the HTML templates, one per page, sharing "head" and "foot".
 // html/template escapes every value for its context.
-var pages = template.Must(template.New("").Parse(`
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"inc": func(n int) int { return n + 1 }}).Parse(`
 {{define "head"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -30,14 +30,14 @@ nav { margin-bottom: 1em; }
 
 {{define "overview"}}{{template "head" "Queues"}}
 {{if .Pairs}}<table>
-<tr><th>distribution</th><th>architecture</th>{{range .States}}<th>{{.}}</th>{{end}}<th>total</th></tr>
+<tr><th>distribution</th><th>architecture</th>{{range .States}}<th>{{.}}</th>{{end}}<th>total</th><th>Needs-Build, last {{len (index .Pairs 0).Depth}} days</th></tr>
 {{range $p := .Pairs}}<tr><td>{{$p.Dist}}</td><td><a href="/dist/{{$p.Dist}}/{{$p.Arch}}">{{$p.Arch}}</a></td>
 {{- range $st := $.States}}<td class="n">{{with index $p.Counts $st}}<a href="/dist/{{$p.Dist}}/{{$p.Arch}}?state={{$st}}">{{.}}</a>{{end}}</td>{{end}}
-<td class="n">{{$p.Total}}</td></tr>
+<td class="n">{{$p.Total}}</td><td>{{template "graph" $p.Graph}}</td></tr>
 {{end}}</table>{{else}}<p>The queue is empty.</p>{{end}}
 <h2>Builders</h2>
-{{if .Builders}}<table><tr><th>builder</th><th>building</th></tr>
-{{range .Builders}}<tr><td><a href="/builder/{{.Builder}}">{{.Builder}}</a></td><td class="n">{{.Building}}</td></tr>
+{{if .Builders}}<table><tr><th>builder</th><th>building</th><th>last heard from (UTC)</th></tr>
+{{range .Builders}}<tr><td><a href="/builder/{{.Builder}}">{{.Builder}}</a></td><td class="n">{{.Building}}</td><td>{{.LastHeard}}</td></tr>
 {{end}}</table>{{else}}<p>Nobody is building.</p>{{end}}
 <p>Also: <a href="/api/">JSON</a>, <a href="/metrics">metrics</a>.</p>
 {{template "foot"}}{{end}}
@@ -49,7 +49,7 @@ nav { margin-bottom: 1em; }
 <td>{{with .Builder}}<a href="/builder/{{.}}">{{.}}</a>{{end}}</td><td>{{.Since}}</td>
 <td>{{.Priority}}{{with .Notes}}:{{.}}{{end}}{{with .BuildPri}} bp {{.}}{{end}}{{with .PermBuildPri}} perm {{.}}{{end}}</td><td class="n">{{.CalPrio}}</td>
 <td>{{.Why}}</td>
-<td>{{with .Failed}}<pre>{{.}}</pre>{{end}}{{with .Depends}}<pre>{{.}}</pre>{{end}}{{with .BDProblem}}<pre>{{.}}</pre>{{end}}</td></tr>
+<td>{{with .Failed}}<pre>{{.}}</pre>{{end}}{{with .Depends}}<pre>{{.}}</pre>{{end}}{{with .BDProblem}}<pre>{{.}}</pre>{{end}}{{template "celllogs" .}}</td></tr>
 {{end}}</table>
 <h2>History</h2>
 {{with .HistoryOmitted}}<p>{{.}} older entries not shown.</p>{{end}}
@@ -60,16 +60,23 @@ nav { margin-bottom: 1em; }
 
 {{define "dist"}}{{template "head" (printf "%s/%s" .Dist .Arch)}}
 <p>{{range .States}}<a href="?state={{.}}&amp;sort={{$.Sort}}">{{.}}</a>: {{index $.Counts .}}; {{end}}<a href="?sort={{.Sort}}">all</a>: {{.Total}}.</p>
-<p>{{with .State}}In {{.}}: {{end}}{{len .Rows}} package(s), sorted by {{.Sort}}. Sort by:
+<p>{{with .State}}In {{.}}: {{end}}{{.Matching}} package(s), sorted by {{.Sort}}{{if .Rows}}; {{.First}}–{{.Last}} shown{{end}}. Sort by:
 {{range $k := .SortOrders}}<a href="?{{with $.State}}state={{.}}&amp;{{end}}sort={{$k}}">{{$k}}</a> {{end}}</p>
-<table>
+{{template "pager" .}}<table>
 <tr><th>package</th><th>version</th><th>state</th><th>builder</th><th>since (UTC)</th><th>section</th><th>priority</th><th>calprio</th><th>days</th><th>why isn't it building?</th></tr>
 {{range .Rows}}<tr class="{{.State}}"><td><a href="/package/{{.Package}}">{{.Package}}</a></td><td>{{.Version}}</td><td>{{.State}}</td><td>{{with .Builder}}<a href="/builder/{{.}}">{{.}}</a>{{end}}</td>
 <td>{{.Since}}</td><td>{{.Section}}</td><td>{{.Priority}}{{with .Notes}}:{{.}}{{end}}</td><td class="n">{{.CalPrio}}</td><td class="n">{{.Days}}</td><td>{{.Why}}</td></tr>
 {{end}}</table>
-{{template "foot"}}{{end}}
+{{template "pager" .}}{{template "foot"}}{{end}}
+
+{{define "pager"}}{{if gt .Pages 1}}<p>Page {{.Page}} of {{.Pages}}:{{$last := 0}}
+{{- range $n := .PageLinks}}{{if gt $n (inc $last)}} …{{end}}{{$last = $n}} {{if eq $n $.Page}}<b>{{$n}}</b>{{else}}<a href="?{{with $.State}}state={{.}}&amp;{{end}}sort={{$.Sort}}&amp;page={{$n}}">{{$n}}</a>{{end}}{{end}}</p>
+{{end}}{{end}}
+
+{{define "graph"}}<svg xmlns="http://www.w3.org/2000/svg" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img" aria-label="{{.Title}}"><title>{{.Title}}</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="{{.Points}}"/></svg>{{end}}
 
 {{define "builder"}}{{template "head" .Builder}}
+<p>{{with .Since}}Building since {{.}} (UTC). {{end}}{{with .LastHeard}}Last heard from {{.}} (UTC), {{$.LastHeardAgo}} ago.{{else}}Never heard from.{{end}}</p>
 {{if .Building}}<table><tr><th>distribution</th><th>arch</th><th>package</th><th>version</th><th>building since (UTC)</th><th>lease until (UTC)</th></tr>
 {{range .Building}}<tr><td>{{.Dist}}</td><td><a href="/dist/{{.Dist}}/{{.Arch}}">{{.Arch}}</a></td><td><a href="/package/{{.Package}}">{{.Package}}</a></td><td>{{.Version}}</td><td>{{.Since}}</td><td>{{.Lease}}{{if .LeaseEnded}} (ended){{end}}</td></tr>
 {{end}}</table>{{else}}<p>Building nothing.</p>{{end}}

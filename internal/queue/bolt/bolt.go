@@ -4,8 +4,8 @@
 // "pkgs" (source name → queue.Record in its compact binary form),
 // "state" (one bucket per State holding name → empty: the index behind
 // --list=STATE) and "hist" (name NUL 8-byte sequence →
-// queue.Transaction). Buckets are filled to 90%: the merge inserts in
-// key order.
+// queue.Transaction), and the build logs' three (logs.go). Buckets are
+// filled to 90%: the merge inserts in key order.
 //
 // The file is opened for one command only. Writers take an exclusive flock
 // on PATH.lock and readers a shared one, waiting at most the timeout, and

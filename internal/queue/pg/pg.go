@@ -3,8 +3,8 @@
 //
 // Layout (schema.go): wb_records holds one row per (dist, arch, package),
 // a column per queue.Record field plus rev, a counter bumped by every
-// change; wb_history holds the transactions. The program creates and
-// migrates the schema itself.
+// change; wb_history holds the transactions; wb_logs the build logs
+// (logs.go). The program creates and migrates the schema itself.
 //
 // Concurrency: no table or suite lock. A transaction reads rows without
 // locking them and remembers each row's rev; a write is a conditional
@@ -131,7 +131,14 @@ func (d *DB) View(dist, arch string, fn func(queue.Tx) error) error {
 // Pairs implements queue.Store.
 func (d *DB) Pairs() ([]queue.Pair, error) {
 	ctx := context.Background()
-	rows, err := d.conn.Query(ctx, `SELECT dist, arch FROM wb_records GROUP BY dist, arch ORDER BY dist COLLATE "C", arch COLLATE "C"`)
+	// One step of the primary key's index from each pair to the next,
+	// not a read of every row.
+	rows, err := d.conn.Query(ctx, `WITH RECURSIVE p AS (
+			(SELECT dist, arch FROM wb_records ORDER BY dist, arch LIMIT 1)
+			UNION ALL
+			SELECT n.dist, n.arch FROM p, LATERAL (SELECT dist, arch FROM wb_records r
+				WHERE (r.dist, r.arch) > (p.dist, p.arch) ORDER BY dist, arch LIMIT 1) n)
+		SELECT dist, arch FROM p ORDER BY dist COLLATE "C", arch COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", d.url, err)
 	}
@@ -219,7 +226,7 @@ func (t *tx) Writable() bool { return t.writable }
 
 const recordColumns = "package, version, state, section, priority, installed_version, previous_state, state_change, " +
 	"notes, builder, failed, old_failed, binary_nmu_version, binary_nmu_changelog, buildpri, permbuildpri, " +
-	"depends, bd_problem, build_time, success_time, extra_depends, extra_conflicts, lease_until"
+	"depends, bd_problem, build_time, success_time, extra_depends, extra_conflicts, lease_until, lease_renewed"
 
 // nColumns is the number of recordColumns.
 var nColumns = len(strings.Split(recordColumns, ", "))
@@ -230,7 +237,7 @@ func scanRecord(row pgx.Row) (*queue.Record, int64, error) {
 	var state, prev string
 	err := row.Scan(&r.Package, &r.Version, &state, &r.Section, &r.Priority, &r.InstalledVersion, &prev, &r.StateChange,
 		&r.Notes, &r.Builder, &r.Failed, &r.OldFailed, &r.BinNMU, &r.BinNMUChangelog, &r.BuildPri, &r.PermBuildPri,
-		&r.Depends, &r.BDProblem, &r.BuildTime, &r.SuccessTime, &r.ExtraDepends, &r.ExtraConflicts, &r.LeaseUntil, &rev)
+		&r.Depends, &r.BDProblem, &r.BuildTime, &r.SuccessTime, &r.ExtraDepends, &r.ExtraConflicts, &r.LeaseUntil, &r.LeaseRenewed, &rev)
 	r.State, r.PreviousState = queue.State(state), queue.State(prev)
 	return r, rev, err
 }
@@ -238,7 +245,7 @@ func scanRecord(row pgx.Row) (*queue.Record, int64, error) {
 func recordArgs(r *queue.Record) []any {
 	return []any{r.Package, r.Version, string(r.State), r.Section, r.Priority, r.InstalledVersion, string(r.PreviousState), r.StateChange,
 		r.Notes, r.Builder, r.Failed, r.OldFailed, r.BinNMU, r.BinNMUChangelog, r.BuildPri, r.PermBuildPri,
-		r.Depends, r.BDProblem, r.BuildTime, r.SuccessTime, r.ExtraDepends, r.ExtraConflicts, r.LeaseUntil}
+		r.Depends, r.BDProblem, r.BuildTime, r.SuccessTime, r.ExtraDepends, r.ExtraConflicts, r.LeaseUntil, r.LeaseRenewed}
 }
 
 func (t *tx) Get(name string) (*queue.Record, error) {

@@ -68,6 +68,33 @@ var migrations = []string{
 			OR state = 'Building' AND lease_until > 0 AND lease_until < extract(epoch FROM now()))
 		WITH CHECK (builder IN ('', current_user)
 			AND state IN ('Needs-Build', 'Building', 'Built', 'Build-Attempted', 'Uploaded', 'Dep-Wait', 'Failed'));`,
+	// Version 2: the build logs (logs.go). A builder stores its own logs
+	// and removes any whose expiry has passed; the gzip streams are stored
+	// uncompressed by PostgreSQL (EXTERNAL), so CopyLog reads them in
+	// slices.
+	`CREATE TABLE wb_logs (
+		package text NOT NULL,
+		dist text NOT NULL,
+		arch text NOT NULL,
+		version text NOT NULL,
+		time bigint NOT NULL,
+		builder text NOT NULL,
+		status text NOT NULL,
+		size bigint NOT NULL,
+		expires bigint NOT NULL,
+		data bytea NOT NULL,
+		PRIMARY KEY (package, dist, arch, version, time, builder)
+	);
+	ALTER TABLE wb_logs ALTER COLUMN data SET STORAGE EXTERNAL;
+	CREATE INDEX wb_logs_expires ON wb_logs (expires);
+	GRANT SELECT, INSERT, DELETE ON wb_logs TO PUBLIC;
+	ALTER TABLE wb_logs ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY wb_logs_read ON wb_logs FOR SELECT USING (true);
+	CREATE POLICY wb_logs_put ON wb_logs FOR INSERT WITH CHECK (builder = current_user);
+	CREATE POLICY wb_logs_expire ON wb_logs FOR DELETE USING (expires < extract(epoch FROM now()));`,
+	// Version 3: when a Building package's builder last renewed its lease
+	// (queue.Record.LeaseRenewed), for the status web's "last heard".
+	`ALTER TABLE wb_records ADD COLUMN lease_renewed bigint NOT NULL DEFAULT 0;`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"buildd/buildd/build"
+	"buildd/internal/atomicfile"
+	"buildd/internal/config"
+	"buildd/internal/debversion"
+	"buildd/internal/queue"
+)
+
+// Log delivery: every finished build's log goes to the queue's log store
+// (the status web's), through the same path as the dist's queue calls
+// (local store, ssh wanna-build --put-log, or PostgreSQL). finish puts the
+// compressed log into HOME/log-spool first; each round (and the end of
+// --once) delivers what the spool holds and removes an entry only once the
+// store has confirmed it, so a queue that cannot be reached loses nothing:
+// its logs wait for the next round.
+
+// LogSpoolDir is the spool under home.
+const LogSpoolDir = "log-spool"
+
+// badSuffix marks a spool file that is not understood: it is left for
+// the admin and not tried again.
+const badSuffix = ".bad"
+
+// spoolEntry is the first line of a spool file, as JSON; the gzip stream
+// of the log follows it.
+type spoolEntry struct {
+	Dist    string `json:"dist"`
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Time    int64  `json:"time"`
+	Status  string `json:"status"`
+	Expires int64  `json:"expires"`
+}
+
+func (d *Daemon) logSpool() string { return d.home.Path(LogSpoolDir) }
+
+// spoolLog puts the log of the finished job j into the spool (temporary
+// file, then rename), compressed, to be delivered by deliverLogs.
+func (d *Daemon) spoolLog(c *config.Config, j *job, status build.Status) {
+	pv := debversion.SplitPkgVersion(subjectPkgv(j.entry))
+	f, err := os.Open(j.LogPath)
+	if err != nil {
+		d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		if err != nil {
+			d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
+		}
+		return
+	}
+	end := time.Now()
+	e := spoolEntry{Dist: j.entry.Dist, Package: pv.Name, Version: pv.Version, Time: end.Unix(), Status: string(status),
+		Expires: end.Add(time.Duration(c.LogKeep) * 24 * time.Hour).Unix()}
+	if err := d.writeSpool(e, f, st.Size()); err != nil {
+		d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
+	}
+}
+
+func (d *Daemon) writeSpool(e spoolEntry, log io.ReaderAt, size int64) error {
+	if err := os.MkdirAll(d.logSpool(), 0o755); err != nil {
+		return err
+	}
+	name := filepath.Join(d.logSpool(), fmt.Sprintf("%s_%s_%d_%s", e.Package, e.Version, e.Time, e.Dist))
+	out, err := atomicfile.Create(name, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	head, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(append(head, '\n')); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := queue.CompressLog(out, log, size); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if st, err := out.Stat(); err == nil && st.Size() > queue.MaxLogGzip+int64(len(head))+1 {
+		return fmt.Errorf("%w: %d bytes compressed, the log store takes at most %d (the log stays in logs/)", queue.ErrLogTooLarge, st.Size(), queue.MaxLogGzip)
+	}
+	return out.Commit()
+}
+
+// DeliverLogs delivers the spooled logs to their dists' log stores and
+// removes each one the store confirmed. A dist whose store fails keeps
+// the rest of its logs for the next round. The temporary files of a
+// spooling that a kill interrupted go once they are an hour old.
+func (d *Daemon) DeliverLogs(ctx context.Context) {
+	c := d.config()
+	if _, err := atomicfile.CleanTemp(d.logSpool(), time.Hour); err != nil {
+		d.log.Printf("%s: %v", d.logSpool(), err)
+	}
+	ents, err := os.ReadDir(d.logSpool())
+	if err != nil {
+		if !os.IsNotExist(err) {
+			d.log.Printf("Can't read %s: %v", d.logSpool(), err)
+		}
+		return
+	}
+	var names []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), badSuffix) && e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	failed := map[string]error{}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		path := filepath.Join(d.logSpool(), name)
+		err := d.deliver(ctx, c, path, failed)
+		if err == nil {
+			if err := os.Remove(path); err != nil {
+				d.log.Printf("Can't remove %s: %v", path, err)
+			}
+		}
+	}
+	for dist, err := range failed {
+		d.log.Printf("Logs of %s wait in %s: %v", dist, d.logSpool(), err)
+	}
+}
+
+// deliver sends one spool file to its dist's log store; failed holds the
+// dists whose store failed this round (their logs are not tried again).
+func (d *Daemon) deliver(ctx context.Context, c *config.Config, path string, failed map[string]error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	head, err := r.ReadBytes('\n')
+	var e spoolEntry
+	if err == nil {
+		err = json.Unmarshal(head, &e)
+	}
+	if err != nil {
+		d.log.Printf("Spooled log %s not understood, renamed %s%s for the admin: %v", path, path, badSuffix, err)
+		if err := os.Rename(path, path+badSuffix); err != nil {
+			d.log.Printf("%v", err)
+		}
+		return err
+	}
+	if err := failed[e.Dist]; err != nil {
+		return err
+	}
+	dist, ok := c.Dist(e.Dist)
+	if !ok {
+		failed[e.Dist] = fmt.Errorf("no [[dist]] %s in the config", e.Dist)
+		return failed[e.Dist]
+	}
+	l := queue.BuildLog{Package: e.Package, Version: e.Version, Time: e.Time, Status: e.Status, Expires: e.Expires}
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := d.parts.Queue(c, dist).PutLog(qctx, l, r); err != nil {
+		failed[e.Dist] = err
+		return err
+	}
+	d.log.Printf("Log of %s (dist=%s) delivered to the log store", l.PkgVersion(), e.Dist)
+	return nil
+}
+
+func (q clientQueue) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) error {
+	return q.c.PutLog(ctx, l, gz)
+}

@@ -1,0 +1,293 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"buildd/internal/queue"
+)
+
+// The status web's questions, each answered by one query instead of a
+// read of every record: the counts by state of every queue
+// (queue.StateCounter) and one page of a queue's list (queue.Lister),
+// ordered by the database with calprio computed in SQL.
+
+// CountStates implements queue.StateCounter: each queue's count from the
+// state index, one queue at a time (the planner then knows how many rows
+// a queue has, and counts from the index).
+func (d *DB) CountStates(dist, arch string) (map[queue.Pair]map[queue.State]int, error) {
+	pairs := []queue.Pair{{Dist: dist, Arch: arch}}
+	if dist == "" {
+		var err error
+		if pairs, err = d.Pairs(); err != nil {
+			return nil, err
+		}
+	}
+	ctx := context.Background()
+	out := map[queue.Pair]map[queue.State]int{}
+	for _, p := range pairs {
+		rows, err := d.conn.Query(ctx, "SELECT state, count(*) FROM wb_records WHERE dist = $1 AND arch = $2 GROUP BY state", p.Dist, p.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: count %s/%s by state: %w", d.url, p.Dist, p.Arch, err)
+		}
+		var st string
+		var n int
+		if _, err := pgx.ForEachRow(rows, []any{&st, &n}, func() error {
+			if out[p] == nil {
+				out[p] = map[queue.State]int{}
+			}
+			out[p][queue.State(st)] = n
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("database %s: count %s/%s by state: %w", d.url, p.Dist, p.Arch, err)
+		}
+	}
+	return out, nil
+}
+
+// calprioSQL is queue.CalPrio as an SQL expression of a wb_records row,
+// at the unix time of the parameter @now.
+var calprioSQL = func() string {
+	priority, section, component, notes := queue.Weights()
+	cases := func(expr string, w map[string]int) string {
+		keys := make([]string, 0, len(w))
+		for k := range w {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		b.WriteString("CASE " + expr)
+		for _, k := range keys {
+			fmt.Fprintf(&b, " WHEN '%s' THEN %d", k, w[k])
+		}
+		b.WriteString(" ELSE 0 END")
+		return b.String()
+	}
+	slash := "strpos(section, '/')"
+	return "(" + strings.Join([]string{
+		cases("priority", priority),
+		cases("CASE WHEN "+slash+" > 0 THEN substr(section, 1, "+slash+" - 1) ELSE 'main' END", component),
+		cases("notes", notes),
+		cases("CASE WHEN "+slash+" > 0 THEN substr(section, "+slash+" + 1) ELSE section END", section),
+		"2 * least(greatest((@now - state_change) / 86400, 0), 6)",
+		"- least(greatest(build_time, success_time) / 3600, 15)",
+		"buildpri", "permbuildpri",
+	}, " + ") + ")"
+}()
+
+// orderBy is the ORDER BY of order, names compared as bytes as Go does.
+func orderBy(order string) string {
+	return map[string]string{
+		queue.OrderName:  `package COLLATE "C"`,
+		queue.OrderState: `coalesce(array_position(@states::text[], state), @nstates), package COLLATE "C"`,
+		queue.OrderSince: `state_change, package COLLATE "C"`,
+		queue.OrderPrio:  `calprio DESC, state_change, package COLLATE "C"`,
+	}[order]
+}
+
+// ListPage implements queue.Lister, in one snapshot: the list's length,
+// the page's packages in order (calprio computed for each package of
+// the list), then the page's rows, and the build order of the
+// Needs-Build packages when the page shows one.
+func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error) {
+	if err := queue.CheckOrder(q.Order); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*queue.Page, error) {
+		return nil, fmt.Errorf("database %s: list %s/%s: %w", d.url, dist, arch, err)
+	}
+	states := make([]string, len(queue.States))
+	for i, st := range queue.States {
+		states[i] = string(st)
+	}
+	args := pgx.NamedArgs{
+		"dist": dist, "arch": arch, "state": string(q.State), "now": q.Now.Unix(),
+		"states": states, "nstates": len(states), "offset": max(q.Offset, 0),
+	}
+	limit := ""
+	if q.Limit > 0 {
+		limit, args["limit"] = " LIMIT @limit", q.Limit
+	}
+	ctx := context.Background()
+	ptx, err := d.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fail(err)
+	}
+	defer ptx.Rollback(ctx)
+	const where = `dist = @dist AND arch = @arch AND (@state = '' OR state = @state)`
+	p := &queue.Page{}
+	if err := ptx.QueryRow(ctx, "SELECT count(*) FROM wb_records WHERE "+where, args).Scan(&p.Total); err != nil {
+		return fail(err)
+	}
+	var names []string
+	var calprios []int
+	var name string
+	var calprio int
+	rows, err := ptx.Query(ctx, "SELECT package, "+calprioSQL+" AS calprio FROM wb_records WHERE "+where+
+		" ORDER BY "+orderBy(q.Order)+" OFFSET @offset"+limit, args)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&name, &calprio}, func() error {
+		names, calprios = append(names, name), append(calprios, calprio)
+		return nil
+	}); err != nil {
+		return fail(err)
+	}
+	recs := make(map[string]*queue.Record, len(names))
+	rows, err = ptx.Query(ctx, "SELECT "+recordColumns+", rev FROM wb_records WHERE dist = $1 AND arch = $2 AND package = ANY($3)", dist, arch, names)
+	if err != nil {
+		return fail(err)
+	}
+	for rows.Next() {
+		r, _, err := scanRecord(rows)
+		if err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		recs[r.Package] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	ahead := map[string]int{}
+	for _, r := range recs {
+		if r.State == queue.NeedsBuild {
+			ahead[r.Package] = -1
+		}
+	}
+	if len(ahead) > 0 {
+		rows, err := ptx.Query(ctx, "SELECT package, "+calprioSQL+" AS calprio FROM wb_records WHERE dist = @dist AND arch = @arch AND state = 'Needs-Build' ORDER BY "+orderBy(queue.OrderPrio), args)
+		if err != nil {
+			return fail(err)
+		}
+		i := 0
+		if _, err := pgx.ForEachRow(rows, []any{&name, &calprio}, func() error {
+			if _, ok := ahead[name]; ok {
+				ahead[name] = i
+			}
+			i++
+			return nil
+		}); err != nil {
+			return fail(err)
+		}
+	}
+	for i, name := range names {
+		r := recs[name]
+		if r == nil {
+			return fail(fmt.Errorf("%s: listed, then not found", name))
+		}
+		n, ok := ahead[name]
+		if !ok {
+			n = -1
+		}
+		p.Rows = append(p.Rows, queue.Listed{Prioritized: queue.Prioritized{Record: r, CalPrio: calprios[i], Days: queue.StateDays(r, q.Now)}, Ahead: n})
+	}
+	return p, nil
+}
+
+// Digests implements queue.Digester.
+func (d *DB) Digests() (map[queue.Pair]*queue.Digest, error) {
+	out := map[queue.Pair]*queue.Digest{}
+	_, _, err := d.DigestsAfter(out, "")
+	return out, err
+}
+
+// DigestsAfter implements queue.DigestFollower, in one snapshot: the
+// transactions after the id pos grouped by queue, the state the package's
+// transaction before left it in (the window over the package's
+// transactions when reading all; a step back in its index for each new
+// one), the new state, the user and the day. The position is the newest
+// id, final when no write was in progress.
+func (d *DB) DigestsAfter(ds map[queue.Pair]*queue.Digest, pos string) (string, bool, error) {
+	fail := func(err error) (string, bool, error) {
+		return "", false, fmt.Errorf("database %s: digest of the history: %w", d.url, err)
+	}
+	after := int64(-1)
+	if pos != "" {
+		n, err := strconv.ParseInt(pos, 10, 64)
+		if err != nil {
+			return fail(fmt.Errorf("position %q: %w", pos, err))
+		}
+		after = n
+	}
+	ctx := context.Background()
+	ptx, err := d.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fail(err)
+	}
+	defer ptx.Rollback(ctx)
+	var snap string
+	var top int64
+	if err := ptx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, coalesce(max(id), 0) FROM wb_history").Scan(&snap, &top); err != nil {
+		return fail(err)
+	}
+	sql := `SELECT dist, arch, prev, to_state, wb_user, max(time), count(*) FROM (
+			SELECT dist, arch, to_state, wb_user, time,
+				coalesce(lag(to_state) OVER (PARTITION BY dist COLLATE "C", arch COLLATE "C", package COLLATE "C" ORDER BY id), from_state) AS prev
+			FROM wb_history) h
+		GROUP BY dist, arch, prev, to_state, wb_user, floor(time / 86400.0)`
+	var args []any
+	if after >= 0 {
+		args = []any{after}
+		sql = `SELECT dist, arch, prev, to_state, wb_user, max(time), count(*) FROM (
+				SELECT dist, arch, to_state, wb_user, time, coalesce((SELECT b.to_state FROM wb_history b
+					WHERE b.dist = h.dist AND b.arch = h.arch AND b.package = h.package AND b.id < h.id
+					ORDER BY b.id DESC LIMIT 1), from_state) AS prev
+				FROM wb_history h WHERE id > $1) h
+			GROUP BY dist, arch, prev, to_state, wb_user, floor(time / 86400.0)`
+	}
+	rows, err := ptx.Query(ctx, sql, args...)
+	if err != nil {
+		return fail(err)
+	}
+	var p queue.Pair
+	var prev, to, user string
+	var last int64
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&p.Dist, &p.Arch, &prev, &to, &user, &last, &n}, func() error {
+		dg := ds[p]
+		if dg == nil {
+			dg = queue.NewDigest()
+			ds[p] = dg
+		}
+		dg.AddCount(queue.State(prev), queue.State(to), user, last, n)
+		return nil
+	}); err != nil {
+		return fail(err)
+	}
+	return strconv.FormatInt(top, 10), strings.HasSuffix(snap, ":"), nil
+}
+
+// Mark implements queue.Marker: the database's snapshot (the next
+// transaction id and those in progress), which any write to the cluster
+// changes: one that begins, or one in progress that ends.
+func (d *DB) Mark() (string, error) {
+	var mark string
+	if err := d.conn.QueryRow(context.Background(), "SELECT pg_current_snapshot()::text").Scan(&mark); err != nil {
+		return "", fmt.Errorf("database %s: snapshot: %w", d.url, err)
+	}
+	return mark, nil
+}
+
+// HistoryMark implements queue.Digester: the newest transaction's id,
+// and while any write is in progress the snapshot too (a transaction that
+// logged lower ids than one that committed before it shows when it ends).
+func (d *DB) HistoryMark() (string, error) {
+	var id int64
+	var snap string
+	if err := d.conn.QueryRow(context.Background(), "SELECT coalesce(max(id), 0), pg_current_snapshot()::text FROM wb_history").Scan(&id, &snap); err != nil {
+		return "", fmt.Errorf("database %s: history mark: %w", d.url, err)
+	}
+	mark := strconv.FormatInt(id, 10)
+	if !strings.HasSuffix(snap, ":") {
+		mark += " " + snap
+	}
+	return mark, nil
+}

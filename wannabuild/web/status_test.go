@@ -1,0 +1,441 @@
+package web
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"buildd/internal/queue"
+	"buildd/internal/queue/store"
+	"buildd/internal/queue/store/storetest"
+)
+
+// listFixture is a queue sid/amd64 of 600 packages with every calprio
+// input varied, and returns its wanna_build_db.
+func listFixture(t *testing.T) string {
+	t.Helper()
+	spec := storetest.New(t)
+	db, err := store.Open(spec, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	prios := []string{"required", "important", "standard", "optional", "extra", ""}
+	sections := []string{"libs", "devel", "contrib/libs", "non-free/devel", "non-free-firmware/kernel", "utils", "a/b/c"}
+	notes := []string{"", "uncompiled", "out-of-date", "other"}
+	states := []queue.State{queue.NeedsBuild, queue.Installed, queue.Installed, queue.Building, queue.Failed, queue.DepWait}
+	err = db.Update("sid", "amd64", func(tx queue.Tx) error {
+		for i := 0; i < 600; i++ {
+			r := &queue.Record{
+				Package: fmt.Sprintf("pkg%03d", i), Version: "1.0-1", State: states[i%len(states)],
+				Priority: prios[i%len(prios)], Section: sections[i%len(sections)], Notes: notes[i%len(notes)],
+				StateChange: now - int64(i%11)*43200, BuildTime: int64(i%5) * 7200, SuccessTime: int64(i%3) * 20000,
+				BuildPri: i%4 - 1, PermBuildPri: i % 3,
+			}
+			if err := tx.Put(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// TestListPageStore: the store's own page (bbolt from the encoded
+// records, PostgreSQL in SQL) is the page made through the Tx, for every
+// order, filter and place.
+func TestListPageStore(t *testing.T) {
+	spec := listFixture(t)
+	db, err := store.Open(spec, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l, ok := db.(queue.Lister)
+	if !ok {
+		t.Fatalf("%T is no queue.Lister", db)
+	}
+	for _, order := range queue.Orders {
+		for _, st := range []queue.State{"", queue.NeedsBuild, queue.Installed, queue.NotForUs} {
+			for _, off := range []int{0, 7, 250, 599, 700} {
+				q := queue.PageQuery{State: st, Order: order, Offset: off, Limit: 250, Now: time.Unix(now, 0)}
+				t.Run(fmt.Sprintf("%s/%s/%d", order, st, off), func(t *testing.T) {
+					var want *queue.Page
+					if err := db.View("sid", "amd64", func(tx queue.Tx) error {
+						var err error
+						want, err = queue.ListPageOf(tx, q)
+						return err
+					}); err != nil {
+						t.Fatal(err)
+					}
+					got, err := l.ListPage("sid", "amd64", q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.Total != want.Total || len(got.Rows) != len(want.Rows) {
+						t.Fatalf("total %d, %d rows; want %d, %d", got.Total, len(got.Rows), want.Total, len(want.Rows))
+					}
+					for i := range want.Rows {
+						g, w := got.Rows[i], want.Rows[i]
+						if g.Package != w.Package || g.CalPrio != w.CalPrio || g.Days != w.Days || g.Ahead != w.Ahead {
+							t.Fatalf("row %d: %s calprio %d days %d ahead %d; want %s %d %d %d",
+								i, g.Package, g.CalPrio, g.Days, g.Ahead, w.Package, w.CalPrio, w.Days, w.Ahead)
+						}
+						if g.CalPrio != queue.CalPrio(w.Record, q.Now) {
+							t.Fatalf("row %d: calprio %d, queue.CalPrio %d", i, g.CalPrio, queue.CalPrio(w.Record, q.Now))
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestPaging: a list is shown in pages of pageSize, with the place and
+// the links to the others.
+func TestPaging(t *testing.T) {
+	ts := newServer(t, listFixture(t))
+	for _, tc := range []struct {
+		query              string
+		code               int
+		page, pages, first int
+		matching, rows     int
+		firstPackage       string
+	}{
+		{"sort=name", 200, 1, 3, 1, 600, 250, "pkg000"},
+		{"sort=name&page=2", 200, 2, 3, 251, 600, 250, "pkg250"},
+		{"sort=name&page=3", 200, 3, 3, 501, 600, 100, "pkg500"},
+		{"state=needs-build&sort=name", 200, 1, 1, 1, 100, 100, "pkg000"},
+		{"state=not-for-us", 200, 1, 1, 0, 0, 0, ""},
+		{"sort=name&page=4", 404, 0, 0, 0, 0, 0, ""},
+		{"page=0", 400, 0, 0, 0, 0, 0, ""},
+		{"page=x", 400, 0, 0, 0, 0, 0, ""},
+		{"page=99999999999", 400, 0, 0, 0, 0, 0, ""},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			resp, body := get(t, ts, "GET", "/api/dist/sid/amd64?"+tc.query)
+			if resp.StatusCode != tc.code {
+				t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, tc.code, body)
+			}
+			if tc.code != 200 {
+				return
+			}
+			var p distPage
+			if err := json.Unmarshal([]byte(body), &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Page != tc.page || p.Pages != tc.pages || p.First != tc.first || p.Matching != tc.matching ||
+				len(p.Rows) != tc.rows || p.PageSize != pageSize || p.Total != 600 {
+				t.Fatalf("page %d of %d from %d, %d matching, %d rows, size %d, total %d",
+					p.Page, p.Pages, p.First, p.Matching, len(p.Rows), p.PageSize, p.Total)
+			}
+			if tc.rows > 0 && p.Rows[0].Package != tc.firstPackage {
+				t.Errorf("first row %s, want %s", p.Rows[0].Package, tc.firstPackage)
+			}
+		})
+	}
+	_, body := get(t, ts, "GET", "/dist/sid/amd64?sort=name&page=2")
+	for _, w := range []string{"600 package(s), sorted by name; 251–500 shown", "Page 2 of 3:",
+		`<a href="?sort=name&amp;page=1">1</a> <b>2</b> <a href="?sort=name&amp;page=3">3</a>`} {
+		if !strings.Contains(body, w) {
+			t.Errorf("page 2 lacks %q", w)
+		}
+	}
+	if n := strings.Count(body, `<tr class=`); n != 250 {
+		t.Errorf("page 2 has %d rows", n)
+	}
+}
+
+// day is the start of the day d days before now's.
+func day(d int) int64 { return (now/86400-int64(d))*86400 + 3600 }
+
+// historyFixture is a queue whose history spans four days: four packages
+// merged, taken, built, attempted, given back, re-prioritized and
+// renewed, by two builders; and a queue with a hostile name.
+func historyFixture(t *testing.T) string {
+	t.Helper()
+	spec := storetest.New(t)
+	db, err := store.Open(spec, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	do := func(user string, at int64, fn func(*queue.Session, queue.Tx) error) {
+		t.Helper()
+		s := &queue.Session{Dist: "sid", Arch: "amd64", User: user, RealUser: user, Now: time.Unix(at, 0), Lease: 3600}
+		if err := db.Update("sid", "amd64", func(tx queue.Tx) error { return fn(s, tx) }); err != nil {
+			t.Fatalf("%s at %d: %v", user, at, err)
+		}
+	}
+	apply := func(cmd queue.Command, arg string, n int) func(*queue.Session, queue.Tx) error {
+		return func(s *queue.Session, tx queue.Tx) error { return s.Apply(tx, cmd, arg, n) }
+	}
+	do("root", day(3), func(s *queue.Session, tx queue.Tx) error {
+		for _, p := range []string{"p1", "p2", "p3", "p4"} {
+			r := &queue.Record{Package: p, Version: "1", State: queue.NeedsBuild, StateChange: day(3)}
+			if err := tx.Put(r); err != nil {
+				return err
+			}
+			if err := tx.Log(&queue.Transaction{Package: p, Version: "1", Action: "--merge-v3: needs-build",
+				To: queue.NeedsBuild, RealUser: "root", User: "root", Time: day(3)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	do("buildd_a", day(2), apply(queue.Take, "p1_1", 0))
+	do("buildd_a", day(2)+3600, apply(queue.SetBuilt, "p1_1", 0))
+	do("buildd_a", day(1), apply(queue.Take, "p2_1", 0))
+	do("buildd_a", day(1)+60, apply(queue.SetAttempted, "p2_1", 0))
+	do("buildd_b", day(1)+120, apply(queue.Take, "p3_1", 0))
+	do("buildd_b", day(1)+180, apply(queue.GiveBack, "p3_1", 0))
+	do("root", day(1)+240, apply(queue.BuildPriority, "p3_1", 5)) // no change of state
+	do("buildd_b", now-7200, apply(queue.Take, "p4_1", 0))
+	do("buildd_b", now-600, func(s *queue.Session, tx queue.Tx) error { return s.Renew(tx, "p4_1") })
+	if err := db.Update(`a<b>"&`, "amd64", func(tx queue.Tx) error {
+		return tx.Put(&queue.Record{Package: "x", Version: "1", State: queue.NeedsBuild})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+// TestDepth: the overview's depth of each queue over the last days,
+// counted back from now through the history, as JSON and as an SVG that
+// is well-formed XML with the queue's name escaped.
+func TestDepth(t *testing.T) {
+	ts := newServer(t, historyFixture(t))
+	_, body := get(t, ts, "GET", "/api/")
+	var o overviewPage
+	if err := json.Unmarshal([]byte(body), &o); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int{
+		`a<b>"&/amd64`: {1, 1, 1, 1},
+		"sid/amd64":    {4, 3, 2, 1}, // merged; p1 taken; p2 taken, p3 taken and given back; p4 taken
+	}
+	for _, p := range o.Pairs {
+		d := p.Depth
+		if len(d) != depthDays || d[len(d)-1].Day != time.Unix(now, 0).UTC().Format(time.DateOnly) {
+			t.Fatalf("%s/%s: %d days, the last %s", p.Dist, p.Arch, len(d), d[len(d)-1].Day)
+		}
+		var last []int
+		for _, pt := range d[len(d)-4:] {
+			last = append(last, pt.NeedsBuild)
+		}
+		if w := want[p.Dist+"/"+p.Arch]; fmt.Sprint(last) != fmt.Sprint(w) {
+			t.Errorf("%s/%s: the last 4 days %v, want %v", p.Dist, p.Arch, last, w)
+		}
+		if p.Dist == "sid" && d[len(d)-5].NeedsBuild != 0 {
+			t.Errorf("sid: %d before the merge", d[len(d)-5].NeedsBuild)
+		}
+	}
+	_, page := get(t, ts, "GET", "/")
+	svgs := regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(page, -1)
+	if len(svgs) != 2 {
+		t.Fatalf("%d graphs on the overview, want 2:\n%s", len(svgs), page)
+	}
+	if strings.Contains(page, `a<b>`) {
+		t.Errorf("the overview has the queue's name unescaped")
+	}
+	for _, s := range svgs {
+		var g struct {
+			Width    int    `xml:"width,attr"`
+			Label    string `xml:"aria-label,attr"`
+			Title    string `xml:"title"`
+			Polyline struct {
+				Points string `xml:"points,attr"`
+			} `xml:"polyline"`
+		}
+		if err := xml.Unmarshal([]byte(s), &g); err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, s)
+		}
+		if g.Width != graphWidth || g.Title == "" || g.Label != g.Title || len(strings.Fields(g.Polyline.Points)) != depthDays {
+			t.Errorf("graph: width %d, title %q, label %q, %d points", g.Width, g.Title, g.Label, len(strings.Fields(g.Polyline.Points)))
+		}
+		if strings.Contains(g.Title, "a<b>") && !strings.HasPrefix(g.Title, `a<b>"&/amd64: `) {
+			t.Errorf("title %q", g.Title)
+		}
+	}
+	if !strings.Contains(svgs[1], "sid/amd64: Needs-Build at the end of each day") || !strings.Contains(svgs[1], "at most 4") {
+		t.Errorf("sid's graph:\n%s", svgs[1])
+	}
+}
+
+// TestLastHeard: a builder is last heard from at its newest transaction
+// or lease renewal, whichever is later; the page says since when it
+// builds.
+func TestLastHeard(t *testing.T) {
+	ts := newServer(t, historyFixture(t))
+	for _, tc := range []struct {
+		builder string
+		heard   int64
+		ago     string
+		since   int64
+	}{
+		{"buildd_b", now - 600, "10 min", now - 7200}, // renewed after its take
+		{"buildd_a", day(1) + 60, ago(now - day(1) - 60), 0},
+		{"nobody", 0, "", 0},
+	} {
+		t.Run(tc.builder, func(t *testing.T) {
+			_, body := get(t, ts, "GET", "/api/builder/"+tc.builder)
+			var p builderPage
+			if err := json.Unmarshal([]byte(body), &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.LastHeardUnix != tc.heard || p.LastHeardAgo != tc.ago || p.SinceUnix != tc.since {
+				t.Errorf("last heard %d (%q ago), since %d; want %d (%q), %d", p.LastHeardUnix, p.LastHeardAgo, p.SinceUnix, tc.heard, tc.ago, tc.since)
+			}
+			_, html := get(t, ts, "GET", "/builder/"+tc.builder)
+			w := "Never heard from."
+			if tc.heard != 0 {
+				w = "Last heard from " + time.Unix(tc.heard, 0).UTC().Format(queue.TimeFormat) + " (UTC), " + tc.ago + " ago."
+			}
+			if !strings.Contains(html, w) {
+				t.Errorf("page lacks %q", w)
+			}
+		})
+	}
+	_, body := get(t, ts, "GET", "/")
+	if !strings.Contains(body, `<a href="/builder/buildd_b">buildd_b</a></td><td class="n">1</td><td>`+time.Unix(now-600, 0).UTC().Format(queue.TimeFormat)) {
+		t.Errorf("the overview lacks buildd_b's last heard:\n%s", body)
+	}
+}
+
+// TestMetricsHistory: the builds that ended, by result, and the seconds
+// since each builder was heard from.
+func TestMetricsHistory(t *testing.T) {
+	ts := newServer(t, historyFixture(t))
+	_, body := get(t, ts, "GET", "/metrics")
+	for _, w := range []string{
+		"# TYPE wanna_build_builds_finished_total counter",
+		`wanna_build_builds_finished_total{dist="sid",arch="amd64",result="built"} 1`,
+		`wanna_build_builds_finished_total{dist="sid",arch="amd64",result="attempted"} 1`,
+		`wanna_build_builds_finished_total{dist="sid",arch="amd64",result="given-back"} 1`,
+		`wanna_build_builds_finished_total{dist="sid",arch="amd64",result="dep-wait"} 0`,
+		`wanna_build_builds_finished_total{dist="sid",arch="amd64",result="failed"} 0`,
+		"# TYPE wanna_build_builder_last_heard_seconds gauge",
+		fmt.Sprintf(`wanna_build_builder_last_heard_seconds{builder="buildd_a"} %d`, now-day(1)-60),
+		`wanna_build_builder_last_heard_seconds{builder="buildd_b"} 600`,
+	} {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("metrics lack %q:\n%s", w, body)
+		}
+	}
+	for _, n := range []string{`builder="root"`, `result="bd-uninstallable"`} {
+		if strings.Contains(body, n) {
+			t.Errorf("metrics have %q", n)
+		}
+	}
+	if !strings.Contains(body, `wanna_build_builds_finished_total{dist="a<b>\"&",arch="amd64",result="built"} 0`) {
+		t.Errorf("metrics lack the hostile queue's line, escaped")
+	}
+}
+
+// TestDigest: a transaction that changes no state (From is the record's
+// previous state) does not move the depth; one that leaves Building is a
+// finished build.
+func TestDigest(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		txs      []queue.Transaction
+		depth    map[int64]int
+		finished map[queue.State]int
+	}{
+		{"merge then priority", []queue.Transaction{
+			{Package: "a", To: queue.NeedsBuild, Time: 86400},
+			{Package: "a", From: queue.Installed, To: queue.NeedsBuild, Time: 2 * 86400},
+		}, map[int64]int{1: 1}, map[queue.State]int{}},
+		{"take, give back, take, built", []queue.Transaction{
+			{Package: "a", From: queue.Installed, To: queue.NeedsBuild, Time: 86400},
+			{Package: "a", From: queue.NeedsBuild, To: queue.Building, Time: 86400 + 1},
+			{Package: "a", From: queue.Building, To: queue.NeedsBuild, Time: 2 * 86400},
+			{Package: "a", From: queue.NeedsBuild, To: queue.Building, Time: 3 * 86400},
+			{Package: "a", From: queue.Building, To: queue.Built, Time: 3*86400 + 5},
+		}, map[int64]int{1: 0, 2: 1, 3: -1}, map[queue.State]int{queue.NeedsBuild: 1, queue.Built: 1}},
+		{"deleted while waiting", []queue.Transaction{
+			{Package: "a", To: queue.NeedsBuild, Time: 86400},
+			{Package: "a", From: queue.NeedsBuild, To: "deleted", Time: 2 * 86400},
+			{Package: "b", To: queue.NeedsBuild, Time: 86400},
+		}, map[int64]int{1: 2, 2: -1}, map[queue.State]int{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, e := queue.NewDigest(), queue.NewDigest()
+			for i := range tc.txs {
+				d.Add(&tc.txs[i])
+				data, _ := tc.txs[i].MarshalBinary()
+				if err := e.AddEncoded(data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, g := range []*queue.Digest{d, e} {
+				for day, n := range tc.depth {
+					if g.NeedsBuild[day] != n {
+						t.Errorf("day %d: %d, want %d (%v)", day, g.NeedsBuild[day], n, g.NeedsBuild)
+					}
+				}
+				if fmt.Sprint(g.Finished) != fmt.Sprint(tc.finished) {
+					t.Errorf("finished %v, want %v", g.Finished, tc.finished)
+				}
+			}
+		})
+	}
+}
+
+// TestDigestFollows: a server that read the history before reads only
+// what was logged since (PostgreSQL), and its pages are those of a
+// server that reads it all.
+func TestDigestFollows(t *testing.T) {
+	spec := historyFixture(t)
+	clock := func() time.Time { return time.Unix(now, 0) }
+	s := &Server{DB: spec, Timeout: 5 * time.Second, Now: clock}
+	defer s.Close()
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	for _, path := range []string{"/metrics", "/api/"} {
+		get(t, ts, "GET", path)
+	}
+	db, err := store.Open(spec, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		user string
+		at   int64
+		cmd  queue.Command
+	}{{"buildd_c", now - 300, queue.Take}, {"buildd_c", now - 200, queue.SetBuilt}} {
+		sess := &queue.Session{Dist: "sid", Arch: "amd64", User: step.user, RealUser: step.user, Now: time.Unix(step.at, 0)}
+		if err := db.Update("sid", "amd64", func(tx queue.Tx) error { return sess.Apply(tx, step.cmd, "p3_1", 0) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	fresh := httptest.NewServer((&Server{DB: spec, Timeout: 5 * time.Second, Now: clock}).Handler())
+	defer fresh.Close()
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/metrics", []string{`result="built"} 2`, `wanna_build_builder_last_heard_seconds{builder="buildd_c"} 200`}},
+		{"/api/", []string{`"needs_build": 0`}},
+	} {
+		_, got := get(t, ts, "GET", tc.path)
+		_, want := get(t, fresh, "GET", tc.path)
+		if got != want {
+			t.Errorf("%s after the changes:\n%s\nwant (read whole):\n%s", tc.path, got, want)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s lacks %q", tc.path, w)
+			}
+		}
+	}
+}
