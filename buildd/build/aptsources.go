@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
 )
 
@@ -116,7 +117,7 @@ func (b *builder) extraSources() bool {
 // writeInTree writes a file at path inside the tree root, refusing to
 // follow a symlink anywhere on the way (it could lead out of the tree).
 func writeInTree(root, path, text string) error {
-	if err := dirInTree(root, filepath.Dir(path)); err != nil {
+	if err := machine.DirInTree(root, filepath.Dir(path)); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	full := filepath.Join(root, path)
@@ -141,7 +142,7 @@ func writeInTree(root, path, text string) error {
 // files) must be checked so before buildd, as root on the host, reads or
 // writes it; no process of the sandbox is alive then to change it.
 func fileInTree(root, path string) error {
-	if err := dirInTree(root, filepath.Dir(path)); err != nil {
+	if err := machine.DirInTree(root, filepath.Dir(path)); err != nil {
 		return err
 	}
 	fi, err := os.Lstat(filepath.Join(root, path))
@@ -150,26 +151,6 @@ func fileInTree(root, path string) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s in %s is not a regular file (%s)", path, root, fi.Mode().Type())
-	}
-	return nil
-}
-
-// dirInTree checks that every component of dir inside the tree root is a
-// directory, not a symlink.
-func dirInTree(root, dir string) error {
-	p := root
-	for _, elem := range strings.Split(strings.Trim(filepath.Clean("/"+dir), "/"), "/") {
-		if elem == "" {
-			continue
-		}
-		p = filepath.Join(p, elem)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory (%s)", p, fi.Mode().Type())
-		}
 	}
 	return nil
 }

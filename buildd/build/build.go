@@ -58,6 +58,11 @@ type Result struct {
 	FailStage   string        // "" when successful
 	Message     string        // one line: why it failed, "" when successful
 	BuildTime   time.Duration // the dpkg-buildpackage step
+	InstallTime time.Duration // the build-dependencies step: resolving, and installing or taking the layer
+	PackageTime time.Duration // from fetching the source to collecting the results
+	Layer       string        // the layer the build continued from, or made: layer-N-KEY; "" if none
+	LayerNew    bool          // Layer was made by this build
+	Downloaded  int64         // bytes of build-dependencies apt had to download (not in the package cache)
 	BuildSpace  int64         // KiB used by the unpacked, built source tree
 	ChangesPath string        // the .changes copied into home's build/, "" if none
 	LogPath     string
@@ -89,8 +94,9 @@ type builder struct {
 	log    *logFile
 	res    Result
 	binds  []string // the file: directories of the dist's apt_sources, bound for the apt steps
-	root   string   // the snapshot
-	srcDir string   // inside the sandbox: /build/PKG-VERSION
+	work   *machine.Working
+	root   string // the snapshot: work's path
+	srcDir string // inside the sandbox: /build/PKG-VERSION
 	start  time.Time
 	oom    bool // the last step's command was hit by the OOM killer
 }
@@ -163,8 +169,10 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 		b.fail(GivenBack, StageSnapshot, err.Error())
 		return
 	}
+	b.work = w
 	defer func() {
 		b.section("Cleanup")
+		w := b.work
 		err := mountedUnder(w.Path())
 		if err == nil {
 			err = w.Delete()
@@ -189,6 +197,8 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 		}
 	}
 	steps := []func(context.Context) bool{b.fetch, b.unpack, b.binNMU, b.deps, b.build, b.collect}
+	t0 := time.Now()
+	defer func() { b.res.PackageTime = time.Since(t0) }()
 	for _, step := range steps {
 		if ctx.Err() != nil {
 			b.fail(GivenBack, b.res.FailStage, "build cancelled: "+ctx.Err().Error())

@@ -135,6 +135,9 @@ func logPath(t testing.TB, name string) string {
 func TestLocalArchive(t *testing.T) {
 	e := machinetest.New(t)
 	cfg := testConfig(t, e)
+	// Each case must install: a layer from an earlier case would stand in
+	// for the install (layer_test.go tests layers).
+	cfg.LayerCacheSize = 0
 	archive := localArchive(t, e.Dist, e.Arch, "tiny-ok", "tiny-local")
 	before := treeDigest(t, archive)
 	good := []string{

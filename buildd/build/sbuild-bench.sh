@@ -3,11 +3,18 @@
 # Debian's sbuild (a schroot chroot of type btrfs-snapshot) and with our
 # `buildd build`, both over the SAME read-only machine revision, alternating
 # (sbuild, ours, sbuild, ours, ...), and prints each run's Job-Time (sbuild:
-# its summary's Package-Time; ours: Job-Time) and wall time, their medians
-# and the ratio ours / sbuild.
+# its summary's Package-Time; ours: Job-Time) and wall time, our
+# Install-Time, layer and bytes downloaded, the medians and the ratio
+# ours / sbuild. Ours keeps its layers, package cache and package lists
+# from one round to the next, as on a real host: its first round is cold,
+# its median is over the later (warm) rounds; sbuild has nothing to keep.
 #
 #   make bench-sbuild                                  (as root)
-#   buildd/build/sbuild-bench.sh [-n ROUNDS] [PKG...]  (default: 3 rounds, hello bc)
+#   buildd/build/sbuild-bench.sh [-n ROUNDS] [PKG...]  (default: 3 rounds, tiny-dh hello bc)
+#
+# A PKG that is a directory of buildd/build/testdata (tiny-dh: a small
+# debhelper package) is built from its .dsc by both; any other from the
+# archive.
 #
 # PARALLEL=N (default: the number of CPUs) is both builds' parallel setting;
 # KEEP_LOGS=DIR keeps every build log there.
@@ -21,9 +28,11 @@
 # tests do, so neither they nor a second copy of this script run beside them
 # (other loads still skew both: the table ends with the load average).
 #
-# Both do the same work: apt-get update, the source from the mirror of the
-# machine's own deb-src lines, arch-only build-deps and build (-B) at
-# parallel=N, no lintian, piuparts or autopkgtest, no upgrade of the machine.
+# Both do the same work: fresh package lists (sbuild: apt-get update every
+# build; ours: once per lists_max_age), the source from the mirror of the
+# machine's own deb-src lines (or the .dsc), arch-only build-deps and build
+# (-B) at parallel=N, no lintian, piuparts or autopkgtest, no upgrade of the
+# machine.
 #
 # hostdeps: installs sbuild schroot
 set -euo pipefail
@@ -37,7 +46,7 @@ while getopts n: opt; do
 done
 shift $((OPTIND - 1))
 PKGS=("$@")
-[ ${#PKGS[@]} -gt 0 ] || PKGS=(hello bc)
+[ ${#PKGS[@]} -gt 0 ] || PKGS=(tiny-dh hello bc)
 case $ROUNDS in '' | *[!0-9]* | 0) echo "sbuild-bench: -n wants a positive number" >&2; exit 2 ;; esac
 
 DIST=bookworm
@@ -145,15 +154,28 @@ export SBUILD_CONFIG=$WORK/sbuildrc
 echo '1;' >"$SBUILD_CONFIG"
 unset DEB_BUILD_OPTIONS DEB_BUILD_PROFILES MAKEFLAGS
 
-# The version of each package, from the machine's apt after an update (in
-# a throwaway session of the schroot, which checks its config too).
+# The .dsc of each testdata package; the version of each other, from the
+# machine's apt after an update (in a throwaway session of the schroot,
+# which checks its config too).
+declare -A DSC
+ARCHIVE_PKGS=()
+for p in "${PKGS[@]}"; do
+	if [ -d "$TOP/buildd/build/testdata/$p/debian" ]; then
+		mkdir -p "$WORK/src"
+		cp -r "$TOP/buildd/build/testdata/$p" "$WORK/src/"
+		(cd "$WORK/src" && dpkg-source -b "$p" >/dev/null) || die "$p: dpkg-source -b failed"
+		DSC[$p]=$(ls "$WORK/src/$p"_*.dsc)
+	else
+		ARCHIVE_PKGS+=("$p")
+	fi
+done
 say "versions from the machine's apt"
 # shellcheck disable=SC2016 # expanded by the chroot's shell
 schroot -c "$CHROOT" -u root -d / -- sh -c '
 	apt-get -qq update >/dev/null
-	for p; do apt-cache showsrc --only-source "$p" | sed -n "s/^Version: /$p /p"; done' sh "${PKGS[@]}" >"$WORK/versions"
+	for p; do apt-cache showsrc --only-source "$p" | sed -n "s/^Version: /$p /p"; done' sh "${ARCHIVE_PKGS[@]}" >"$WORK/versions"
 declare -A VERSION
-for p in "${PKGS[@]}"; do
+for p in "${ARCHIVE_PKGS[@]}"; do
 	v=""
 	while read -r name ver; do
 		[ "$name" = "$p" ] || continue
@@ -168,9 +190,10 @@ field() { sed -n "s/^$1: //p" "$2" | tail -1; }
 keep() { if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$1" "$KEEP_LOGS/$2"; fi; }
 show_tail() { printf '\n--- last lines of %s ---\n' "$1" >&2; tail -30 "$1" >&2; exit 1; }
 
-# run_sbuild PKG_VERSION N: prints "JOB_TIME WALL"
+# run_sbuild PKG_VERSION|DSC N: prints "JOB_TIME WALL"
 run_sbuild() {
-	local out=$WORK/sbuild/$1-$2 t0 t1 log rc=0
+	local out t0 t1 log rc=0
+	out=$WORK/sbuild/$(basename "$1")-$2
 	mkdir -p "$out"
 	t0=$(now)
 	(cd "$out" && sbuild --chroot-mode=schroot --chroot="$CHROOT" --dist="$DIST" --arch="$ARCH" \
@@ -180,22 +203,26 @@ run_sbuild() {
 	t1=$(now)
 	log=$(find "$out" -maxdepth 1 -type f -name '*.build' | head -1)
 	[ -n "$log" ] || show_tail "$out/stdout"
-	keep "$log" "sbuild-$1-$2.build"
+	keep "$log" "sbuild-$(basename "$1")-$2.build"
 	if [ "$rc" != 0 ] || [ "$(field Status "$log")" != successful ]; then show_tail "$log"; fi
 	echo "$(field Package-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
 }
 
-# run_ours PKG_VERSION N: prints "JOB_TIME WALL"
+# run_ours PKG_VERSION|DSC N: prints "JOB_TIME WALL INSTALL_TIME LAYER DOWNLOADED_MIB"
 run_ours() {
-	local out=$WORK/ours.out t0 t1 log rc=0
+	local out=$WORK/ours.out t0 t1 log rc=0 what=("$1")
+	case $1 in *.dsc) what=(--dsc "$1") ;; esac
 	t0=$(now)
-	"$BIN/buildd" build --config "$CONF" --dist "$DIST" --parallel "$PARALLEL" "$1" >"$out" 2>&1 || rc=$?
+	"$BIN/buildd" build --config "$CONF" --dist "$DIST" --parallel "$PARALLEL" "${what[@]}" >"$out" 2>&1 || rc=$?
 	t1=$(now)
 	log=$(field Log "$out")
 	if [ -z "$log" ] || [ ! -f "$log" ]; then show_tail "$out"; fi
-	keep "$log" "ours-$1-$2.build"
+	keep "$log" "ours-$(basename "$1")-$2.build"
 	if [ "$rc" != 0 ] || [ "$(field Status "$log")" != successful ]; then show_tail "$log"; fi
-	echo "$(field Job-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+	local layer dl
+	case $(field Install-Layer "$log") in none) layer=none ;; *'(new)') layer=new ;; *) layer=hit ;; esac
+	dl=$(sed -n 's/^[0-9]* bytes from the machine.s package cache, \([0-9]*\) to download$/\1/p' "$log" | tail -1)
+	echo "$(field Job-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(field Install-Time "$log") $layer $(awk -v n="${dl:-0}" 'BEGIN { printf "%.1f", n / 1048576 }')"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -204,23 +231,25 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 LOAD0=$(load)
 rows=()
 for p in "${PKGS[@]}"; do
-	pv=${p}_${VERSION[$p]}
+	pv=${DSC[$p]:-${p}_${VERSION[$p]:-}}
+	name=$(basename "$pv" .dsc)
 	sj=() sw=() oj=() ow=()
 	for ((i = 1; i <= ROUNDS; i++)); do
-		say "$pv round $i/$ROUNDS: sbuild"
+		say "$name round $i/$ROUNDS: sbuild"
 		res=$(run_sbuild "$pv" "$i")
 		read -r j w <<<"$res"
 		sj+=("$j") sw+=("$w")
-		say "$pv round $i/$ROUNDS: ours ($j s / $w s for sbuild)"
+		say "$name round $i/$ROUNDS: ours ($j s / $w s for sbuild)"
 		res=$(run_ours "$pv" "$i")
-		read -r j w <<<"$res"
-		oj+=("$j") ow+=("$w")
-		say "$pv round $i/$ROUNDS: done ($j s / $w s for ours)"
-		rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s' "$pv" "$i" "${sj[-1]}" "${sw[-1]}" "$j" "$w")")
+		read -r j w inst layer dl <<<"$res"
+		# Ours: the first round is cold; the median is over the warm ones.
+		if [ "$i" -gt 1 ] || [ "$ROUNDS" = 1 ]; then oj+=("$j") ow+=("$w"); fi
+		say "$name round $i/$ROUNDS: done ($j s / $w s for ours)"
+		rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s %9s s %6s %8s MiB' "$name" "$i" "${sj[-1]}" "${sw[-1]}" "$j" "$w" "$inst" "$layer" "$dl")")
 	done
 	msj=$(printf '%s\n' "${sj[@]}" | median) msw=$(printf '%s\n' "${sw[@]}" | median)
 	moj=$(printf '%s\n' "${oj[@]}" | median) mow=$(printf '%s\n' "${ow[@]}" | median)
-	rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s   ours/sbuild: Job-Time %s, wall %s' "$pv" median \
+	rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s   ours (warm)/sbuild: Job-Time %s, wall %s' "$name" median \
 		"$msj" "$msw" "$moj" "$mow" \
 		"$(awk -v a="$moj" -v b="$msj" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / (b > 0 ? b : 1) }')" \
 		"$(awk -v a="$mow" -v b="$msw" 'BEGIN { printf "%.2f", a / b }')")")
@@ -228,7 +257,9 @@ done
 
 printf '\nsbuild %s (schroot btrfs-snapshot) vs buildd build, %s round(s), parallel=%s, same revision %s\n' \
 	"$(dpkg-query -W -f '${Version}' sbuild)" "$ROUNDS" "$PARALLEL" "$(basename "$REV")"
-printf '%-24s %-7s %11s %11s %11s %11s\n' package round 'sbuild job' 'sbuild wall' 'ours job' 'ours wall'
+printf '%-24s %-7s %11s %11s %11s %11s %11s %6s %12s\n' package round 'sbuild job' 'sbuild wall' 'ours job' 'ours wall' 'ours inst' layer downloaded
 printf '%s\n' "${rows[@]}"
-printf '(job: sbuild'"'"'s Package-Time, our Job-Time, whole seconds; wall: the whole command)\n'
+printf '(job: sbuild'"'"'s Package-Time, our Job-Time, whole seconds; wall: the whole command; inst: our Install-Time;\n'
+printf ' layer: new (installed, kept a layer), hit (from a layer), none; downloaded: our build-dependencies fetched;\n'
+printf ' medians: sbuild over every round, ours over the warm rounds 2..N)\n'
 printf '(load average before the runs %s, after %s: anything else running skews both)\n' "$LOAD0" "$(load)"

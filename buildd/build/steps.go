@@ -26,6 +26,7 @@ type step struct {
 	env     []string
 	binds   []string  // host directories bound read-only (sandbox.Cmd.ReadOnly)
 	capture io.Writer // also gets the output, besides the log
+	quiet   bool      // the output goes to capture only, not to the log
 }
 
 // sh runs script in the snapshot; see runStep.
@@ -83,7 +84,10 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 		base = append(base, "HOME="+machine.BuildHome, "USER="+user, "LOGNAME="+user)
 	}
 	var out io.Writer = b.log
-	if st.capture != nil {
+	switch {
+	case st.capture != nil && st.quiet:
+		out = st.capture
+	case st.capture != nil:
 		out = io.MultiWriter(b.log, st.capture)
 	}
 	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: st.dir,
@@ -143,9 +147,13 @@ func (b *builder) fetch(ctx context.Context) bool {
 		}
 		return true
 	}
+	if msg := b.updateLists(ctx); msg != "" {
+		b.fail(GivenBack, StageFetch, "cannot update the package lists of "+b.job.Dist.DistName+": "+msg)
+		return false
+	}
 	// Source-Symlinks=false: from a file: archive apt would otherwise leave
 	// symlinks into the bound directory, dangling once the step ends.
-	script := fmt.Sprintf("apt-get -q update\napt-get -q -o Acquire::Source-Symlinks=false source --download-only '%s=%s'", b.src.Name, b.src.Version)
+	script := fmt.Sprintf("apt-get -q -o Acquire::Source-Symlinks=false source --download-only '%s=%s'", b.src.Name, b.src.Version)
 	if msg, _ := b.apt(ctx, script, nil); msg != "" {
 		b.fail(GivenBack, StageFetch, fmt.Sprintf("cannot fetch %s from the archive of %s: %s", b.src, b.job.Dist.DistName, msg))
 		return false
@@ -239,19 +247,49 @@ func (b *builder) binNMU(ctx context.Context) bool {
 
 func (b *builder) archOnly() bool { return !b.job.Dist.BuildArchAll }
 
-// deps installs the build-dependencies. Build-dependencies apt cannot
-// satisfy are the package's problem (attempted: the admin answers dep-wait,
-// gathering the relations from the log); anything else is given back.
+// deps installs the build-dependencies, or continues from a layer that has
+// exactly the packages apt would install (depcache.go). Build-dependencies
+// apt cannot satisfy are the package's problem (attempted: the admin
+// answers dep-wait, gathering the relations from the log); anything else is
+// given back.
 func (b *builder) deps(ctx context.Context) bool {
 	b.section("Install build dependencies")
+	t0 := time.Now()
+	defer func() { b.res.InstallTime = time.Since(t0) }()
 	opt := ""
 	if b.archOnly() {
 		opt = "--arch-only "
 	}
-	script := fmt.Sprintf("apt-get -q %sbuild-dep '%s'", opt, b.srcDir)
+	files := b.resolve(ctx, opt)
+	key := ""
+	if files != nil {
+		var size int64
+		for _, f := range files {
+			size += f.size
+		}
+		key = layerKey(b.work.Revision, b.archOnly(), files)
+		fmt.Fprintf(b.log, "%d packages to install (%d bytes); layer key %s\n", len(files), size, key)
+		if len(files) > 0 && b.cfg.LayerCacheSize > 0 && b.fromLayer(key) {
+			b.res.Layer = b.work.Layer
+			fmt.Fprintf(b.log, "Installed from layer %s: working snapshot %s\n", b.work.Layer, b.root)
+			return true
+		}
+		cached := b.cacheIn(files)
+		b.res.Downloaded = size - cached
+		fmt.Fprintf(b.log, "%d bytes from the machine's package cache, %d to download\n", cached, size-cached)
+	}
+	// The machine has apt delete what it downloaded; the package cache
+	// keeps it (cacheOut) and the layer drops it (cleanLayer).
+	script := fmt.Sprintf("apt-get -q -o APT::Keep-Downloaded-Packages=true %sbuild-dep '%s'", opt, b.srcDir)
 	out := &tailBuffer{max: 1 << 20}
 	msg, killed := b.apt(ctx, script, out)
 	if msg == "" {
+		if files != nil {
+			b.cacheOut(files)
+			if len(files) > 0 && b.cfg.LayerCacheSize > 0 {
+				b.addLayer(key, files)
+			}
+		}
 		return true
 	}
 	if !killed {
@@ -374,9 +412,12 @@ func (b *builder) finish() {
 		{"Architecture", b.arch},
 		{"Machine", b.res.Machine},
 		{"Revision", b.res.Revision},
-		{"Build-Time", fmt.Sprintf("%d", int64(b.res.BuildTime.Round(time.Second)/time.Second))},
+		{"Build-Time", seconds(b.res.BuildTime)},
 		{"Build-Space", fmt.Sprintf("%d", b.res.BuildSpace)},
-		{"Job-Time", fmt.Sprintf("%d", int64(now.Sub(b.start).Round(time.Second)/time.Second))},
+		{"Install-Time", seconds(b.res.InstallTime)},
+		{"Install-Layer", b.layerSummary()},
+		{"Package-Time", seconds(b.res.PackageTime)},
+		{"Job-Time", seconds(now.Sub(b.start))},
 		{"Status", string(b.res.Status)},
 		{"Fail-Stage", fail},
 		{"Fail-Reason", b.res.Message},
@@ -394,6 +435,24 @@ func (b *builder) finish() {
 	}
 	fmt.Fprintf(b.log, "\n%s\n", boxed("Finished", now, '='))
 	b.log.Close()
+}
+
+// seconds is d in whole seconds, as the summary gives times.
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%d", int64(d.Round(time.Second)/time.Second))
+}
+
+// layerSummary is the summary's Install-Layer: the layer the build
+// continued from ("layer-N-KEY"), the one it made ("layer-N-KEY (new)"), or
+// "none".
+func (b *builder) layerSummary() string {
+	switch {
+	case b.res.Layer == "":
+		return "none"
+	case b.res.LayerNew:
+		return b.res.Layer + " (new)"
+	}
+	return b.res.Layer
 }
 
 // copyFile copies src to dst with atomicfile.Create (temporary file, fsync,

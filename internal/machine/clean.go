@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,7 +76,32 @@ func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
 		n := e.Name()
 		p := filepath.Join(d, n)
 		switch {
-		case n == markerName || n == adminLock || n == revisionsLock:
+		case n == markerName || n == adminLock || n == revisionsLock || n == archivesName || n == listsName:
+		case layerRE.MatchString(n):
+			if !isSubvolume(p) {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": layer that is not a subvolume")
+			}
+		case strings.HasSuffix(n, infoSuffix) && layerRE.MatchString(strings.TrimSuffix(n, infoSuffix)):
+			if _, err := os.Lstat(strings.TrimSuffix(p, infoSuffix)); errors.Is(err, fs.ErrNotExist) {
+				if err := os.Remove(p); err != nil {
+					errs = append(errs, err)
+				} else {
+					rep.Deleted = append(rep.Deleted, p)
+				}
+			}
+		case strings.HasPrefix(n, layerNewPrefix):
+			if strings.HasSuffix(n, lockSuffix) {
+				continue
+			}
+			if !isSubvolume(p) {
+				rep.NotUnderstood = append(rep.NotUnderstood, p+": half-made layer that is not a subvolume")
+			} else if ok, err := deleteStrayLayer(p); err != nil {
+				errs = append(errs, err)
+			} else if ok {
+				rep.Deleted = append(rep.Deleted, p)
+			} else {
+				rep.Busy = append(rep.Busy, p+": being made")
+			}
 		case n == currentName:
 			if _, _, err := currentRevision(d, name); err != nil {
 				rep.NotUnderstood = append(rep.NotUnderstood, p+": "+err.Error())
@@ -156,7 +183,41 @@ func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	del, err = dropOldCaches(d, name)
+	rep.Deleted = append(rep.Deleted, del...)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// dropOldCaches deletes the layers and shared package lists of revisions
+// other than the current one.
+func dropOldCaches(d, name string) ([]string, error) {
+	_, cur, err := currentRevision(d, name)
+	if err != nil {
+		return nil, nil
+	}
+	deleted, err := evictLayers(d, name, math.MaxInt64)
+	lists, lerr := cleanLists(d, cur)
+	return append(deleted, lists...), errors.Join(err, lerr)
+}
+
+// deleteStrayLayer deletes the half-made layer p if no build is making it.
+func deleteStrayLayer(p string) (bool, error) {
+	lk, err := flock.Acquire(p+lockSuffix, flock.Exclusive, 0o644, 0)
+	if errors.Is(err, flock.ErrLocked) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer lk.Unlock()
+	if err := deleteSubvolume(p); err != nil {
+		return false, err
+	}
+	os.Remove(p + lockSuffix)
+	return true, nil
 }
 
 func ownerOf(p string) string {
@@ -207,13 +268,20 @@ func (s *Store) removeMachine(d, name string, rep *CleanReport) error {
 		p := filepath.Join(d, n)
 		_, isRev := revisionNumber(name, n)
 		switch {
-		case (isRev || newRE.MatchString(n)) && isSubvolume(p):
+		case (isRev || newRE.MatchString(n) || layerRE.MatchString(n) || strings.HasPrefix(n, layerNewPrefix)) && isSubvolume(p):
 			if err := deleteSubvolume(p); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			rep.Deleted = append(rep.Deleted, p)
 		case n == currentNew || n == markerName || n == revisionsLock || n == adminLock:
+		case n == archivesName || n == listsName || strings.HasSuffix(n, infoSuffix) && layerRE.MatchString(strings.TrimSuffix(n, infoSuffix)) ||
+			strings.HasPrefix(n, layerNewPrefix) && strings.HasSuffix(n, lockSuffix):
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			rep.Deleted = append(rep.Deleted, p)
 		case workRE.MatchString(strings.TrimSuffix(n, lockSuffix)):
 			errs = append(errs, fmt.Errorf("machine %s: %s still there", name, p))
 		default:

@@ -125,6 +125,9 @@ func printList(s *Store, w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "  revision\t%s\t%s\n", r.Name, flags)
 		}
+		for _, l := range m.Layers {
+			fmt.Fprintf(tw, "  layer\t%s\t%d MiB, used %s ago\n", l.Name, (l.SizeKiB+1023)/1024, time.Since(l.LastUsed).Round(time.Second))
+		}
 		for _, wk := range m.Working {
 			state := "stray"
 			if wk.Live {

@@ -260,7 +260,8 @@ func (s *Store) run(ctx context.Context, args ...string) error {
 // Upgrade snapshots the current revision into a new one, runs apt-get
 // update and dist-upgrade inside, makes it read-only and current, then
 // deletes the old revisions no working snapshot uses (Clean deletes the
-// others once their builds are over).
+// others once their builds are over) and the old revisions' layers and
+// package lists.
 func (s *Store) Upgrade(ctx context.Context, name string) error {
 	d, err := s.machineDirOf(name)
 	if err != nil {
@@ -291,7 +292,8 @@ func (s *Store) Upgrade(ctx context.Context, name string) error {
 		return err
 	}
 	_, err = s.deleteOldRevisions(d, name)
-	return err
+	_, cerr := dropOldCaches(d, name)
+	return errors.Join(err, cerr)
 }
 
 // deleteOldRevisions deletes every revision that is not current and that

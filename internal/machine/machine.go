@@ -9,6 +9,8 @@
 //	├── .new-3/                  a revision being made (create, import, upgrade)
 //	├── work-2-4711-1718000000-hello_1.0-1/       a build's working snapshot
 //	├── work-2-4711-1718000000-hello_1.0-1.lock   flock held by its owner
+//	├── layer-2-KEY/             a revision with build-dependencies installed (layer.go)
+//	├── .apt-archives/ .apt-lists/   apt's downloads, shared by the builds (aptcache.go)
 //	├── .admin.lock              held by create/import/upgrade/delete
 //	└── .revisions.lock          taking snapshots (shared) vs deleting revisions
 //
@@ -79,6 +81,7 @@ type Machine struct {
 	Arch      string
 	Current   string // revision name current points at; "" if none
 	Revisions []Revision
+	Layers    []Layer // least recently used first
 	Working   []WorkingInfo
 }
 
@@ -232,6 +235,9 @@ func (s *Store) inspect(name string) (Machine, error) {
 		}
 	}
 	sort.Slice(m.Revisions, func(i, j int) bool { return m.Revisions[i].Number < m.Revisions[j].Number })
+	if m.Layers, err = layersIn(d); err != nil {
+		return m, fmt.Errorf("machine %s: %w", name, err)
+	}
 	return m, nil
 }
 
@@ -267,6 +273,7 @@ func readMarker(dir string) (dist, arch string) {
 type Working struct {
 	Machine  string
 	Revision string // the revision it was taken from, NAME-N
+	Layer    string // the layer of that revision it was taken from, layer-N-KEY; "" if none
 	path     string
 	lock     *flock.Lock
 }
@@ -278,6 +285,26 @@ func (w *Working) Path() string { return w.path }
 // job (a package_version or any label; characters outside [A-Za-z0-9.+~_-]
 // become _).
 func (s *Store) NewWorking(name, job string) (*Working, error) {
+	return s.newWorking(name, job, func(d string, n int) (string, error) {
+		rp := filepath.Join(d, fmt.Sprintf("%s-%d", name, n))
+		if !isSubvolume(rp) {
+			return "", fmt.Errorf("machine %s: revision %s is not a btrfs subvolume", name, rp)
+		}
+		ro, err := readOnly(rp)
+		if err != nil {
+			return "", fmt.Errorf("machine %s: %w", name, err)
+		}
+		if !ro {
+			return "", fmt.Errorf("machine %s: revision %s is not read-only: refusing to build in it", name, rp)
+		}
+		return rp, nil
+	})
+}
+
+// newWorking takes a working snapshot for job of what source names for the
+// current revision n (the revision or one of its layers), holding the
+// revisions lock shared meanwhile; source's "" is no snapshot and no error.
+func (s *Store) newWorking(name, job string, source func(d string, n int) (string, error)) (*Working, error) {
 	d, err := s.machineDirOf(name)
 	if err != nil {
 		return nil, err
@@ -291,16 +318,13 @@ func (s *Store) NewWorking(name, job string) (*Working, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := filepath.Join(d, rev)
-	if !isSubvolume(rp) {
-		return nil, fmt.Errorf("machine %s: revision %s is not a btrfs subvolume", name, rp)
+	rp, err := source(d, n)
+	if rp == "" || err != nil {
+		return nil, err
 	}
-	ro, err := readOnly(rp)
-	if err != nil {
-		return nil, fmt.Errorf("machine %s: %w", name, err)
-	}
-	if !ro {
-		return nil, fmt.Errorf("machine %s: revision %s is not read-only: refusing to build in it", name, rp)
+	layer := ""
+	if filepath.Base(rp) != rev {
+		layer = filepath.Base(rp)
 	}
 	job = jobBad.ReplaceAllString(job, "_")
 	if len(job) > 120 {
@@ -330,7 +354,7 @@ func (s *Store) NewWorking(name, job string) (*Working, error) {
 		lk.Unlock()
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
-	return &Working{Machine: name, Revision: rev, path: wp, lock: lk}, nil
+	return &Working{Machine: name, Revision: rev, Layer: layer, path: wp, lock: lk}, nil
 }
 
 // Delete deletes the snapshot (with anything nested in it) and its lock.

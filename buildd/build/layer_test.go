@@ -1,0 +1,118 @@
+package build_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"buildd/buildd/build"
+	"buildd/internal/machine/machinetest"
+)
+
+// TestLayerBuilds builds a debhelper package four times on one machine
+// revision: the first installs its build-dependencies (downloading them)
+// and keeps a layer; the second continues from that layer, installing and
+// downloading nothing; with the layer gone, the third installs again from
+// the machine's package cache, downloading nothing; with layers off, the
+// fourth installs as before layers existed. Every build makes the same
+// .deb, byte for byte: a build from a layer is indistinguishable in its
+// result from one that installed.
+func TestLayerBuilds(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	dsc := sourcePackage(t, "tiny-dh")
+	deb := filepath.Join(cfg.Home, "build", "tiny-dh_1.0_"+e.Arch+".deb")
+	var firstDeb, firstLayer string
+	for _, tc := range []struct {
+		name     string
+		before   func()
+		layer    func(string) bool
+		summary  string // Install-Layer's form
+		download bool   // some build-dependency was downloaded
+		inLog    []string
+	}{
+		{name: "miss-keeps-a-layer", layer: func(l string) bool { return strings.HasPrefix(l, "layer-1-") }, summary: "(new)", download: true,
+			inLog: []string{"0 bytes from the machine's package cache", "Setting up debhelper", "Kept as layer layer-1-"}},
+		{name: "hit", layer: func(l string) bool { return l == firstLayer },
+			inLog: []string{"Installed from layer " + firstLayer}},
+		{name: "miss-from-package-cache", before: func() {
+			if gone, err := e.Store.EvictLayers(e.Machine, 0); err != nil || len(gone) != 1 {
+				t.Fatalf("EvictLayers: %v %v", gone, err)
+			}
+		}, layer: func(l string) bool { return l == firstLayer }, summary: "(new)",
+			inLog: []string{" to download\n", "Setting up debhelper"}},
+		{name: "layers-off", before: func() { cfg.LayerCacheSize = 0 }, layer: func(l string) bool { return l == "" }, summary: "none",
+			inLog: []string{"Setting up debhelper"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: dsc, LogPath: logPath(t, tc.name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, _ := os.ReadFile(res.LogPath)
+			if res.Status != build.Successful {
+				t.Fatalf("%+v\n%s", res, log)
+			}
+			noWorking(t, e)
+			if !tc.layer(res.Layer) {
+				t.Errorf("Layer = %q (first %q)", res.Layer, firstLayer)
+			}
+			if (res.Downloaded > 0) != tc.download {
+				t.Errorf("Downloaded = %d bytes, want some: %v", res.Downloaded, tc.download)
+			}
+			kv := summary(t, res.LogPath)
+			if want := strings.TrimSpace(res.Layer + " " + tc.summary); kv["Install-Layer"] != want {
+				t.Errorf("Install-Layer: %q, want %q", kv["Install-Layer"], want)
+			}
+			for _, k := range []string{"Install-Time", "Package-Time", "Job-Time"} {
+				if kv[k] == "" {
+					t.Errorf("summary lacks %s: %v", k, kv)
+				}
+			}
+			for _, s := range tc.inLog {
+				if !strings.Contains(string(log), s) {
+					t.Errorf("log lacks %q\n%s", s, log)
+				}
+			}
+			data, err := os.ReadFile(deb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := fmt.Sprintf("%x", sha256.Sum256(data))
+			if firstDeb == "" {
+				firstDeb, firstLayer = sum, res.Layer
+			} else if sum != firstDeb {
+				t.Errorf("%s differs from the first build's", deb)
+			}
+		})
+	}
+	if ls, err := e.Store.Layers(e.Machine); err != nil || len(ls) != 1 || ls[0].SizeKiB == 0 {
+		t.Errorf("Layers = %+v, %v", ls, err)
+	}
+}
+
+// TestSharedLists: two archive builds on one machine; the second takes the
+// package lists the first fetched instead of running apt-get update.
+func TestSharedLists(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	archive := localArchive(t, e.Dist, e.Arch, "tiny-ok")
+	cfg.Dists[0].AptSources = []string{"deb [trusted=yes] file:" + archive + " " + e.Dist + " main", "deb-src [trusted=yes] file:" + archive + " " + e.Dist + " main"}
+	for i, want := range []string{"+ apt-get -q update\n", "Package lists of "} {
+		res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], PkgVersion: "tiny-ok_1.0", LogPath: logPath(t, fmt.Sprint("build", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, _ := os.ReadFile(res.LogPath)
+		if res.Status != build.Successful || !strings.Contains(string(log), want) {
+			t.Fatalf("build %d: %s, log lacks %q\n%s", i+1, res.Status, want, log)
+		}
+	}
+}
