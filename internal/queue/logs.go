@@ -81,18 +81,12 @@ func (l *BuildLog) Check() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("log %s: %s", l.PkgVersion(), fmt.Sprintf(format, args...))
 	}
-	label := func(c byte) bool {
-		return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
-	}
-	builder := func(c byte) bool {
-		return label(c) || c >= 'A' && c <= 'Z' || c == '_' || c == '@'
-	}
 	switch {
-	case !validLogName(l.Dist, 64, label):
+	case !ValidLabel(l.Dist):
 		return fail("invalid distribution %q", l.Dist)
-	case !validLogName(l.Arch, 64, label):
+	case !ValidLabel(l.Arch):
 		return fail("invalid architecture %q", l.Arch)
-	case !validLogName(l.Builder, 256, builder):
+	case !ValidBuilder(l.Builder):
 		return fail("invalid builder %q", l.Builder)
 	case l.Time <= 0:
 		return fail("invalid end time %d", l.Time)
@@ -115,8 +109,25 @@ func (l *BuildLog) Check() error {
 	return fail("invalid status %q (want successful, attempted or given-back)", l.Status)
 }
 
-// validLogName: 1 to max bytes, all ok, the first a letter or digit.
-func validLogName(s string, max int, ok func(byte) bool) bool {
+// ValidLabel reports whether s may name a distribution or architecture
+// where one is taken from outside (a URL, a delivered log): 1 to 64 of
+// lower-case letters, digits, "+", "-" and ".", the first a letter or digit.
+func ValidLabel(s string) bool {
+	return validName(s, 64, func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+	})
+}
+
+// ValidBuilder reports whether s may name a builder (a login or host
+// name): as ValidLabel, also upper case, "_" and "@", up to 256 bytes.
+func ValidBuilder(s string) bool {
+	return validName(s, 256, func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.' || c == '_' || c == '@'
+	})
+}
+
+// validName: 1 to max bytes, all ok, the first a letter or digit.
+func validName(s string, max int, ok func(byte) bool) bool {
 	if s == "" || len(s) > max {
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"buildd/internal/debversion"
+	"buildd/internal/queue"
 )
 
 // The names a request may carry: a source package (policy 5.6.1), a
@@ -19,35 +20,17 @@ func checkPackage(s string) error {
 }
 
 func checkLabel(kind, s string) error {
-	if !validName(s, 64, func(c byte) bool {
-		return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
-	}) {
+	if !queue.ValidLabel(s) {
 		return badRequest("invalid %s name %s", kind, quote(s))
 	}
 	return nil
 }
 
 func checkBuilder(s string) error {
-	if !validName(s, 256, func(c byte) bool {
-		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.' || c == '_' || c == '@'
-	}) {
+	if !queue.ValidBuilder(s) {
 		return badRequest("invalid builder name %s", quote(s))
 	}
 	return nil
-}
-
-// validName: 1 to max bytes, all ok, the first one a letter or digit.
-func validName(s string, max int, ok func(byte) bool) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return false
-		}
-	}
-	c := s[0]
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // quote is s quoted for a message, cut at maxLine.

@@ -40,15 +40,41 @@ func hostileShown() string {
 	return `<script>alert("x")</script> 'q' \x1b[31m\x00\x07`
 }
 
+// openQueue opens the queue spec for writing; the caller closes it.
+func openQueue(t testing.TB, spec string) queue.Store {
+	t.Helper()
+	db, err := store.Open(spec, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// checkBody fails t unless body holds every string of want, in that
+// order, and none of not.
+func checkBody(t *testing.T, body string, want, not []string) {
+	t.Helper()
+	rest := body
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("body lacks %q (after the earlier ones):\n%.3000s", w, body)
+		}
+		rest = rest[i+len(w):]
+	}
+	for _, n := range not {
+		if strings.Contains(body, n) {
+			t.Errorf("body has %q", n)
+		}
+	}
+}
+
 // fixture makes a queue of three (dist, arch) with a package in every
 // interesting state and a hostile one, and returns its wanna_build_db.
 func fixture(t *testing.T) string {
 	t.Helper()
 	spec := storetest.New(t)
-	db, err := store.Open(spec, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openQueue(t, spec)
 	defer db.Close()
 	day := int64(86400)
 	put := func(dist, arch string, recs ...queue.Record) {
@@ -173,19 +199,7 @@ func TestPages(t *testing.T) {
 			if tc.code == 405 && resp.Header.Get("Allow") != "GET, HEAD" {
 				t.Errorf("405 without Allow: GET, HEAD")
 			}
-			rest := body
-			for _, w := range tc.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("body lacks %q (after the earlier ones):\n%.3000s", w, body)
-				}
-				rest = rest[i+len(w):]
-			}
-			for _, n := range tc.not {
-				if strings.Contains(body, n) {
-					t.Errorf("body has %q", n)
-				}
-			}
+			checkBody(t, body, tc.want, tc.not)
 			ct := resp.Header.Get("Content-Type")
 			switch {
 			case tc.path == "/metrics":

@@ -20,16 +20,13 @@ import (
 func listFixture(t *testing.T) string {
 	t.Helper()
 	spec := storetest.New(t)
-	db, err := store.Open(spec, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openQueue(t, spec)
 	defer db.Close()
 	prios := []string{"required", "important", "standard", "optional", "extra", ""}
 	sections := []string{"libs", "devel", "contrib/libs", "non-free/devel", "non-free-firmware/kernel", "utils", "a/b/c"}
 	notes := []string{"", "uncompiled", "out-of-date", "other"}
 	states := []queue.State{queue.NeedsBuild, queue.Installed, queue.Installed, queue.Building, queue.Failed, queue.DepWait}
-	err = db.Update("sid", "amd64", func(tx queue.Tx) error {
+	err := db.Update("sid", "amd64", func(tx queue.Tx) error {
 		for i := 0; i < 600; i++ {
 			r := &queue.Record{
 				Package: fmt.Sprintf("pkg%03d", i), Version: "1.0-1", State: states[i%len(states)],
@@ -163,10 +160,7 @@ func day(d int) int64 { return (now/86400-int64(d))*86400 + 3600 }
 func historyFixture(t *testing.T) string {
 	t.Helper()
 	spec := storetest.New(t)
-	db, err := store.Open(spec, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openQueue(t, spec)
 	defer db.Close()
 	do := func(user string, at int64, fn func(*queue.Session, queue.Tx) error) {
 		t.Helper()
@@ -403,10 +397,7 @@ func TestDigestFollows(t *testing.T) {
 	for _, path := range []string{"/metrics", "/api/"} {
 		get(t, ts, "GET", path)
 	}
-	db, err := store.Open(spec, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openQueue(t, spec)
 	for _, step := range []struct {
 		user string
 		at   int64

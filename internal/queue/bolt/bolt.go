@@ -217,16 +217,11 @@ func (d *DB) Close() error {
 func bucketName(dist, arch string) []byte { return []byte(dist + "/" + arch) }
 
 // View implements queue.Store.
-func (d *DB) View(dist, arch string, fn func(queue.Tx) error) (err error) {
+func (d *DB) View(dist, arch string, fn func(queue.Tx) error) error {
 	if d.db == nil {
 		return fn(&tx{})
 	}
-	if d.damaged != nil {
-		return d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	return d.db.View(func(btx *bbolt.Tx) error {
+	return d.read(func(btx *bbolt.Tx) error {
 		t := &tx{}
 		if top := btx.Bucket(bucketName(dist, arch)); top != nil {
 			t.pkgs, t.state, t.hist = top.Bucket(bucketPkgs), top.Bucket(bucketState), top.Bucket(bucketHist)
@@ -236,16 +231,8 @@ func (d *DB) View(dist, arch string, fn func(queue.Tx) error) (err error) {
 }
 
 // Update implements queue.Store.
-func (d *DB) Update(dist, arch string, fn func(queue.Tx) error) (err error) {
-	if d.db == nil || d.db.IsReadOnly() {
-		return queue.ErrReadOnly
-	}
-	if d.damaged != nil {
-		return d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	return d.db.Update(func(btx *bbolt.Tx) error {
+func (d *DB) Update(dist, arch string, fn func(queue.Tx) error) error {
+	return d.write(func(btx *bbolt.Tx) error {
 		top, err := btx.CreateBucketIfNotExists(bucketName(dist, arch))
 		if err != nil {
 			return err
@@ -271,12 +258,7 @@ func (d *DB) Pairs() (pairs []queue.Pair, err error) {
 	if d.db == nil {
 		return nil, nil
 	}
-	if d.damaged != nil {
-		return nil, d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	err = d.db.View(func(btx *bbolt.Tx) error {
+	err = d.read(func(btx *bbolt.Tx) error {
 		return btx.ForEach(func(name []byte, top *bbolt.Bucket) error {
 			dist, arch, ok := strings.Cut(string(name), "/")
 			if !ok {
@@ -298,8 +280,32 @@ func (d *DB) Pairs() (pairs []queue.Pair, err error) {
 	return pairs, err
 }
 
+// read runs fn in a read-only bbolt transaction of the open database; a
+// fault on the map makes the database damaged (recoverDamage).
+func (d *DB) read(fn func(*bbolt.Tx) error) (err error) {
+	if d.damaged != nil {
+		return d.damaged
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.recoverDamage(&err)
+	return d.db.View(fn)
+}
+
+// write runs fn in a read-write bbolt transaction, as read does.
+func (d *DB) write(fn func(*bbolt.Tx) error) (err error) {
+	if d.db == nil || d.db.IsReadOnly() {
+		return queue.ErrReadOnly
+	}
+	if d.damaged != nil {
+		return d.damaged
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer d.recoverDamage(&err)
+	return d.db.Update(fn)
+}
+
 // recoverDamage turns a panic in a transaction into an error naming the
-// file, and the error of every later transaction. View and Update run with
+// file, and the error of every later transaction. read and write run with
 // debug.SetPanicOnFault, so a fault on the mapped file (a page past its
 // end: SIGBUS) is such a panic instead of a crash.
 func (d *DB) recoverDamage(err *error) {
@@ -405,42 +411,23 @@ func (t *tx) Delete(name string) error {
 }
 
 func (t *tx) ForEach(fn func(*queue.Record) error) error {
-	if t.pkgs == nil {
-		return nil
-	}
-	c := t.pkgs.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		r := &queue.Record{}
-		if err := r.UnmarshalBinary(v); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.eachEncoded("", decoded(fn))
 }
 
 func (t *tx) ForEachInState(st queue.State, fn func(*queue.Record) error) error {
-	b, err := t.stateBucket(st, false)
-	if b == nil || err != nil {
-		return err
-	}
-	c := b.Cursor()
-	for name, _ := c.First(); name != nil; name, _ = c.Next() {
-		v := t.pkgs.Get(name)
-		if v == nil {
-			return fmt.Errorf("state index: %s: no record", name)
-		}
+	return t.eachEncoded(st, decoded(fn))
+}
+
+// decoded is fn over encoded records, a record that does not decode an
+// error naming it.
+func decoded(fn func(*queue.Record) error) func(name, v []byte) error {
+	return func(name, v []byte) error {
 		r := &queue.Record{}
 		if err := r.UnmarshalBinary(v); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		if err := fn(r); err != nil {
-			return err
-		}
+		return fn(r)
 	}
-	return nil
 }
 
 func (t *tx) Count(st queue.State) (int, error) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sort"
 	"time"
 
@@ -45,15 +44,7 @@ func (d *DB) PutLog(l *queue.BuildLog, gz []byte) (err error) {
 	if err := l.Check(); err != nil {
 		return err
 	}
-	if d.db == nil || d.db.IsReadOnly() {
-		return queue.ErrReadOnly
-	}
-	if d.damaged != nil {
-		return d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	err = d.db.Update(func(btx *bbolt.Tx) error {
+	err = d.write(func(btx *bbolt.Tx) error {
 		if err := expireLogs(btx, time.Now().Unix()); err != nil {
 			return err
 		}
@@ -125,13 +116,8 @@ func (d *DB) Logs(name string) (list []queue.BuildLog, err error) {
 	if d.db == nil {
 		return nil, nil
 	}
-	if d.damaged != nil {
-		return nil, d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
 	prefix := append([]byte(name), 0)
-	err = d.db.View(func(btx *bbolt.Tx) error {
+	err = d.read(func(btx *bbolt.Tx) error {
 		return btx.ForEach(func(_ []byte, top *bbolt.Bucket) error {
 			logs := top.Bucket(bucketLogs)
 			if logs == nil {
@@ -166,12 +152,7 @@ func (d *DB) CopyLog(l *queue.BuildLog, w io.Writer) (err error) {
 	if d.db == nil {
 		return fmt.Errorf("log %s: %w", l.PkgVersion(), queue.ErrNoLog)
 	}
-	if d.damaged != nil {
-		return d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	err = d.db.View(func(btx *bbolt.Tx) error {
+	err = d.read(func(btx *bbolt.Tx) error {
 		var gz []byte
 		if top := btx.Bucket(bucketName(l.Dist, l.Arch)); top != nil {
 			if data := top.Bucket(bucketLogData); data != nil {

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"fmt"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -57,12 +56,7 @@ func (d *DB) Mark() (mark string, err error) {
 	if d.db == nil {
 		return "none", nil
 	}
-	if d.damaged != nil {
-		return "", d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	err = d.db.View(func(btx *bbolt.Tx) error {
+	err = d.read(func(btx *bbolt.Tx) error {
 		mark = strconv.Itoa(btx.ID())
 		return nil
 	})
@@ -75,12 +69,7 @@ func (d *DB) eachTop(fn func(queue.Pair, *bbolt.Bucket) error) (err error) {
 	if d.db == nil {
 		return nil
 	}
-	if d.damaged != nil {
-		return d.damaged
-	}
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer d.recoverDamage(&err)
-	return d.db.View(func(btx *bbolt.Tx) error {
+	return d.read(func(btx *bbolt.Tx) error {
 		return btx.ForEach(func(name []byte, top *bbolt.Bucket) error {
 			dist, arch, ok := strings.Cut(string(name), "/")
 			if !ok {
@@ -98,23 +87,31 @@ func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error)
 	err := d.View(dist, arch, func(qtx queue.Tx) error {
 		t := qtx.(*tx)
 		var err error
-		p, err = queue.ListPageEncoded(func(fn func([]byte) error) error { return t.eachEncoded(q.State, fn) }, q)
+		p, err = queue.ListPageEncoded(func(fn func([]byte) error) error {
+			return t.eachEncoded(q.State, func(name, v []byte) error {
+				if err := fn(v); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				return nil
+			})
+		}, q)
 		return err
 	})
 	return p, err
 }
 
-// eachEncoded calls fn with every encoded record in state st ("" is
-// every state), in name order.
-func (t *tx) eachEncoded(st queue.State, fn func([]byte) error) error {
+// eachEncoded calls fn with the name and encoded record of every package
+// in state st ("" is every state), in name order; fn's error is returned
+// as it is.
+func (t *tx) eachEncoded(st queue.State, fn func(name, v []byte) error) error {
 	if t.pkgs == nil {
 		return nil
 	}
 	if st == "" {
 		c := t.pkgs.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if err := fn(v); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
+			if err := fn(k, v); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -129,8 +126,8 @@ func (t *tx) eachEncoded(st queue.State, fn func([]byte) error) error {
 		if v == nil {
 			return fmt.Errorf("state index: %s: no record", name)
 		}
-		if err := fn(v); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if err := fn(name, v); err != nil {
+			return err
 		}
 	}
 	return nil
