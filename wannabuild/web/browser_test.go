@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
@@ -122,8 +123,56 @@ func browserQueue(t *testing.T) string {
 		t.Setenv(cli.EnvNow, strconv.FormatInt(stepTime(i), 10))
 		wannaBuild(t, db, s.arch, s.user, s.args...)
 	}
+	deliverLog(t, db)
 	t.Setenv(cli.EnvNow, strconv.FormatInt(readTime, 10))
 	return db
+}
+
+// failedLog is the log buildd-amd64 delivers of hello's failed build: the
+// end of the build, the hostile error and the summary block.
+var failedLog = `dh_auto_test
+make[1]: Entering directory '/build/hello-2.10'
+` + hostileFailure + `
+
++------------------------------------------------------------------------------+
+| Summary                                      Wed, 18 Nov 2026 19:06:40 +0000 |
++------------------------------------------------------------------------------+
+
+Package: hello
+Version: 2.10-3+b1
+Source-Version: 2.10-3
+Distribution: bookworm
+Architecture: amd64
+Build-Time: 31
+Install-Time: 1
+Install-Layer: layer-1-6671fda17fca8a1ffd47789045ffb6e5
+Package-Time: 35
+Job-Time: 36
+Status: attempted
+Fail-Stage: build
+Fail-Reason: build of hello_2.10-3 failed: dpkg-buildpackage: exit status 2
+`
+
+// deliverLog stores failedLog as buildd-amd64 would, through wanna-build
+// --put-log, at the time of the --attempted step.
+func deliverLog(t *testing.T, db string) {
+	t.Helper()
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte(failedLog))
+	w.Close()
+	end := stepTime(slices.IndexFunc(browserSteps, func(s struct {
+		arch, user string
+		args       []string
+	}) bool {
+		return s.args[0] == "--attempted"
+	}))
+	args := []string{"--db", db, "--dist=bookworm", "--arch=amd64", "-U", "buildd-amd64", "--put-log",
+		"--log-time=" + strconv.FormatInt(end, 10), "--log-status=attempted", "--log-expires=" + strconv.FormatInt(end+90*86400, 10), "hello_2.10-3+b1"}
+	var out, errb bytes.Buffer
+	if code := cli.Main(args, &gz, &out, &errb); code != 0 || errb.Len() > 0 {
+		t.Fatalf("wanna-build %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+	}
 }
 
 // serve serves the status web of db on 127.0.0.1 as wanna-build --web
@@ -419,6 +468,25 @@ func TestBrowser(t *testing.T) {
 			s := b.open(t, base+tc.path)
 			if s.Status != 404 || s.Heading != "404 Not Found" || !strings.Contains(s.Text, tc.text) {
 				t.Errorf("%s: status %d, heading %q, want 404 saying %q:\n%s", tc.path, s.Status, s.Heading, tc.text, s.Text)
+			}
+		}
+	})
+
+	t.Run("log", func(t *testing.T) {
+		b.open(t, base+"/package/hello")
+		s := b.click(t, `a[href^="/log/bookworm/amd64/hello_2.10-3+b1"]`)
+		if s.Status != 200 || s.Heading != "hello_2.10-3+b1 on bookworm/amd64" {
+			t.Fatalf("the log link: status %d at %s, heading %q:\n%s", s.Status, s.URL, s.Heading, s.Text)
+		}
+		summary := regexp.MustCompile(`Fail-Reason\s+build of hello_2.10-3 failed`).FindStringIndex(s.Text)
+		log := strings.Index(s.Text, "\nLog\n")
+		if summary == nil || log < 0 || summary[0] > log {
+			t.Errorf("%s: the summary is not shown before the log:\n%s", s.URL, s.Text)
+		}
+		for _, want := range []string{`by buildd-amd64, ended ` + regexp.QuoteMeta(stepAt(7)) + ` \(UTC\): attempted`,
+			`Install-Layer\s+layer-1-6671fda17fca8a1ffd47789045ffb6e5`, regexp.QuoteMeta(firstLine)} {
+			if !regexp.MustCompile(want).MatchString(s.Text) {
+				t.Errorf("%s: does not show %s:\n%s", s.URL, want, s.Text)
 			}
 		}
 	})
