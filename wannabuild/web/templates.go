@@ -62,14 +62,14 @@ nav { margin-bottom: 1em; }
 <p>{{range .States}}<a href="?state={{.}}&amp;sort={{$.Sort}}">{{.}}</a>: {{index $.Counts .}}; {{end}}<a href="?sort={{.Sort}}">all</a>: {{.Total}}.</p>
 <p>{{with .State}}In {{.}}: {{end}}{{.Matching}} package(s), sorted by {{.Sort}}{{if .Rows}}; {{.First}}–{{.Last}} shown{{end}}. Sort by:
 {{range $k := .SortOrders}}<a href="?{{with $.State}}state={{.}}&amp;{{end}}sort={{$k}}">{{$k}}</a> {{end}}</p>
-{{template "pager" .}}<table>
+{{template "pagelinks" .}}<table>
 <tr><th>package</th><th>version</th><th>state</th><th>builder</th><th>since (UTC)</th><th>section</th><th>priority</th><th>calprio</th><th>days</th><th>why isn't it building?</th></tr>
 {{range .Rows}}<tr class="{{.State}}"><td><a href="/package/{{.Package}}">{{.Package}}</a></td><td>{{.Version}}</td><td>{{.State}}</td><td>{{with .Builder}}<a href="/builder/{{.}}">{{.}}</a>{{end}}</td>
 <td>{{.Since}}</td><td>{{.Section}}</td><td>{{.Priority}}{{with .Notes}}:{{.}}{{end}}</td><td class="n">{{.CalPrio}}</td><td class="n">{{.Days}}</td><td>{{.Why}}</td></tr>
 {{end}}</table>
-{{template "pager" .}}{{template "foot"}}{{end}}
+{{template "pagelinks" .}}{{template "foot"}}{{end}}
 
-{{define "pager"}}{{if gt .Pages 1}}<p>Page {{.Page}} of {{.Pages}}:{{$last := 0}}
+{{define "pagelinks"}}{{if gt .Pages 1}}<p>Page {{.Page}} of {{.Pages}}:{{$last := 0}}
 {{- range $n := .PageLinks}}{{if gt $n (inc $last)}} …{{end}}{{$last = $n}} {{if eq $n $.Page}}<b>{{$n}}</b>{{else}}<a href="?{{with $.State}}state={{.}}&amp;{{end}}sort={{$.Sort}}&amp;page={{$n}}">{{$n}}</a>{{end}}{{end}}</p>
 {{end}}{{end}}
 
