@@ -45,10 +45,12 @@ type Listed struct {
 }
 
 // Page is the answer: the packages of the page, and how many the whole
-// list has.
+// list has; a Lister that counts the whole queue by state on the way
+// gives the counts too (nil otherwise).
 type Page struct {
-	Rows  []Listed
-	Total int
+	Rows   []Listed
+	Total  int
+	Counts map[State]int
 }
 
 // Lister is a Store that makes a page of a queue's list itself.

@@ -93,22 +93,9 @@ func distData(q *request) (any, error) {
 		}
 		p.Page = n
 	}
-	counts, err := countsOf(q.db, dist, arch)
-	if err != nil {
-		return nil, err
-	}
-	p.Counts = counts
-	seen := map[queue.State]bool{}
-	for st, n := range counts {
-		seen[st] = true
-		p.Total += n
-	}
-	if p.Total == 0 {
-		return nil, notFound("no queue %s/%s", dist, arch)
-	}
-	p.States = orderStates(seen)
 	pq := queue.PageQuery{State: filter, Order: p.Sort, Offset: (p.Page - 1) * pageSize, Limit: pageSize, Now: q.now}
 	var page *queue.Page
+	var err error
 	if l, ok := q.db.(queue.Lister); ok {
 		page, err = l.ListPage(dist, arch, pq)
 	} else {
@@ -121,6 +108,22 @@ func distData(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	counts := page.Counts
+	if counts == nil {
+		if counts, err = countsOf(q.db, dist, arch); err != nil {
+			return nil, err
+		}
+	}
+	p.Counts = counts
+	seen := map[queue.State]bool{}
+	for st, n := range counts {
+		seen[st] = true
+		p.Total += n
+	}
+	if p.Total == 0 {
+		return nil, notFound("no queue %s/%s", dist, arch)
+	}
+	p.States = orderStates(seen)
 	p.Matching = page.Total
 	p.Pages = max((p.Matching+pageSize-1)/pageSize, 1)
 	if p.Page > p.Pages {

@@ -4,15 +4,19 @@
 // Layout (schema.go): wb_records holds one row per (dist, arch, package),
 // a column per queue.Record field plus rev, a counter bumped by every
 // change; wb_history holds the transactions; wb_logs the build logs
-// (logs.go). The program creates and migrates the schema itself.
+// (logs.go); wb_state_counts the packages of each queue by state
+// (counts.go). The program creates and migrates the schema itself.
 //
 // Concurrency: no table or suite lock. A transaction reads rows without
 // locking them and remembers each row's rev; a write is a conditional
 // update (… WHERE rev = the rev read), so of two transactions changing the
 // same package exactly one wins and the other is rolled back and run
 // again from the start on the new state (Update's fn must therefore be
-// safe to run more than once). Writes are sent in one pipeline before the
-// next read and at the commit.
+// safe to run more than once). A package written without being read is
+// read just before its write (or known missing after a read of the whole
+// queue), so every write knows the state it replaces: each transaction
+// adds its changes of the counts by state (counts.go). Writes are sent
+// in one pipeline before the next read and at the commit.
 //
 // Roles: the schema's owner is the admin. Every other role that may
 // connect is a builder: it reads everything, appends history, and may
@@ -184,7 +188,7 @@ func (d *DB) update(ctx context.Context, dist, arch string, fn func(queue.Tx) er
 		return err
 	}
 	defer ptx.Rollback(ctx)
-	t := &tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch, writable: true, revs: map[string]int64{}, pending: map[string]*write{}}
+	t := &tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch, writable: true, revs: map[string]seen{}, pending: map[string]*write{}}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -203,11 +207,18 @@ func (d *DB) update(ctx context.Context, dist, arch string, fn func(queue.Tx) er
 // Needs-Build notifies, with "DIST/ARCH" as the payload.
 const NotifyChannel = "wanna_build_needs_build"
 
+// seen is a row as this transaction read it: its rev (-1: the row was
+// not there) and state.
+type seen struct {
+	rev   int64
+	state queue.State
+}
+
 // write is a change not yet sent: a record to store, or a deletion.
 type write struct {
-	rec    *queue.Record // nil: delete
-	rev    int64         // the rev read; -1: the row was not there
-	hasRev bool          // whether rev was read in this transaction
+	rec  *queue.Record // nil: delete
+	was  seen          // the row it replaces
+	read bool          // whether was is known: read in this transaction
 }
 
 type tx struct {
@@ -215,7 +226,8 @@ type tx struct {
 	ptx        pgx.Tx
 	dist, arch string
 	writable   bool
-	revs       map[string]int64 // rev of each row read, -1 for absent
+	revs       map[string]seen // each row read or written
+	all        bool            // the whole queue was read: a row not in revs was not there
 	pending    map[string]*write
 	order      []string             // pending names in the order written
 	hist       []*queue.Transaction // pending history
@@ -259,20 +271,20 @@ func (t *tx) Get(name string) (*queue.Record, error) {
 	row := t.ptx.QueryRow(t.ctx, "SELECT "+recordColumns+", rev FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3", t.dist, t.arch, name)
 	r, rev, err := scanRecord(row)
 	if errors.Is(err, pgx.ErrNoRows) {
-		t.remember(name, -1)
+		t.remember(name, seen{rev: -1})
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	t.remember(name, rev)
+	t.remember(name, seen{rev, r.State})
 	return r, nil
 }
 
-func (t *tx) remember(name string, rev int64) {
+func (t *tx) remember(name string, s seen) {
 	if t.writable {
 		if _, ok := t.revs[name]; !ok {
-			t.revs[name] = rev
+			t.revs[name] = s
 		}
 	}
 }
@@ -283,8 +295,11 @@ func (t *tx) stage(name string, rec *queue.Record) error {
 	}
 	w, ok := t.pending[name]
 	if !ok {
-		rev, has := t.revs[name]
-		w = &write{rev: rev, hasRev: has}
+		was, read := t.revs[name]
+		if !read && t.all {
+			was, read = seen{rev: -1}, true
+		}
+		w = &write{was: was, read: read}
 		t.pending[name] = w
 		t.order = append(t.order, name)
 	}
@@ -305,15 +320,19 @@ func (t *tx) Put(r *queue.Record) error {
 
 func (t *tx) Delete(name string) error { return t.stage(name, nil) }
 
-// flush sends the pending writes in one pipeline. A write that finds the
-// row changed since it was read (or added since it was found missing)
-// aborts the transaction for a retry; one that the row-level security
-// hides is refused.
+// flush sends the pending writes in one pipeline, with their changes of
+// the counts by state; the rows written without being read are read
+// first. A write that finds the row changed since it was read (or added
+// since it was found missing) aborts the transaction for a retry; one
+// that the row-level security hides is refused.
 func (t *tx) flush() error {
 	if len(t.order) == 0 && len(t.hist) == 0 {
 		return nil
 	}
 	names := t.order
+	if err := t.readUnread(); err != nil {
+		return err
+	}
 	// A large batch runs the same few statements many times: prepared once
 	// (by name) instead of parsed for every row.
 	stmt := func(sql string) string { return sql }
@@ -327,27 +346,28 @@ func (t *tx) flush() error {
 	}
 	b := &pgx.Batch{}
 	var sent []string
+	counts := stateCounts{}
 	for _, name := range names {
 		w := t.pending[name]
-		if w.rec == nil && w.hasRev && w.rev == -1 {
+		if w.rec == nil && w.was.rev == -1 {
 			continue // deleting what was not there
 		}
 		sent = append(sent, name)
+		counts.replace(w.was, w.rec)
 		args := []any{t.dist, t.arch}
 		switch {
 		case w.rec == nil:
-			b.Queue(stmt(sqlDelete), append(args, name, !w.hasRev, w.rev)...)
-		case w.hasRev && w.rev >= 0:
-			b.Queue(stmt(sqlUpdate), append(append(args, recordArgs(w.rec)...), w.rev)...)
-		case w.hasRev:
-			b.Queue(stmt(sqlInsert), append(args, recordArgs(w.rec)...)...)
+			b.Queue(stmt(sqlDelete), append(args, name, w.was.rev)...)
+		case w.was.rev >= 0:
+			b.Queue(stmt(sqlUpdate), append(append(args, recordArgs(w.rec)...), w.was.rev)...)
 		default:
-			b.Queue(stmt(sqlUpsert), append(args, recordArgs(w.rec)...)...)
+			b.Queue(stmt(sqlInsert), append(args, recordArgs(w.rec)...)...)
 		}
 	}
 	for _, tr := range t.hist {
 		b.Queue(stmt(sqlHistory), t.dist, t.arch, tr.Package, tr.Version, tr.Action, string(tr.From), string(tr.To), tr.RealUser, tr.User, tr.Time)
 	}
+	counted := counts.queue(b, t.dist, t.arch)
 	res := t.ptx.SendBatch(t.ctx, b)
 	lost := ""
 	for _, name := range sent {
@@ -356,8 +376,7 @@ func (t *tx) flush() error {
 			res.Close()
 			return t.dbError(name, err)
 		}
-		w := t.pending[name]
-		if tag.RowsAffected() == 0 && w.hasRev && lost == "" {
+		if tag.RowsAffected() == 0 && lost == "" {
 			lost = name
 		}
 	}
@@ -367,45 +386,85 @@ func (t *tx) flush() error {
 			return t.dbError(tr.Package, err)
 		}
 	}
+	if counted {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return fmt.Errorf("count the states of %s/%s: %w", t.dist, t.arch, err)
+		}
+	}
 	t.hist = t.hist[:0]
 	if err := res.Close(); err != nil {
 		return err
 	}
 	if lost != "" {
-		return t.lost(lost, t.pending[lost].rev)
+		return t.lost(lost, t.pending[lost].was.rev)
 	}
 	for _, name := range names {
 		w := t.pending[name]
 		delete(t.pending, name)
 		switch {
 		case w.rec == nil:
-			t.revs[name] = -1
-		case w.hasRev && w.rev >= 0:
-			t.revs[name] = w.rev + 1
+			t.revs[name] = seen{rev: -1}
+		case w.was.rev >= 0:
+			t.revs[name] = seen{w.was.rev + 1, w.rec.State}
 		default:
-			delete(t.revs, name) // inserted or upserted: the next write is unconditional
+			t.revs[name] = seen{0, w.rec.State} // inserted: rev's default
 		}
 	}
 	t.order = t.order[:0]
 	return nil
 }
 
-// The statements of flush: a deletion (conditional on the rev read, when
-// one was), a conditional update, an insert of a row found missing, and an
-// upsert of a row never read.
+// readUnread reads the rev and state of the pending rows not read yet,
+// in one query: a row not there is to be inserted.
+func (t *tx) readUnread() error {
+	var unread []string
+	for _, name := range t.order {
+		if w := t.pending[name]; !w.read {
+			unread = append(unread, name)
+		}
+	}
+	if len(unread) == 0 {
+		return nil
+	}
+	found := make(map[string]seen, len(unread))
+	rows, err := t.ptx.Query(t.ctx, "SELECT package, rev, state FROM wb_records WHERE dist = $1 AND arch = $2 AND package = ANY($3)", t.dist, t.arch, unread)
+	if err != nil {
+		return fmt.Errorf("read %d packages of %s/%s before writing them: %w", len(unread), t.dist, t.arch, err)
+	}
+	var name, state string
+	var rev int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &rev, &state}, func() error {
+		found[name] = seen{rev, queue.State(state)}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read %d packages of %s/%s before writing them: %w", len(unread), t.dist, t.arch, err)
+	}
+	for _, name := range unread {
+		s, ok := found[name]
+		if !ok {
+			s = seen{rev: -1}
+		}
+		t.remember(name, s)
+		w := t.pending[name]
+		w.was, w.read = s, true
+	}
+	return nil
+}
+
+// The statements of flush: a deletion and an update, each conditional on
+// the rev read, and an insert of a row found missing.
 var (
-	sqlDelete = "DELETE FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3 AND ($4 OR rev = $5)"
+	sqlDelete = "DELETE FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3 AND rev = $4"
 	sqlUpdate = "UPDATE wb_records SET (" + recordColumns + ", rev) = (" + placeholders(3, nColumns) + ", rev + 1) " +
 		fmt.Sprintf("WHERE dist = $1 AND arch = $2 AND package = $3 AND rev = $%d", nColumns+3)
-	sqlInsert = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") ON CONFLICT DO NOTHING"
-	sqlUpsert = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") " +
-		"ON CONFLICT (dist, arch, package) DO UPDATE SET (" + recordColumns + ", rev) = (" + excluded() + ", wb_records.rev + 1)"
+	sqlInsert  = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") ON CONFLICT DO NOTHING"
 	sqlHistory = "INSERT INTO wb_history (dist, arch, package, version, action, from_state, to_state, real_user, wb_user, time) " +
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 
 // preparedName names the statements of flush for large batches.
-var preparedName = map[string]string{sqlDelete: "wb_delete", sqlUpdate: "wb_update", sqlInsert: "wb_insert", sqlUpsert: "wb_upsert", sqlHistory: "wb_history"}
+var preparedName = map[string]string{sqlDelete: "wb_delete", sqlUpdate: "wb_update", sqlInsert: "wb_insert", sqlHistory: "wb_history"}
 
 func placeholders(from, n int) string {
 	p := make([]string, n)
@@ -413,14 +472,6 @@ func placeholders(from, n int) string {
 		p[i] = fmt.Sprintf("$%d", from+i)
 	}
 	return strings.Join(p, ", ")
-}
-
-func excluded() string {
-	cols := strings.Split(recordColumns, ", ")
-	for i, c := range cols {
-		cols[i] = "EXCLUDED." + c
-	}
-	return strings.Join(cols, ", ")
 }
 
 // lost tells a write that changed no row apart: the row changed since it
@@ -470,12 +521,15 @@ func (t *tx) query(where string, args []any, fn func(*queue.Record) error) error
 			rows.Close()
 			return err
 		}
-		t.remember(r.Package, rev)
+		t.remember(r.Package, seen{rev, r.State})
 		recs = append(recs, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	if where == "" {
+		t.all = true
 	}
 	for _, r := range recs {
 		if err := fn(r); err != nil {

@@ -95,6 +95,31 @@ var migrations = []string{
 	// Version 3: when a Building package's builder last renewed its lease
 	// (queue.Record.LeaseRenewed), for the status web's "last heard".
 	`ALTER TABLE wb_records ADD COLUMN lease_renewed bigint NOT NULL DEFAULT 0;`,
+	// Version 4: the packages of each queue by state, for the status web
+	// (counts.go): a write adds its changes of the counts, in its
+	// own rows (no lock shared with other writers), through
+	// wb_count_states, which folds a queue's rows into one per state once
+	// they are many. The sum of a queue's rows of a state is its count.
+	// Taken under a lock that waits for the writes in progress.
+	`LOCK TABLE wb_records IN SHARE MODE;
+	CREATE TABLE wb_state_counts (
+		dist text NOT NULL,
+		arch text NOT NULL,
+		state text NOT NULL,
+		n bigint NOT NULL
+	);
+	CREATE INDEX wb_state_counts_queue ON wb_state_counts (dist, arch);
+	INSERT INTO wb_state_counts SELECT dist, arch, state, count(*) FROM wb_records GROUP BY dist, arch, state;
+	GRANT SELECT ON wb_state_counts TO PUBLIC;
+	CREATE FUNCTION wb_count_states(d text, a text, states text[], ns bigint[]) RETURNS void
+		LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+	BEGIN
+		INSERT INTO wb_state_counts SELECT d, a, s, n FROM unnest(states, ns) AS u(s, n);
+		IF (SELECT count(*) FROM (SELECT FROM wb_state_counts WHERE dist = d AND arch = a LIMIT 257) r) > 256 THEN
+			WITH gone AS (DELETE FROM wb_state_counts WHERE dist = d AND arch = a RETURNING state, n)
+			INSERT INTO wb_state_counts SELECT d, a, state, sum(n) FROM gone GROUP BY state HAVING sum(n) <> 0;
+		END IF;
+	END $$;`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

@@ -1,8 +1,10 @@
 package pg
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,46 +14,15 @@ import (
 	"buildd/internal/queue"
 )
 
-// The status web's questions, each answered by one query instead of a
-// read of every record: the counts by state of every queue
-// (queue.StateCounter) and one page of a queue's list (queue.Lister),
-// ordered by the database with calprio computed in SQL.
-
-// CountStates implements queue.StateCounter: each queue's count from the
-// state index, one queue at a time (the planner then knows how many rows
-// a queue has, and counts from the index).
-func (d *DB) CountStates(dist, arch string) (map[queue.Pair]map[queue.State]int, error) {
-	pairs := []queue.Pair{{Dist: dist, Arch: arch}}
-	if dist == "" {
-		var err error
-		if pairs, err = d.Pairs(); err != nil {
-			return nil, err
-		}
-	}
-	ctx := context.Background()
-	out := map[queue.Pair]map[queue.State]int{}
-	for _, p := range pairs {
-		rows, err := d.conn.Query(ctx, "SELECT state, count(*) FROM wb_records WHERE dist = $1 AND arch = $2 GROUP BY state", p.Dist, p.Arch)
-		if err != nil {
-			return nil, fmt.Errorf("database %s: count %s/%s by state: %w", d.url, p.Dist, p.Arch, err)
-		}
-		var st string
-		var n int
-		if _, err := pgx.ForEachRow(rows, []any{&st, &n}, func() error {
-			if out[p] == nil {
-				out[p] = map[queue.State]int{}
-			}
-			out[p][queue.State(st)] = n
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("database %s: count %s/%s by state: %w", d.url, p.Dist, p.Arch, err)
-		}
-	}
-	return out, nil
-}
+// The status web's questions, each answered without a read of every
+// record: the counts by state of every queue (queue.StateCounter,
+// counts.go) and one page of a queue's list (queue.Lister): the names
+// of the list with their sort key, or in calprio's order from the
+// database, then only the page's records.
 
 // calprioSQL is queue.CalPrio as an SQL expression of a wb_records row,
-// at the unix time of the parameter @now.
+// at the unix time of the parameter @now. A section without a component
+// (most) is looked up once, not split.
 var calprioSQL = func() string {
 	priority, section, component, notes := queue.Weights()
 	cases := func(expr string, w map[string]int) string {
@@ -71,29 +42,32 @@ var calprioSQL = func() string {
 	slash := "strpos(section, '/')"
 	return "(" + strings.Join([]string{
 		cases("priority", priority),
-		cases("CASE WHEN "+slash+" > 0 THEN substr(section, 1, "+slash+" - 1) ELSE 'main' END", component),
 		cases("notes", notes),
-		cases("CASE WHEN "+slash+" > 0 THEN substr(section, "+slash+" + 1) ELSE section END", section),
+		fmt.Sprintf("CASE WHEN %s = 0 THEN %d + %s ELSE %s + %s END", slash, component[queue.Component("")], cases("section", section),
+			cases("substr(section, 1, "+slash+" - 1)", component), cases("substr(section, "+slash+" + 1)", section)),
 		"2 * least(greatest((@now - state_change) / 86400, 0), 6)",
 		"- least(greatest(build_time, success_time) / 3600, 15)",
 		"buildpri", "permbuildpri",
 	}, " + ") + ")"
 }()
 
-// orderBy is the ORDER BY of order, names compared as bytes as Go does.
-func orderBy(order string) string {
-	return map[string]string{
-		queue.OrderName:  `package COLLATE "C"`,
-		queue.OrderState: `coalesce(array_position(@states::text[], state), @nstates), package COLLATE "C"`,
-		queue.OrderSince: `state_change, package COLLATE "C"`,
-		queue.OrderPrio:  `calprio DESC, state_change, package COLLATE "C"`,
-	}[order]
+// prioOrder is the ORDER BY of queue.OrderPrio, names compared as bytes
+// as Go does.
+var prioOrder = calprioSQL + ` DESC, state_change, package COLLATE "C"`
+
+// sortKeySQL is the key of the other orders, before the name: the
+// database reads it and the page is ordered here, which costs less than
+// the database's sort by a collation of its own.
+var sortKeySQL = map[string]string{
+	queue.OrderName:  "0",
+	queue.OrderState: "coalesce(array_position(@states::text[], state) - 1, @nstates)",
+	queue.OrderSince: "state_change",
 }
 
-// ListPage implements queue.Lister, in one snapshot: the list's length,
-// the page's packages in order (calprio computed for each package of
-// the list), then the page's rows, and the build order of the
-// Needs-Build packages when the page shows one.
+// ListPage implements queue.Lister, in one snapshot: the queue's counts
+// by state (the list's length among them), the page's names in order,
+// then the page's rows (calprio and days computed from each), and the
+// build order of the Needs-Build packages when the page shows one.
 func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error) {
 	if err := queue.CheckOrder(q.Order); err != nil {
 		return nil, err
@@ -109,38 +83,31 @@ func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error)
 		"dist": dist, "arch": arch, "state": string(q.State), "now": q.Now.Unix(),
 		"states": states, "nstates": len(states), "offset": max(q.Offset, 0),
 	}
-	limit := ""
-	if q.Limit > 0 {
-		limit, args["limit"] = " LIMIT @limit", q.Limit
-	}
 	ctx := context.Background()
 	ptx, err := d.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fail(err)
 	}
 	defer ptx.Rollback(ctx)
-	const where = `dist = @dist AND arch = @arch AND (@state = '' OR state = @state)`
-	p := &queue.Page{}
-	if err := ptx.QueryRow(ctx, "SELECT count(*) FROM wb_records WHERE "+where, args).Scan(&p.Total); err != nil {
-		return fail(err)
+	all, err := countStates(ctx, ptx, d.url, dist, arch)
+	if err != nil {
+		return nil, err
 	}
-	var names []string
-	var calprios []int
-	var name string
-	var calprio int
-	rows, err := ptx.Query(ctx, "SELECT package, "+calprioSQL+" AS calprio FROM wb_records WHERE "+where+
-		" ORDER BY "+orderBy(q.Order)+" OFFSET @offset"+limit, args)
+	p := &queue.Page{Counts: all[queue.Pair{Dist: dist, Arch: arch}]}
+	if p.Counts == nil {
+		p.Counts = map[queue.State]int{}
+	}
+	for st, n := range p.Counts {
+		if q.State == "" || st == q.State {
+			p.Total += n
+		}
+	}
+	names, err := pageNames(ctx, ptx, q, args)
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := pgx.ForEachRow(rows, []any{&name, &calprio}, func() error {
-		names, calprios = append(names, name), append(calprios, calprio)
-		return nil
-	}); err != nil {
-		return fail(err)
-	}
 	recs := make(map[string]*queue.Record, len(names))
-	rows, err = ptx.Query(ctx, "SELECT "+recordColumns+", rev FROM wb_records WHERE dist = $1 AND arch = $2 AND package = ANY($3)", dist, arch, names)
+	rows, err := ptx.Query(ctx, "SELECT "+recordColumns+", rev FROM wb_records WHERE dist = $1 AND arch = $2 AND package = ANY($3)", dist, arch, names)
 	if err != nil {
 		return fail(err)
 	}
@@ -163,22 +130,17 @@ func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error)
 		}
 	}
 	if len(ahead) > 0 {
-		rows, err := ptx.Query(ctx, "SELECT package, "+calprioSQL+" AS calprio FROM wb_records WHERE dist = @dist AND arch = @arch AND state = 'Needs-Build' ORDER BY "+orderBy(queue.OrderPrio), args)
+		order, err := selectNames(ctx, ptx, "SELECT package FROM wb_records WHERE dist = @dist AND arch = @arch AND state = 'Needs-Build' ORDER BY "+prioOrder, args)
 		if err != nil {
 			return fail(err)
 		}
-		i := 0
-		if _, err := pgx.ForEachRow(rows, []any{&name, &calprio}, func() error {
+		for i, name := range order {
 			if _, ok := ahead[name]; ok {
 				ahead[name] = i
 			}
-			i++
-			return nil
-		}); err != nil {
-			return fail(err)
 		}
 	}
-	for i, name := range names {
+	for _, name := range names {
 		r := recs[name]
 		if r == nil {
 			return fail(fmt.Errorf("%s: listed, then not found", name))
@@ -187,9 +149,77 @@ func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error)
 		if !ok {
 			n = -1
 		}
-		p.Rows = append(p.Rows, queue.Listed{Prioritized: queue.Prioritized{Record: r, CalPrio: calprios[i], Days: queue.StateDays(r, q.Now)}, Ahead: n})
+		p.Rows = append(p.Rows, queue.Listed{Prioritized: queue.Prioritized{Record: r, CalPrio: queue.CalPrio(r, q.Now), Days: queue.StateDays(r, q.Now)}, Ahead: n})
 	}
 	return p, nil
+}
+
+// selectNames are the packages sql selects, in its order.
+func selectNames(ctx context.Context, ptx pgx.Tx, sql string, args pgx.NamedArgs) ([]string, error) {
+	rows, err := ptx.Query(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&name}, func() error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// pageNames are the names of the page q of the list, in order: ordered
+// and cut by the database for OrderPrio, else read with their sort key
+// (sortKeySQL) and ordered and cut here.
+func pageNames(ctx context.Context, ptx pgx.Tx, q queue.PageQuery, args pgx.NamedArgs) ([]string, error) {
+	const list = "FROM wb_records WHERE dist = @dist AND arch = @arch AND (@state = '' OR state = @state)"
+	if q.Order == queue.OrderPrio {
+		limit := ""
+		if q.Limit > 0 {
+			limit, args["limit"] = " LIMIT @limit", q.Limit
+		}
+		return selectNames(ctx, ptx, "SELECT package "+list+" ORDER BY "+prioOrder+" OFFSET @offset"+limit, args)
+	}
+	sql := "SELECT package, " + sortKeySQL[q.Order] + " " + list
+	if q.Order == queue.OrderName {
+		// In an index's order, which is the order here under a collation
+		// of bytes, and near it under others: less left to sort here.
+		sql += " ORDER BY package"
+	}
+	rows, err := ptx.Query(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	type keyed struct {
+		key  int64
+		name string
+	}
+	var all []keyed
+	var k keyed
+	if _, err := pgx.ForEachRow(rows, []any{&k.name, &k.key}, func() error {
+		all = append(all, k)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b keyed) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	from, to := min(max(q.Offset, 0), len(all)), len(all)
+	if q.Limit > 0 {
+		to = min(from+q.Limit, len(all))
+	}
+	names := make([]string, 0, to-from)
+	for _, k := range all[from:to] {
+		names = append(names, k.name)
+	}
+	return names, nil
 }
 
 // Digests implements queue.Digester.
