@@ -48,11 +48,15 @@ func TestLayers(t *testing.T) {
 	if err := w.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := s.AddLayer(mustWorking(t, s, m), key1, machine.LayerInfo{}, func(string) error {
+	w2 := mustWorking(t, s, m)
+	if again, err := s.AddLayer(w2, key1, machine.LayerInfo{}, func(string) error {
 		t.Error("a layer that exists is made again")
 		return nil
 	}); err != nil || again != name {
 		t.Errorf("AddLayer again = %q, %v", again, err)
+	}
+	if err := w2.Delete(); err != nil {
+		t.Fatal(err)
 	}
 
 	lw, ok, err := s.NewWorkingFromLayer(m, key1, "user_2.0")
@@ -130,6 +134,27 @@ func TestLayers(t *testing.T) {
 	}
 	if ls, _ := s.Layers(m); len(ls) != 0 {
 		t.Errorf("layers left: %+v", ls)
+	}
+
+	// Deleting the machine deletes its layers and apt caches too.
+	w = mustWorking(t, s, m)
+	if _, err := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 1}, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PackageCache(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Delete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(e.Dir, m)); err == nil {
+		ents, _ := os.ReadDir(filepath.Join(e.Dir, m))
+		t.Errorf("machine directory left after delete: %v", ents)
 	}
 }
 
