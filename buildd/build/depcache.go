@@ -285,7 +285,7 @@ func (b *builder) cacheIn(files []aptFile) int64 {
 			os.Remove(src)
 			continue
 		}
-		if err := machine.CloneFile(src, filepath.Join(b.root, machine.TreeArchives, f.name)); err != nil {
+		if err := machine.CloneNew(src, filepath.Join(b.root, machine.TreeArchives, f.name)); err != nil {
 			fmt.Fprintf(b.log, "W: package cache: %v\n", err)
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/flock"
 )
 
@@ -167,15 +168,11 @@ func (l *Lists) Save(root string, t time.Time) error {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return fmt.Errorf("package lists %s: %w", l.Dir, err)
 		}
-		if err := copyListFiles(filepath.Join(root, sub.from), dst); err != nil {
+		if err := copyListFiles(filepath.Join(root, sub.from), dst, CloneFile); err != nil {
 			return fmt.Errorf("package lists %s: %w", l.Dir, err)
 		}
 	}
-	tmp := filepath.Join(l.Dir, stampName+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(t.Unix(), 10)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("package lists %s: %w", l.Dir, err)
-	}
-	return os.Rename(tmp, filepath.Join(l.Dir, stampName))
+	return atomicfile.WriteFile(filepath.Join(l.Dir, stampName), []byte(strconv.FormatInt(t.Unix(), 10)+"\n"), 0o644)
 }
 
 // Restore puts the lists into the tree root in place of its own. The
@@ -189,7 +186,7 @@ func (l *Lists) Restore(root string) error {
 		if err := removeListFiles(dst); err != nil {
 			return fmt.Errorf("package lists into %s: %w", root, err)
 		}
-		if err := copyListFiles(filepath.Join(l.Dir, sub.dir), dst); err != nil {
+		if err := copyListFiles(filepath.Join(l.Dir, sub.dir), dst, CloneNew); err != nil {
 			return fmt.Errorf("package lists into %s: %w", root, err)
 		}
 	}
@@ -202,7 +199,9 @@ func listFile(e fs.DirEntry) bool {
 	return (e.Type().IsRegular() || e.Type() == fs.ModeSymlink) && e.Name() != "lock"
 }
 
-func copyListFiles(src, dst string) error {
+// copyListFiles clones the list files of src into dst with clone
+// (CloneFile into the shared lists, CloneNew into a snapshot).
+func copyListFiles(src, dst string, clone func(src, dst string) error) error {
 	ents, err := os.ReadDir(src)
 	if err != nil {
 		return err
@@ -222,7 +221,7 @@ func copyListFiles(src, dst string) error {
 			}
 			continue
 		}
-		if err := CloneFile(from, to); err != nil {
+		if err := clone(from, to); err != nil {
 			return err
 		}
 	}

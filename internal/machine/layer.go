@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/flock"
 )
 
@@ -158,11 +159,7 @@ func writeInfo(path string, info LayerInfo) error {
 	for _, p := range info.Packages {
 		fmt.Fprintf(&b, "Package: %s\n", p)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // readInfo reads a layer's .info; a missing or damaged one is size 0.
