@@ -3,6 +3,7 @@ package build_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +90,7 @@ func TestBuilds(t *testing.T) {
 		logLimit     int
 		noOutput     int
 		buildTimeout int
+		limitSays    string // what the job is told when noOutput or buildTimeout stops it, %d the limit
 		binNMU       int
 		memory       int64 // build.Job.Memory
 		status       build.Status
@@ -107,9 +109,9 @@ func TestBuilds(t *testing.T) {
 		{name: "build-dep-from-archive", pkg: "tiny-dh", status: build.Successful, changes: "tiny-dh_1.0_amd64.changes",
 			inLog: []string{"Setting up debhelper", "dh_builddeb"}},
 		{name: "hangs", pkg: "tiny-hang", noOutput: 3, status: build.GivenBack, stage: build.StageBuild,
-			inLog: []string{"going to hang", "no output for 3 s"}},
+			limitSays: "no output for %d s", inLog: []string{"going to hang"}},
 		{name: "job-timeout", pkg: "tiny-hang", buildTimeout: 8, status: build.GivenBack, stage: build.StageBuild,
-			inLog: []string{"going to hang", "build timeout of 8 s exceeded (build_timeout bounds the whole job)"}},
+			limitSays: "build timeout of %d s exceeded (build_timeout bounds the whole job)", inLog: []string{"going to hang"}},
 		{name: "floods", pkg: "tiny-flood", logLimit: 64 * 1024, status: build.Attempted, stage: build.StageBuild,
 			inLog: []string{"log truncated:", "FLOOD-END"}, maxLogLen: 64*1024 + 8192},
 		{name: "out-of-memory", pkg: "tiny-hog", memory: 128 << 20, status: build.Attempted, stage: build.StageBuild,
@@ -126,14 +128,15 @@ func TestBuilds(t *testing.T) {
 				t.Skip("SKIPPED: NO CGROUP MEMORY CONTROLLER on this host: memory limits cannot be tested here")
 			}
 			c := *cfg
+			var limit *int // the limit meant to stop the case
 			if tc.noOutput > 0 {
-				c.NoOutputTime = tc.noOutput
+				c.NoOutputTime, limit = tc.noOutput, &c.NoOutputTime
 			}
 			if tc.logLimit > 0 {
 				c.LogSizeLimit = tc.logLimit
 			}
 			if tc.buildTimeout > 0 {
-				c.BuildTimeout = tc.buildTimeout
+				c.BuildTimeout, limit = tc.buildTimeout, &c.BuildTimeout
 			}
 			job := build.Job{Dist: &c.Dists[0], BinNMU: tc.binNMU, BinNMUChangelog: "Rebuild for the test.", Parallel: 2,
 				Memory: tc.memory, LogPath: filepath.Join(t.TempDir(), "build.log")}
@@ -142,19 +145,18 @@ func TestBuilds(t *testing.T) {
 			} else {
 				job.DSC = sourcePackage(t, tc.pkg)
 			}
-			res, err := build.Run(context.Background(), &c, e.Store, job)
-			if err != nil {
-				t.Fatal(err)
-			}
-			noWorking(t, e)
-			log, _ := os.ReadFile(res.LogPath)
+			res, log := runToLimit(t, e, &c, job, limit, tc.limitSays, tc.stage)
 			if res.Status != tc.status || res.FailStage != tc.stage {
 				t.Fatalf("status %s/%s (%s), want %s/%s\n%s", res.Status, res.FailStage, res.Message, tc.status, tc.stage, log)
 			}
 			if tc.reason != "" && res.Message != tc.reason {
 				t.Errorf("Fail-Reason %q, want %q", res.Message, tc.reason)
 			}
-			for _, s := range tc.inLog {
+			inLog := tc.inLog
+			if limit != nil {
+				inLog = append(inLog, fmt.Sprintf(tc.limitSays, *limit))
+			}
+			for _, s := range inLog {
 				if !strings.Contains(string(log), s) {
 					t.Errorf("log lacks %q", s)
 				}
@@ -176,6 +178,36 @@ func TestBuilds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// runToLimit runs job. A case that means its limit (no_output_timeout or
+// build_timeout) to stop the hang in the build stage must not depend on how
+// fast the steps before it are: when the limit stopped the job in an earlier
+// stage (a loaded host, cold caches), that stop is checked for what an
+// admin is told (given back, killed by the limit, no snapshot left), then
+// the limit is doubled and the job run again, until the hang is reached.
+func runToLimit(t *testing.T, e *machinetest.Env, c *config.Config, job build.Job, limit *int, says, stage string) (*build.Result, []byte) {
+	t.Helper()
+	for doubled := 0; ; doubled++ {
+		res, err := build.Run(context.Background(), c, e.Store, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		noWorking(t, e)
+		log, _ := os.ReadFile(res.LogPath)
+		if limit == nil || stage != build.StageBuild || res.FailStage == build.StageBuild ||
+			res.Status != build.GivenBack || !strings.Contains(res.Message, "killed: ") {
+			return res, log
+		}
+		if !strings.Contains(res.Message, fmt.Sprintf(says, *limit)) {
+			t.Fatalf("stopped at %s by something else than the limit: %s", res.FailStage, res.Message)
+		}
+		if doubled == 5 {
+			t.Fatalf("even with the limit at %d s the job stopped at %s: %s", *limit, res.FailStage, res.Message)
+		}
+		t.Logf("the %d s limit stopped the job at %s, before the hang (%s); doubling it", *limit, res.FailStage, res.Message)
+		*limit *= 2
 	}
 }
 
