@@ -17,6 +17,7 @@ import (
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
 	"buildd/internal/machine/machinetest"
+	"buildd/internal/queue"
 	"buildd/internal/queue/pg/pgtest"
 )
 
@@ -177,6 +178,7 @@ func dispatchLatency(b *testing.B, usePG bool, idle int) {
 	if usePG {
 		db = pgtest.New(b)
 		builder := pgtest.Builders[0]
+		db.Grant(b, builder, queue.Pair{Dist: "bookworm", Arch: "amd64"})
 		extra += fmt.Sprintf("builder_name = %q\nwanna_build_db = %q\n", builder, db.URL(builder))
 	}
 	e := newEnv(b, machines, extra, dist)

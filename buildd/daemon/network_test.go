@@ -84,6 +84,7 @@ func (nw *network) start() {
 	nw.t.Helper()
 	nw.look()
 	for _, n := range nw.nodes {
+		nw.db.Grant(nw.t, n.name, queue.Pair{Dist: "bookworm", Arch: "amd64"})
 		n.proc = n.env.start("--no-detach")
 	}
 	for _, n := range nw.nodes {

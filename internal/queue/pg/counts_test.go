@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"buildd/internal/queue"
 	"buildd/internal/queue/pg"
@@ -121,6 +124,7 @@ func TestStateCounts(t *testing.T) {
 		t.Fatal("a failing transaction succeeded")
 	}
 	check("a failed transaction")
+	db.Grant(t, "buildd_a", queue.Pair{Dist: "sid", Arch: "amd64"})
 	builder := open(t, db.URL("buildd_a"))
 	take := func(d *pg.DB, name string) (bool, error) {
 		won := false
@@ -130,8 +134,16 @@ func TestStateCounts(t *testing.T) {
 			if err != nil || r.State != queue.NeedsBuild {
 				return err
 			}
-			r.State, r.Builder, won = queue.Building, "buildd_a", true
-			return tx.Put(r)
+			s := &queue.Session{Dist: "sid", Arch: "amd64", User: "buildd_a", RealUser: "root", Now: time.Now(), Out: io.Discard}
+			// Read committed: Apply reads the package again, and finds it
+			// taken (by this role) when another taker won meanwhile.
+			var out strings.Builder
+			s.Out, s.Verbose = &out, true
+			if err := s.Apply(tx, queue.Take, name+"_"+r.Version, 0); err != nil {
+				return err
+			}
+			won = out.String() == name+": ok\n"
+			return nil
 		})
 		return won, err
 	}

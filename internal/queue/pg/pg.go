@@ -59,6 +59,7 @@ type DB struct {
 	conn     *pgx.Conn
 	url      string // without the password, for messages
 	readOnly bool
+	builder  bool // the role is a builder: the database logs and counts its changes (builder.go)
 }
 
 // Options of Open.
@@ -92,6 +93,12 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		d.conn.Close(ctx)
 		return nil, fmt.Errorf("database %s: %w", d.url, err)
 	}
+	admin, err := d.Admin()
+	if err != nil {
+		d.conn.Close(ctx)
+		return nil, fmt.Errorf("database %s: whose schema: %w", d.url, err)
+	}
+	d.builder = !admin
 	return d, nil
 }
 
@@ -110,7 +117,7 @@ func (d *DB) URL() string { return d.url }
 // Admin reports whether this connection's role owns the schema.
 func (d *DB) Admin() (bool, error) {
 	var admin bool
-	err := d.conn.QueryRow(context.Background(), `SELECT pg_has_role(current_user, tableowner, 'MEMBER') FROM pg_tables
+	err := d.conn.QueryRow(context.Background(), `SELECT pg_has_role(session_user, tableowner, 'MEMBER') FROM pg_tables
 		WHERE tablename = 'wb_records' AND schemaname = current_schema()`).Scan(&admin)
 	return admin, err
 }
@@ -188,7 +195,7 @@ func (d *DB) update(ctx context.Context, dist, arch string, fn func(queue.Tx) er
 		return err
 	}
 	defer ptx.Rollback(ctx)
-	t := &tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch, writable: true, revs: map[string]seen{}, pending: map[string]*write{}}
+	t := &tx{ctx: ctx, ptx: ptx, dist: dist, arch: arch, writable: true, builder: d.builder, revs: map[string]seen{}, pending: map[string]*write{}}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -226,6 +233,7 @@ type tx struct {
 	ptx        pgx.Tx
 	dist, arch string
 	writable   bool
+	builder    bool            // the database logs and counts the writes (builder.go)
 	revs       map[string]seen // each row read or written
 	all        bool            // the whole queue was read: a row not in revs was not there
 	pending    map[string]*write
@@ -347,6 +355,15 @@ func (t *tx) flush() error {
 	b := &pgx.Batch{}
 	var sent []string
 	counts := stateCounts{}
+	hist := t.hist
+	var said map[string]*queue.Transaction
+	if t.builder {
+		var err error
+		if said, err = t.builderHistory(); err != nil {
+			return err
+		}
+		hist = nil
+	}
 	for _, name := range names {
 		w := t.pending[name]
 		if w.rec == nil && w.was.rev == -1 {
@@ -354,6 +371,13 @@ func (t *tx) flush() error {
 		}
 		sent = append(sent, name)
 		counts.replace(w.was, w.rec)
+		if t.builder {
+			tr := said[name]
+			if tr == nil {
+				tr = &queue.Transaction{}
+			}
+			b.Queue(stmt(sqlSay), tr.Action, tr.RealUser)
+		}
 		args := []any{t.dist, t.arch}
 		switch {
 		case w.rec == nil:
@@ -364,13 +388,19 @@ func (t *tx) flush() error {
 			b.Queue(stmt(sqlInsert), append(args, recordArgs(w.rec)...)...)
 		}
 	}
-	for _, tr := range t.hist {
+	for _, tr := range hist {
 		b.Queue(stmt(sqlHistory), t.dist, t.arch, tr.Package, tr.Version, tr.Action, string(tr.From), string(tr.To), tr.RealUser, tr.User, tr.Time)
 	}
-	counted := counts.queue(b, t.dist, t.arch)
+	counted := !t.builder && counts.queue(b, t.dist, t.arch)
 	res := t.ptx.SendBatch(t.ctx, b)
 	lost := ""
 	for _, name := range sent {
+		if t.builder {
+			if _, err := res.Exec(); err != nil {
+				res.Close()
+				return t.dbError(name, err)
+			}
+		}
 		tag, err := res.Exec()
 		if err != nil {
 			res.Close()
@@ -380,7 +410,7 @@ func (t *tx) flush() error {
 			lost = name
 		}
 	}
-	for _, tr := range t.hist {
+	for _, tr := range hist {
 		if _, err := res.Exec(); err != nil {
 			res.Close()
 			return t.dbError(tr.Package, err)
@@ -461,10 +491,11 @@ var (
 	sqlInsert  = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") ON CONFLICT DO NOTHING"
 	sqlHistory = "INSERT INTO wb_history (dist, arch, package, version, action, from_state, to_state, real_user, wb_user, time) " +
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+	sqlSay = "SELECT set_config('wb.action', $1, true), set_config('wb.real_user', $2, true)"
 )
 
 // preparedName names the statements of flush for large batches.
-var preparedName = map[string]string{sqlDelete: "wb_delete", sqlUpdate: "wb_update", sqlInsert: "wb_insert", sqlHistory: "wb_history"}
+var preparedName = map[string]string{sqlDelete: "wb_delete", sqlUpdate: "wb_update", sqlInsert: "wb_insert", sqlHistory: "wb_history", sqlSay: "wb_say"}
 
 func placeholders(from, n int) string {
 	p := make([]string, n)

@@ -112,56 +112,6 @@ func TestConcurrentTakes(t *testing.T) {
 	}
 }
 
-// TestBuilderRole: a builder takes a Needs-Build package and reports on it,
-// but cannot change another builder's package, add or remove packages, or
-// set Not-For-Us.
-func TestBuilderRole(t *testing.T) {
-	db := pgtest.New(t)
-	admin := open(t, db.URL(pgtest.Admin))
-	if ok, err := admin.Admin(); !ok || err != nil {
-		t.Fatalf("the owner is not admin: %v", err)
-	}
-	admin.Update("sid", "amd64", func(tx queue.Tx) error {
-		tx.Put(&queue.Record{Package: "free", Version: "1", State: queue.NeedsBuild})
-		return tx.Put(&queue.Record{Package: "bs", Version: "1", State: queue.Building, Builder: "buildd_b"})
-	})
-	a := open(t, db.URL("buildd_a"))
-	if ok, err := a.Admin(); ok || err != nil {
-		t.Fatalf("a builder is admin: %v", err)
-	}
-	set := func(name string, st queue.State) error {
-		return a.Update("sid", "amd64", func(tx queue.Tx) error {
-			r, err := tx.Get(name)
-			if err != nil {
-				return err
-			}
-			r.State, r.Builder = st, "buildd_a"
-			return tx.Put(r)
-		})
-	}
-	if err := set("free", queue.Building); err != nil {
-		t.Errorf("take a Needs-Build package: %v", err)
-	}
-	if err := set("free", queue.Built); err != nil {
-		t.Errorf("report on its own package: %v", err)
-	}
-	for _, c := range []struct {
-		what string
-		err  error
-	}{
-		{"override another builder's package", set("bs", queue.Building)},
-		{"set Not-For-Us", set("free", queue.NotForUs)},
-		{"add a package", a.Update("sid", "amd64", func(tx queue.Tx) error {
-			return tx.Put(&queue.Record{Package: "new", Version: "1", State: queue.NeedsBuild})
-		})},
-		{"remove a package", a.Update("sid", "amd64", func(tx queue.Tx) error { tx.Get("free"); return tx.Delete("free") })},
-	} {
-		if !errors.Is(c.err, pg.ErrRefused) {
-			t.Errorf("%s: err = %v, want ErrRefused", c.what, c.err)
-		}
-	}
-}
-
 // TestBuilderExpiresDeadLease: a builder may give back another builder's
 // package once its lease has ended by the database's clock, never before.
 func TestBuilderExpiresDeadLease(t *testing.T) {
@@ -172,6 +122,7 @@ func TestBuilderExpiresDeadLease(t *testing.T) {
 		tx.Put(&queue.Record{Package: "dead", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() - 10})
 		return tx.Put(&queue.Record{Package: "live", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() + 1000})
 	})
+	db.Grant(t, "buildd_a", queue.Pair{Dist: "sid", Arch: "amd64"})
 	a := open(t, db.URL("buildd_a"))
 	s := &queue.Session{Dist: "sid", Arch: "amd64", User: "buildd_a", RealUser: "test", Now: now, Out: io.Discard}
 	var expired []queue.Expired

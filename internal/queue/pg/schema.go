@@ -120,6 +120,126 @@ var migrations = []string{
 			INSERT INTO wb_state_counts SELECT d, a, state, sum(n) FROM gone GROUP BY state HAVING sum(n) <> 0;
 		END IF;
 	END $$;`,
+	// Version 5: a builder role can do only a builder's list, whatever
+	// SQL it sends (builder.go says what the list is and why). Its
+	// changes of wb_records pass wb_builder_change, which refuses every
+	// other change and writes the history row and the counts itself;
+	// it cannot insert history, count states or take a queue it was
+	// not given in wb_builder_queues (which the admin fills; here with
+	// the queues each builder has taken packages of, so a running
+	// network goes on). The history notes each row's transaction
+	// (xid), so the status web reads what committed since its last
+	// snapshot, whatever the ids' order.
+	`CREATE TABLE wb_builder_queues (
+		role text NOT NULL,
+		dist text NOT NULL,
+		arch text NOT NULL,
+		PRIMARY KEY (role, dist, arch)
+	);
+	GRANT SELECT ON wb_builder_queues TO PUBLIC;
+	INSERT INTO wb_builder_queues SELECT DISTINCT wb_user, dist, arch FROM wb_history
+		WHERE action = '--take' AND NOT pg_has_role(wb_user, (SELECT relowner FROM pg_class WHERE oid = 'wb_records'::regclass), 'MEMBER')
+		AND wb_user IN (SELECT rolname FROM pg_roles)
+		ON CONFLICT DO NOTHING;
+	REVOKE INSERT ON wb_history FROM PUBLIC;
+	REVOKE USAGE ON SEQUENCE wb_history_id_seq FROM PUBLIC;
+	REVOKE EXECUTE ON FUNCTION wb_count_states(text, text, text[], bigint[]) FROM PUBLIC;
+	ALTER TABLE wb_history ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+	CREATE INDEX wb_history_xid ON wb_history (xid);
+	DROP POLICY wb_builder ON wb_records;
+	CREATE POLICY wb_builder ON wb_records FOR UPDATE USING (true) WITH CHECK (true);
+	CREATE FUNCTION wb_builder_change() RETURNS trigger
+		LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+	DECLARE
+		who text := session_user;
+		now_s bigint := floor(extract(epoch FROM clock_timestamp()));
+		act text := coalesce(current_setting('wb.action', true), '');
+		real_user text := coalesce(current_setting('wb.real_user', true), '');
+		mine boolean := OLD.builder = session_user;
+		moved boolean := OLD.state IS DISTINCT FROM NEW.state;
+		ok boolean := false;
+		what text;
+	BEGIN
+		IF pg_has_role(who, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+			RETURN NEW;
+		END IF;
+		what := format('builder %s may not change %s/%s %s (%s, builder %L) to %s, builder %L',
+			who, OLD.dist, OLD.arch, OLD.package, OLD.state, OLD.builder, NEW.state, NEW.builder);
+		IF NOT EXISTS (SELECT 1 FROM wb_builder_queues q WHERE q.role = who AND q.dist = OLD.dist AND q.arch = OLD.arch) THEN
+			RAISE EXCEPTION '%: % is not a queue of this builder (wb_builder_queues)', what, OLD.dist || '/' || OLD.arch
+				USING ERRCODE = '42501';
+		END IF;
+		-- What no builder ever changes.
+		IF (NEW.dist, NEW.arch, NEW.package, NEW.version, NEW.section, NEW.priority, NEW.installed_version,
+				NEW.notes, NEW.binary_nmu_version, NEW.binary_nmu_changelog, NEW.buildpri, NEW.permbuildpri,
+				NEW.build_time, NEW.success_time, NEW.extra_depends, NEW.extra_conflicts)
+			IS DISTINCT FROM (OLD.dist, OLD.arch, OLD.package, OLD.version, OLD.section, OLD.priority, OLD.installed_version,
+				OLD.notes, OLD.binary_nmu_version, OLD.binary_nmu_changelog, OLD.buildpri, OLD.permbuildpri,
+				OLD.build_time, OLD.success_time, OLD.extra_depends, OLD.extra_conflicts) THEN
+			RAISE EXCEPTION '%: only the admin changes a package''s name, version, dist, arch, priorities or notes', what
+				USING ERRCODE = '42501';
+		END IF;
+		-- The transitions of a builder's list.
+		IF act = '' AND NOT moved THEN
+			-- renew: its own Building package's lease, nothing else
+			ok := mine AND OLD.state = 'Building' AND NEW.builder = who
+				AND (NEW.failed, NEW.old_failed, NEW.depends, NEW.bd_problem, NEW.previous_state, NEW.state_change)
+					IS NOT DISTINCT FROM (OLD.failed, OLD.old_failed, OLD.depends, OLD.bd_problem, OLD.previous_state, OLD.state_change)
+				AND NEW.lease_until BETWEEN now_s AND now_s + 604800 AND NEW.lease_renewed BETWEEN now_s - 3600 AND now_s + 3600;
+		ELSIF act = '--take' THEN
+			ok := OLD.state = 'Needs-Build' AND NEW.state = 'Building' AND NEW.builder = who
+				AND (NEW.failed, NEW.depends) IS NOT DISTINCT FROM (OLD.failed, OLD.depends)
+				AND (NEW.lease_until = 0 OR NEW.lease_until BETWEEN now_s AND now_s + 604800);
+		ELSIF act = '--built' OR act = '--attempted' THEN
+			ok := mine AND OLD.state IN ('Building', 'Build-Attempted') AND NEW.builder = who
+				AND NEW.state = CASE act WHEN '--built' THEN 'Built' ELSE 'Build-Attempted' END
+				AND (NEW.failed, NEW.depends) IS NOT DISTINCT FROM (OLD.failed, OLD.depends);
+		ELSIF act = '--uploaded' THEN
+			ok := mine AND OLD.state IN ('Building', 'Built', 'Build-Attempted') AND NEW.state = 'Uploaded' AND NEW.builder = who
+				AND (NEW.failed, NEW.depends) IS NOT DISTINCT FROM (OLD.failed, OLD.depends);
+		ELSIF act = '--failed' THEN
+			ok := mine AND OLD.state IN ('Building', 'Built', 'Build-Attempted', 'Dep-Wait', 'Failed') AND NEW.state = 'Failed'
+				AND NEW.builder = who AND NEW.depends IS NOT DISTINCT FROM OLD.depends AND octet_length(NEW.failed) <= 262144;
+		ELSIF act = '--dep-wait' THEN
+			ok := mine AND OLD.state IN ('Building', 'Built', 'Build-Attempted', 'Dep-Wait', 'Failed') AND NEW.state = 'Dep-Wait'
+				AND NEW.builder = who AND octet_length(NEW.depends) <= 65536;
+		ELSIF act = '--give-back' THEN
+			ok := mine AND OLD.state IN ('Building', 'Built', 'Build-Attempted') AND NEW.state IN ('Needs-Build', 'BD-Uninstallable')
+				AND NEW.builder = '' AND NEW.depends = '' AND NEW.failed IS NOT DISTINCT FROM OLD.failed;
+		ELSIF act = '--expire-leases: lease of ' || OLD.builder || ' ended' THEN
+			ok := OLD.state = 'Building' AND OLD.lease_until > 0 AND OLD.lease_until < now_s
+				AND NEW.state = 'Needs-Build' AND NEW.builder = '' AND (NEW.failed, NEW.depends) IS NOT DISTINCT FROM (OLD.failed, OLD.depends);
+		END IF;
+		IF ok AND act <> '' THEN
+			-- A change of state as change_state makes it: the old state
+			-- kept, the lease ended unless taken, a failure moved into
+			-- old_failed, the problem text only of BD-Uninstallable.
+			ok := NEW.previous_state = CASE WHEN moved THEN OLD.state ELSE OLD.previous_state END
+				AND (NOT moved OR NEW.state_change BETWEEN now_s - 3600 AND now_s + 3600)
+				AND (moved OR NEW.state_change = OLD.state_change)
+				AND (NEW.state = 'Building' OR NEW.lease_until = 0 AND NEW.lease_renewed = 0)
+				AND (NEW.old_failed = OLD.old_failed OR OLD.state = 'Failed' AND moved AND right(NEW.old_failed, length(OLD.old_failed)) = OLD.old_failed)
+				AND (NEW.failed = OLD.failed OR act = '--failed' OR OLD.state = 'Failed' AND moved AND NEW.failed = '')
+				AND (NEW.bd_problem = OLD.bd_problem OR NEW.state = 'BD-Uninstallable' AND NEW.bd_problem = 'Installability of build dependencies not tested yet');
+		END IF;
+		IF NOT ok THEN
+			RAISE EXCEPTION '%: not a change of a builder''s list (take a Needs-Build package; renew, build, attempt, fail, dep-wait, give back or mark uploaded its own; give back an ended lease)', what
+				USING ERRCODE = '42501';
+		END IF;
+		NEW.rev := OLD.rev + 1;
+		IF act <> '' THEN
+			IF real_user !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$' THEN
+				real_user := who;
+			END IF;
+			INSERT INTO wb_history (dist, arch, package, version, action, from_state, to_state, real_user, wb_user, time)
+				VALUES (OLD.dist, OLD.arch, OLD.package, OLD.version, act, NEW.previous_state, NEW.state, real_user, who, now_s);
+		END IF;
+		IF moved THEN
+			PERFORM wb_count_states(OLD.dist, OLD.arch, ARRAY[OLD.state, NEW.state], ARRAY[-1, 1]::bigint[]);
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER wb_builder_change BEFORE UPDATE ON wb_records FOR EACH ROW EXECUTE FUNCTION wb_builder_change();`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

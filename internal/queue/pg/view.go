@@ -230,22 +230,18 @@ func (d *DB) Digests() (map[queue.Pair]*queue.Digest, error) {
 }
 
 // DigestsAfter implements queue.DigestFollower, in one snapshot: the
-// transactions after the id pos grouped by queue, the state the package's
-// transaction before left it in (the window over the package's
-// transactions when reading all; a step back in its index for each new
-// one), the new state, the user and the day. The position is the newest
-// id, final when no write was in progress.
+// transactions committed after the snapshot pos grouped by queue, the
+// state the package's transaction before left it in (the window over the
+// package's transactions when reading all; a step back in its index for
+// each new one), the new state, the user and the day. The position is the
+// snapshot read in, always final: a history row belongs to the
+// transaction that wrote it (its xid), so a row whose transaction was in
+// progress at pos, or began after it, is read the next time, whatever
+// order the ids were handed out in; a position from before schema 5 (an
+// id) reads everything again.
 func (d *DB) DigestsAfter(ds map[queue.Pair]*queue.Digest, pos string) (string, bool, error) {
 	fail := func(err error) (string, bool, error) {
 		return "", false, fmt.Errorf("database %s: digest of the history: %w", d.url, err)
-	}
-	after := int64(-1)
-	if pos != "" {
-		n, err := strconv.ParseInt(pos, 10, 64)
-		if err != nil {
-			return fail(fmt.Errorf("position %q: %w", pos, err))
-		}
-		after = n
 	}
 	ctx := context.Background()
 	ptx, err := d.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -254,8 +250,7 @@ func (d *DB) DigestsAfter(ds map[queue.Pair]*queue.Digest, pos string) (string, 
 	}
 	defer ptx.Rollback(ctx)
 	var snap string
-	var top int64
-	if err := ptx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, coalesce(max(id), 0) FROM wb_history").Scan(&snap, &top); err != nil {
+	if err := ptx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap); err != nil {
 		return fail(err)
 	}
 	sql := `SELECT dist, arch, prev, to_state, wb_user, max(time), count(*) FROM (
@@ -264,13 +259,13 @@ func (d *DB) DigestsAfter(ds map[queue.Pair]*queue.Digest, pos string) (string, 
 			FROM wb_history) h
 		GROUP BY dist, arch, prev, to_state, wb_user, floor(time / 86400.0)`
 	var args []any
-	if after >= 0 {
-		args = []any{after}
+	if strings.Count(pos, ":") == 2 {
+		args = []any{pos}
 		sql = `SELECT dist, arch, prev, to_state, wb_user, max(time), count(*) FROM (
 				SELECT dist, arch, to_state, wb_user, time, coalesce((SELECT b.to_state FROM wb_history b
 					WHERE b.dist = h.dist AND b.arch = h.arch AND b.package = h.package AND b.id < h.id
 					ORDER BY b.id DESC LIMIT 1), from_state) AS prev
-				FROM wb_history h WHERE id > $1) h
+				FROM wb_history h WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot)) h
 			GROUP BY dist, arch, prev, to_state, wb_user, floor(time / 86400.0)`
 	}
 	rows, err := ptx.Query(ctx, sql, args...)
@@ -292,7 +287,7 @@ func (d *DB) DigestsAfter(ds map[queue.Pair]*queue.Digest, pos string) (string, 
 	}); err != nil {
 		return fail(err)
 	}
-	return strconv.FormatInt(top, 10), strings.HasSuffix(snap, ":"), nil
+	return snap, true, nil
 }
 
 // Mark implements queue.Marker: the database's snapshot (the next

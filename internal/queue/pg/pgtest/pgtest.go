@@ -7,6 +7,8 @@
 package pgtest
 
 import (
+	"buildd/internal/queue"
+	"buildd/internal/queue/pg"
 	"context"
 	"errors"
 	"fmt"
@@ -218,4 +220,21 @@ func New(t testing.TB) *DB {
 		t.Fatal(err)
 	}
 	return &DB{Cluster: c, Name: name}
+}
+
+// Grant gives builder role the queues dist/arch, as the admin does
+// (wb_builder_queues); the admin's first connection makes the schema.
+func (d *DB) Grant(t testing.TB, role string, queues ...queue.Pair) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pg.Open(ctx, d.URL(Admin), pg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, q := range queues {
+		if _, err := admin.Conn().Exec(ctx, "INSERT INTO wb_builder_queues VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", role, q.Dist, q.Arch); err != nil {
+			t.Fatalf("grant %s the queue %s/%s: %v", role, q.Dist, q.Arch, err)
+		}
+	}
 }
