@@ -134,7 +134,9 @@ func (p *Processor) Drain(ctx context.Context, q *mqueue.Queue) error {
 		if err != nil {
 			return err
 		}
-		p.Mail.Flush()
+		if _, ferr := p.Mail.Flush(); ferr != nil {
+			p.logf("mail spool: %v", ferr)
+		}
 		err = p.drainLocked(ctx, q, kept)
 		l.Unlock()
 		if err != nil {

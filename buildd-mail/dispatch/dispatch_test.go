@@ -255,7 +255,7 @@ func TestReplies(t *testing.T) {
 				if es, _, _ := e.h.REDO().Read(); len(es) != 0 {
 					t.Errorf("REDO still has %v", es)
 				}
-				if found, _ := e.h.Skip().Take(pkgv); found {
+				if found, _ := e.h.Skip().Take(pkgv, dist); found {
 					t.Error("a version dropped from REDO was also put in SKIP")
 				}
 			}},
@@ -267,7 +267,7 @@ func TestReplies(t *testing.T) {
 				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
 				return one(m.Compose())
 			}, check: func(t *testing.T, e *env) {
-				if found, _ := e.h.Skip().Take(pkgv); !found {
+				if found, _ := e.h.Skip().Take(pkgv, dist); !found {
 					t.Errorf("%s not in SKIP", pkgv)
 				}
 				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); !ok || nv != "hello_1.2-1" {
@@ -287,7 +287,7 @@ func TestReplies(t *testing.T) {
 				if !redoHas(t, e, pkgv) {
 					t.Error("REDO entry purged")
 				}
-				if found, _ := e.h.Skip().Take(pkgv); found {
+				if found, _ := e.h.Skip().Take(pkgv, dist); found {
 					t.Error("put in SKIP")
 				}
 				if !strings.Contains(e.daemonLog(), "not a newer version") {

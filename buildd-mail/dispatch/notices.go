@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"buildd/internal/atomicfile"
+	"buildd/internal/config"
+	"buildd/internal/control"
 	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
@@ -26,11 +30,15 @@ var (
 )
 
 // newVersion handles wanna-build's "new version of PKG_VERSION (dist=D)":
-// the old version is recorded as outdated, and unless it is still building
-// here it leaves REDO and its files are purged. The notice is unsigned, so
-// it is only a hint: its names must be a package and versions by policy's
-// syntax, and the queue must confirm it (hold a newer version of the
-// package in that dist) before anything is touched.
+// the old version is recorded as outdated in D, leaves D's REDO (or, when
+// D's REDO does not have it, goes into SKIP for D), and its build results
+// are purged. The notice is unsigned, so it is only a hint: its names must
+// be a package and versions by policy's syntax, and the queue must confirm
+// it (hold a newer version of the package in D) before anything is
+// touched. It touches only D's lines and only exactly the old version,
+// epoch included; build/ is shared by every dist, so the results are
+// purged only when no other dist's queue still holds that version (see
+// purgeSuperseded).
 func (j *job) newVersion(ctx context.Context) error {
 	p := j.p
 	d, ok := p.Cfg.Dist(j.subj.Dist)
@@ -74,37 +82,154 @@ func (j *job) newVersion(ctx context.Context) error {
 			return err
 		}
 	}
-	var building []string
+	// build/ holds one set of results per package version whatever the
+	// dist: while another dist's queue has this very version they may be
+	// its own (awaiting the admin's "ok"), and build/NAME-UPSTREAM may be
+	// of any version with that upstream part. (Asked before REDO and SKIP
+	// change, so that a queue that cannot be reached leaves them as they
+	// are for the next run.)
+	var building, holding []string
+	upstreams := map[string]bool{newer.Upstream(): true}
 	for i := range p.Cfg.Dists {
 		od := &p.Cfg.Dists[i]
-		info, err := p.queue(od).Info(ctx, pkg)
+		if od == d {
+			continue
+		}
+		oi, err := p.queue(od).Info(ctx, pkg)
 		if errors.Is(err, client.ErrNotRegistered) || errors.As(err, &ref) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if info.Version == old.Version && info.State == "Building" && info.Builder == od.WannaBuildDBUser {
+		upstreams[debversion.PkgVersion{Name: pkg, Version: oi.Version}.Upstream()] = true
+		if oi.Version != old.Version {
+			continue
+		}
+		holding = append(holding, od.DistName)
+		if oi.State == "Building" && oi.Builder == od.WannaBuildDBUser {
 			building = append(building, od.DistName)
 		}
 	}
-	if len(building) > 0 {
-		p.logf("Not deleting, still building for %s", strings.Join(building, " "))
-		return nil
-	}
-	// Not in REDO: buildd may still have it in hand, so SKIP tells it not
-	// to build it (the classic buildd-mail's append_to_SKIP).
-	es, _, err := p.Home.REDO().Read()
-	if err != nil {
+	// Not in D's REDO: buildd may still have it in hand, so SKIP tells it
+	// not to build it in D (the classic buildd-mail's append_to_SKIP).
+	if dropped, err := p.dropRedo(d, pkgv); err != nil {
 		return err
-	}
-	if !hasRedoPkg(es, pkgv) {
-		if err := p.Home.Skip().Add(pkgv); err != nil {
+	} else if !dropped {
+		if err := p.Home.Skip().Add(pkgv, d.DistName); err != nil {
 			return err
 		}
-		p.logf("%s added to SKIP", pkgv)
+		p.logf("%s (%s) added to SKIP", pkgv, d.DistName)
 	}
-	return p.purge(d, pkgv)
+	switch {
+	case len(building) > 0:
+		p.logf("Not deleting, still building for %s", strings.Join(building, " "))
+		return nil
+	case len(holding) > 0:
+		p.logf("Not deleting the results of %s: the queue of %s still has that version", pkgv, strings.Join(holding, " "))
+		return nil
+	}
+	return p.purgeSuperseded(d, old, upstreams[old.Upstream()])
+}
+
+// dropRedo removes d's REDO entries for exactly pkgv and reports whether
+// there were any. REDO is rewritten (under its lock) only when it changes.
+func (p *Processor) dropRedo(d *config.Dist, pkgv string) (bool, error) {
+	dropped := false
+	err := p.Home.REDO().Update(func(es []home.RedoEntry) []home.RedoEntry {
+		return slices.DeleteFunc(es, func(e home.RedoEntry) bool {
+			mine := e.PkgVersion == pkgv && e.Dist == d.DistName
+			dropped = dropped || mine
+			return mine
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("dropping %s (%s) from REDO: %w", pkgv, d.DistName, err)
+	}
+	if dropped {
+		p.logf("Deleted %s (%s) from REDO list.", pkgv, d.DistName)
+	}
+	return dropped, nil
+}
+
+// purgeSuperseded deletes what a build of exactly old (name and version,
+// epoch included) for d left in build/: the .changes named for d's
+// architecture, if its contents say it is that build (its Source and
+// Version are old's, and its Distribution names d or no dist of this
+// buildd), and the files it lists; and it schedules build/NAME-UPSTREAM
+// for deletion unless sharedDir (a version still in a queue unpacks
+// there too). The file name carries no epoch, so the contents decide: a
+// .changes of another version, another dist's, or one that cannot be read
+// is kept and logged.
+func (p *Processor) purgeSuperseded(d *config.Dist, old debversion.PkgVersion, sharedDir bool) error {
+	name := home.ChangesName(old, d.BuiltArchitecture)
+	path := filepath.Join(p.Home.BuildDir(), name)
+	c, err := p.buildOf(d, old, path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		p.logf("Not purging %s: %v", path, err)
+	default:
+		for _, f := range c.Files {
+			if err := os.Remove(filepath.Join(p.Home.BuildDir(), f.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				p.logf("Cannot remove build/%s: %v", f.Name, err)
+			}
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.logf("Cannot remove build/%s: %v", name, err)
+		}
+		p.logf("Purging files: %s", name)
+	}
+	dir := filepath.Join(p.Home.BuildDir(), old.Name+"-"+old.Upstream())
+	if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+		return nil
+	}
+	if sharedDir {
+		p.logf("Not scheduling %s for purging: a version still in a queue has it too", dir)
+		return nil
+	}
+	if err := p.Home.Purge().Add(dir); err != nil {
+		return fmt.Errorf("scheduling %s for purging: %w", dir, err)
+	}
+	p.logf("Scheduled %s for purging", dir)
+	return nil
+}
+
+// buildOf reads the .changes at path and returns it if it is the build of
+// exactly old for d; otherwise an error says why not (wrapping
+// os.ErrNotExist when there is no such file).
+func (p *Processor) buildOf(d *config.Dist, old debversion.PkgVersion, path string) (*control.Changes, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := control.ParseChanges(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if c.Source != old.Name || c.Version != old.Version {
+		return nil, fmt.Errorf("it is the build of %s_%s, not of %s", c.Source, c.Version, old)
+	}
+	var others []string
+	for _, dn := range strings.Fields(c.Distribution) {
+		if dn == d.DistName {
+			return c, nil
+		}
+		if _, ok := p.Cfg.Dist(dn); ok {
+			others = append(others, dn)
+		}
+	}
+	if len(others) > 0 {
+		return nil, fmt.Errorf("it is the build for %s, not %s", strings.Join(others, " "), d.DistName)
+	}
+	return c, nil
 }
 
 // blacklisted matches the sender against ~/mail-blacklist: one regular
@@ -215,18 +340,27 @@ const (
 	maxSubject     = 200
 )
 
-// errorReply answers the sender (Reply-To, else From) with what went wrong
-// and the mail quoted, as the classic buildd-mail does.
+// errorReply answers the sender with what went wrong and the mail quoted,
+// as the classic buildd-mail does: one mailbox (see replyAddress), at
+// most error_reply_rate replies to it an hour (see home.ErrorReplyFile),
+// never a mail that is itself automatic (Auto-Submitted other than "no",
+// RFC 3834: two responders must not answer each other). A reply not sent
+// is one log line.
 func (j *job) errorReply() error {
 	p := j.p
 	errs := strings.Join(j.errs, "")
 	p.logf("Error: %s", strings.ReplaceAll(strings.TrimSpace(errs), "\n", " / "))
-	to := j.m.ReplyTo
-	if to == "" {
-		to = j.m.From
+	if as := strings.TrimSpace(j.m.Header.Get("Auto-Submitted")); as != "" && !strings.EqualFold(as, "no") {
+		p.logf("no error reply for mail %s: it is Auto-Submitted: %.60q", j.id, as)
+		return nil
 	}
-	if to == "" {
-		p.logf("no address to send the error reply for mail %s to", j.id)
+	to, err := j.replyAddress()
+	if err != nil {
+		p.logf("no error reply for mail %s: %v", j.id, err)
+		return nil
+	}
+	if err := p.Home.ErrorReplies().Take(to, p.Now(), p.Cfg.ErrorReplyRate); err != nil {
+		p.logf("no error reply for mail %s to %s: %v", j.id, to, err)
 		return nil
 	}
 	if len(errs) > maxQuoted {
@@ -261,4 +395,31 @@ func (j *job) errorReply() error {
 		p.logf("error reply to %s: %v", to, err)
 	}
 	return nil
+}
+
+// replyAddress is the one address an error reply goes to: Reply-To if it
+// is a single field that parses (net/mail, see mailer.Mailbox) as exactly
+// one mailbox, else From if that does, else none: a header is never split
+// into many recipients.
+func (j *job) replyAddress() (string, error) {
+	var why []string
+	for _, k := range []string{"Reply-To", "From"} {
+		vs := j.m.Header.Values(k)
+		if len(vs) == 0 {
+			continue
+		}
+		if len(vs) > 1 {
+			why = append(why, fmt.Sprintf("%s: %d fields", k, len(vs)))
+			continue
+		}
+		a, err := mailer.Mailbox(vs[0])
+		if err == nil {
+			return a, nil
+		}
+		why = append(why, k+": "+err.Error())
+	}
+	if len(why) == 0 {
+		return "", errors.New("no Reply-To or From")
+	}
+	return "", fmt.Errorf("no single address to answer (%s)", strings.Join(why, "; "))
 }

@@ -150,7 +150,7 @@ func (d *Daemon) Round(ctx context.Context) int {
 	started := 0
 	for _, e := range d.fromREDO(c, free) {
 		dist, _ := c.Dist(e.Dist)
-		if d.skip(e.PkgVersion) {
+		if d.skip(e.Dist, e.PkgVersion) {
 			continue
 		}
 		if d.start(c, dist, e) {
@@ -166,10 +166,11 @@ func (d *Daemon) Round(ctx context.Context) int {
 	return started
 }
 
-// skip consumes pkgv's line in build/SKIP, if it has one: that build is
-// not to be done (a newer version superseded it, or the admin said so).
-func (d *Daemon) skip(pkgv string) bool {
-	found, err := d.home.Skip().Take(pkgv)
+// skip consumes the lines in build/SKIP that name pkgv in dist, if there
+// are any: that build is not to be done (a newer version superseded it
+// there, or the admin said so).
+func (d *Daemon) skip(dist, pkgv string) bool {
+	found, err := d.home.Skip().Take(pkgv, dist)
 	if err != nil {
 		d.log.Printf("Can't read SKIP: %v", err)
 	}
@@ -265,7 +266,7 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 			break
 		}
 		pkgv := l.PkgVersion()
-		if d.skip(pkgv) {
+		if d.skip(dist.DistName, pkgv) {
 			continue
 		}
 		if err := q.Take(ctx, pkgv); err != nil {

@@ -240,14 +240,17 @@ func TestShouldBuildQuestion(t *testing.T) {
 	}
 }
 
-// TestSkip: a package version in build/SKIP is not taken from the queue nor
-// built from REDO, and its line is consumed, as the classic buildd does.
+// TestSkip: a package version in build/SKIP for its dist ("PKG_VERSION
+// DIST") or for every dist (the classic "PKG_VERSION") is not taken from
+// the queue nor built from REDO, and its line is consumed, as the classic
+// buildd does; a line for another dist is kept and skips nothing here.
 func TestSkip(t *testing.T) {
 	q := newQueueEnv(t, "max_build = 2", pkg("alpha", "1.0"), pkg("beta", "1.0"))
 	h := home.New(q.cfg.Home)
 	os.WriteFile(h.REDO().Path(), []byte("gamma_1.0 bookworm\n"), 0o644)
-	h.Skip().Add("alpha_1.0")
-	h.Skip().Add("gamma_1.0")
+	h.Skip().Add("alpha_1.0", "")
+	h.Skip().Add("gamma_1.0", "bookworm")
+	h.Skip().Add("beta_1.0", "trixie")
 
 	q.round()
 	if got := q.b.built(); got != "beta_1.0" {
@@ -261,8 +264,8 @@ func TestSkip(t *testing.T) {
 			t.Errorf("skip of %s not logged:\n%s", pv, q.daemonLog())
 		}
 	}
-	if b, _ := os.ReadFile(h.Path("build", "SKIP")); len(b) != 0 {
-		t.Errorf("SKIP not consumed: %q", b)
+	if b, _ := os.ReadFile(h.Path("build", "SKIP")); string(b) != "beta_1.0 trixie\n" {
+		t.Errorf("SKIP %q, want only trixie's line left", b)
 	}
 	q.round()
 	if got := q.b.built(); got != "beta_1.0 alpha_1.0" {

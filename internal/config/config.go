@@ -89,6 +89,12 @@ type Config struct {
 	// LogKeep (days): how long a build log delivered to the queue's log
 	// store is kept there for the status web.
 	LogKeep int `toml:"log_keep"`
+	// ErrorReplyRate (error replies an hour to one address, 0 to 100):
+	// buildd-mail sends an address at most this many error replies within
+	// an hour, and answers at most 1000 addresses in an hour (see
+	// home.ErrorReplyFile); over either bound the reply is not sent and
+	// daemon.log says so. 0: no error replies at all.
+	ErrorReplyRate int `toml:"error_reply_rate"`
 
 	// Classic.
 	AdminMail          string `toml:"admin_mail"`
@@ -186,6 +192,7 @@ func Defaults() Config {
 		ReplyWindow:        60,
 		MQueueMaxAge:       72,
 		LogKeep:            90,
+		ErrorReplyRate:     5,
 		AdminMail:          "root",
 		AptGet:             "apt-get",
 		BuildLogKeep:       2,
@@ -385,6 +392,7 @@ func (c *Config) ranges() []intRange {
 		{"reply_window", &c.ReplyWindow, 1, inf, "days"},
 		{"mqueue_max_age", &c.MQueueMaxAge, 1, inf, "hours"},
 		{"log_keep", &c.LogKeep, 1, inf, "days"},
+		{"error_reply_rate", &c.ErrorReplyRate, 0, 100, "error replies an hour to one address; 0: none"},
 		{"build_log_keep", &c.BuildLogKeep, 0, inf, "days"},
 		{"daemon_log_keep", &c.DaemonLogKeep, 0, inf, "days"},
 		{"daemon_log_rotate", &c.DaemonLogRotate, 1, inf, "days"},

@@ -31,6 +31,7 @@ func TestLoadErrors(t *testing.T) {
 		{"home-etc.conf", `home-etc.conf:1: home "/etc/" is a system directory`},
 		{"home-dotdot.conf", `home-dotdot.conf:1: home "/var/lib/buildd/../.." is a system directory`},
 		{"home-relative.conf", `home-relative.conf:1: home "buildd" is not an absolute path`},
+		{"error-reply-rate-too-high.conf", `error-reply-rate-too-high.conf:2: error_reply_rate = 101: must be from 0 to 100 (error replies an hour to one address; 0: none)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -70,8 +71,8 @@ func TestLoadMinimal(t *testing.T) {
 	if c.IdleSleepTime != 300 || c.DelayAfterGiveBack != 480 || c.MaxSbuildFails != 2 {
 		t.Errorf("classic defaults wrong: %+v", c)
 	}
-	if c.ReplyWindow != 60 || c.MQueueMaxAge != 72 {
-		t.Errorf("reply_window %d, mqueue_max_age %d; want 60, 72", c.ReplyWindow, c.MQueueMaxAge)
+	if c.ReplyWindow != 60 || c.MQueueMaxAge != 72 || c.ErrorReplyRate != 5 {
+		t.Errorf("reply_window %d, mqueue_max_age %d, error_reply_rate %d; want 60, 72, 5", c.ReplyWindow, c.MQueueMaxAge, c.ErrorReplyRate)
 	}
 }
 
@@ -137,7 +138,7 @@ func TestNumberRanges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the bounds do not load: %v", err)
 	}
-	if bounds.NiceLevel != -20 || bounds.NoOutputTime != 0 || bounds.WarningAge != 1 {
-		t.Errorf("bounds read as nice_level %d, no_output_timeout %d, warning_age %d", bounds.NiceLevel, bounds.NoOutputTime, bounds.WarningAge)
+	if bounds.NiceLevel != -20 || bounds.NoOutputTime != 0 || bounds.WarningAge != 1 || bounds.ErrorReplyRate != 0 {
+		t.Errorf("bounds read as nice_level %d, no_output_timeout %d, warning_age %d, error_reply_rate %d", bounds.NiceLevel, bounds.NoOutputTime, bounds.WarningAge, bounds.ErrorReplyRate)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,24 +208,82 @@ func TestSent(t *testing.T) {
 	}
 }
 
+// TestSkip: a "PKG_VERSION DIST" line names that build in its dist only,
+// a classic "PKG_VERSION" line names it in every dist; Take consumes what
+// it matches and keeps every other line, junk included, as it was.
 func TestSkip(t *testing.T) {
+	fixture, err := os.ReadFile("testdata/SKIP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		pkgv, dist string
+		found      bool
+		gone       []string // fixture lines Take removes
+	}{
+		{name: "own dist", pkgv: "hello_1.0-1", dist: "bookworm", found: true, gone: []string{"hello_1.0-1 bookworm"}},
+		{name: "other dist's line", pkgv: "barsep_1.0-1", dist: "trixie"},
+		{name: "epoch differs", pkgv: "barsep_1:1.0-1", dist: "bookworm"},
+		{name: "classic line, any dist", pkgv: "classic_2.0-1", dist: "trixie", found: true, gone: []string{"classic_2.0-1"}},
+		{name: "blanks around", pkgv: "spaced_1.0-1", dist: "trixie", found: true, gone: []string{"  spaced_1.0-1   trixie  "}},
+		{name: "junk names nothing", pkgv: "junk", dist: "line"},
+		{name: "not listed", pkgv: "nosuch_1", dist: "bookworm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(t.TempDir())
+			os.MkdirAll(h.BuildDir(), 0o755)
+			path := h.Path("build", "SKIP")
+			if err := os.WriteFile(path, fixture, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			found, err := h.Skip().Take(tt.pkgv, tt.dist)
+			if err != nil || found != tt.found {
+				t.Fatalf("Take(%q, %q) = %v, %v; want %v", tt.pkgv, tt.dist, found, err, tt.found)
+			}
+			var want []string
+			for _, l := range strings.SplitAfter(string(fixture), "\n") {
+				if l != "" && !slices.Contains(tt.gone, strings.TrimSuffix(l, "\n")) {
+					want = append(want, l)
+				}
+			}
+			if b, _ := os.ReadFile(path); string(b) != strings.Join(want, "") {
+				t.Errorf("SKIP after Take:\n%s\nwant:\n%s", b, strings.Join(want, ""))
+			}
+		})
+	}
+}
+
+func TestSkipAdd(t *testing.T) {
 	h := New(t.TempDir())
-	if found, err := h.Skip().Take("a_1"); found || err != nil {
+	s := h.Skip()
+	if found, err := s.Take("a_1", "bookworm"); found || err != nil {
 		t.Fatalf("Take on a missing SKIP = %v, %v", found, err)
 	}
 	if _, err := os.Stat(h.Path("build", "SKIP")); !os.IsNotExist(err) {
 		t.Error("Take created SKIP")
 	}
-	h.Skip().Add("a_1")
-	h.Skip().Add("b_2")
-	h.Skip().Add("a_1")
-	if found, _ := h.Skip().Take("a_1"); !found {
-		t.Error("a_1 not found in SKIP")
+	for _, a := range [][2]string{{"a_1", "bookworm"}, {"a_1", "trixie"}, {"b_2", ""}, {"a_1", "bookworm"}, {"b_2", ""}} {
+		if err := s.Add(a[0], a[1]); err != nil {
+			t.Fatalf("Add(%q, %q): %v", a[0], a[1], err)
+		}
 	}
-	if found, _ := h.Skip().Take("a_1"); found {
-		t.Error("a_1 found twice: Add should not duplicate, Take should consume")
+	for _, bad := range [][2]string{{"", "bookworm"}, {"a_1 x", "bookworm"}, {"a_1", "book worm"}, {"a_1", "sid\n"}} {
+		if err := s.Add(bad[0], bad[1]); err == nil || !strings.Contains(err.Error(), "SKIP") {
+			t.Errorf("Add(%q, %q) = %v, want an error naming the file", bad[0], bad[1], err)
+		}
 	}
-	if b, _ := os.ReadFile(h.Path("build", "SKIP")); string(b) != "b_2\n" {
-		t.Errorf("SKIP = %q, want b_2", b)
+	if b, _ := os.ReadFile(h.Path("build", "SKIP")); string(b) != "a_1 bookworm\na_1 trixie\nb_2\n" {
+		t.Errorf("SKIP = %q, want each line once", b)
+	}
+	if found, _ := s.Take("a_1", "bookworm"); !found {
+		t.Error("a_1 bookworm not found")
+	}
+	if found, _ := s.Take("a_1", "bookworm"); found {
+		t.Error("a_1 bookworm found twice: Take should consume it")
+	}
+	if found, _ := s.Take("a_1", "trixie"); !found {
+		t.Error("a_1 trixie consumed with a_1 bookworm")
 	}
 }

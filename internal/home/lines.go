@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"buildd/internal/atomicfile"
 )
@@ -296,35 +297,58 @@ func (g *GivenBackFile) Recent(now time.Time, delay time.Duration) (map[string]t
 	return recent, err
 }
 
-// SkipFile is build/SKIP: package versions buildd must not build, one
-// "pkg_version" a line. buildd-mail adds a version a newer one superseded;
-// admins add lines by hand. buildd consumes a line when it skips that build.
+// SkipFile is build/SKIP: builds buildd must not do, one a line.
+// "pkg_version dist" names the build of that version in one dist (what
+// buildd-mail writes when a newer version superseded it there);
+// "pkg_version" alone, the classic form admins write by hand, names it in
+// every dist. buildd consumes a line when it skips a build the line names.
+// A line of any other form names nothing and is kept as it is.
 type SkipFile struct{ path string }
 
-// Add appends pkgv unless it is there already.
-func (s *SkipFile) Add(pkgv string) error {
+// skipNames reports whether line names the build of pkgv in dist.
+func skipNames(line, pkgv, dist string) bool {
+	f := strings.Fields(line)
+	switch len(f) {
+	case 1:
+		return f[0] == pkgv
+	case 2:
+		return f[0] == pkgv && f[1] == dist
+	}
+	return false
+}
+
+// Add appends the line for pkgv in dist ("" for every dist) unless it is
+// there already.
+func (s *SkipFile) Add(pkgv, dist string) error {
+	if pkgv == "" || strings.ContainsFunc(pkgv+dist, unicode.IsSpace) {
+		return fmt.Errorf("%s: cannot add %q for dist %q: a line is PKG_VERSION [DIST], without blanks in either", s.path, pkgv, dist)
+	}
+	line := pkgv
+	if dist != "" {
+		line += " " + dist
+	}
 	return lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		for _, l := range lines {
-			if strings.TrimSpace(l) == pkgv {
+			if strings.Join(strings.Fields(l), " ") == line {
 				return lines, nil
 			}
 		}
-		return append(lines, pkgv), nil
+		return append(lines, line), nil
 	})
 }
 
-// Take reports whether pkgv is listed, removing it. A missing file lists
-// nothing and is not created.
-func (s *SkipFile) Take(pkgv string) (bool, error) {
+// Take reports whether a line names the build of pkgv in dist, removing
+// every line that does. A missing file names nothing and is not created.
+func (s *SkipFile) Take(pkgv, dist string) (bool, error) {
 	lines, err := lineFile{path: s.path}.read()
-	if err != nil || len(lines) == 0 {
+	if err != nil || !slices.ContainsFunc(lines, func(l string) bool { return skipNames(l, pkgv, dist) }) {
 		return false, err
 	}
 	found := false
 	err = lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
-			if strings.TrimSpace(l) == pkgv {
+			if skipNames(l, pkgv, dist) {
 				found = true
 				continue
 			}

@@ -57,7 +57,8 @@ func TestSendSMTP(t *testing.T) {
 
 func TestUndeliverableIsSpooledAndFlushed(t *testing.T) {
 	spool := t.TempDir()
-	mr := &Mailer{SMTP: "127.0.0.1:1", Spool: spool}
+	clk := &clock{time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	mr := &Mailer{SMTP: "127.0.0.1:1", Spool: spool, Now: clk.now}
 	if err := mr.Send(logMail()); err == nil || !strings.Contains(err.Error(), "kept in") {
 		t.Fatalf("Send to a dead server = %v, want a 'kept in' error", err)
 	}
@@ -70,6 +71,10 @@ func TestUndeliverableIsSpooledAndFlushed(t *testing.T) {
 	}
 	defer srv.Close()
 	mr.SMTP = srv.Addr
+	if left, err := mr.Flush(); left != 1 || err != nil || len(srv.Mails()) != 0 {
+		t.Fatalf("Flush before the first retry is due = %d, %v, %d mails sent; want 1 waiting, none sent", left, err, len(srv.Mails()))
+	}
+	clk.t = clk.t.Add(retryFirst)
 	left, err := mr.Flush()
 	if left != 0 || err != nil {
 		t.Fatalf("Flush = %d, %v", left, err)

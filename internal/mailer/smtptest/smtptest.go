@@ -1,9 +1,11 @@
 // Package smtptest runs a real go-smtp server on 127.0.0.1:0 for tests, in
 // the manner of net/http/httptest: every mail it accepts is kept, whole, for
-// the test to read.
+// the test to read, and every recipient it is given is noted; it can be told
+// to refuse recipients with a 4xx or 5xx reply.
 package smtptest
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -23,10 +25,13 @@ type Mail struct {
 type Server struct {
 	Addr string // host:port to give the client
 
-	srv  *smtp.Server
-	mu   sync.Mutex
-	mail []Mail
-	cond *sync.Cond
+	srv    *smtp.Server
+	mu     sync.Mutex
+	mail   []Mail
+	rcpts  []string
+	code   int
+	refuse func(to string) bool
+	cond   *sync.Cond
 }
 
 // NewServer starts a server on 127.0.0.1:0. Close it when done.
@@ -55,6 +60,24 @@ func (s *Server) Mails() []Mail {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Mail(nil), s.mail...)
+}
+
+// Refuse makes the server answer RCPT TO with code (a 4xx or 5xx reply)
+// for every address that match accepts (nil: every address), until it is
+// called again; Refuse(0, nil) accepts every address again. Addresses the
+// server's own syntax check refuses (501) are refused as before.
+func (s *Server) Refuse(code int, match func(to string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.code, s.refuse = code, match
+}
+
+// Rcpts returns every address the server was given in an RCPT TO that it
+// could parse so far, the refused ones included.
+func (s *Server) Rcpts() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.rcpts...)
 }
 
 // Wait blocks until at least n mails arrived or timeout passed, and returns
@@ -87,6 +110,14 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s := ss.s
+	s.mu.Lock()
+	s.rcpts = append(s.rcpts, to)
+	code, refuse := s.code, s.code != 0 && (s.refuse == nil || s.refuse(to))
+	s.mu.Unlock()
+	if refuse {
+		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 1, 1}, Message: fmt.Sprintf("smtptest refuses <%s>", to)}
+	}
 	ss.mf.To = append(ss.mf.To, to)
 	return nil
 }

@@ -17,17 +17,29 @@ import (
 )
 
 // builderClient is a client of a fresh PostgreSQL queue connected as
-// the builder role buildd_a, its schema made by the admin.
+// the builder role buildd_a, its schema made by the admin, that has taken
+// hello_1.0-1 (a builder delivers logs only of packages it took).
 func builderClient(t *testing.T) (*client.Client, string) {
 	db := pgtest.New(t)
 	admin, err := store.Open(db.URL(pgtest.Admin), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = admin.Update("sid", "amd64", func(tx queue.Tx) error {
+		return tx.Put(&queue.Record{Package: "hello", Version: "1.0-1", State: queue.NeedsBuild})
+	})
 	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Grant(t, "buildd_a", queue.Pair{Dist: "sid", Arch: "amd64"})
 	cfg := &config.Config{Home: t.TempDir(), WannaBuildDB: db.URL("buildd_a")}
 	cfg.Dists = []config.Dist{{DistName: "sid", BuiltArchitecture: "amd64", WannaBuildDBUser: "buildd_a"}}
-	return client.New(cfg, &cfg.Dists[0]), db.URL(pgtest.Admin)
+	c := client.New(cfg, &cfg.Dists[0])
+	if err := c.Take(context.Background(), "hello_1.0-1"); err != nil {
+		t.Fatal(err)
+	}
+	return c, db.URL(pgtest.Admin)
 }
 
 // TestPutLog: a log reaches the store through each path a queue call

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -38,6 +39,17 @@ func TestBuilderLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := open(t, db.URL("buildd_a"))
+	if err := a.PutLog(mk("buildd_a", "3"), gz); !errors.Is(err, pg.ErrRefused) {
+		t.Errorf("a builder puts a log of a package it never took: %v, want ErrRefused", err)
+	}
+	admin.Update("sid", "amd64", func(tx queue.Tx) error {
+		return tx.Put(&queue.Record{Package: "hello", Version: "3", State: queue.NeedsBuild})
+	})
+	db.Grant(t, "buildd_a", sidAmd64)
+	s := &queue.Session{Dist: "sid", Arch: "amd64", User: "buildd_a", RealUser: "root", Now: time.Now(), Out: io.Discard}
+	if err := a.Update("sid", "amd64", func(tx queue.Tx) error { return s.Apply(tx, queue.Take, "hello_3", 0) }); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.PutLog(mk("buildd_b", "3"), gz); !errors.Is(err, pg.ErrRefused) {
 		t.Errorf("a builder puts another's log: %v, want ErrRefused", err)
 	}
@@ -54,5 +66,19 @@ func TestBuilderLogs(t *testing.T) {
 	}
 	if got != " buildd_b:2 buildd_a:3" {
 		t.Errorf("logs after the builder's put:%s; want the expired one of buildd_b gone, the rest kept", got)
+	}
+	var err64 error
+	for i := 1; i < 64 && err64 == nil; i++ {
+		l := mk("buildd_a", "3")
+		l.Time += int64(i)
+		err64 = a.PutLog(l, gz)
+	}
+	if err64 != nil {
+		t.Fatalf("64 logs of one package: %v", err64)
+	}
+	l := mk("buildd_a", "3")
+	l.Time += 64
+	if err := a.PutLog(l, gz); !errors.Is(err, pg.ErrRefused) {
+		t.Errorf("a 65th log of one package: %v, want ErrRefused", err)
 	}
 }

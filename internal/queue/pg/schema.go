@@ -127,7 +127,8 @@ var migrations = []string{
 	// it cannot insert history, count states or take a queue it was
 	// not given in wb_builder_queues (which the admin fills; here with
 	// the queues each builder has taken packages of, so a running
-	// network goes on). The history notes each row's transaction
+	// network goes on). It may add logs only of packages it took, at
+	// most 64 of each, of at most 100 MiB. The history notes each row's transaction
 	// (xid), so the status web reads what committed since its last
 	// snapshot, whatever the ids' order.
 	`CREATE TABLE wb_builder_queues (
@@ -239,7 +240,14 @@ var migrations = []string{
 		END IF;
 		RETURN NEW;
 	END $$;
-	CREATE TRIGGER wb_builder_change BEFORE UPDATE ON wb_records FOR EACH ROW EXECUTE FUNCTION wb_builder_change();`,
+	CREATE TRIGGER wb_builder_change BEFORE UPDATE ON wb_records FOR EACH ROW EXECUTE FUNCTION wb_builder_change();
+	DROP POLICY wb_logs_put ON wb_logs;
+	CREATE POLICY wb_logs_put ON wb_logs FOR INSERT WITH CHECK (builder = session_user
+		AND octet_length(data) <= 104857600 AND expires <= time + 3650 * 86400
+		AND EXISTS (SELECT 1 FROM wb_history h WHERE h.dist = wb_logs.dist AND h.arch = wb_logs.arch
+			AND h.package = wb_logs.package AND h.wb_user = session_user AND h.action = '--take')
+		AND (SELECT count(*) FROM wb_logs l WHERE l.package = wb_logs.package AND l.dist = wb_logs.dist
+			AND l.arch = wb_logs.arch AND l.builder = session_user) < 64);`,
 }
 
 // SchemaVersion is the schema this program reads and writes.
