@@ -162,3 +162,45 @@ func BenchmarkPages(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogSlowClients (issue 22, item 5): a client's page of a big
+// log (5 MiB; the page is 2 MiB) while 0, 4 and 100 other clients ask
+// for it or its raw form over TCP and never read the answer, the server
+// blocked writing to each of them (see slow_test.go). p95-ms is the 95th
+// percentile of the client's times; held-MiB what the non-readers'
+// answers hold (2 MiB a page), from before the client's first request to
+// after its last.
+func BenchmarkLogSlowClients(b *testing.B) {
+	web.SetLogStall(b, time.Hour) // the non-readers are not dropped
+	spec, page := web.SlowLogQueue(b)
+	s := &web.Server{DB: spec}
+	defer s.Close()
+	slow, normal := web.TwoServers(b, s.Handler())
+	client := &http.Client{Timeout: time.Minute}
+	for _, n := range []int{0, 4, 100} {
+		b.Run(fmt.Sprintf("non-readers=%d", n), func(b *testing.B) {
+			web.SettleLog(b, 0) // the last run's non-readers are gone
+			for i := range n {
+				path := page
+				if i%2 == 1 {
+					path += "/raw"
+				}
+				if _, code := web.NonReader(b, slow, path); code != http.StatusOK {
+					b.Fatalf("non-reader %d: GET %s: %d", i, path, code)
+				}
+			}
+			held := web.LogAnswersHeld()
+			var times []time.Duration
+			for b.Loop() {
+				code, took := web.NormalGet(b, client, normal, page)
+				if code != http.StatusOK {
+					b.Fatalf("GET %s with %d non-readers: %d", page, n, code)
+				}
+				times = append(times, took)
+			}
+			web.SettleLog(b, held)
+			b.ReportMetric(p95(times), "p95-ms")
+			b.ReportMetric(float64(held)/(1<<20), "held-MiB")
+		})
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"buildd/internal/debversion"
 	"buildd/internal/queue"
@@ -26,12 +28,19 @@ import (
 //
 // A page shows the log's summary block, then its first and last
 // maxLogShown bytes (all of it when it is not longer), escaped and with
-// control bytes made visible, then every attempt of the package in that
-// queue. Raw is the stored gzip stream itself to a client that accepts
-// gzip, else decompressed on the way. The log is copied out of the store
-// into an unlinked temporary file, so the store is closed (a bbolt
-// queue's lock released) before the answer is written; at most logSlots
-// requests read logs at once.
+// control bytes and invisible format characters made visible, then every
+// attempt of the package in that queue. Raw is the stored gzip stream
+// itself to a client that accepts gzip, else decompressed on the way.
+//
+// A request makes its answer while it holds one of logSlots: the log is
+// copied out of the store into an unlinked temporary file, so the store
+// is closed (a bbolt queue's lock released) at once, and a page is made
+// from it. The slot is let go before the answer is written, so a client
+// that reads slowly or not at all keeps no other from the logs. The
+// answers being written hold at most maxLogHeld bytes (pages in memory,
+// raw logs in their temporary files), and a client must take each
+// sendChunk of its answer within logStall or is dropped. A request that
+// gets no slot within logWait, or no room, is a 503 with Retry-After.
 
 // maxLogShown is how much of a log's start, and of its end, a page
 // shows.
@@ -43,8 +52,32 @@ const maxSummary = 64
 // maxCellLogs is the most logs a package page lists per queue.
 const maxCellLogs = 10
 
-// logSlots bounds the requests reading a log at once.
+// logSlots bounds the requests reading a log out of the store, and making
+// its page, at once.
 var logSlots = make(chan struct{}, 4)
+
+// logWait is how long a log request waits for a slot.
+const logWait = 2 * time.Second
+
+// maxLogHeld bounds the bytes that the log answers being written hold:
+// room for two of the largest raw logs, or a hundred pages of big logs
+// (2 MiB each).
+const maxLogHeld = max(256<<20, 2*queue.MaxLogGzip)
+
+// logHeld is what the log answers being written hold.
+var logHeld = &budget{max: maxLogHeld}
+
+// logStall is how long a log answer's client may take to accept each
+// sendChunk of it (a var for the tests).
+var logStall = 10 * time.Second
+
+// sendChunk is how much of a log answer is written under one deadline.
+const sendChunk = 64 << 10
+
+// answerCost is what a log answer being written holds besides its bytes
+// (buffers, a decompressor, a file descriptor), so that logHeld also
+// bounds how many there are.
+const answerCost = 128 << 10
 
 // logPage is a log's page and its JSON.
 type logPage struct {
@@ -193,6 +226,11 @@ func parseLogRequest(r *http.Request) (*logRequest, error) {
 	return q, nil
 }
 
+// String names the log: "PKG_VERSION on DIST/ARCH".
+func (q *logRequest) String() string {
+	return q.name + "_" + q.version + " on " + q.dist + "/" + q.arch
+}
+
 // find picks the log the request names among logs, and lists the logs of
 // its queue.
 func (q *logRequest) find(logs []queue.BuildLog) (*queue.BuildLog, []queue.BuildLog, error) {
@@ -221,56 +259,108 @@ func (q *logRequest) find(logs []queue.BuildLog) (*queue.BuildLog, []queue.Build
 // logHandler serves a log's page (api: its JSON; raw: the log itself).
 func (s *Server) logHandler(api, raw bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		q, err := parseLogRequest(r)
 		if err != nil {
 			s.fail(w, api, err)
 			return
 		}
+		wait := time.NewTimer(logWait)
+		defer wait.Stop()
 		select {
 		case logSlots <- struct{}{}:
-			defer func() { <-logSlots }()
 		case <-r.Context().Done():
 			return
+		case <-wait.C:
+			s.fail(w, api, busy("log %s: the %d log readers are busy; try again later", q, cap(logSlots)))
+			return
 		}
-		tmp, err := os.CreateTemp("", "wanna-build-web-log-")
+		a, err := func() (*logAnswer, error) {
+			defer func() { <-logSlots }()
+			return s.makeLogAnswer(q, api, raw)
+		}()
 		if err != nil {
 			s.fail(w, api, err)
 			return
 		}
-		os.Remove(tmp.Name())
-		defer tmp.Close()
-		var l *queue.BuildLog
-		var attempts []queue.BuildLog
-		err = s.withStore(func(db queue.Store) error {
-			logs, err := db.Logs(q.name)
-			if err != nil {
-				return err
-			}
-			if l, attempts, err = q.find(logs); err != nil {
-				return err
-			}
-			if err := db.CopyLog(l, tmp); errors.Is(err, queue.ErrNoLog) {
-				return notFound("%v", err)
-			} else if err != nil {
-				return err
-			}
-			return nil
-		})
-		if err == nil {
-			_, err = tmp.Seek(0, io.SeekStart)
-		}
-		if err != nil {
-			s.fail(w, api, err)
-			return
-		}
+		defer a.close()
 		if raw {
-			s.serveRaw(w, r, l, tmp)
+			s.serveRaw(w, r, a, start)
 			return
 		}
+		header(w, api)
+		w.Header().Set("Content-Length", strconv.Itoa(len(a.page)))
+		if r.Method != http.MethodHead {
+			send(w, bytes.NewReader(a.page), start)
+		}
+	})
+}
+
+// logAnswer is the answer to a log request, made while the request holds
+// a slot and written after it: a page or its JSON, or a raw log's gzip
+// stream in its temporary file. It holds size bytes, and answerCost, of
+// logHeld.
+type logAnswer struct {
+	l    *queue.BuildLog
+	page []byte
+	gz   *os.File
+	size int64
+}
+
+// close lets go of what a holds.
+func (a *logAnswer) close() {
+	if a.gz != nil {
+		a.gz.Close()
+	}
+	logHeld.give(a.size + answerCost)
+}
+
+// makeLogAnswer copies the log q names out of the store and makes the
+// answer (raw: keeps the copy), when logHeld has room for it.
+func (s *Server) makeLogAnswer(q *logRequest, api, raw bool) (a *logAnswer, err error) {
+	tmp, err := os.CreateTemp("", "wanna-build-web-log-")
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", q, err)
+	}
+	os.Remove(tmp.Name())
+	defer func() {
+		if a == nil || a.gz != tmp {
+			tmp.Close()
+		}
+	}()
+	var l *queue.BuildLog
+	var attempts []queue.BuildLog
+	err = s.withStore(func(db queue.Store) error {
+		logs, err := db.Logs(q.name)
+		if err != nil {
+			return err
+		}
+		if l, attempts, err = q.find(logs); err != nil {
+			return err
+		}
+		if err := db.CopyLog(l, tmp); errors.Is(err, queue.ErrNoLog) {
+			return notFound("%v", err)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", q, err)
+	}
+	if raw {
+		a = &logAnswer{l: l, gz: tmp, size: size}
+	} else {
 		p, err := readLog(l, attempts, tmp)
 		if err != nil {
-			s.fail(w, api, err)
-			return
+			return nil, err
 		}
 		var b bytes.Buffer
 		if api {
@@ -279,17 +369,46 @@ func (s *Server) logHandler(api, raw bool) http.Handler {
 			err = pages.ExecuteTemplate(&b, "log", p)
 		}
 		if err != nil {
-			s.fail(w, api, err)
-			return
+			return nil, fmt.Errorf("log %s: %w", q, err)
 		}
-		header(w, api)
-		w.Write(b.Bytes())
-	})
+		page := bytes.Clone(b.Bytes()) // not the buffer's spare room
+		a = &logAnswer{l: l, page: page, size: int64(cap(page))}
+	}
+	if !logHeld.take(a.size + answerCost) {
+		return nil, busy("log %s: no room for its %d bytes among the answers being written (%d at most); try again later", q, a.size, logHeld.max)
+	}
+	return a, nil
+}
+
+// send writes src to w sendChunk at a time, each of which the client must
+// take within logStall, and all within writeTimeout of start. When the
+// client does not, or src fails, it ends the connection without the
+// answer's end, so the client cannot take a part for the whole.
+func send(w http.ResponseWriter, src io.Reader, start time.Time) {
+	rc := http.NewResponseController(w)
+	end := start.Add(writeTimeout)
+	for {
+		deadline := time.Now().Add(logStall)
+		if deadline.After(end) {
+			deadline = end
+		}
+		// A ResponseWriter without deadlines (a test's recorder) does not
+		// block.
+		if err := rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			panic(http.ErrAbortHandler)
+		}
+		switch _, err := io.CopyN(w, src, sendChunk); {
+		case err == io.EOF:
+			return
+		case err != nil:
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // serveRaw writes the log as text/plain: the gzip stream as it is when
-// the client accepts gzip, else decompressed.
-func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request, l *queue.BuildLog, gz *os.File) {
+// the client accepts gzip, else decompressed (not for HEAD).
+func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request, a *logAnswer, start time.Time) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -298,18 +417,21 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request, l *queue.Build
 	h.Set("Vary", "Accept-Encoding")
 	if acceptsGzip(r.Header) {
 		h.Set("Content-Encoding", "gzip")
-		if st, err := gz.Stat(); err == nil {
-			h.Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+		h.Set("Content-Length", strconv.FormatInt(a.size, 10))
+		if r.Method != http.MethodHead {
+			send(w, a.gz, start)
 		}
-		io.Copy(w, gz)
 		return
 	}
-	zr, err := gzip.NewReader(gz)
+	if r.Method == http.MethodHead {
+		return
+	}
+	zr, err := gzip.NewReader(a.gz)
 	if err != nil {
-		s.fail(w, false, fmt.Errorf("log %s: %w", l.PkgVersion(), err))
+		s.fail(w, false, fmt.Errorf("log %s: %w", a.l.PkgVersion(), err))
 		return
 	}
-	io.Copy(w, io.LimitReader(zr, queue.MaxLogText))
+	send(w, io.LimitReader(zr, queue.MaxLogText), start)
 }
 
 // acceptsGzip reports whether an Accept-Encoding header accepts gzip
@@ -457,4 +579,29 @@ func (h *headTail) tailBytes() []byte {
 		return h.ring[:h.spill]
 	}
 	return append(append([]byte(nil), h.ring[h.pos:]...), h.ring[:h.pos]...)
+}
+
+// budget bounds the bytes that some things hold at once; it is taken
+// without waiting.
+type budget struct {
+	mu        sync.Mutex
+	max, used int64
+}
+
+// take reserves n bytes, or reports false when they would pass max.
+func (b *budget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+// give returns n bytes taken.
+func (b *budget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
 }

@@ -23,9 +23,9 @@ func buildLog(body string, summary ...string) string {
 }
 
 // hostileLog is build output from outside: markup, quotes, control
-// bytes and a NUL, in the body and in the summary.
-var hostileLog = buildLog("<script>alert(\"x\")</script> 'q' \x1b[31mred\x00\x07\n</pre><b>bold</b>",
-	"Package: hello", "Status: attempted", "Fail-Stage: build", `Fail-Reason: <img src=x onerror="alert(1)"> \x1b`)
+// bytes, a NUL and bidi controls, in the body and in the summary.
+var hostileLog = buildLog("<script>alert(\"x\")</script> 'q' \x1b[31mred\x00\x07\n</pre><b>bold</b> \u202egnp.exe\u202c\u2067",
+	"Package: hello", "Status: attempted", "Fail-Stage: build", `Fail-Reason: <img src=x onerror="alert(1)"> \x1b`+"\u200f\u2066")
 
 // bigLog is longer than a page shows: 5 MiB of lines before the summary.
 var bigLog = buildLog(strings.Repeat("a long build line of the compiler\n", 5<<20/34)+"THE LAST LINE", "Package: gcc", "Status: successful", "Build-Time: 7200")
@@ -111,9 +111,9 @@ func TestLogPages(t *testing.T) {
 			[]string{"<pre>not this one"}},
 		{older, 200, []string{"<b>given-back</b>", "<th>Fail-Stage</th><td><pre>fetch-src</pre>", "fetching failed", "<b>2026 Nov 18 08:06:40</b>"}, []string{"compile line"}},
 		{"/log/sid/arm64/hello_2.10-3", 200, []string{
-			`<th>Fail-Reason</th><td><pre>&lt;img src=x onerror=&#34;alert(1)&#34;&gt; \x1b</pre>`,
-			`&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &#39;q&#39; \x1b[31mred\x00\x07`, "&lt;/pre&gt;&lt;b&gt;bold&lt;/b&gt;"},
-			[]string{"<script>", "<img", "<b>bold", "\x00", "\x1b", "\x07"}},
+			`<th>Fail-Reason</th><td><pre>&lt;img src=x onerror=&#34;alert(1)&#34;&gt; \x1b\u200f\u2066</pre>`,
+			`&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &#39;q&#39; \x1b[31mred\x00\x07`, `&lt;/pre&gt;&lt;b&gt;bold&lt;/b&gt; \u202egnp.exe\u202c\u2067`},
+			[]string{"<script>", "<img", "<b>bold", "\x00", "\x1b", "\x07", "\u202e", "\u202c", "\u2067", "\u200f", "\u2066"}},
 		{"/api/log/sid/amd64/hello_2.10-3", 200, []string{`"package": "hello"`, `"status": "attempted"`,
 			`"summary": [`, `"key": "Fail-Stage"`, `"value": "build"`, `"attempts": [`, `"url": "` + older + `"`, `"raw_url": "` + older + `/raw"`},
 			[]string{"compile line"}},
@@ -199,6 +199,54 @@ func TestRawLog(t *testing.T) {
 	latest, _ := get(t, ts, "GET", "/log/sid/arm64/hello_2.10-3/raw")
 	if latest.StatusCode != 200 {
 		t.Errorf("latest raw: %d", latest.StatusCode)
+	}
+}
+
+// TestLogHead: HEAD of a log's page, JSON or raw form has GET's code and
+// headers and no body, and lets go of what the answer held.
+func TestLogHead(t *testing.T) {
+	spec, _ := logFixture(t)
+	ts := newServer(t, spec)
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	do := func(method, path, accept string) (*http.Response, []byte) {
+		req, err := http.NewRequest(method, ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept-Encoding", accept)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	for _, tc := range []struct{ path, accept string }{
+		{"/log/sid/amd64/gcc_13-1", ""},
+		{"/api/log/sid/amd64/gcc_13-1", ""},
+		{"/log/sid/amd64/gcc_13-1/raw", "gzip"},
+		{"/log/sid/amd64/gcc_13-1/raw", "identity"},
+	} {
+		t.Run(tc.path+"/"+tc.accept, func(t *testing.T) {
+			get, body := do("GET", tc.path, tc.accept)
+			head, none := do("HEAD", tc.path, tc.accept)
+			if get.StatusCode != 200 || head.StatusCode != 200 || len(none) != 0 {
+				t.Fatalf("GET %d, HEAD %d with %d bytes", get.StatusCode, head.StatusCode, len(none))
+			}
+			for _, name := range []string{"Content-Type", "Content-Encoding", "Content-Length"} {
+				if g, h := get.Header.Get(name), head.Header.Get(name); g != h {
+					t.Errorf("%s: GET %q, HEAD %q", name, g, h)
+				}
+			}
+			if n := get.Header.Get("Content-Length"); n != "" && n != fmt.Sprint(len(body)) {
+				t.Errorf("Content-Length %s of %d bytes", n, len(body))
+			}
+			settle(t, 0)
+		})
 	}
 }
 

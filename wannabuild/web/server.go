@@ -5,7 +5,8 @@
 // from the queue's log store), their JSON form under /api/, the
 // Prometheus metrics, the one-sentence answer to "why isn't it
 // building?", and how the queue's data (text from outside) is
-// shown: escaped, control bytes made visible, long texts cut. A bbolt
+// shown: escaped, control bytes and invisible format characters (bidi
+// controls, zero-width characters) made visible, long texts cut. A bbolt
 // queue is opened read-only for each request, so it is never locked
 // between requests; a few PostgreSQL connections are kept open.
 package web
@@ -66,6 +67,16 @@ func badRequest(format string, args ...any) error {
 func notFound(format string, args ...any) error {
 	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
 }
+
+// busy is a 503: the server has no room for the request now.
+func busy(format string, args ...any) error {
+	return &httpError{http.StatusServiceUnavailable, fmt.Sprintf(format, args...)}
+}
+
+// retryAfter is the Retry-After of a 503, in seconds: about the time in
+// which a log answer is written or its stalled client dropped (logStall),
+// or a writer lets go of a bbolt queue's lock.
+const retryAfter = "10"
 
 // eachQueue runs fn in a read-only transaction on every (distribution,
 // architecture) queue of db, in Pairs' order.
@@ -174,7 +185,8 @@ func header(w http.ResponseWriter, api bool) {
 }
 
 // fail answers err: its own code for an httpError, 503 when the queue is
-// locked, else 500; the store's errors are logged.
+// locked, else 500; the store's errors (not an httpError) are logged, and
+// a 503 says when to try again (Retry-After).
 func (s *Server) fail(w http.ResponseWriter, api bool, err error) {
 	code, msg := http.StatusInternalServerError, err.Error()
 	var he *httpError
@@ -184,7 +196,7 @@ func (s *Server) fail(w http.ResponseWriter, api bool, err error) {
 	case errors.Is(err, bolt.ErrLocked):
 		code = http.StatusServiceUnavailable
 	}
-	if code >= 500 {
+	if he == nil {
 		l := s.Log
 		if l == nil {
 			l = log.Default()
@@ -199,6 +211,9 @@ func (s *Server) fail(w http.ResponseWriter, api bool, err error) {
 		pages.ExecuteTemplate(&b, "error", e)
 	}
 	header(w, api)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	w.WriteHeader(code)
 	w.Write(b.Bytes())
 }

@@ -308,3 +308,48 @@ func TestLocked(t *testing.T) {
 		t.Errorf("status %d, body %s; want 503 and the lock", resp.StatusCode, body)
 	}
 }
+
+// TestInvisibleShown: bidi controls and invisible characters in the
+// queue's texts (a failure message, notes, a history line) reach the
+// package page, the list and their JSON as escapes, never as
+// themselves, so they cannot reorder or hide what the page shows.
+func TestInvisibleShown(t *testing.T) {
+	spec := fixture(t)
+	db := openQueue(t, spec)
+	err := db.Update("sid", "amd64", func(tx queue.Tx) error {
+		if err := tx.Put(&queue.Record{Package: "rlo", Version: "1-1", State: queue.Failed, StateChange: now - 3600,
+			Failed: "error in \u202e)cod.exe(\u202c, see \u2066log\u2069\u200b\ufeff\nline\u2028two", Notes: "\u200f<b>"}); err != nil {
+			return err
+		}
+		return tx.Log(&queue.Transaction{Package: "rlo", Version: "1-1", Action: "--failed \u061c\u200e\u200d", From: queue.Building,
+			To: queue.Failed, RealUser: "root", User: "root", Time: now - 3600})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newServer(t, spec)
+	// The escapes as a page shows them; JSON writes the backslash twice.
+	failed := `error in \u202e)cod.exe(\u202c, see \u2066log\u2069\u200b\ufeff`
+	for _, tc := range []struct {
+		path string
+		want []string // in the body, in this order
+	}{
+		{"/package/rlo", []string{`\u200f&lt;b&gt;`, "failed: " + failed, "<pre>" + failed + "\nline\\u2028two</pre>", `--failed \u061c\u200e\u200d`}},
+		{"/api/package/rlo", []string{`"notes": "\\u200f\u003cb\u003e"`, `"failed": "` + strings.ReplaceAll(failed, `\`, `\\`) + `\nline\\u2028two"`,
+			`"why": "failed: ` + strings.ReplaceAll(failed, `\`, `\\`) + `"`, `"action": "--failed \\u061c\\u200e\\u200d"`}},
+		{"/dist/sid/amd64?state=failed", []string{`\u200f&lt;b&gt;`, "failed: " + failed}},
+		{"/api/dist/sid/amd64?state=failed", []string{`"notes": "\\u200f\u003cb\u003e"`}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, body := get(t, ts, "GET", tc.path)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d; body:\n%.2000s", resp.StatusCode, body)
+			}
+			checkBody(t, body, tc.want, nil)
+			if i := strings.IndexFunc(body, escaped); i >= 0 {
+				t.Errorf("body has %U at %d: %.80q", []rune(body[i:])[0], i, body[max(0, i-40):])
+			}
+		})
+	}
+}

@@ -15,6 +15,23 @@ func TestText(t *testing.T) {
 		{"invalid-utf8", "a\xffb", "a\uFFFDb"},
 		{"markup-kept", `<script>"'&`, `<script>"'&`}, // the templates escape it
 		{"long", strings.Repeat("é", maxText), strings.Repeat("é", maxText/2) + " [… 65536 more bytes not shown]"},
+		// Bidi controls would reorder what follows them:
+		// "invoice\u202etxt.exe" reads "invoiceexe.txt".
+		{"rlo", "invoice\u202etxt.exe", `invoice\u202etxt.exe`},
+		{"bidi-embeddings-overrides", "\u202a\u202b\u202c\u202d\u202e", `\u202a\u202b\u202c\u202d\u202e`},
+		{"bidi-isolates", "a\u2066b\u2067c\u2068d\u2069e", `a\u2066b\u2067c\u2068d\u2069e`},
+		{"bidi-marks", "\u200e\u200f\u061c", `\u200e\u200f\u061c`},
+		// Invisible characters would hide text or make two names look alike.
+		{"zero-width", "ab\u200bc\u200cd\u200de\u2060", `ab\u200bc\u200cd\u200de\u2060`},
+		{"bom", "\ufeffPackage: hello", `\ufeffPackage: hello`},
+		{"separators", "line\u2028para\u2029", `line\u2028para\u2029`},
+		{"soft-hyphen", "hy\u00adphen", `hy\u00adphen`},
+		{"tags", "ok\U000e0001\U000e0069\U000e007f", `ok\U000e0001\U000e0069\U000e007f`},
+		{"bidi-after-invalid", "\xff\u202e", "\uFFFD" + `\u202e`},
+		// Visible text of any script, right-to-left too, is kept.
+		{"scripts", "שלום مرحبا ß 日本語 é", "שלום مرحبا ß 日本語 é"},
+		{"nbsp-kept", "a\u00a0b", "a\u00a0b"},
+		{"emoji-kept", "🙂 \u2713", "🙂 \u2713"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := text(tc.in); got != tc.want {
