@@ -82,9 +82,9 @@ bench: all
 bench-sbuild: deps all
 	buildd/build/sbuild-bench.sh
 
-# install: the programs, buildd-reply.el, /etc/cron.d/buildd and the
-# systemd units (buildd.service; buildd-watcher.service for --schedule;
-# buildd-mail.service for the LMTP listener).
+# install: the programs, buildd-reply.el, and from dist/ /etc/cron.d/buildd
+# and the systemd units (buildd.service; buildd-watcher.service for
+# --schedule; buildd-mail.service for the LMTP listener).
 SYSTEMD_DIR ?= /lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/emacs/site-lisp \
@@ -94,7 +94,7 @@ install: all
 	for f in buildd.cron:/etc/cron.d/buildd buildd.service:$(SYSTEMD_DIR)/buildd.service \
 	         buildd-watcher.service:$(SYSTEMD_DIR)/buildd-watcher.service \
 	         buildd-mail.service:$(SYSTEMD_DIR)/buildd-mail.service; do \
-	  sed 's|@BINDIR@|$(PREFIX)/bin|g' buildd-watcher/dist/$${f%%:*} > $(DESTDIR)$${f#*:} && \
+	  sed 's|@BINDIR@|$(PREFIX)/bin|g' dist/$${f%%:*} > $(DESTDIR)$${f#*:} && \
 	  chmod 644 $(DESTDIR)$${f#*:}; \
 	done
 

@@ -17,7 +17,8 @@ import (
 	"buildd/buildd-mail/replytest"
 	"buildd/internal/config"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
 // world is a buildd home driven through the real buildd-mail binary.
@@ -29,7 +30,7 @@ type world struct {
 	cfg  *config.Config
 	h    home.Home
 	gpg  *replytest.GPG
-	cl   *client.Client
+	cl   queue.Port
 }
 
 func newWorld(t testing.TB) *world {
@@ -47,7 +48,7 @@ func newWorld(t testing.TB) *world {
 	w.gpg.WriteKeyring(kr, false, replytest.Admin, replytest.Admin2)
 	w.conf, w.cfg, w.h = writeHome(t, dir, kr, "", "bookworm")
 	d, _ := w.cfg.Dist("bookworm")
-	w.cl = client.New(w.cfg, d)
+	w.cl = port.Open(w.cfg, d)
 	return w
 }
 

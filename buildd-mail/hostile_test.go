@@ -20,7 +20,8 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
 // The hostile corpus: mails made by testdata/hostile/make-corpus.sh (real
@@ -569,13 +570,13 @@ func (x *hostile) corpus(rel string) []byte {
 	return b
 }
 
-func (x *hostile) queue(dist string) *client.Client {
+func (x *hostile) queue(dist string) queue.Port {
 	x.t.Helper()
 	d, ok := x.cfg.Dist(dist)
 	if !ok {
 		x.t.Fatalf("no dist %s", dist)
 	}
-	return client.New(x.cfg, d)
+	return port.Open(x.cfg, d)
 }
 
 // take puts pkgv in Building by us in dist and records its log mail
@@ -593,10 +594,10 @@ func (x *hostile) takeSent(dist, pkgv string, at time.Time) {
 }
 
 // info is the queue's record of source package name in dist (nil: none).
-func (x *hostile) info(dist, name string) *client.Info {
+func (x *hostile) info(dist, name string) *queue.Info {
 	x.t.Helper()
 	i, err := x.queue(dist).Info(context.Background(), name)
-	if errors.Is(err, client.ErrNotRegistered) {
+	if errors.Is(err, queue.ErrNotRegistered) {
 		x.t.Errorf("%s is not registered in %s", name, dist)
 		return nil
 	}

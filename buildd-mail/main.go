@@ -70,6 +70,7 @@ func run() int {
 	}
 	defer lg.Close()
 	p := dispatch.New(cfg, lg)
+	defer p.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *serve != "" {

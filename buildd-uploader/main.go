@@ -1,6 +1,6 @@
 // Command buildd-uploader uploads the approved builds of the upload queues
 // with dput or dupload and tells wanna-build; run from cron. See package
-// buildd/buildd-uploader/upload.
+// buildd/internal/upload.
 //
 //	buildd-uploader [--config FILE] [--dump-config]
 package main

@@ -1,7 +1,8 @@
 // Command buildd-watcher keeps a build host healthy; run from cron (see
-// dist/cron.d-buildd) or, with --schedule, as a service. A plain run does
-// the classic tasks once (package buildd/buildd-watcher/watch) and one pass
-// of the host monitor (buildd/buildd-watcher/monitor).
+// dist/buildd.cron) or, with --schedule, as a service (see
+// dist/buildd-watcher.service). A plain run does the classic tasks once
+// (package buildd/buildd-watcher/watch) and one pass of the host monitor
+// (buildd/buildd-watcher/monitor).
 //
 //	buildd-watcher [--config FILE] [--dump-config]
 //	buildd-watcher [--config FILE] --upgrade    upgrade the build machines now

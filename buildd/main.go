@@ -1,7 +1,7 @@
 // Command buildd is the build daemon (package buildd/daemon). Its first
 // argument may name a subcommand instead: `buildd machine ...` manages the
-// build machines (buildd/machine), `buildd build ...` runs one build
-// (buildd/build).
+// build machines (machine.go, over package internal/machine), `buildd
+// build ...` runs one build (buildd/build).
 package main
 
 import (
@@ -9,14 +9,13 @@ import (
 
 	"buildd/buildd/build"
 	"buildd/buildd/daemon"
-	"buildd/internal/machine"
 )
 
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "machine":
-			os.Exit(machine.CLI(os.Args[2:], os.Stdout, os.Stderr))
+			os.Exit(machineCLI(os.Args[2:], os.Stdout, os.Stderr))
 		case "build":
 			os.Exit(build.CLI(os.Args[2:], os.Stdout, os.Stderr))
 		}

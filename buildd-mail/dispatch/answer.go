@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,7 +14,7 @@ import (
 	"buildd/internal/config"
 	"buildd/internal/debversion"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
 )
 
 // answer handles a reply to a build log or a "Should I build" question:
@@ -202,7 +203,7 @@ func (j *job) checkSent(pkgv, dist, kind string) bool {
 //  4. do makes the effect; then the package is purged when purge is set.
 type action struct {
 	outdated bool
-	states   func(r *reply.Reply) []string
+	states   func(r *reply.Reply) []queue.State
 	done     func(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool
 	do       func(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) error
 	purge    bool
@@ -210,43 +211,43 @@ type action struct {
 
 // The states the classic check_state asks for.
 var (
-	builtOrBuilding = fixed("Built", "Building", "Build-Attempted")
+	builtOrBuilding = fixed(queue.Built, queue.Building, queue.BuildAttempted)
 	// A reason that is only a bug reference, "(see #NNN)", may also be
 	// added to a package already Failed.
-	failable = func(r *reply.Reply) []string {
-		states := []string{"Built", "Building", "Build-Attempted", "BD-Uninstallable"}
+	failable = func(r *reply.Reply) []queue.State {
+		states := []queue.State{queue.Built, queue.Building, queue.BuildAttempted, queue.BDUninstallable}
 		if isBugNo(r.Reason) {
-			states = append(states, "Failed")
+			states = append(states, queue.Failed)
 		}
 		return states
 	}
 )
 
-func fixed(states ...string) func(*reply.Reply) []string {
-	return func(*reply.Reply) []string { return states }
+func fixed(states ...queue.State) func(*reply.Reply) []queue.State {
+	return func(*reply.Reply) []queue.State { return states }
 }
 
 // logActions answer a build log, as the classic buildd-mail does: not-for-us
 // and upload-rem whatever the queue says, the rest only for the current
 // version in the right state.
 var logActions = map[reply.Keyword]action{
-	reply.NotForUs:  {done: inState("Not-For-Us"), do: queueAction("no-build", "set to Not-For-Us", noBuild), purge: true},
+	reply.NotForUs:  {done: inState(queue.NotForUs), do: queueAction("no-build", "set to Not-For-Us", noBuild), purge: true},
 	reply.UploadRem: {do: removeFromUpload},
 	reply.Fail:      {outdated: true, states: failable, done: failedWith, do: queueAction("--failed", "set to Failed", failed), purge: true},
 	reply.Retry:     {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("scheduled for rebuild (REDO)")},
-	reply.DepWait:   {outdated: true, states: builtOrBuilding, done: inState("Dep-Wait"), do: queueAction("--dep-wait", "set to Dep-Wait", depWait), purge: true},
+	reply.DepWait:   {outdated: true, states: builtOrBuilding, done: inState(queue.DepWait), do: queueAction("--dep-wait", "set to Dep-Wait", depWait), purge: true},
 	reply.Manual:    {outdated: true, states: builtOrBuilding, do: logOnly("will be finished manually")},
 	reply.NewVers:   {outdated: true, done: newVersionInREDO, do: takeNewVersion, purge: true},
-	reply.GiveBack:  {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "given back", giveBack), purge: true},
+	reply.GiveBack:  {outdated: true, states: builtOrBuilding, done: inState(queue.NeedsBuild, queue.BDUninstallable), do: queueAction("--give-back", "given back", giveBack), purge: true},
 	reply.Purge:     {outdated: true, do: logOnly("purge"), purge: true},
 }
 
 // shouldBuildActions answer "Should I build".
 var shouldBuildActions = map[reply.Keyword]action{
 	reply.Build:    {outdated: true, states: builtOrBuilding, done: inREDO, do: redo("should build: yes, scheduled (REDO)")},
-	reply.Fail:     {outdated: true, states: builtOrBuilding, done: inState("Failed"), do: failAsBefore},
-	reply.NotForUs: {outdated: true, states: builtOrBuilding, done: inState("Not-For-Us"), do: queueAction("no-build", "should build: no, set to Not-For-Us", noBuild)},
-	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState("Needs-Build", "BD-Uninstallable"), do: queueAction("--give-back", "should build: given back", giveBack)},
+	reply.Fail:     {outdated: true, states: builtOrBuilding, done: inState(queue.Failed), do: failAsBefore},
+	reply.NotForUs: {outdated: true, states: builtOrBuilding, done: inState(queue.NotForUs), do: queueAction("no-build", "should build: no, set to Not-For-Us", noBuild)},
+	reply.GiveBack: {outdated: true, states: builtOrBuilding, done: inState(queue.NeedsBuild, queue.BDUninstallable), do: queueAction("--give-back", "should build: given back", giveBack)},
 }
 
 // The wanna-build calls of the actions.
@@ -310,15 +311,10 @@ func (j *job) spend(pkgv, dist string) error {
 	return nil
 }
 
-func inState(states ...string) func(context.Context, *job, *config.Dist, string, *reply.Reply) bool {
+func inState(states ...queue.State) func(context.Context, *job, *config.Dist, string, *reply.Reply) bool {
 	return func(ctx context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) bool {
 		st, _ := j.state(ctx, d, pkgv)
-		for _, s := range states {
-			if st == s {
-				return true
-			}
-		}
-		return false
+		return slices.Contains(states, st)
 	}
 }
 
@@ -329,7 +325,7 @@ func inREDO(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Rep
 
 func failedWith(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
 	info, err := j.p.queue(d).Info(ctx, debversion.SplitPkgVersion(pkgv).Name)
-	return err == nil && info.State == "Failed" && strings.Contains(info.FailedText, strings.TrimSpace(firstLine(r.Reason)))
+	return err == nil && info.State == queue.Failed && strings.Contains(info.FailedText, strings.TrimSpace(firstLine(r.Reason)))
 }
 
 // queueAction is an action that is one wanna-build call.
@@ -448,8 +444,7 @@ func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	var ref *client.Refused
-	if errors.As(err, &ref) || errors.Is(err, client.ErrNotRegistered) {
+	if queue.IsRefused(err) {
 		j.p.logf("%s(%s): wanna-build %s refused: %v", pkgv, dist, what, err)
 		j.fail("wanna-build %s failed for %s (dist=%s):\n%v", what, pkgv, dist, err)
 		return false, nil
@@ -458,7 +453,7 @@ func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
 }
 
 // state returns the queue state of pkgv's package ("" when unknown).
-func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (string, error) {
+func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (queue.State, error) {
 	info, err := j.p.queue(d).Info(ctx, debversion.SplitPkgVersion(pkgv).Name)
 	if err != nil {
 		return "", err
@@ -468,17 +463,16 @@ func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (string, e
 
 // checkState is the classic check_state: the version in the subject must be
 // the queue's, the state one of states, and a package Building ours.
-func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, states ...string) (bool, error) {
+func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, states ...queue.State) (bool, error) {
 	pv := debversion.SplitPkgVersion(pkgv)
 	name := pv.Name
-	msg := fmt.Sprintf("%s(%s) check_state(%s): ", pkgv, d.DistName, strings.Join(states, " "))
+	msg := fmt.Sprintf("%s(%s) check_state(%s): ", pkgv, d.DistName, joinStates(states, " "))
 	info, err := j.p.queue(d).Info(ctx, name)
-	if errors.Is(err, client.ErrNotRegistered) {
+	if errors.Is(err, queue.ErrNotRegistered) {
 		j.fail("%s%s is not registered in the wanna-build queue of %s.\nCheck the package name in the subject.", msg, name, d.DistName)
 		return false, nil
 	}
-	var ref *client.Refused
-	if errors.As(err, &ref) {
+	if queue.IsRefused(err) {
 		j.fail("%s%v", msg, err)
 		return false, nil
 	}
@@ -490,15 +484,11 @@ func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, state
 		j.fail("%sversion %s registered as %s\n(the queue has another version now: answer the mail about %s).", msg, queued.Version, info.State, queued)
 		return false, nil
 	}
-	ok := false
-	for _, s := range states {
-		ok = ok || s == info.State
-	}
-	if !ok {
-		j.fail("%sstate is %s\n(this answer needs one of: %s).", msg, info.State, strings.Join(states, ", "))
+	if !slices.Contains(states, info.State) {
+		j.fail("%sstate is %s\n(this answer needs one of: %s).", msg, info.State, joinStates(states, ", "))
 		return false, nil
 	}
-	if info.State == "Building" && info.Builder != d.WannaBuildDBUser {
+	if info.State == queue.Building && info.Builder != d.WannaBuildDBUser {
 		j.fail("%sis building by %s\n(not by this buildd, %s).", msg, info.Builder, d.WannaBuildDBUser)
 		return false, nil
 	}
@@ -524,4 +514,13 @@ func (j *job) outdated(d *config.Dist, pkgv string, dists []string) bool {
 	j.p.logf("%s(%s) outdated; new versions %s", pkgv, d.DistName, strings.Join(lines, ", "))
 	j.fail("Package %s (%s) is outdated.\nThe following new versions have appeared in the meantime:\n %s", pkgv, d.DistName, strings.Join(lines, "\n "))
 	return true
+}
+
+// joinStates is states joined by sep, for a message.
+func joinStates(states []queue.State, sep string) string {
+	names := make([]string, len(states))
+	for i, st := range states {
+		names[i] = string(st)
+	}
+	return strings.Join(names, sep)
 }

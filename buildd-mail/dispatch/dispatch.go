@@ -30,19 +30,12 @@ import (
 	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/program"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
-// Queue is what buildd-mail asks of the wanna-build queue for one dist
-// (wannabuild/client.Client).
-type Queue interface {
-	Info(ctx context.Context, name string) (*client.Info, error)
-	Take(ctx context.Context, pkgv string) error
-	Failed(ctx context.Context, pkgv, msg string) error
-	DepWait(ctx context.Context, pkgv, deps string) error
-	GiveBack(ctx context.Context, pkgv string) error
-	NoBuild(ctx context.Context, pkgv string) error
-}
+// Queue is the wanna-build queue of one dist (internal/queue/port).
+type Queue = queue.Port
 
 // Processor handles mails for one home.
 type Processor struct {
@@ -73,10 +66,20 @@ func (p *Processor) logf(format string, args ...any) {
 func (p *Processor) queue(d *config.Dist) Queue {
 	q, ok := p.queues[d.DistName]
 	if !ok {
-		q = client.New(p.Cfg, d)
+		q = port.Open(p.Cfg, d)
 		p.queues[d.DistName] = q
 	}
 	return q
+}
+
+// Close closes the queue ports the processor keeps.
+func (p *Processor) Close() error {
+	var err error
+	for name, q := range p.queues {
+		err = errors.Join(err, q.Close())
+		delete(p.queues, name)
+	}
+	return err
 }
 
 // keys loads the admin keyring once per process.

@@ -12,6 +12,7 @@ import (
 
 	"buildd/buildd-mail/replytest"
 	"buildd/internal/home"
+	"buildd/internal/queue"
 )
 
 // A case delivers mails to a fresh home where hello_1.0-1 is Building by
@@ -45,7 +46,7 @@ func redoHas(t *testing.T, e *env, pkgv string) bool {
 	return false
 }
 
-func wantState(state string) func(t *testing.T, e *env) {
+func wantState(state queue.State) func(t *testing.T, e *env) {
 	return func(t *testing.T, e *env) {
 		if got := e.info("hello").State; got != state {
 			t.Errorf("state %s, want %s", got, state)

@@ -20,7 +20,8 @@ import (
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
 	"buildd/internal/mailer/smtptest"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
 // Shared across the package's tests: one GnuPG home, one admin keyring.
@@ -128,7 +129,7 @@ func (e *env) processor() *dispatch.Processor {
 
 func (e *env) dist() *config.Dist { d, _ := e.cfg.Dist(dist); return d }
 
-func (e *env) client() *client.Client { return client.New(e.cfg, e.dist()) }
+func (e *env) client() queue.Port { return port.Open(e.cfg, e.dist()) }
 
 // take registers pkgv as Building by this buildd and records its log mail
 // as sent an hour ago.
@@ -147,7 +148,7 @@ func (e *env) sent(pkgv, id, kind string) {
 	}
 }
 
-func (e *env) info(name string) *client.Info {
+func (e *env) info(name string) *queue.Info {
 	e.t.Helper()
 	i, err := e.client().Info(context.Background(), name)
 	if err != nil {

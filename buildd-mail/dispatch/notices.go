@@ -20,7 +20,7 @@ import (
 	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
 )
 
 var (
@@ -62,8 +62,7 @@ func (j *job) newVersion(ctx context.Context) error {
 	}
 	pkgv, newpkgv := old.String(), newer.String()
 	info, err := p.queue(d).Info(ctx, pkg)
-	var ref *client.Refused
-	if errors.Is(err, client.ErrNotRegistered) || errors.As(err, &ref) {
+	if queue.IsRefused(err) {
 		p.logf("new-version notice for %s (%s) ignored: the queue does not know %s: %v", pkgv, d.DistName, pkg, err)
 		return nil
 	}
@@ -96,7 +95,7 @@ func (j *job) newVersion(ctx context.Context) error {
 			continue
 		}
 		oi, err := p.queue(od).Info(ctx, pkg)
-		if errors.Is(err, client.ErrNotRegistered) || errors.As(err, &ref) {
+		if queue.IsRefused(err) {
 			continue
 		}
 		if err != nil {
@@ -107,7 +106,7 @@ func (j *job) newVersion(ctx context.Context) error {
 			continue
 		}
 		holding = append(holding, od.DistName)
-		if oi.State == "Building" && oi.Builder == od.WannaBuildDBUser {
+		if oi.State == queue.Building && oi.Builder == od.WannaBuildDBUser {
 			building = append(building, od.DistName)
 		}
 	}

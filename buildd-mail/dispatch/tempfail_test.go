@@ -13,7 +13,7 @@ import (
 	"buildd/buildd-mail/replytest"
 	"buildd/internal/config"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue/port"
 )
 
 const trixieLogID = "log.hello_1.0-1.trixie@buildd.example.org"
@@ -51,7 +51,7 @@ func (e *env) trixieReply(keyword string) []byte {
 func (e *env) takeTrixie() {
 	e.t.Helper()
 	d := e.withTrixie(false)
-	if err := client.New(e.cfg, d).Take(context.Background(), pkgv); err != nil {
+	if err := port.Open(e.cfg, d).Take(context.Background(), pkgv); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.h.Sent().Add(home.SentMail{MessageID: trixieLogID, Time: time.Now().Add(-time.Hour), Dist: "trixie", PkgVersion: pkgv, Kind: "log"}); err != nil {
@@ -111,7 +111,7 @@ func TestTempFailureSkipped(t *testing.T) {
 	if left, _ := e.q.List(); len(left) != 0 {
 		t.Errorf("%d mails left", len(left))
 	}
-	info, err := client.New(e.cfg, trixie).Info(context.Background(), "hello")
+	info, err := port.Open(e.cfg, trixie).Info(context.Background(), "hello")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,11 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/control"
 	"buildd/internal/debversion"
 	"buildd/internal/home"
+	"buildd/internal/queue"
 )
 
 // upload handles "ok": the signed text is the .changes. Its files, checked
@@ -59,12 +58,12 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		return nil
 	}
 	name := changesName(pkgv, c.Architecture, d.BuiltArchitecture)
-	dirs := uploadDirs(p.Home, targets)
+	queues := uploadQueues(p.Home, targets)
 	changesData := []byte(text)
 	if !j.m.PGPMIME {
 		changesData = j.sig.Block
 	}
-	if j.resumed && allHave(dirs, name, changesData) {
+	if j.resumed && allHold(queues, name, changesData) {
 		j.act(pkgv, d.DistName, "already moved to upload (resumed)")
 		return j.purge(d, pkgv)
 	}
@@ -73,7 +72,7 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 	}
 	var wrong []string
 	for _, td := range targets {
-		ok, err := j.checkState(ctx, td, pkgv, "Building", "Built", "Install-Wait", "Reupload-Wait", "Build-Attempted")
+		ok, err := j.checkState(ctx, td, pkgv, queue.Building, queue.Built, queue.InstallWait, queue.ReuploadWait, queue.BuildAttempted)
 		if err != nil {
 			return err
 		}
@@ -91,11 +90,15 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 	if err := j.spend(pkgv, d.DistName); err != nil {
 		return err
 	}
-	for _, dir := range dirs {
-		if err := installFiles(p.Home, dir, c.Files, name, changesData); err != nil {
+	var files []string
+	for _, f := range c.Files {
+		files = append(files, f.Name)
+	}
+	for _, q := range queues {
+		if err := q.Add(p.Home.BuildDir(), files, name, changesData); err != nil {
 			return err
 		}
-		j.act(pkgv, d.DistName, "moved to %s as %s", dir, name)
+		j.act(pkgv, d.DistName, "moved to %s as %s", q.Dir(), name)
 	}
 	for _, f := range c.Files {
 		if err := os.Remove(filepath.Join(p.Home.BuildDir(), f.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -162,27 +165,29 @@ func changesName(pkgv string, arches []string, builtArch string) string {
 	return home.ChangesName(debversion.SplitPkgVersion(pkgv), arch)
 }
 
-func uploadDirs(h home.Home, dists []*config.Dist) []string {
-	var out []string
+// uploadQueues are the upload queues of dists, each once.
+func uploadQueues(h home.Home, dists []*config.Dist) []*home.UploadQueue {
+	var out []*home.UploadQueue
 	seen := map[string]bool{}
 	for _, d := range dists {
-		dir := h.UploadDir(d.DuploadLocalQueueDir)
-		if !seen[dir] {
-			seen[dir] = true
-			out = append(out, dir)
+		q := h.UploadQueue(d.DuploadLocalQueueDir)
+		if !seen[q.Dir()] {
+			seen[q.Dir()] = true
+			out = append(out, q)
 		}
 	}
 	return out
 }
 
-func allHave(dirs []string, name string, data []byte) bool {
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil || !bytes.Equal(b, data) {
+// allHold reports whether every one of queues holds the .changes name
+// with exactly data.
+func allHold(queues []*home.UploadQueue, name string, data []byte) bool {
+	for _, q := range queues {
+		if !q.Holds(name, data) {
 			return false
 		}
 	}
-	return len(dirs) > 0
+	return len(queues) > 0
 }
 
 func sha256File(path string) (string, int64, error) {
@@ -199,33 +204,13 @@ func sha256File(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// installFiles copies the files from build/ into dir under its lock: each to
-// a temporary name, fsynced, renamed; the .changes last, so that the
-// uploader never sees a .changes whose files are not all there.
-func installFiles(h home.Home, dir string, files []control.ChangesFile, name string, changes []byte) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("upload queue: %w", err)
-	}
-	l, err := home.LockFile(dir, home.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer l.Unlock()
-	for _, f := range files {
-		if err := atomicfile.CopyFile(filepath.Join(h.BuildDir(), f.Name), filepath.Join(dir, f.Name), 0o644); err != nil {
-			return err
-		}
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, name), changes, 0o644)
-}
-
 // removeFromUpload handles upload-rem: the package's .changes, its files
 // and the .upload marker leave the dist's upload queue.
 func (j *job) removeFromUpload(d *config.Dist, pkgv string) error {
-	dir := j.p.Home.UploadDir(d.DuploadLocalQueueDir)
+	q := j.p.Home.UploadQueue(d.DuploadLocalQueueDir)
 	name := home.ChangesName(debversion.SplitPkgVersion(pkgv), d.BuiltArchitecture)
-	j.act(pkgv, d.DistName, "remove from upload dir %s", dir)
-	data, err := os.ReadFile(filepath.Join(dir, name))
+	j.act(pkgv, d.DistName, "remove from upload dir %s", q.Dir())
+	data, err := q.ReadChanges(name)
 	if errors.Is(err, os.ErrNotExist) {
 		j.p.logf("%s does not exist", name)
 		return nil
@@ -233,32 +218,26 @@ func (j *job) removeFromUpload(d *config.Dist, pkgv string) error {
 	if err != nil {
 		return err
 	}
-	return j.p.removeUploaded(dir, name, data)
+	return j.p.removeUploaded(q, name, data)
 }
 
-// removeUploaded deletes a .changes, its files and its .upload from dir.
-func (p *Processor) removeUploaded(dir, name string, data []byte) error {
-	var rm []string
+// removeUploaded deletes the upload name, whose .changes holds data, from
+// the queue q: its files, the .changes and its marker.
+func (p *Processor) removeUploaded(q *home.UploadQueue, name string, data []byte) error {
+	var files []string
 	if c, err := control.ParseChanges(name, data); err == nil {
 		for _, f := range c.Files {
-			rm = append(rm, f.Name)
+			files = append(files, f.Name)
 		}
 	} else {
-		p.logf("%s/%s: %v; removing only the .changes and .upload", dir, name, err)
+		p.logf("%s/%s: %v; removing only the .changes and .upload", q.Dir(), name, err)
 	}
-	rm = append(rm, name, strings.TrimSuffix(name, ".changes")+".upload")
-	p.logf("Removing files from %s: %s", dir, strings.Join(rm, " "))
-	l, err := home.LockFile(dir, home.LockTimeout)
-	if err != nil {
-		return err
+	p.logf("Removing files from %s: %s", q.Dir(), strings.Join(append(files, name, home.UploadMarker(name)), " "))
+	failed, err := q.Remove(name, files)
+	for _, e := range failed {
+		p.logf("Can't remove: %v", e)
 	}
-	defer l.Unlock()
-	for _, f := range rm {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.logf("Can't remove %s/%s: %v", dir, f, err)
-		}
-	}
-	return atomicfile.SyncDir(dir)
+	return err
 }
 
 // installed handles "X.changes INSTALLED/ACCEPTED": the upload is in the
@@ -274,10 +253,10 @@ func (j *job) installed() error {
 		p.logf("%s INSTALLED notice ignored: %v", name, err)
 		return nil
 	}
-	var found []string
-	for _, dir := range uploadDirs(p.Home, distPtrs(p.Cfg)) {
-		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
-			found = append(found, dir)
+	var found []*home.UploadQueue
+	for _, q := range uploadQueues(p.Home, distPtrs(p.Cfg)) {
+		if q.Has(name) {
+			found = append(found, q)
 		}
 	}
 	switch len(found) {
@@ -289,12 +268,11 @@ func (j *job) installed() error {
 		p.logf("Found more than one upload directory for %s - not deleting binaries!", name)
 		return nil
 	}
-	marker := strings.TrimSuffix(name, ".changes") + ".upload"
-	if _, err := os.Lstat(filepath.Join(found[0], marker)); err != nil {
-		p.logf("%s INSTALLED notice ignored: %s/%s is not uploaded yet (no %s)", name, found[0], name, marker)
+	if !found[0].Uploaded(name) {
+		p.logf("%s INSTALLED notice ignored: %s/%s is not uploaded yet (no %s)", name, found[0].Dir(), name, home.UploadMarker(name))
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(found[0], name))
+	data, err := found[0].ReadChanges(name)
 	if err != nil {
 		return err
 	}

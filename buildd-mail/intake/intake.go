@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"buildd/buildd-mail/mqueue"
+	"buildd/internal/mailer"
 )
 
 // The exit statuses of pipe mode, sendmail's (sysexits.h).
@@ -119,7 +120,7 @@ func Listen(addr string, lmtp bool, q *mqueue.Queue, stored func(name string)) (
 	}
 	srv := smtp.NewServer(backend{q: q, stored: stored})
 	srv.LMTP = lmtp
-	srv.Domain, _ = os.Hostname()
+	srv.Domain = mailer.Hostname()
 	// go-smtp refuses a mail of exactly MaxMessageBytes (its reader fails
 	// before it sees the end of the data), so it stops one byte later and
 	// Store refuses that byte: a mail of MaxSize bytes is taken, as in pipe

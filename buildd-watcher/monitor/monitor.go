@@ -140,7 +140,7 @@ func (m *Monitor) configSum() string {
 // in brackets, as the Build OS monitor's do. A mail that cannot be
 // delivered now waits in the mailer's spool; the error is only logged.
 func (m *Monitor) mail(subject, body string) error {
-	host, _ := os.Hostname()
+	host := mailer.Hostname()
 	err := m.Mail.Send(&mailer.Message{To: []string{m.Cfg.AdminMail}, Subject: "[" + host + "] " + subject, Body: body,
 		Header: map[string]string{"Auto-Submitted": "auto-generated"}})
 	if err != nil {

@@ -164,10 +164,11 @@ func TestStandardJobs(t *testing.T) {
 	}
 }
 
-// TestShippedFiles checks dist/: the cron lines parse as cron specs and
-// are the config's default schedules, and the units start the programs.
+// TestShippedFiles checks the top-level dist/: the cron lines parse as
+// cron specs and are the config's default schedules, and the units start
+// the programs.
 func TestShippedFiles(t *testing.T) {
-	b, err := os.ReadFile("../dist/buildd.cron")
+	b, err := os.ReadFile("../../dist/buildd.cron")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestShippedFiles(t *testing.T) {
 		"buildd-watcher.service": "ExecStart=@BINDIR@/buildd-watcher --schedule\n",
 		"buildd-mail.service":    "ExecStart=@BINDIR@/buildd-mail --serve 127.0.0.1:2424 --lmtp\n",
 	} {
-		b, err := os.ReadFile("../dist/" + unit)
+		b, err := os.ReadFile("../../dist/" + unit)
 		if err != nil || !strings.Contains(string(b), exec) || !strings.Contains(string(b), "[Install]\nWantedBy=multi-user.target\n") {
 			t.Errorf("%s: %v\n%s", unit, err, b)
 		}

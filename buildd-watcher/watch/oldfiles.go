@@ -48,7 +48,7 @@ func (w *Watcher) OldFiles() ([]string, error) {
 		seen[[2]uint64{sys.Dev, sys.Ino}] = rel
 	}
 	for _, q := range w.queueDirs() {
-		ents, err := os.ReadDir(w.Home.UploadDir(q))
+		ents, err := os.ReadDir(w.Home.UploadQueue(q).Dir())
 		if err != nil {
 			continue
 		}

@@ -1,25 +1,16 @@
 package watch
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"buildd/internal/atomicfile"
 	"buildd/internal/home"
 )
 
-// statVars are the counters programs append to stats/NAME, one number a
-// line, under the lock stats.lock.
-var statVars = []string{"taken", "builds", "uploads", "failed", "dep-wait", "no-build",
-	"give-back", "idle-time", "build-time", "remove-time", "install-download-time"}
-
-// graphs are the classic one-line-a-period bar graphs of stats/graphs/,
-// with the value of a full bar.
+// graphs are the classic one-line-a-period bar graphs of stats/graphs/
+// (see home.Stats), with the value of a full bar.
 var graphs = []struct {
 	name string
 	max  float64
@@ -29,76 +20,35 @@ var graphs = []struct {
 	{"build-time-percent", 1}, {"idle-time-percent", 1},
 }
 
-// Statistics, every statistics_period days (the stamp stats/Stamp, holding
-// the time of the last summary): sums the counters of stats/ since then,
-// deletes them, appends to the graphs, writes stats/Summary and mails it as
-// "Build Daemon Statistics" to statistics_mail.
+// Statistics, every statistics_period days (since the last summary, see
+// home.Stats): sums the counters of stats/ since then, deletes them,
+// appends to the graphs, writes stats/Summary and mails it as "Build
+// Daemon Statistics" to statistics_mail.
 func (w *Watcher) Statistics() (bool, error) {
-	stamp := filepath.Join(w.Home.StatsDir(), "Stamp")
+	stats := w.Home.Stats()
 	period := time.Duration(w.Cfg.StatisticsPeriod) * day
-	st, err := os.Stat(stamp)
-	if err == nil && time.Since(st.ModTime()) <= period-fudge {
+	if last, ok := stats.Stamped(); ok && time.Since(last) <= period-fudge {
 		return false, nil
 	}
-	lock, err := home.LockFile(w.Home.StatsDir(), home.LockTimeout)
+	w.Log.Printf("Making buildd statistics")
+	now := time.Now()
+	summary, bad, err := stats.Summarize(now, now.Add(-period), func(sums map[string]float64, start time.Time) string {
+		return w.summary(stats, sums, start, now)
+	})
 	if err != nil {
 		return false, err
 	}
-	defer lock.Unlock()
-	w.Log.Printf("Making buildd statistics")
-	now := time.Now()
-	start := now.Add(-period)
-	if b, err := os.ReadFile(stamp); err == nil {
-		s := strings.TrimSpace(string(b))
-		t, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return false, fmt.Errorf("%s: bad time %q", stamp, s)
-		}
-		start = time.Unix(t, 0)
-	}
-	sums := map[string]float64{}
-	var bad []string
-	for _, v := range statVars {
-		p := filepath.Join(w.Home.StatsDir(), v)
-		b, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		for i, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l == "" {
-				continue
-			}
-			n, err := strconv.ParseFloat(l, 64)
-			if err != nil {
-				bad = append(bad, fmt.Sprintf("%s:%d: not a number %q", p, i+1, l))
-				continue
-			}
-			sums[v] += n
-		}
-	}
-	summary := w.summary(sums, start, now)
-	if err := atomicfile.WriteFile(filepath.Join(w.Home.StatsDir(), "Summary"), []byte(summary), 0o644); err != nil {
-		return false, err
-	}
-	if err := atomicfile.WriteFile(stamp, []byte(fmt.Sprintf("%d\n", now.Unix())), 0o644); err != nil {
-		return false, err
-	}
-	for _, v := range statVars {
-		os.Remove(filepath.Join(w.Home.StatsDir(), v))
-	}
 	w.mail(w.Cfg.StatisticsMail, "Build Daemon Statistics", summary)
-	if len(bad) > 0 {
-		return true, errors.New(strings.Join(bad, "; "))
+	var msgs []string
+	for _, e := range bad {
+		msgs = append(msgs, e.Error())
 	}
-	return true, nil
+	return true, joinErrs(msgs)
 }
 
 // summary renders the classic stats/Summary, appending this period's bars
-// to stats/graphs/.
-func (w *Watcher) summary(s map[string]float64, start, end time.Time) string {
+// to the graphs of stats.
+func (w *Watcher) summary(stats *home.Stats, s map[string]float64, start, end time.Time) string {
 	total := end.Sub(start).Seconds()
 	if total <= 0 {
 		total = 1
@@ -159,41 +109,19 @@ func (w *Watcher) summary(s map[string]float64, start, end time.Time) string {
 		values["time-per-build"] = s["build-time"] / s["builds"]
 	}
 	date := end.Local().Format("060102")
-	gdir := filepath.Join(w.Home.StatsDir(), "graphs")
-	os.MkdirAll(gdir, 0o755)
 	for _, g := range graphs {
-		path := filepath.Join(gdir, g.name)
 		if v, ok := values[g.name]; ok {
-			if err := appendGraph(path, date, v, g.max); err != nil {
+			if err := stats.AppendGraph(g.name, date, v, g.max); err != nil {
 				w.Log.Printf("%v", err)
 			}
 		}
-		text, err := os.ReadFile(path)
+		text, err := stats.Graph(g.name)
 		if err != nil {
 			continue
 		}
 		pf("%s (max. %s):\n\n%s\n", g.name, strconv.FormatFloat(g.max, 'f', -1, 64), text)
 	}
 	return b.String()
-}
-
-// appendGraph adds one bar of 72 columns at most.
-func appendGraph(path, date string, val, max float64) error {
-	const width = 72
-	n := int(val*width/max + 0.5)
-	bar := strings.Repeat("*", min(n, width))
-	if n > width {
-		bar = strings.Repeat("*", width-1) + "+"
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(f, "%-6s %s\n", date, bar); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // printTime is the classic right-aligned HH:MM:SS of ten columns.

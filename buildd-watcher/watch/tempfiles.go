@@ -20,7 +20,7 @@ func (w *Watcher) CleanTemp() ([]string, error) {
 	var errs []error
 	dirs := []string{w.Home.BuildDir()}
 	for _, q := range w.queueDirs() {
-		dirs = append(dirs, w.Home.UploadDir(q))
+		dirs = append(dirs, w.Home.UploadQueue(q).Dir())
 	}
 	for _, dir := range dirs {
 		gone, err := atomicfile.CleanTemp(dir, TempAge)

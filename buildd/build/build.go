@@ -19,15 +19,17 @@ import (
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
+	"buildd/internal/queue"
 )
 
-// Status is a build's outcome as the queue sees it.
-type Status string
+// Status is a build's outcome as the queue sees it (queue.Outcome).
+type Status = queue.Outcome
 
+// The outcomes, as the build's Status names them.
 const (
-	Successful Status = "successful" // → wanna-build --built
-	Attempted  Status = "attempted"  // the package failed to build → --attempted
-	GivenBack  Status = "given-back" // not the package's fault (fetch, deps, timeout, kill, internal) → --give-back
+	Successful = queue.Successful
+	Attempted  = queue.Attempted
+	GivenBack  = queue.GivenBack
 )
 
 // Fail stages, as in the log's Fail-Stage line.

@@ -11,6 +11,7 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/machine"
+	"buildd/internal/program"
 )
 
 const cliUsage = `usage: buildd build [--config FILE] --dist DIST [options] PKG_VERSION
@@ -32,7 +33,7 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 	parallel := fs.Int("parallel", 1, "DEB_BUILD_OPTIONS parallel=N")
 	memory := fs.Int64("memory", 0, "memory limit of each step in MiB (0: none)")
 	logPath := fs.String("log", "", "build log file")
-	pos, err := machine.ParseInterspersed(fs, args)
+	pos, err := program.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

@@ -15,7 +15,8 @@ import (
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 	"buildd/internal/queue/store"
 	"buildd/internal/slicing"
 )
@@ -50,9 +51,11 @@ func jobLogs(e *env) string {
 	return b.String()
 }
 
-func queueState(t *testing.T, c *config.Config, name string) string {
+func queueState(t *testing.T, c *config.Config, name string) queue.State {
 	t.Helper()
-	info, err := client.New(c, &c.Dists[0]).Info(context.Background(), name)
+	q := port.Open(c, &c.Dists[0])
+	defer q.Close()
+	info, err := q.Info(context.Background(), name)
 	if err != nil {
 		t.Fatalf("info %s: %v", name, err)
 	}
@@ -136,7 +139,7 @@ func TestOnceBuildsInParallel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, status := range map[string]string{"goodpkg": "successful", "badpkg": "attempted"} {
+	for name, status := range map[string]queue.Outcome{"goodpkg": queue.Successful, "badpkg": queue.Attempted} {
 		if stored, err := db.Logs(name); err != nil || len(stored) != 1 || stored[0].Status != status || stored[0].Size < 1000 {
 			t.Errorf("log store: %s: %+v, %v; want one %s log", name, stored, err, status)
 		}

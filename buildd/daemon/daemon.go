@@ -10,9 +10,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +27,7 @@ import (
 	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
+	"buildd/internal/queue"
 	"buildd/internal/slicing"
 )
 
@@ -54,9 +55,10 @@ type Daemon struct {
 	stopping    bool
 	fails       int // give-backs in a row
 	pausedUntil time.Time
-	held        bool                 // HOLD-BUILDS seen and logged
-	badREDO     map[string]bool      // bad REDO lines already logged
-	renewed     map[string]time.Time // per dist: the last lease renewal
+	held        bool                  // HOLD-BUILDS seen and logged
+	badREDO     map[string]bool       // bad REDO lines already logged
+	renewed     map[string]time.Time  // per dist: the last lease renewal
+	ports       map[string]queue.Port // per dist's queue settings (portKey)
 	jobs        sync.WaitGroup
 }
 
@@ -84,7 +86,42 @@ func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 		mail:    mailer.New(c),
 		running: map[string]*job{},
 		renewed: map[string]time.Time{},
+		ports:   map[string]queue.Port{},
 	}
+}
+
+// queue is the port of dist's queue, opened once and kept while the
+// settings it is made of stay the same (a re-read config with other
+// settings gets another; Close closes them all).
+func (d *Daemon) queue(c *config.Config, dist *config.Dist) queue.Port {
+	key := portKey(c, dist)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q, ok := d.ports[key]
+	if !ok {
+		q = d.parts.Queue(c, dist)
+		d.ports[key] = q
+	}
+	return q
+}
+
+// portKey is what a dist's port is made of.
+func portKey(c *config.Config, dist *config.Dist) string {
+	return fmt.Sprintf("%q %q %q %q %d %v %q %q %q %q %q", c.WannaBuildDB, dist.DistName, dist.BuiltArchitecture,
+		dist.WannaBuildDBUser, dist.Lease(), c.CheckInstall, dist.WannaBuildSSHHost, dist.WannaBuildSSHUser,
+		dist.WannaBuildSSHSocket, dist.WannaBuildSSHOptions, c.Home)
+}
+
+// Close closes the queue ports the daemon keeps.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var err error
+	for key, q := range d.ports {
+		err = errors.Join(err, q.Close())
+		delete(d.ports, key)
+	}
+	return err
 }
 
 func (d *Daemon) config() *config.Config {
@@ -241,7 +278,7 @@ func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
 // starts their builds. A package whose previous version failed is taken
 // but not built: the admin is asked first ("Should I build").
 func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.Dist, n int) int {
-	q := d.parts.Queue(c, dist)
+	q := d.queue(c, dist)
 	listed, err := q.NeedsBuild(ctx)
 	if err != nil {
 		d.log.Printf("wanna-build --list=needs-build --dist=%s failed: %v", dist.DistName, err)
@@ -270,7 +307,7 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 			continue
 		}
 		if err := q.Take(ctx, pkgv); err != nil {
-			if q.Refused(err) {
+			if queue.IsRefused(err) {
 				d.log.Printf("Can't take %s: %v", pkgv, err)
 				continue
 			}
@@ -280,12 +317,13 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 		d.stats("taken", 1)
 		e := home.RedoEntry{PkgVersion: pkgv, Dist: dist.DistName, BinNMU: l.BinNMU}
 		if c.ShouldBuildMsgs || l.BinNMU > 0 {
-			info, err := q.Details(ctx, l.Name)
+			info, err := q.Info(ctx, l.Name)
 			if err != nil {
 				d.log.Printf("wanna-build --info --dist=%s %s failed: %v -- building it", dist.DistName, l.Name, err)
+				info = &queue.Info{}
 			}
-			if c.ShouldBuildMsgs && info.OldFailed != "" {
-				d.askShouldBuild(c, dist, pkgv, info.OldFailed)
+			if old := strings.TrimSpace(info.OldFailed); c.ShouldBuildMsgs && old != "" {
+				d.askShouldBuild(c, dist, pkgv, old)
 				continue
 			}
 			e.Changelog = info.BinNMUChangelog
@@ -398,7 +436,7 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 		d.home.Building().Remove(notBuilding)
 		return
 	}
-	q := d.parts.Queue(c, j.Dist)
+	q := d.queue(c, j.Dist)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var qerr error
@@ -533,18 +571,10 @@ func (d *Daemon) Wait() { d.jobs.Wait() }
 // Wake is told when a build finished.
 func (d *Daemon) Wake() <-chan struct{} { return d.wake }
 
-// stats appends val to stats/CAT, as the classic buildd does; the watcher
-// sums them.
+// stats adds val to the counter cat of stats/ (see home.Stats), as the
+// classic buildd does; the watcher sums them.
 func (d *Daemon) stats(cat string, val int64) {
-	l, err := home.LockFile(d.home.StatsDir(), home.LockTimeout)
-	if err != nil {
-		return
+	if err := d.home.Stats().Add(cat, val); err != nil {
+		d.log.Printf("%v", err)
 	}
-	defer l.Unlock()
-	f, err := os.OpenFile(filepath.Join(d.home.StatsDir(), cat), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return
-	}
-	fmt.Fprintf(f, "%d\n", val)
-	f.Close()
 }

@@ -8,7 +8,7 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/mailer"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
 )
 
 // Leases keeps the daemon's leases alive and ends other builders' dead
@@ -42,7 +42,7 @@ func (d *Daemon) Leases(ctx context.Context) {
 		if !due {
 			continue
 		}
-		q := d.parts.Queue(c, dist)
+		q := d.queue(c, dist)
 		lost, err := q.Renew(ctx, pkgvs...)
 		if err != nil {
 			d.log.Printf("wanna-build --renew --dist=%s failed: %v", dist.DistName, err)
@@ -108,17 +108,21 @@ func (d *Daemon) ListenQueues(ctx context.Context) {
 	c := d.config()
 	for i := range c.Dists {
 		dist := &c.Dists[i]
-		q := d.parts.Queue(c, dist)
+		q := d.queue(c, dist)
 		go func() {
 			for {
-				err := q.Listen(ctx, func() {
+				n, ok := q.(queue.Notifier)
+				if !ok {
+					return
+				}
+				err := n.Listen(ctx, func() {
 					d.log.Printf("%s: waiting for the queue's notifications", dist.DistName)
 					// What became Needs-Build before this LISTEN (while
 					// the listener connected, or was down) notified
 					// no one: one round looks.
 					d.poke()
 				}, d.poke)
-				if errors.Is(err, client.ErrNoListen) || ctx.Err() != nil {
+				if errors.Is(err, queue.ErrNoNotify) || ctx.Err() != nil {
 					return
 				}
 				d.log.Printf("%s: %v -- again in %v", dist.DistName, err, ListenRetry)

@@ -168,17 +168,13 @@ func (d *Daemon) deliver(ctx context.Context, c *config.Config, path string, fai
 		failed[e.Dist] = fmt.Errorf("no [[dist]] %s in the config", e.Dist)
 		return failed[e.Dist]
 	}
-	l := queue.BuildLog{Package: e.Package, Version: e.Version, Time: e.Time, Status: e.Status, Expires: e.Expires}
+	l := queue.BuildLog{Package: e.Package, Version: e.Version, Time: e.Time, Status: queue.Outcome(e.Status), Expires: e.Expires}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	if err := d.parts.Queue(c, dist).PutLog(qctx, l, r); err != nil {
+	if err := d.queue(c, dist).PutLog(qctx, l, r); err != nil {
 		failed[e.Dist] = err
 		return err
 	}
 	d.log.Printf("Log of %s (dist=%s) delivered to the log store", l.PkgVersion(), e.Dist)
 	return nil
-}
-
-func (q clientQueue) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) error {
-	return q.c.PutLog(ctx, l, gz)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"buildd/buildd/build"
+	"buildd/internal/queue"
 	"buildd/internal/queue/store"
 )
 
@@ -61,7 +62,7 @@ func TestLogDeliveryRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for name, status := range map[string]string{"good": "successful", "bad": "attempted"} {
+	for name, status := range map[string]queue.Outcome{"good": queue.Successful, "bad": queue.Attempted} {
 		logs, err := db.Logs(name)
 		if err != nil || len(logs) != 1 {
 			t.Fatalf("logs of %s: %v, %v", name, logs, err)

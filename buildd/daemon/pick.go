@@ -8,7 +8,7 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
 )
 
 // Skipped is a listed package the dist's rules leave alone, and why.
@@ -25,12 +25,12 @@ type Skipped struct {
 // build_regex does not accept (matched, as the classic buildd does,
 // against "SECTION/PKG_VERSION" as wanna-build lists it) and those busy
 // says are building here already.
-func SelectQueue(d *config.Dist, listed []client.Listed, givenBack map[string]time.Time, busy func(pkgv string) bool) (take []client.Listed, skipped []Skipped, err error) {
+func SelectQueue(d *config.Dist, listed []queue.Candidate, givenBack map[string]time.Time, busy func(pkgv string) bool) (take []queue.Candidate, skipped []Skipped, err error) {
 	noBuild, build, err := distRegexps(d)
 	if err != nil {
 		return nil, nil, err
 	}
-	var weak []client.Listed
+	var weak []queue.Candidate
 	for _, l := range listed {
 		pkgv := l.PkgVersion()
 		listedAs := pkgv

@@ -7,10 +7,10 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
 )
 
-func pkgvs(ls []client.Listed) string {
+func pkgvs(ls []queue.Candidate) string {
 	var s []string
 	for _, l := range ls {
 		s = append(s, l.PkgVersion())
@@ -19,7 +19,7 @@ func pkgvs(ls []client.Listed) string {
 }
 
 func TestSelectQueue(t *testing.T) {
-	listed := []client.Listed{
+	listed := []queue.Candidate{
 		{Name: "gcc", Version: "14-1", Section: "devel"},
 		{Name: "hello", Version: "1.0-1", Section: "misc"},
 		{Name: "openoffice", Version: "7-1", Section: "editors"},

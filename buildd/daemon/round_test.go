@@ -13,7 +13,8 @@ import (
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
 // These tests run rounds of an in-process daemon against the real queue
@@ -85,9 +86,11 @@ func (q *queueEnv) round() {
 	q.d.Wait()
 }
 
-func (q *queueEnv) state(name string) string {
+func (q *queueEnv) state(name string) queue.State {
 	q.t.Helper()
-	info, err := client.New(q.cfg, &q.cfg.Dists[0]).Info(context.Background(), name)
+	p := port.Open(q.cfg, &q.cfg.Dists[0])
+	defer p.Close()
+	info, err := p.Info(context.Background(), name)
 	if err != nil {
 		q.t.Fatalf("info %s: %v", name, err)
 	}
@@ -109,7 +112,7 @@ func TestREDOFirstInDistributionOrder(t *testing.T) {
 	q.d.SetConfig(c)
 	q.d.builder = q.b
 	q.cfg = c
-	if err := client.New(c, &c.Dists[0]).Take(context.Background(), "redo_1.0"); err != nil {
+	if err := port.Open(c, &c.Dists[0]).Take(context.Background(), "redo_1.0"); err != nil {
 		t.Fatal(err)
 	}
 	h := home.New(c.Home)
@@ -213,7 +216,8 @@ func TestGiveBackDelayAndRepeatedMess(t *testing.T) {
 func TestShouldBuildQuestion(t *testing.T) {
 	q := newQueueEnv(t, "max_build = 1", pkg("frail", "1.0"))
 	ctx := context.Background()
-	cl := client.New(q.cfg, &q.cfg.Dists[0])
+	cl := port.Open(q.cfg, &q.cfg.Dists[0])
+	defer cl.Close()
 	if err := cl.Take(ctx, "frail_1.0"); err != nil {
 		t.Fatal(err)
 	}

@@ -194,7 +194,7 @@ func (r *runner) stage(n int, name string, fn func() error) error {
 // fail is the one clear diagnostic of a failed essential stage: logged,
 // printed, and mailed to the admin.
 func (r *runner) fail(c *config.Config, err error) int {
-	host, _ := os.Hostname()
+	host := mailer.Hostname()
 	msg := fmt.Sprintf("buildd on %s cannot start: %v", host, err)
 	r.log.Printf("%s", msg)
 	m := mailer.New(c)
@@ -344,7 +344,7 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 	for i := range c.Dists {
 		d := &c.Dists[i]
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		listed, err := r.d.parts.Queue(c, d).NeedsBuild(qctx)
+		listed, err := r.d.queue(c, d).NeedsBuild(qctx)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("dist %s: %v", d.DistName, err))
@@ -438,6 +438,9 @@ func (r *runner) shutdown(why string) int {
 	r.log.Printf("buildd (%d) received SIG%s -- shutting down", os.Getpid(), why)
 	r.d.Stop()
 	r.release(r.d.config())
+	if err := r.d.Close(); err != nil {
+		r.log.Printf("closing the queues: %v", err)
+	}
 	r.log.Printf("exiting now")
 	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -37,8 +38,11 @@ type File struct {
 // its random digits.
 const TempMarker = ".buildd-tmp"
 
-// tempRE matches the names of File's temporary files.
-var tempRE = regexp.MustCompile(`^\..+` + regexp.QuoteMeta(TempMarker) + `[0-9]+$`)
+// tempRE matches the names of File's temporary files; compiled on first
+// use, not in every process's start-up.
+var tempRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\..+` + regexp.QuoteMeta(TempMarker) + `[0-9]+$`)
+})
 
 // Create starts writing the replacement of path.
 func Create(path string, perm os.FileMode) (*File, error) {
@@ -177,7 +181,7 @@ func CleanTemp(dir string, olderThan time.Duration) (removed []string, err error
 	cutoff := time.Now().Add(-olderThan)
 	var errs []error
 	for _, e := range ents {
-		if !tempRE.MatchString(e.Name()) || !e.Type().IsRegular() {
+		if !tempRE().MatchString(e.Name()) || !e.Type().IsRegular() {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -261,7 +262,7 @@ func Parse(path string, data []byte) (*Config, error) {
 			return nil, &Error{path, pe.Position.Line, pe.Message}
 		}
 		// Type errors carry the line only in their text: "toml: line N (...): msg".
-		if m := typeErrRE.FindStringSubmatch(err.Error()); m != nil {
+		if m := typeErrRE().FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			return nil, &Error{path, line, m[2]}
 		}
@@ -517,14 +518,18 @@ func newLineIndex(data []byte) *lineIndex {
 	return &lineIndex{strings.Split(string(data), "\n")}
 }
 
-var typeErrRE = regexp.MustCompile(`^toml: line (\d+) (.*)$`)
+// typeErrRE and headerRE are compiled on first use, not in every
+// process's start-up.
+var typeErrRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^toml: line (\d+) (.*)$`) })
 
-var headerRE = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-"]+)\s*\]\]?`)
+var headerRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-"]+)\s*\]\]?`)
+})
 
 func (li *lineIndex) tableHeaders(name string) []int {
 	var out []int
 	for i, l := range li.lines {
-		if m := headerRE.FindStringSubmatch(l); m != nil && strings.HasPrefix(strings.TrimSpace(l), "[[") && m[1] == name {
+		if m := headerRE().FindStringSubmatch(l); m != nil && strings.HasPrefix(strings.TrimSpace(l), "[[") && m[1] == name {
 			out = append(out, i+1)
 		}
 	}
@@ -557,7 +562,7 @@ func (li *lineIndex) keyLine(k toml.Key) int {
 func (li *lineIndex) keyLineAfter(name string, header int) int {
 	re := keyRE(name)
 	for i := header; i < len(li.lines); i++ {
-		if headerRE.MatchString(li.lines[i]) {
+		if headerRE().MatchString(li.lines[i]) {
 			return 0
 		}
 		if re.MatchString(li.lines[i]) {

@@ -1,8 +1,9 @@
 // Package home owns the build user's home directory and the classic files in
 // it that several programs share: build/REDO, build/SBUILD-GIVEN-BACK,
 // build/PURGE, build/buildd.pid, outdated-packages, the NO-DAEMON-PLEASE and
-// EXIT-DAEMON-PLEASE flags, and the FILE.lock locks that guard them (a
-// flock, see package flock, with a note of its holder). It owns only the
+// EXIT-DAEMON-PLEASE flags, the upload queues (UploadQueue), the counters
+// and summaries of stats/ (Stats), and the FILE.lock locks that guard them
+// (a flock, see package flock, with a note of its holder). It owns only the
 // home's files: how a file is replaced and how it is locked are the
 // packages atomicfile and flock.
 //

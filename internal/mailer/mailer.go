@@ -296,9 +296,10 @@ func isLoopback(host string) bool {
 }
 
 // Hostname is the name the suite's mail gives this host: the domain of its
-// Message-IDs and of unqualified envelope addresses, the tag of its spool and
-// Maildir file names, and the host a mail's text says a file is on. It is
-// "localhost" when the system has no name.
+// Message-IDs and of unqualified addresses, the tag of its spool and
+// Maildir file names, the host a mail's subject or text names, and the
+// domain buildd-mail's listener greets with. It is "localhost" when the
+// system has no name.
 func Hostname() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {

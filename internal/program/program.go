@@ -1,6 +1,7 @@
 // Package program owns what the suite's programs (buildd, buildd-mail,
 // buildd-uploader, buildd-watcher) start from and run with: the --config
-// and --dump-config options every one of them takes, their start (the
+// and --dump-config options every one of them takes, flags among the
+// arguments of a subcommand (ParseInterspersed), their start (the
 // config read, the daemon log opened) and Env, the config, home, mailer and
 // daemon log that their work uses.
 package program

@@ -27,14 +27,25 @@ type BuildLog struct {
 	Version string `json:"version"`
 	Time    int64  `json:"time"` // when the build ended, unix seconds
 	Builder string `json:"builder"`
-	Status  string `json:"status"`  // one of LogStatuses
+	Status  Outcome `json:"status"` // one of Outcomes
 	Size    int64  `json:"size"`    // bytes of the log
 	Stored  int64  `json:"stored"`  // bytes of its gzip form, as the store holds it
 	Expires int64  `json:"expires"` // unix seconds from which it may be removed
 }
 
-// LogStatuses are the statuses a build ends with.
-var LogStatuses = []string{"successful", "attempted", "given-back"}
+// Outcome is how a build ended, as the queue is told it and its log
+// keeps it.
+type Outcome string
+
+// The outcomes of a build.
+const (
+	Successful Outcome = "successful" // → --built
+	Attempted  Outcome = "attempted"  // the package failed to build → --attempted
+	GivenBack  Outcome = "given-back" // not the package's fault (fetch, deps, timeout, kill, internal) → --give-back
+)
+
+// Outcomes are every Outcome.
+var Outcomes = []Outcome{Successful, Attempted, GivenBack}
 
 // MaxLogGzip is the most bytes of a compressed log a store accepts, and
 // MaxLogText the most bytes it may hold uncompressed. A builder's log is
@@ -101,7 +112,7 @@ func (l *BuildLog) Check() error {
 	if err := debversion.CheckVersion(l.Version); err != nil {
 		return fail("%v", err)
 	}
-	for _, s := range LogStatuses {
+	for _, s := range Outcomes {
 		if l.Status == s {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"buildd/internal/debversion"
@@ -69,7 +70,9 @@ func IsPackageError(err error) bool {
 	return errors.As(err, &r) || errors.As(err, &b)
 }
 
-var argRE = regexp.MustCompile(`^([A-Za-z0-9.+-]+)_([A-Za-z0-9:.+~-]+)`)
+// argRE and changesSuffixRE are compiled on first use, not in every
+// process's start-up (--info and --list never split an argument).
+var argRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z0-9.+-]+)_([A-Za-z0-9:.+~-]+)`) })
 
 // SplitArg splits a package argument "name_version" as the classic tool
 // does: a leading path and a .dsc/.diff.gz/.tar.gz/.deb/_ARCH.changes ending
@@ -82,15 +85,15 @@ func SplitArg(arg string) (name, version string, err error) {
 	for _, ext := range []string{".dsc", ".diff.gz", ".tar.gz", ".deb"} {
 		p = strings.TrimSuffix(p, ext)
 	}
-	p = changesSuffixRE.ReplaceAllString(p, "")
-	m := argRE.FindStringSubmatch(p)
+	p = changesSuffixRE().ReplaceAllString(p, "")
+	m := argRE().FindStringSubmatch(p)
 	if m == nil {
 		return "", "", &BadArgument{arg}
 	}
 	return m[1], m[2], nil
 }
 
-var changesSuffixRE = regexp.MustCompile(`_[A-Za-z0-9-]+\.changes$`)
+var changesSuffixRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`_[A-Za-z0-9-]+\.changes$`) })
 
 func (s *Session) printf(format string, args ...any) {
 	if s.Out != nil {

@@ -13,14 +13,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
-	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/control"
 	"buildd/internal/daemonlog"
@@ -28,7 +26,7 @@ import (
 	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue/port"
 )
 
 // ErrRunning is returned by Run when another buildd-uploader holds the lock.
@@ -145,11 +143,11 @@ func (u *Uploader) marked(r Result) []string {
 
 // queue uploads one queue directory.
 func (u *Uploader) queue(ctx context.Context, q Queue) ([]Result, error) {
-	dir := u.Home.UploadDir(q.Dir)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+	uq := u.Home.UploadQueue(q.Dir)
+	todo, err := uq.Pending()
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	todo, err := pending(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +161,7 @@ func (u *Uploader) queue(ctx context.Context, q Queue) ([]Result, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		results = append(results, u.one(ctx, q, dir, name))
+		results = append(results, u.one(ctx, q, uq, name))
 	}
 	var failed, output []string
 	var errs strings.Builder
@@ -175,7 +173,7 @@ func (u *Uploader) queue(ctx context.Context, q Queue) ([]Result, error) {
 		}
 		failed = append(failed, r.Changes)
 		fmt.Fprintf(&errs, "%v\n", r.Err)
-		fmt.Fprintf(&errs, "Removed %s to reupload later.\n", marker(r.Changes))
+		fmt.Fprintf(&errs, "Removed %s to reupload later.\n", home.UploadMarker(r.Changes))
 		if r.Output != "" {
 			output = append(output, fmt.Sprintf("--- %s:\n%s", r.Changes, r.Output))
 		}
@@ -199,52 +197,22 @@ func (u *Uploader) queue(ctx context.Context, q Queue) ([]Result, error) {
 			"The uploads succeeded, but wanna-build was not told for:\n\n  "+strings.Join(marks, "\n  ")+"\n")
 	}
 	if ok > 0 {
-		if err := u.writeStats("uploads", ok); err != nil {
-			u.Log.Printf("stats: %v", err)
+		if err := u.Home.Stats().Add("uploads", int64(ok)); err != nil {
+			u.Log.Printf("%v", err)
 		}
 	}
 	return results, nil
 }
 
-// pending lists the queue's .changes without .upload, under the queue's
-// lock (buildd-mail fills the queue under the same lock).
-func pending(dir string) ([]string, error) {
-	l, err := home.LockFile(dir, home.LockTimeout)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Unlock()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".changes") || strings.HasPrefix(n, ".") || !e.Type().IsRegular() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, marker(n))); err == nil {
-			continue
-		}
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// marker is the .upload beside a .changes.
-func marker(changes string) string { return strings.TrimSuffix(changes, ".changes") + ".upload" }
-
-// one uploads one .changes.
-func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result) {
+// one uploads one .changes of the queue uq.
+func (u *Uploader) one(ctx context.Context, q Queue, uq *home.UploadQueue, name string) (r Result) {
 	r = Result{Queue: q.Dir, Changes: name}
-	path := filepath.Join(dir, name)
+	path := uq.Path(name)
 	defer func() {
 		if r.Err != nil {
 			u.Log.Printf("%v", r.Err)
-			if err := os.Remove(filepath.Join(dir, marker(name))); err == nil {
-				u.Log.Printf("Removed %s due to upload errors.", marker(name))
+			if err := uq.Unmark(name); err == nil {
+				u.Log.Printf("Removed %s due to upload errors.", home.UploadMarker(name))
 			}
 		}
 	}()
@@ -260,27 +228,27 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 	}
 	r.PkgV = debversion.PkgVersion{Name: c.Source, Version: c.Version}.String()
 	r.Dists = strings.Fields(c.Distribution)
-	if err := checkFiles(dir, c); err != nil {
+	if err := checkFiles(uq, c); err != nil {
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
 		return r
 	}
-	out, err := u.runTool(ctx, q, dir, name)
+	out, err := u.runTool(ctx, q, uq.Dir(), name)
 	r.Output = out
 	if err != nil {
 		r.Err = fmt.Errorf("upload error on file %s (%s): %w", name, q.describe(), err)
 		return r
 	}
-	if err := adoptToolLog(dir, name, q.Target); err != nil {
+	if err := uq.AdoptToolLog(name, q.Target); err != nil {
 		u.Log.Printf("%v", err)
 	}
-	_, err = os.Stat(filepath.Join(dir, marker(name)))
-	if err != nil && u.Cfg.UploadTool == "dupload" {
-		r.Err = fmt.Errorf("upload error on file %s (%s): dupload wrote no %s: not uploaded", name, q.describe(), marker(name))
+	marked := uq.Uploaded(name)
+	if !marked && u.Cfg.UploadTool == "dupload" {
+		r.Err = fmt.Errorf("upload error on file %s (%s): dupload wrote no %s: not uploaded", name, q.describe(), home.UploadMarker(name))
 		return r
 	}
-	if err != nil {
+	if !marked {
 		text := fmt.Sprintf("Successfully uploaded %s to %s with %s at %s.\n", name, q.describe(), u.Cfg.UploadTool, time.Now().UTC().Format(time.RFC3339))
-		if err := atomicfile.WriteFile(filepath.Join(dir, marker(name)), []byte(text), 0o644); err != nil {
+		if err := uq.Mark(name, text); err != nil {
 			r.Err = fmt.Errorf("upload of %s done, but: %w", name, err)
 			return r
 		}
@@ -293,27 +261,6 @@ func (u *Uploader) one(ctx context.Context, q Queue, dir, name string) (r Result
 		}
 	}
 	return r
-}
-
-// adoptToolLog renames dput's own upload log (X.HOST.upload) to the
-// classic marker X.upload, so that the queue holds only what buildd-mail
-// removes when the archive accepts the upload.
-func adoptToolLog(dir, name, target string) error {
-	base := strings.TrimSuffix(name, ".changes") + "."
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		host, ok := strings.CutPrefix(e.Name(), base)
-		if !ok || !strings.HasSuffix(host, ".upload") || host == "upload" {
-			continue
-		}
-		if target == "" || host == target+".upload" {
-			return os.Rename(filepath.Join(dir, e.Name()), filepath.Join(dir, marker(name)))
-		}
-	}
-	return nil
 }
 
 func (q Queue) describe() string {
@@ -329,15 +276,17 @@ func (u *Uploader) uploaded(ctx context.Context, dist, pkgv string) error {
 	if !ok {
 		return fmt.Errorf("distribution %s is not in %s", dist, u.Cfg.File)
 	}
-	return client.New(u.Cfg, d).Uploaded(ctx, pkgv)
+	q := port.Open(u.Cfg, d)
+	defer q.Close()
+	return q.Uploaded(ctx, pkgv)
 }
 
-// checkFiles checks that every file of the .changes is in dir with its
-// size, so that a half-filled queue entry is not half uploaded.
-func checkFiles(dir string, c *control.Changes) error {
+// checkFiles checks that every file of the .changes is in the queue with
+// its size, so that a half-filled queue entry is not half uploaded.
+func checkFiles(uq *home.UploadQueue, c *control.Changes) error {
 	var bad []string
 	for _, f := range c.Files {
-		st, err := os.Stat(filepath.Join(dir, f.Name))
+		st, err := os.Stat(uq.Path(f.Name))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			bad = append(bad, f.Name+" is missing")
@@ -401,28 +350,6 @@ func (u *Uploader) runTool(ctx context.Context, q Queue, dir, name string) (stri
 		return text, fmt.Errorf("dupload: %s", duploadFailure.FindString(text))
 	}
 	return text, nil
-}
-
-// writeStats appends n to stats/NAME under the stats lock, as every
-// program does.
-func (u *Uploader) writeStats(name string, n int) error {
-	if err := os.MkdirAll(u.Home.StatsDir(), 0o755); err != nil {
-		return err
-	}
-	l, err := home.LockFile(u.Home.StatsDir(), home.LockTimeout)
-	if err != nil {
-		return err
-	}
-	defer l.Unlock()
-	f, err := os.OpenFile(filepath.Join(u.Home.StatsDir(), name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(f, "%d\n", n); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func (u *Uploader) mail(subject, body string) {

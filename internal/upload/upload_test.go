@@ -14,7 +14,8 @@ import (
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
 	"buildd/internal/hosttest"
-	"buildd/internal/queue/client"
+	wb "buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
 // need skips loudly when a Debian tool the test drives is missing.
@@ -129,10 +130,10 @@ func queue(t *testing.T, h *hosttest.Host, built, version string) string {
 }
 
 // takeAndBuild puts the package in Built in the local queue database.
-func takeAndBuild(t *testing.T, h *hosttest.Host, pkgv string) *client.Client {
+func takeAndBuild(t *testing.T, h *hosttest.Host, pkgv string) wb.Port {
 	t.Helper()
 	d, _ := h.Cfg.Dist("bookworm")
-	c := client.New(h.Cfg, d)
+	c := port.Open(h.Cfg, d)
 	ctx := context.Background()
 	if err := c.Take(ctx, pkgv); err != nil {
 		t.Fatalf("take %s: %v", pkgv, err)
@@ -143,7 +144,7 @@ func takeAndBuild(t *testing.T, h *hosttest.Host, pkgv string) *client.Client {
 	return c
 }
 
-func state(t *testing.T, c *client.Client, name string) string {
+func state(t *testing.T, c wb.Port, name string) wb.State {
 	t.Helper()
 	info, err := c.Info(context.Background(), name)
 	if err != nil {
@@ -186,7 +187,7 @@ func TestUploadIntoReprepro(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	merge(t, wb, h, empty)
 	d, _ := h.Cfg.Dist("bookworm")
-	if s := state(t, client.New(h.Cfg, d), "hello"); s != "Needs-Build" {
+	if s := state(t, port.Open(h.Cfg, d), "hello"); s != "Needs-Build" {
 		t.Fatalf("after the first merge: %s", s)
 	}
 	c := takeAndBuild(t, h, "hello_1.0-1")

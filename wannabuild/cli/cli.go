@@ -20,7 +20,6 @@ import (
 	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/queue"
-	"buildd/internal/queue/bolt"
 	"buildd/internal/queue/store"
 )
 
@@ -73,6 +72,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if status, ok := r.setup(); !ok {
 		return status
+	}
+	if o.json > 0 {
+		return r.serveJSON()
 	}
 	var out bytes.Buffer
 	r.s.Out = &out
@@ -226,9 +228,13 @@ func (r *run) now() (time.Time, error) {
 // from stdin as the classic tool does.
 func (r *run) readMessage() (int, bool) {
 	in := bufio.NewReader(r.stdin)
+	prompt := r.stdout
+	if r.o.json > 0 {
+		prompt = io.Discard // the answer is the only output
+	}
 	switch {
 	case r.o.mode == "failed":
-		fmt.Fprintln(r.stdout, "Enter reason for failing (end with '.' alone on its line):")
+		fmt.Fprintln(prompt, "Enter reason for failing (end with '.' alone on its line):")
 		var text strings.Builder
 		for {
 			line, err := in.ReadString('\n')
@@ -246,7 +252,7 @@ func (r *run) readMessage() (int, bool) {
 		if r.o.mode == "binNMU" {
 			what, missing = "changelog entry", "No changelog entry given"
 		}
-		fmt.Fprintf(r.stdout, "Enter %s (one line):\n", what)
+		fmt.Fprintf(prompt, "Enter %s (one line):\n", what)
 		line := ""
 		for line == "" {
 			l, err := in.ReadString('\n')
@@ -276,7 +282,7 @@ func (r *run) open(readOnly bool) (queue.Store, int, bool) {
 // committed.
 func (r *run) dbError(err error) int {
 	r.s.Out.(*bytes.Buffer).Reset()
-	if errors.Is(err, bolt.ErrDamaged) {
+	if errors.Is(err, queue.ErrDamaged) {
 		// The error names the file already.
 		status, _ := r.fail(exitDB, "%v (nothing changed)", err)
 		return status

@@ -44,7 +44,7 @@ func (r *run) putLog() int {
 		return status
 	}
 	l := &queue.BuildLog{Dist: r.s.Dist, Arch: r.s.Arch, Package: pv.Name, Version: pv.Version,
-		Time: o.logTime, Builder: r.s.User, Status: o.logStatus, Expires: o.logExpires}
+		Time: o.logTime, Builder: r.s.User, Status: queue.Outcome(o.logStatus), Expires: o.logExpires}
 	if l.Expires == 0 {
 		keep := config.Defaults().LogKeep
 		if r.cfg != nil {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime/debug"
 	"strings"
 
@@ -81,11 +80,7 @@ func BuilderAddress(builder string) string {
 	if strings.Contains(builder, "@") {
 		return builder
 	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return builder + "@" + host
+	return builder + "@" + mailer.Hostname()
 }
 
 func (r *run) mail(notices []queue.Notice) {

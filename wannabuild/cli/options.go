@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"buildd/internal/queue/port"
 	"fmt"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type options struct {
 	logTime      int64 // --put-log: the build's end, unix seconds
 	logStatus    string
 	logExpires   int64
+	json         int // --json=N: answer a builder in the wire protocol N (internal/queue/port)
 	args         []string
 	modeSetTwice string
 }
@@ -138,6 +140,14 @@ var optTable = []opt{
 	{[]string{"log-time"}, true, unixArg(func(o *options) *int64 { return &o.logTime })},
 	{[]string{"log-status"}, true, func(o *options, v string) error { o.logStatus = v; return nil }},
 	{[]string{"log-expires"}, true, unixArg(func(o *options) *int64 { return &o.logExpires })},
+	{[]string{"json"}, true, func(o *options, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n != port.WireVersion {
+			return fmt.Errorf("--json=%s: this wanna-build speaks protocol %d", v, port.WireVersion)
+		}
+		o.json = n
+		return nil
+	}},
 }
 
 func lookupOpt(name string) *opt {

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"net/url"
@@ -121,7 +120,7 @@ type logRef struct {
 	Current bool   `json:"-"`
 }
 
-var _ = template.Must(pages.Parse(`
+var _ = pages.add(`
 {{define "log"}}{{template "head" (printf "%s_%s on %s/%s" .Package .Version .Dist .Arch)}}
 <p>Build of <a href="/package/{{.Package}}">{{.Package}}</a> {{.Version}} on {{.Dist}}/<a href="/dist/{{.Dist}}/{{.Arch}}">{{.Arch}}</a>
 by <a href="/builder/{{.Builder}}">{{.Builder}}</a>, ended {{.End}} (UTC): <b>{{.Status}}</b>.</p>
@@ -140,7 +139,7 @@ by <a href="/builder/{{.Builder}}">{{.Builder}}</a>, ended {{.End}} (UTC): <b>{{
 {{template "foot"}}{{end}}
 
 {{define "celllogs"}}{{with .Logs}}<p>Logs: {{range $i, $l := .}}{{if $i}}, {{end}}<a href="{{$l.URL}}">{{$l.Version}} {{$l.Status}} {{$l.End}}</a>{{end}}{{with $.LogsOmitted}}, and <a href="{{(index $.Logs 0).URL}}">{{.}} older</a>{{end}}</p>{{end}}{{end}}
-`))
+`)
 
 // logURL is the page of l, with /UNIXTIME when attempt is set, and suffix
 // ("" or "/raw").
@@ -154,7 +153,7 @@ func logURL(l *queue.BuildLog, attempt bool, suffix string) string {
 
 func refOf(l *queue.BuildLog) logRef {
 	return logRef{Version: text(l.Version), End: l.EndTime().Format(queue.TimeFormat), EndUnix: l.Time,
-		Builder: text(l.Builder), Status: text(l.Status), Size: l.Size,
+		Builder: text(l.Builder), Status: text(string(l.Status)), Size: l.Size,
 		URL: logURL(l, true, ""), RawURL: logURL(l, true, "/raw")}
 }
 
@@ -470,7 +469,7 @@ func readLog(l *queue.BuildLog, attempts []queue.BuildLog, gz io.Reader) (*logPa
 	p := &logPage{
 		Dist: l.Dist, Arch: l.Arch, Package: l.Package, Version: text(l.Version),
 		End: l.EndTime().Format(queue.TimeFormat), EndUnix: l.Time,
-		Builder: text(l.Builder), Status: text(l.Status), Size: ht.total, Stored: l.Stored,
+		Builder: text(l.Builder), Status: text(string(l.Status)), Size: ht.total, Stored: l.Stored,
 		URL: logURL(l, true, ""), RawURL: logURL(l, true, "/raw"),
 		Attempts: []logRef{},
 	}

@@ -58,7 +58,7 @@ func logFixture(t *testing.T) (string, map[string]string) {
 			t.Fatal(err)
 		}
 		bl := &queue.BuildLog{Dist: "sid", Arch: l.arch, Package: l.pkg, Version: l.version, Time: l.end, Builder: l.builder,
-			Status: l.status, Size: int64(len(l.text)), Expires: expires}
+			Status: queue.Outcome(l.status), Size: int64(len(l.text)), Expires: expires}
 		if err := db.PutLog(bl, gz.Bytes()); err != nil {
 			t.Fatal(err)
 		}

@@ -19,10 +19,11 @@ import (
 	"log"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"buildd/internal/queue"
-	"buildd/internal/queue/bolt"
+	"buildd/internal/queue/store"
 )
 
 // Server serves the status pages of one queue.
@@ -32,10 +33,34 @@ type Server struct {
 	Now     func() time.Time // the clock of calprio and ages; nil is time.Now
 	Log     *log.Logger      // errors of the store; nil is log.Default()
 
-	pool        pool        // PostgreSQL connections kept between requests
-	cache       cache       // pages and metrics, while the queue does not change
-	digestCache digestCache // the history's digests, while it does not change
+	handleOnce  sync.Once
+	handle      *store.Handle // the queue, kept for the server's life (see withStore)
+	cache       cache         // pages and metrics, while the queue does not change
+	digestCache digestCache   // the history's digests, while it does not change
 }
+
+// withStore runs fn on the queue, read-only: a bbolt file is opened for
+// the request, so its lock is not held between requests; a PostgreSQL
+// pool of at most 4 connections is kept for the server's life, so a page
+// costs no connection and no schema check.
+func (s *Server) withStore(fn func(db queue.Store) error) error {
+	return s.queue().With(true, fn)
+}
+
+// queue is the server's handle on the queue, made on first use.
+func (s *Server) queue() *store.Handle {
+	s.handleOnce.Do(func() {
+		timeout := s.Timeout
+		if timeout <= 0 {
+			timeout = store.DefaultTimeout
+		}
+		s.handle = store.NewHandle(s.DB, store.Options{ReadOnly: true, Timeout: timeout, MaxConns: 4})
+	})
+	return s.handle
+}
+
+// Close closes what the server keeps of the queue.
+func (s *Server) Close() error { return s.queue().Close() }
 
 // request is what a page is made from.
 type request struct {
@@ -193,7 +218,7 @@ func (s *Server) fail(w http.ResponseWriter, api bool, err error) {
 	switch {
 	case errors.As(err, &he):
 		code = he.code
-	case errors.Is(err, bolt.ErrLocked):
+	case errors.Is(err, queue.ErrLocked):
 		code = http.StatusServiceUnavailable
 	}
 	if he == nil {

@@ -1,10 +1,48 @@
 package web
 
-import "html/template"
+import (
+	"html/template"
+	"io"
+	"sync"
+)
 
-// pages are the HTML templates, one per page, sharing "head" and "foot".
-// html/template escapes every value for its context.
-var pages = template.Must(template.New("").Funcs(template.FuncMap{"inc": func(n int) int { return n + 1 }}).Parse(`
+// pages are the HTML templates, one per page, sharing "head" and "foot":
+// this file's, and those another file adds (log.go), parsed together on
+// the first page served. Parsing them takes about 0.4 ms, which every
+// wanna-build process paid at start-up, --info and --take too, when they
+// were parsed in the package's initialisation. html/template escapes
+// every value for its context.
+var pages = lazyTemplates{texts: []string{pagesText}}
+
+// lazyTemplates is a set of templates parsed on first use.
+type lazyTemplates struct {
+	texts []string // added only during the package's initialisation
+}
+
+// add adds text to the templates; for a package-level var of another
+// file: var _ = pages.add(`...`).
+func (l *lazyTemplates) add(text string) bool {
+	l.texts = append(l.texts, text)
+	return true
+}
+
+// parsedPages parses pages once; an error in them is a bug that any test
+// serving a page finds.
+var parsedPages = sync.OnceValue(func() *template.Template {
+	t := template.New("").Funcs(template.FuncMap{"inc": func(n int) int { return n + 1 }})
+	for _, text := range pages.texts {
+		template.Must(t.Parse(text))
+	}
+	return t
+})
+
+// ExecuteTemplate is template.ExecuteTemplate of the parsed set.
+func (l *lazyTemplates) ExecuteTemplate(w io.Writer, name string, data any) error {
+	return parsedPages().ExecuteTemplate(w, name, data)
+}
+
+// pagesText are the pages but the logs' (log.go).
+const pagesText = `
 {{define "head"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -85,4 +123,4 @@ nav { margin-bottom: 1em; }
 {{define "error"}}{{template "head" (printf "%d %s" .Code .Status)}}
 <p>{{.Error}}</p>
 {{template "foot"}}{{end}}
-`))
+`

@@ -7,11 +7,13 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+
+	"buildd/internal/queue"
 )
 
 // ErrDamaged is wrapped by every error about a file that is not a whole
 // bbolt file: refused by Open, or found garbled inside a transaction.
-var ErrDamaged = errors.New("damaged database")
+var ErrDamaged = queue.ErrDamaged
 
 // The on-disk meta page of bbolt v1.5.0 (go.etcd.io/bbolt/internal/common:
 // Page, Meta), in the machine's byte order: a 16-byte page header, then

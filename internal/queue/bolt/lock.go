@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"buildd/internal/flock"
+	"buildd/internal/queue"
 )
 
 // ErrLocked is returned when the database stays locked past the timeout.
-var ErrLocked = errors.New("database locked")
+var ErrLocked = queue.ErrLocked
 
 // lockDB takes the database's lock file path within timeout: exclusive for
 // a writer, shared for a reader. The lock file is created 0666 less the

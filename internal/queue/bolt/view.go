@@ -132,3 +132,11 @@ func (t *tx) eachEncoded(st queue.State, fn func(name, v []byte) error) error {
 	}
 	return nil
 }
+
+// The optional capabilities of a Store that a bbolt file has.
+var (
+	_ queue.Store    = (*DB)(nil)
+	_ queue.Lister   = (*DB)(nil)
+	_ queue.Marker   = (*DB)(nil)
+	_ queue.Digester = (*DB)(nil)
+)

@@ -35,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"buildd/internal/queue"
 )
@@ -50,14 +51,16 @@ var ErrConflict = errors.New("changed concurrently, try again")
 
 // ErrRefused is a change the database's row-level security refused: the
 // package is another builder's, or the change needs the admin role.
-var ErrRefused = errors.New("refused by the database: needs the admin role or the builder that has the package")
+var ErrRefused = queue.ErrRefused
 
 const maxAttempts = 20
 
-// DB is an open connection to the queue.
+// DB is an open queue: a pool of connections (at most Options.MaxConns),
+// safe for concurrent use and meant to be kept for the process's life.
 type DB struct {
-	conn     *pgx.Conn
-	url      string // without the password, for messages
+	conn     *pgxpool.Pool
+	cfg      *pgx.ConnConfig // for Listen's connection of its own
+	url      string          // without the password, for messages
 	readOnly bool
 	builder  bool // the role is a builder: the database logs and counts its changes (builder.go)
 }
@@ -66,6 +69,7 @@ type DB struct {
 type Options struct {
 	ReadOnly bool
 	Timeout  time.Duration // connecting and waiting for the schema lock
+	MaxConns int           // connections the pool keeps at most; 0 is 4
 }
 
 // Open connects to the database at url and makes sure its schema is the
@@ -76,27 +80,27 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 30 * time.Second
 	}
-	cfg, err := pgx.ParseConfig(url)
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open database %s: %v", Redact(url), err)
 	}
-	cfg.ConnectTimeout = opt.Timeout
+	pcfg.ConnConfig.ConnectTimeout = opt.Timeout
 	// A command runs each statement a few times at most: one round trip
 	// each (the extended protocol without a prepare) costs less than
 	// preparing it first.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	d := &DB{url: Redact(url), readOnly: opt.ReadOnly}
-	if d.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	pcfg.MaxConns = int32(opt.MaxConns)
+	if pcfg.MaxConns <= 0 {
+		pcfg.MaxConns = 4
+	}
+	d := &DB{url: Redact(url), readOnly: opt.ReadOnly, cfg: pcfg.ConnConfig.Copy()}
+	if d.conn, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("cannot open database %s: %v", d.url, err)
 	}
-	if err := d.migrate(ctx, opt.Timeout); err != nil {
-		d.conn.Close(ctx)
-		return nil, fmt.Errorf("database %s: %w", d.url, err)
-	}
-	admin, err := d.Admin()
+	admin, err := d.migrate(ctx, opt.Timeout)
 	if err != nil {
-		d.conn.Close(ctx)
-		return nil, fmt.Errorf("database %s: whose schema: %w", d.url, err)
+		d.conn.Close()
+		return nil, fmt.Errorf("database %s: %w", d.url, err)
 	}
 	d.builder = !admin
 	return d, nil
@@ -115,18 +119,16 @@ func Redact(url string) string {
 func (d *DB) URL() string { return d.url }
 
 // Admin reports whether this connection's role owns the schema.
-func (d *DB) Admin() (bool, error) {
-	var admin bool
-	err := d.conn.QueryRow(context.Background(), `SELECT pg_has_role(session_user, tableowner, 'MEMBER') FROM pg_tables
-		WHERE tablename = 'wb_records' AND schemaname = current_schema()`).Scan(&admin)
-	return admin, err
+func (d *DB) Admin() bool { return !d.builder }
+
+// Conn is the pool, for the tests' own SQL.
+func (d *DB) Conn() *pgxpool.Pool { return d.conn }
+
+// Close closes the pool's connections.
+func (d *DB) Close() error {
+	d.conn.Close()
+	return nil
 }
-
-// Conn is the connection, for LISTEN and the status web.
-func (d *DB) Conn() *pgx.Conn { return d.conn }
-
-// Close closes the connection.
-func (d *DB) Close() error { return d.conn.Close(context.Background()) }
 
 // View implements queue.Store.
 func (d *DB) View(dist, arch string, fn func(queue.Tx) error) error {
@@ -631,24 +633,30 @@ func (t *tx) History(name string, fn func(*queue.Transaction) error) error {
 	return nil
 }
 
-// Listen waits on NotifyChannel and calls fn with each payload ("DIST/ARCH"
-// of a transaction that left a package in Needs-Build), until ctx ends or
-// the connection fails; it calls ready once it listens.
-func Listen(ctx context.Context, url string, ready func(), fn func(payload string)) error {
-	conn, err := pgx.Connect(ctx, url)
+// Announce implements queue.Announcer: it waits on NotifyChannel, on a
+// connection of its own (LISTEN needs a session), and calls fn with the
+// queue of each notification (a transaction that left a package in
+// Needs-Build), until ctx ends or the connection fails; it calls ready
+// once it listens.
+func (d *DB) Announce(ctx context.Context, ready func(), fn func(queue.Pair)) error {
+	conn, err := pgx.ConnectConfig(ctx, d.cfg)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %v", Redact(url), err)
+		return fmt.Errorf("listen on %s: %v", d.url, err)
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return fmt.Errorf("listen on %s: %v", Redact(url), err)
+		return fmt.Errorf("listen on %s: %v", d.url, err)
 	}
 	ready()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %v", Redact(url), err)
+			return fmt.Errorf("listen on %s: %v", d.url, err)
 		}
-		fn(n.Payload)
+		if dist, arch, ok := strings.Cut(n.Payload, "/"); ok {
+			fn(queue.Pair{Dist: dist, Arch: arch})
+		}
 	}
 }
+
+var _ queue.Announcer = (*DB)(nil)

@@ -152,7 +152,8 @@ func TestNotify(t *testing.T) {
 	defer cancel()
 	ready := make(chan struct{})
 	got := make(chan string, 10)
-	go pg.Listen(ctx, db.URL("buildd_a"), func() { close(ready) }, func(p string) { got <- p })
+	b := open(t, db.URL("buildd_a"))
+	go b.Announce(ctx, func() { close(ready) }, func(q queue.Pair) { got <- q.Dist + "/" + q.Arch })
 	<-ready
 	d.Update("sid", "arm64", func(tx queue.Tx) error {
 		return tx.Put(&queue.Record{Package: "x", Version: "1", State: queue.Installed})

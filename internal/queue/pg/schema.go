@@ -257,46 +257,49 @@ var SchemaVersion = len(migrations)
 // and migrated ("wbschema").
 const schemaLock = 0x7762736368656d61
 
-// migrate brings the schema to SchemaVersion. Two processes starting at
-// once take turns on the advisory lock; the second finds the work done.
-func (d *DB) migrate(ctx context.Context, timeout time.Duration) error {
-	v, err := d.version(ctx, d.conn)
+// migrate brings the schema to SchemaVersion and reports whether the
+// session's role is the admin (owns the schema). Two processes starting
+// at once take turns on the advisory lock; the second finds the work done.
+func (d *DB) migrate(ctx context.Context, timeout time.Duration) (bool, error) {
+	v, admin, err := d.version(ctx, d.conn)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if v < SchemaVersion {
 		if err := d.upgrade(ctx, timeout); err != nil {
-			return err
+			return false, err
 		}
-		v, err = d.version(ctx, d.conn)
-		if err != nil {
-			return err
+		if v, admin, err = d.version(ctx, d.conn); err != nil {
+			return false, err
 		}
 	}
 	if v > SchemaVersion {
-		return fmt.Errorf("schema version %d is newer than this program's %d", v, SchemaVersion)
+		return false, fmt.Errorf("schema version %d is newer than this program's %d", v, SchemaVersion)
 	}
-	return nil
+	return admin, nil
 }
 
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// version is the schema's version; 0 when there is none.
-func (d *DB) version(ctx context.Context, q querier) (int, error) {
+// version is the schema's version (0 when there is none) and whether the
+// session's role owns it, in one round trip.
+func (d *DB) version(ctx context.Context, q querier) (int, bool, error) {
 	var v int
-	err := q.QueryRow(ctx, "SELECT version FROM wb_schema").Scan(&v)
+	var admin bool
+	err := q.QueryRow(ctx, `SELECT version, coalesce(pg_has_role(session_user, (SELECT tableowner FROM pg_tables
+		WHERE tablename = 'wb_records' AND schemaname = current_schema()), 'MEMBER'), false) FROM wb_schema`).Scan(&v, &admin)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == "42P01": // undefined_table
-		return 0, nil
+		return 0, false, nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return 0, nil
+		return 0, false, nil
 	case err != nil:
-		return 0, fmt.Errorf("schema version: %w", err)
+		return 0, false, fmt.Errorf("schema version: %w", err)
 	}
-	return v, nil
+	return v, admin, nil
 }
 
 func (d *DB) upgrade(ctx context.Context, timeout time.Duration) error {
@@ -314,7 +317,7 @@ func (d *DB) upgrade(ctx context.Context, timeout time.Duration) error {
 	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS wb_schema (version integer NOT NULL)"); err != nil {
 		return d.needAdmin(0, err)
 	}
-	v, err := d.version(ctx, tx)
+	v, _, err := d.version(ctx, tx)
 	if err != nil {
 		return err
 	}

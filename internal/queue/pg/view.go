@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,8 +23,9 @@ import (
 
 // calprioSQL is queue.CalPrio as an SQL expression of a wb_records row,
 // at the unix time of the parameter @now. A section without a component
-// (most) is looked up once, not split.
-var calprioSQL = func() string {
+// (most) is looked up once, not split. Built on first use, not in every
+// process's start-up.
+var calprioSQL = sync.OnceValue(func() string {
 	priority, section, component, notes := queue.Weights()
 	cases := func(expr string, w map[string]int) string {
 		keys := make([]string, 0, len(w))
@@ -49,11 +51,11 @@ var calprioSQL = func() string {
 		"- least(greatest(build_time, success_time) / 3600, 15)",
 		"buildpri", "permbuildpri",
 	}, " + ") + ")"
-}()
+})
 
 // prioOrder is the ORDER BY of queue.OrderPrio, names compared as bytes
 // as Go does.
-var prioOrder = calprioSQL + ` DESC, state_change, package COLLATE "C"`
+var prioOrder = sync.OnceValue(func() string { return calprioSQL() + ` DESC, state_change, package COLLATE "C"` })
 
 // sortKeySQL is the key of the other orders, before the name: the
 // database reads it and the page is ordered here, which costs less than
@@ -130,7 +132,7 @@ func (d *DB) ListPage(dist, arch string, q queue.PageQuery) (*queue.Page, error)
 		}
 	}
 	if len(ahead) > 0 {
-		order, err := selectNames(ctx, ptx, "SELECT package FROM wb_records WHERE dist = @dist AND arch = @arch AND state = 'Needs-Build' ORDER BY "+prioOrder, args)
+		order, err := selectNames(ctx, ptx, "SELECT package FROM wb_records WHERE dist = @dist AND arch = @arch AND state = 'Needs-Build' ORDER BY "+prioOrder(), args)
 		if err != nil {
 			return fail(err)
 		}
@@ -181,7 +183,7 @@ func pageNames(ctx context.Context, ptx pgx.Tx, q queue.PageQuery, args pgx.Name
 		if q.Limit > 0 {
 			limit, args["limit"] = " LIMIT @limit", q.Limit
 		}
-		return selectNames(ctx, ptx, "SELECT package "+list+" ORDER BY "+prioOrder+" OFFSET @offset"+limit, args)
+		return selectNames(ctx, ptx, "SELECT package "+list+" ORDER BY "+prioOrder()+" OFFSET @offset"+limit, args)
 	}
 	sql := "SELECT package, " + sortKeySQL[q.Order] + " " + list
 	if q.Order == queue.OrderName {
@@ -316,3 +318,13 @@ func (d *DB) HistoryMark() (string, error) {
 	}
 	return mark, nil
 }
+
+// The optional capabilities of a Store that a PostgreSQL database has.
+var (
+	_ queue.Store          = (*DB)(nil)
+	_ queue.Lister         = (*DB)(nil)
+	_ queue.Marker         = (*DB)(nil)
+	_ queue.StateCounter   = (*DB)(nil)
+	_ queue.Digester       = (*DB)(nil)
+	_ queue.DigestFollower = (*DB)(nil)
+)

@@ -78,7 +78,7 @@ func TestLogs(t *testing.T) {
 	}
 	var got []string
 	for _, l := range list {
-		got = append(got, l.Dist+"/"+l.Arch+" "+l.PkgVersion()+" "+l.Status)
+		got = append(got, l.Dist+"/"+l.Arch+" "+l.PkgVersion()+" "+string(l.Status))
 		if l.Stored <= 0 || l.Size <= 0 || l.Expires != later {
 			t.Errorf("%s: stored %d, size %d, expires %d", l.PkgVersion(), l.Stored, l.Size, l.Expires)
 		}

@@ -19,6 +19,7 @@ const DefaultTimeout = bolt.DefaultTimeout
 type Options struct {
 	ReadOnly bool
 	Timeout  time.Duration // 0 is DefaultTimeout
+	MaxConns int           // a PostgreSQL pool's connections at most; 0 is 4
 }
 
 // Open opens the queue spec names. Close it at the end of the command.
@@ -26,17 +27,20 @@ func Open(spec string, opt Options) (queue.Store, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = DefaultTimeout
 	}
-	if pg.IsURL(spec) {
+	if isPG(spec) {
 		ctx, cancel := context.WithTimeout(context.Background(), opt.Timeout)
 		defer cancel()
-		return pg.Open(ctx, spec, pg.Options{ReadOnly: opt.ReadOnly, Timeout: opt.Timeout})
+		return pg.Open(ctx, spec, pg.Options{ReadOnly: opt.ReadOnly, Timeout: opt.Timeout, MaxConns: opt.MaxConns})
 	}
 	return bolt.Open(spec, bolt.Options{ReadOnly: opt.ReadOnly, Timeout: opt.Timeout})
 }
 
+// isPG reports whether spec names a PostgreSQL database.
+func isPG(spec string) bool { return pg.IsURL(spec) }
+
 // Name is spec as messages show it: a URL without its password.
 func Name(spec string) string {
-	if pg.IsURL(spec) {
+	if isPG(spec) {
 		return pg.Redact(spec)
 	}
 	return spec

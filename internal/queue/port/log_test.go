@@ -1,4 +1,4 @@
-package client_test
+package port_test
 
 import (
 	"bytes"
@@ -11,15 +11,15 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/queue"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue/port"
 	"buildd/internal/queue/pg/pgtest"
 	"buildd/internal/queue/store"
 )
 
-// builderClient is a client of a fresh PostgreSQL queue connected as
+// builderPort is the port of a fresh PostgreSQL queue connected as
 // the builder role buildd_a, its schema made by the admin, that has taken
 // hello_1.0-1 (a builder delivers logs only of packages it took).
-func builderClient(t *testing.T) (*client.Client, string) {
+func builderPort(t *testing.T) (queue.Port, string) {
 	db := pgtest.New(t)
 	admin, err := store.Open(db.URL(pgtest.Admin), store.Options{})
 	if err != nil {
@@ -35,7 +35,8 @@ func builderClient(t *testing.T) (*client.Client, string) {
 	db.Grant(t, "buildd_a", queue.Pair{Dist: "sid", Arch: "amd64"})
 	cfg := &config.Config{Home: t.TempDir(), WannaBuildDB: db.URL("buildd_a")}
 	cfg.Dists = []config.Dist{{DistName: "sid", BuiltArchitecture: "amd64", WannaBuildDBUser: "buildd_a"}}
-	c := client.New(cfg, &cfg.Dists[0])
+	c := port.Open(cfg, &cfg.Dists[0])
+	t.Cleanup(func() { c.Close() })
 	if err := c.Take(context.Background(), "hello_1.0-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -56,19 +57,18 @@ func TestPutLog(t *testing.T) {
 	for _, tc := range []struct {
 		mode, notGzip string
 	}{
-		{"local", "log hello_1.0-1: not a gzip stream"},
-		{"ssh", "stdin: not a gzip stream"},
+		{"bolt", "log hello_1.0-1: not a gzip stream"},
+		{"ssh", "log hello_1.0-1: not a gzip stream"},
 		{"postgres-builder", "log hello_1.0-1: not a gzip stream"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			ctx := context.Background()
-			var c *client.Client
-			spec := ""
+			var c queue.Port
+			var spec string
 			if tc.mode == "postgres-builder" {
-				c, spec = builderClient(t)
+				c, spec = builderPort(t)
 			} else {
-				c = newClient(t, tc.mode)
-				spec = c.DB
+				c, spec = newPort(t, tc.mode)
 			}
 			l := queue.BuildLog{Package: "hello", Version: "1.0-1", Time: end, Status: "attempted", Expires: end + 86400}
 			for i := 0; i < 2; i++ {

@@ -1,4 +1,4 @@
-package machine
+package main
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"buildd/internal/config"
+	"buildd/internal/machine"
+	"buildd/internal/program"
 )
 
-const cliUsage = `usage: buildd machine [--config FILE | --machines-dir DIR] COMMAND ARGS
+const machineUsage = `usage: buildd machine [--config FILE | --machines-dir DIR] COMMAND ARGS
   create NAME --dist DIST [--arch ARCH] [--mirror URL]   debootstrap a new machine
   import NAME TARBALL [--dist DIST] [--arch ARCH]        a new machine from a tar of a tree
   upgrade NAME                                           apt-get dist-upgrade into a new revision
@@ -23,18 +25,18 @@ const cliUsage = `usage: buildd machine [--config FILE | --machines-dir DIR] COM
   clean                                                  delete strays and half-made revisions
 `
 
-// CLI is `buildd machine ARGS`; it returns the exit status (0 ok, 1 failed,
-// 2 usage).
-func CLI(args []string, stdout, stderr io.Writer) int {
+// machineCLI is `buildd machine ARGS`, the admin's command line of package
+// machine; it returns the exit status (0 ok, 1 failed, 2 usage).
+func machineCLI(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("buildd machine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, cliUsage) }
+	fs.Usage = func() { fmt.Fprint(stderr, machineUsage) }
 	cfgPath := fs.String("config", "", "config file")
 	dir := fs.String("machines-dir", "", "machines_dir (instead of the config's)")
 	dist := fs.String("dist", "", "distribution")
 	arch := fs.String("arch", "", "architecture")
 	mirror := fs.String("mirror", "", "archive URI")
-	pos, err := ParseInterspersed(fs, args)
+	pos, err := program.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}
@@ -56,7 +58,7 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 		}
 		*dir = cfg.MachinesDir
 	}
-	s, err := Open(*dir)
+	s, err := machine.Open(*dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "buildd machine: %v\n", err)
 		return 1
@@ -70,17 +72,17 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "buildd machine create: --dist is required")
 			return 2
 		}
-		err = s.Create(ctx, pos[1], CreateOptions{Dist: *dist, Arch: *arch, Mirror: *mirror})
+		err = s.Create(ctx, pos[1], machine.CreateOptions{Dist: *dist, Arch: *arch, Mirror: *mirror})
 	case "import":
-		err = s.Import(ctx, pos[1], pos[2], CreateOptions{Dist: *dist, Arch: *arch})
+		err = s.Import(ctx, pos[1], pos[2], machine.CreateOptions{Dist: *dist, Arch: *arch})
 	case "upgrade":
 		err = s.Upgrade(ctx, pos[1])
 	case "delete":
 		err = s.Delete(ctx, pos[1])
 	case "list":
-		err = printList(s, stdout)
+		err = printMachines(s, stdout)
 	case "clean":
-		var rep CleanReport
+		var rep machine.CleanReport
 		rep, err = s.Clean(ctx)
 		for _, p := range rep.Deleted {
 			fmt.Fprintf(stdout, "deleted %s\n", p)
@@ -103,7 +105,9 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printList(s *Store, w io.Writer) error {
+// printMachines is `buildd machine list`: each machine with its revisions,
+// layers and working snapshots.
+func printMachines(s *machine.Store, w io.Writer) error {
 	ms, err := s.List()
 	if err != nil {
 		return err
@@ -137,24 +141,4 @@ func printList(s *Store, w io.Writer) error {
 		}
 	}
 	return tw.Flush()
-}
-
-// ParseInterspersed parses flags that may come before, between or after the
-// positional arguments, which it returns.
-func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

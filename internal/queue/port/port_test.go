@@ -1,4 +1,4 @@
-package client_test
+package port_test
 
 import (
 	"bytes"
@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"buildd/internal/config"
-	"buildd/internal/queue/client"
+	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 	"buildd/internal/queue/store/storetest"
 )
 
@@ -36,21 +37,27 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newClient returns a client on a fresh queue (testdata/queue.export)
-// for dist sid/amd64 as buildd_a. mode "local" uses the in-process store;
-// "ssh" runs the real wanna-build through a real sshd on 127.0.0.1 with
-// the classic ssh command line; "ssh-socket" does the same through a
-// control master started on the dist's wanna_build_ssh_socket, with no key
-// for the client's own ssh, so only the master can get in.
-func newClient(t *testing.T, mode string) *client.Client {
+// newPort returns the port of a fresh queue (testdata/queue.export) for
+// dist sid/amd64 as buildd_a, and the queue's wanna_build_db. kind "bolt"
+// and "postgres" open the store in-process (a bbolt file; a database of a
+// real PostgreSQL cluster, as its admin); "ssh" runs the real wanna-build
+// through a real sshd on 127.0.0.1 with the classic ssh command line;
+// "ssh-socket" does the same through a control master started on the
+// dist's wanna_build_ssh_socket, with no key for the client's own ssh, so
+// only the master can get in.
+func newPort(t testing.TB, kind string) (queue.Port, string) {
 	dir := t.TempDir()
-	db := storetest.New(t)
+	storeKind := "bolt"
+	if kind == "postgres" {
+		storeKind = kind
+	}
+	db := storetest.NewOf(t, storeKind)
 	if out, err := exec.Command(bin, "--db", db, "-d", "sid", "-A", "amd64", "--import", "testdata/queue.export").CombinedOutput(); err != nil {
 		t.Fatalf("import: %v: %s", err, out)
 	}
 	cfg := &config.Config{Home: dir, WannaBuildDB: db}
 	d := config.Dist{DistName: "sid", BuiltArchitecture: "amd64", WannaBuildDBUser: "buildd_a"}
-	switch mode {
+	switch kind {
 	case "ssh":
 		s := startSSHD(t, db)
 		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
@@ -61,14 +68,19 @@ func newClient(t *testing.T, mode string) *client.Client {
 		d.WannaBuildSSHSocket = filepath.Join(dir, "master.sock")
 		d.WannaBuildSSHOptions = append(s.options(), "-o", "IdentitiesOnly=yes")
 		cfg.Dists = []config.Dist{d}
-		if _, err := client.New(cfg, &cfg.Dists[0]).NeedsBuild(context.Background()); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		if _, err := port.Open(cfg, &cfg.Dists[0]).NeedsBuild(context.Background()); err == nil || !strings.Contains(err.Error(), "Permission denied") {
 			t.Fatalf("ssh without the master and without a key: got %v, want Permission denied (else the socket test proves nothing)", err)
 		}
 		s.startMaster(t, d.WannaBuildSSHSocket)
 	}
 	cfg.Dists = []config.Dist{d}
-	return client.New(cfg, &cfg.Dists[0])
+	p := port.Open(cfg, &cfg.Dists[0])
+	t.Cleanup(func() { p.Close() })
+	return p, db
 }
+
+// kinds are the ways to reach a queue: the conformance suite of the port.
+var kinds = []string{"bolt", "postgres", "ssh", "ssh-socket"}
 
 // sshServer is a real /usr/sbin/sshd on 127.0.0.1:port that lets root in
 // with key and runs commands with the test-built wanna-build first on PATH
@@ -79,7 +91,7 @@ type sshServer struct {
 }
 
 // run runs a program with a timeout and fails the test on error.
-func run(t *testing.T, name string, args ...string) {
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -88,7 +100,7 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-func startSSHD(t *testing.T, db string) *sshServer {
+func startSSHD(t testing.TB, db string) *sshServer {
 	t.Helper()
 	const sshd = "/usr/sbin/sshd"
 	if os.Geteuid() != 0 {
@@ -180,7 +192,7 @@ func (s *sshServer) options() []string {
 // startMaster starts a control master on sock (ssh -M -S sock -N, kept in
 // the foreground so the test owns and reaps it) and stops it when the test
 // ends.
-func (s *sshServer) startMaster(t *testing.T, sock string) {
+func (s *sshServer) startMaster(t testing.TB, sock string) {
 	t.Helper()
 	args := append([]string{"-M", "-S", sock, "-N", "-i", s.key}, s.options()...)
 	var log bytes.Buffer
@@ -219,16 +231,17 @@ func (s *sshServer) startMaster(t *testing.T, sock string) {
 	}
 }
 
-func TestClient(t *testing.T) {
-	for _, mode := range []string{"local", "ssh", "ssh-socket"} {
-		t.Run(mode, func(t *testing.T) {
-			testClient(t, newClient(t, mode))
+func TestPort(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			p, _ := newPort(t, kind)
+			testPort(t, p)
 		})
 	}
 }
 
 func refusal(err error) string {
-	var r *client.Refused
+	var r *queue.Refused
 	if errors.As(err, &r) {
 		return r.Pkg + ": " + r.Msg
 	}
@@ -238,7 +251,7 @@ func refusal(err error) string {
 	return "ok"
 }
 
-func testClient(t *testing.T, c *client.Client) {
+func testPort(t *testing.T, c queue.Port) {
 	ctx := context.Background()
 	list, err := c.NeedsBuild(ctx)
 	if err != nil {
@@ -283,23 +296,23 @@ func testClient(t *testing.T, c *client.Client) {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if err := c.Built(ctx, "nothere_1.0-1"); !errors.Is(err, client.ErrNotRegistered) {
+	if err := c.Built(ctx, "nothere_1.0-1"); !errors.Is(err, queue.ErrNotRegistered) {
 		t.Errorf("Built(nothere) = %v, want ErrNotRegistered", err)
 	}
-	if _, err := c.Info(ctx, "nothere"); !errors.Is(err, client.ErrNotRegistered) {
+	if _, err := c.Info(ctx, "nothere"); !errors.Is(err, queue.ErrNotRegistered) {
 		t.Errorf("Info(nothere) = %v, want ErrNotRegistered", err)
 	}
 	for _, tc := range []struct {
 		name string
-		want client.Info
+		want queue.Info
 	}{
-		{"nb", client.Info{Name: "nb", Version: "1.0-1", State: "Uploaded", Builder: "buildd_a", Section: "libs", Priority: "optional",
+		{"nb", queue.Info{Name: "nb", Version: "1.0-1", State: "Uploaded", Builder: "buildd_a", Section: "libs", Priority: "optional",
 			InstalledVersion: "0.9-1", PreviousState: "Built", Notes: "out-of-date"}},
-		{"att_1.0-1", client.Info{Name: "att", Version: "1.0-1", State: "Failed", Builder: "buildd_a", Section: "devel", Priority: "optional",
+		{"att_1.0-1", queue.Info{Name: "att", Version: "1.0-1", State: "Failed", Builder: "buildd_a", Section: "devel", Priority: "optional",
 			PreviousState: "Build-Attempted", FailedText: "it's broken\nreally"}},
-		{"bld", client.Info{Name: "bld", Version: "1.0-1", State: "Dep-Wait", Builder: "buildd_a", Section: "devel", Priority: "optional",
+		{"bld", queue.Info{Name: "bld", Version: "1.0-1", State: "Dep-Wait", Builder: "buildd_a", Section: "devel", Priority: "optional",
 			PreviousState: "Building", Depends: "libx (>= 1)", Notes: "uncompiled"}},
-		{"nmu", client.Info{Name: "nmu", Version: "1.0-1", State: "Needs-Build", Section: "libs", Priority: "optional",
+		{"nmu", queue.Info{Name: "nmu", Version: "1.0-1", State: "Needs-Build", Section: "libs", Priority: "optional",
 			InstalledVersion: "1.0-1", BinNMU: 1, BinNMUChangelog: "Rebuild against libfoo2", Notes: "out-of-date"}},
 	} {
 		got, err := c.Info(ctx, tc.name)
@@ -315,15 +328,15 @@ func testClient(t *testing.T, c *client.Client) {
 
 // TestLeases: a take holds a lease that the builder renews; once another
 // builder has given the package back, renewing reports it lost; a lease
-// that ended is given back by ExpireLeases. Locally and over ssh.
+// that ended is given back by ExpireLeases. On each store and over ssh.
 func TestLeases(t *testing.T) {
-	for _, mode := range []string{"local", "ssh"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, kind := range kinds[:3] {
+		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			c := newClient(t, mode)
+			c, db := newPort(t, kind)
 			wb := func(env string, args ...string) {
 				t.Helper()
-				cmd := exec.Command(bin, append([]string{"--db", c.DB, "-d", "sid", "-A", "amd64"}, args...)...)
+				cmd := exec.Command(bin, append([]string{"--db", db, "-d", "sid", "-A", "amd64"}, args...)...)
 				cmd.Env = append(os.Environ(), "BUILDD_CONF=", env)
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("wanna-build %v: %v\n%s", args, err, out)
@@ -349,5 +362,25 @@ func TestLeases(t *testing.T) {
 				t.Fatalf("nb2 after expiry: %+v, %v", info, err)
 			}
 		})
+	}
+}
+
+// TestOldQueueHost: a queue host whose wanna-build does not know --json
+// (the classic one, or this suite's before it) is an error that says what
+// the queue host needs, not a misread answer.
+func TestOldQueueHost(t *testing.T) {
+	old := filepath.Join(t.TempDir(), "ssh")
+	script := "#!/bin/sh\necho 'Unknown option: json' >&2\necho 'Usage: wanna-build <options...> <package_version...>'\nexit 2\n"
+	if err := os.WriteFile(old, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Home: t.TempDir()}
+	cfg.Dists = []config.Dist{{DistName: "sid", BuiltArchitecture: "amd64", WannaBuildDBUser: "buildd_a", WannaBuildSSHHost: "queue.example.org"}}
+	p := port.Open(cfg, &cfg.Dists[0])
+	p.(*port.Remote).SSH = old
+	_, err := p.NeedsBuild(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "the queue host's wanna-build must be this suite's, with --json (protocol 1)") ||
+		!strings.Contains(err.Error(), "Unknown option: json") {
+		t.Errorf("an old queue host: %v", err)
 	}
 }

@@ -1,0 +1,125 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"buildd/internal/debversion"
+)
+
+// The errors every store and every way of reaching a queue return, so that
+// no caller asks which is behind: test them with errors.Is.
+var (
+	// ErrLocked: the queue stayed locked (by another process) past the
+	// timeout.
+	ErrLocked = errors.New("database locked")
+	// ErrDamaged: the queue's file is not a whole database.
+	ErrDamaged = errors.New("damaged database")
+	// ErrRefused: the database refused a change for this role (another
+	// builder's package, a change only the admin may make).
+	ErrRefused = errors.New("refused by the database: needs the admin role or the builder that has the package")
+	// ErrNoNotify: the queue cannot tell of new Needs-Build packages (a
+	// bbolt file, a queue over ssh); the caller polls.
+	ErrNoNotify = errors.New("the queue cannot notify (not a PostgreSQL queue)")
+)
+
+// IsRefused reports whether err is the queue refusing one package (a
+// *Refused: taken by another builder, in another state, not registered;
+// or ErrRefused), as opposed to the queue failing.
+func IsRefused(err error) bool {
+	var r *Refused
+	return errors.As(err, &r) || errors.Is(err, ErrRefused)
+}
+
+// Port is the queue of one (distribution, architecture) as a builder
+// host's programs use it: buildd, buildd-mail and buildd-uploader, acting
+// as the dist's wanna_build_db_user. One is opened per dist for the
+// process's life (internal/queue/port), whatever is behind it: a bbolt
+// file, a PostgreSQL database or wanna-build over ssh; every one gives the
+// same answers. A per-package refusal is a *Refused with the classic
+// message (errors.Is ErrNotRegistered for an unknown package).
+type Port interface {
+	// NeedsBuild lists the packages in Needs-Build, best first.
+	NeedsBuild(ctx context.Context) ([]Candidate, error)
+	// Take takes pkgv ("name_version") for building.
+	Take(ctx context.Context, pkgv string) error
+	Built(ctx context.Context, pkgv string) error
+	Attempted(ctx context.Context, pkgv string) error
+	GiveBack(ctx context.Context, pkgv string) error
+	Uploaded(ctx context.Context, pkgv string) error
+	// NoBuild sets pkgv Not-For-Us (or back to Failed if it was).
+	NoBuild(ctx context.Context, pkgv string) error
+	// Failed marks pkgv failed with msg appended to its failure text.
+	Failed(ctx context.Context, pkgv, msg string) error
+	// DepWait puts pkgv in Dep-Wait on deps (">", ">>", ">=" relations).
+	DepWait(ctx context.Context, pkgv, deps string) error
+	// Renew renews the leases of pkgvs, which this builder is building, and
+	// returns those the queue no longer has as this builder's.
+	Renew(ctx context.Context, pkgvs ...string) (lost []string, err error)
+	// ExpireLeases gives back the packages whose lease ended.
+	ExpireLeases(ctx context.Context) ([]Expired, error)
+	// Info is what the queue knows of the source package name ("name" or
+	// "name_version").
+	Info(ctx context.Context, name string) (*Info, error)
+	// PutLog delivers a finished build's log, gz its gzip form; l's
+	// distribution, architecture and builder are the port's. nil means the
+	// store has it.
+	PutLog(ctx context.Context, l BuildLog, gz io.Reader) error
+	// Close lets go of what the port keeps (a PostgreSQL pool).
+	Close() error
+}
+
+// Notifier is a Port (or a Store) that can tell of packages becoming
+// Needs-Build: Listen calls ready once it listens, then wake for each,
+// until ctx ends or the connection fails; ErrNoNotify when it cannot.
+type Notifier interface {
+	Listen(ctx context.Context, ready, wake func()) error
+}
+
+// Announcer is a Store that tells of queues getting Needs-Build
+// packages: Announce calls ready once it listens, then fn with the queue
+// of each, until ctx ends or the connection fails.
+type Announcer interface {
+	Announce(ctx context.Context, ready func(), fn func(Pair)) error
+}
+
+// Candidate is one package of the Needs-Build list, one a builder may
+// take.
+type Candidate struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Section  string `json:"section,omitempty"`
+	Priority string `json:"priority,omitempty"`
+	BinNMU   int    `json:"binnmu,omitempty"`
+	Notes    string `json:"notes,omitempty"`
+	CalPrio  int    `json:"calprio"`
+}
+
+// PkgVersion is "name_version".
+func (l Candidate) PkgVersion() string {
+	return debversion.PkgVersion{Name: l.Name, Version: l.Version}.String()
+}
+
+// Info is what the queue knows about a package (wanna-build --info).
+type Info struct {
+	Name             string `json:"name"`
+	Version          string `json:"version"`
+	State            State  `json:"state"`
+	Builder          string `json:"builder,omitempty"`
+	Section          string `json:"section,omitempty"`
+	Priority         string `json:"priority,omitempty"`
+	InstalledVersion string `json:"installed_version,omitempty"`
+	PreviousState    State  `json:"previous_state,omitempty"`
+	StateChange      string `json:"state_change,omitempty"` // TimeFormat, "" when never
+	FailedText       string `json:"failed,omitempty"`
+	OldFailed        string `json:"old_failed,omitempty"`
+	BinNMU           int    `json:"binnmu,omitempty"`
+	BinNMUChangelog  string `json:"binnmu_changelog,omitempty"`
+	Depends          string `json:"depends,omitempty"`
+	BDProblem        string `json:"bd_problem,omitempty"`
+	Notes            string `json:"notes,omitempty"`
+	BuildPri         int    `json:"buildpri,omitempty"`
+	PermBuildPri     int    `json:"permbuildpri,omitempty"`
+	CalPrio          int    `json:"calprio"`
+}

@@ -1,0 +1,192 @@
+package port
+
+import (
+	"context"
+	"io"
+
+	"buildd/internal/debversion"
+	"buildd/internal/queue"
+	"buildd/internal/queue/store"
+)
+
+// local is the port of a queue this process opens: each call is one
+// transaction of the session's dist and architecture, run with the
+// classic commands (queue.Session).
+type local struct {
+	h       *store.Handle
+	session func() *queue.Session
+}
+
+// Local is the port of the queue h, acting as the sessions session
+// returns: one for each call (its Now is the call's time).
+func Local(h *store.Handle, session func() *queue.Session) queue.Port {
+	return &local{h: h, session: session}
+}
+
+var (
+	_ queue.Port     = (*local)(nil)
+	_ queue.Notifier = (*local)(nil)
+)
+
+// run runs fn in one transaction with a new session; a per-package
+// refusal fn returns is the answer, not a failed transaction.
+func (p *local) run(readOnly bool, fn func(queue.Tx, *queue.Session) error) error {
+	s := p.session()
+	s.Out = io.Discard
+	var pkgErr error
+	err := p.h.With(readOnly, func(db queue.Store) error {
+		run := db.Update
+		if readOnly {
+			run = db.View
+		}
+		return run(s.Dist, s.Arch, func(tx queue.Tx) error {
+			pkgErr = nil // a PostgreSQL transaction may run again
+			err := fn(tx, s)
+			if queue.IsPackageError(err) {
+				pkgErr = err
+				return nil
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return pkgErr
+}
+
+func (p *local) NeedsBuild(ctx context.Context) ([]queue.Candidate, error) {
+	var list []queue.Candidate
+	err := p.run(true, func(tx queue.Tx, s *queue.Session) error {
+		list = nil
+		var recs []*queue.Record
+		if err := tx.ForEachInState(queue.NeedsBuild, func(r *queue.Record) error {
+			recs = append(recs, r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, r := range queue.SortForBuild(recs, s.Now) {
+			list = append(list, queue.Candidate{Name: r.Package, Version: r.Version, Section: r.Section,
+				Priority: r.Priority, BinNMU: r.BinNMU, Notes: r.Notes, CalPrio: r.CalPrio})
+		}
+		return nil
+	})
+	return list, err
+}
+
+func (p *local) set(cmd queue.Command, pkgv, msg string) error {
+	return p.run(false, func(tx queue.Tx, s *queue.Session) error {
+		s.Message = msg
+		return s.Apply(tx, cmd, pkgv, 0)
+	})
+}
+
+func (p *local) Take(ctx context.Context, pkgv string) error { return p.set(queue.Take, pkgv, "") }
+func (p *local) Built(ctx context.Context, pkgv string) error {
+	return p.set(queue.SetBuilt, pkgv, "")
+}
+func (p *local) Attempted(ctx context.Context, pkgv string) error {
+	return p.set(queue.SetAttempted, pkgv, "")
+}
+func (p *local) GiveBack(ctx context.Context, pkgv string) error {
+	return p.set(queue.GiveBack, pkgv, "")
+}
+func (p *local) Uploaded(ctx context.Context, pkgv string) error {
+	return p.set(queue.SetUploaded, pkgv, "")
+}
+func (p *local) NoBuild(ctx context.Context, pkgv string) error {
+	return p.set(queue.NoBuild, pkgv, "")
+}
+func (p *local) Failed(ctx context.Context, pkgv, msg string) error {
+	return p.set(queue.SetFailed, pkgv, failureText(msg))
+}
+func (p *local) DepWait(ctx context.Context, pkgv, deps string) error {
+	return p.set(queue.SetDepWait, pkgv, depList(deps))
+}
+
+func (p *local) Renew(ctx context.Context, pkgvs ...string) ([]string, error) {
+	var lost []string
+	if len(pkgvs) == 0 || p.session().Lease <= 0 {
+		return nil, nil
+	}
+	err := p.run(false, func(tx queue.Tx, s *queue.Session) error {
+		lost = nil // a PostgreSQL transaction may run again
+		for _, pkgv := range pkgvs {
+			err := s.Renew(tx, pkgv)
+			if queue.IsPackageError(err) {
+				lost = append(lost, pkgv)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return lost, err
+}
+
+func (p *local) ExpireLeases(ctx context.Context) ([]queue.Expired, error) {
+	var expired []queue.Expired
+	err := p.run(false, func(tx queue.Tx, s *queue.Session) error {
+		var err error
+		expired, err = s.ExpireLeases(tx)
+		return err
+	})
+	return expired, err
+}
+
+func (p *local) Info(ctx context.Context, name string) (*queue.Info, error) {
+	name = debversion.SplitPkgVersion(name).Name
+	var info *queue.Info
+	err := p.run(true, func(tx queue.Tx, s *queue.Session) error {
+		r, err := tx.Get(name)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return &queue.Refused{Pkg: name, Msg: "not registered"}
+		}
+		info = &queue.Info{
+			Name: r.Package, Version: r.Version, State: r.State, Builder: r.Builder,
+			Section: r.Section, Priority: r.Priority, InstalledVersion: r.InstalledVersion,
+			PreviousState: r.PreviousState, FailedText: r.Failed, OldFailed: r.OldFailed,
+			BinNMU: r.BinNMU, BinNMUChangelog: r.BinNMUChangelog, Depends: r.Depends,
+			BDProblem: r.BDProblem, Notes: r.Notes, BuildPri: r.BuildPri, PermBuildPri: r.PermBuildPri,
+			CalPrio: queue.CalPrio(r, s.Now),
+		}
+		if r.StateChange != 0 {
+			info.StateChange = r.StateChangeTime().Format(queue.TimeFormat)
+		}
+		return nil
+	})
+	return info, err
+}
+
+func (p *local) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) error {
+	s := p.session()
+	l.Dist, l.Arch, l.Builder = s.Dist, s.Arch, s.User
+	pkgv := l.PkgVersion()
+	data, size, err := queue.ReadLog(gz, "log "+pkgv)
+	if err != nil {
+		return err
+	}
+	l.Size = size
+	return p.h.With(false, func(db queue.Store) error { return db.PutLog(&l, data) })
+}
+
+// Listen implements queue.Notifier: wake for each notification of the
+// session's queue, when the store can notify (queue.ErrNoNotify
+// otherwise).
+func (p *local) Listen(ctx context.Context, ready, wake func()) error {
+	s := p.session()
+	want := queue.Pair{Dist: s.Dist, Arch: s.Arch}
+	return p.h.Announce(ctx, ready, func(q queue.Pair) {
+		if q == want {
+			wake()
+		}
+	})
+}
+
+func (p *local) Close() error { return p.h.Close() }
