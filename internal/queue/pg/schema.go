@@ -288,8 +288,8 @@ type querier interface {
 func (d *DB) version(ctx context.Context, q querier) (int, bool, error) {
 	var v int
 	var admin bool
-	err := q.QueryRow(ctx, `SELECT version, coalesce(pg_has_role(session_user, (SELECT tableowner FROM pg_tables
-		WHERE tablename = 'wb_records' AND schemaname = current_schema()), 'MEMBER'), false) FROM wb_schema`).Scan(&v, &admin)
+	err := q.QueryRow(ctx, `SELECT version, coalesce(pg_has_role(session_user,
+		(SELECT relowner FROM pg_class WHERE oid = to_regclass('wb_records')), 'MEMBER'), false) FROM wb_schema`).Scan(&v, &admin)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == "42P01": // undefined_table
