@@ -68,8 +68,9 @@ type job struct {
 	build.Job
 	entry       home.RedoEntry
 	cancel      context.CancelFunc
-	interrupted bool // cancelled by a stopping daemon: back to REDO
-	lostLease   bool // cancelled because the queue gave the package back
+	leased      bool   // its lease is renewed while it builds
+	interrupted bool   // cancelled by a stopping daemon: back to REDO
+	taken       string // why it was cancelled: the queue no longer has the package as ours
 }
 
 func jobKey(dist, pkgv string) string { return dist + " " + pkgv }
@@ -190,7 +191,8 @@ func (d *Daemon) Round(ctx context.Context) int {
 		if d.skip(e.Dist, e.PkgVersion) {
 			continue
 		}
-		if d.start(c, dist, e) {
+		leased, ok := d.claim(ctx, c, dist, e)
+		if ok && d.start(c, dist, e, leased) {
 			started++
 		}
 	}
@@ -274,6 +276,72 @@ func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
 	return take
 }
 
+// claim makes sure that the queue has e's package as this builder's
+// before its build from REDO starts, when e's dist has leases: a builder
+// killed and started again finds its interrupted builds in REDO, and
+// their leases may have ended meanwhile, the packages given back by
+// another builder (and perhaps taken by a third). A package still
+// Building by this builder has its lease renewed; one in Needs-Build is
+// taken again; one Built or Build-Attempted by this builder (the admin
+// asked for a retry) is built without a lease, as no other builder can
+// take it; any other is not built, and its REDO line is gone. A queue
+// that fails puts e back in REDO: nothing is lost. leased reports whether
+// the build's lease is to be renewed.
+func (d *Daemon) claim(ctx context.Context, c *config.Config, dist *config.Dist, e home.RedoEntry) (leased, ok bool) {
+	if dist.Lease() <= 0 {
+		return false, true
+	}
+	q := d.queue(c, dist)
+	failed := func(op string, err error) (bool, bool) {
+		d.backToREDO(e, fmt.Sprintf("wanna-build %s --dist=%s failed: %v", op, e.Dist, err))
+		return false, false
+	}
+	notOurs := func(why string) (bool, bool) {
+		d.log.Printf("%s (dist=%s) in REDO is not this builder's in the queue: %s -- not building it", e.PkgVersion, e.Dist, why)
+		return false, false
+	}
+	info, err := q.Info(ctx, e.PkgVersion)
+	if queue.IsRefused(err) {
+		return notOurs(err.Error())
+	}
+	if err != nil {
+		return failed("--info", err)
+	}
+	pv := debversion.SplitPkgVersion(e.PkgVersion)
+	mine := info.Builder == dist.WannaBuildDBUser && info.Version == pv.Version
+	switch {
+	case mine && info.State == queue.Building:
+		lost, err := q.Renew(ctx, e.PkgVersion)
+		if err != nil {
+			return failed("--renew", err)
+		}
+		if len(lost) == 0 {
+			d.log.Printf("%s (dist=%s) in REDO is still this builder's in the queue (lease renewed)", e.PkgVersion, e.Dist)
+			return true, true
+		}
+		// Its lease ended and another builder gave it back just now.
+	case mine && (info.State == queue.Built || info.State == queue.BuildAttempted):
+		d.log.Printf("%s (dist=%s) in REDO is %s by this builder in the queue: building it again, without a lease", e.PkgVersion, e.Dist, info.State)
+		return false, true
+	case info.State != queue.NeedsBuild:
+		return notOurs("it is " + describe(info))
+	}
+	err = q.Take(ctx, e.PkgVersion)
+	if queue.IsRefused(err) {
+		return notOurs(err.Error())
+	}
+	if err != nil {
+		return failed("--take", err)
+	}
+	d.stats("taken", 1)
+	last := ""
+	if info.LastChange != "" {
+		last = " (last change: " + info.LastChange + ")"
+	}
+	d.log.Printf("%s (dist=%s) in REDO was Needs-Build in the queue again%s: taken again", e.PkgVersion, e.Dist, last)
+	return true, true
+}
+
 // fromQueue lists dist's needs-build packages, takes up to n of them and
 // starts their builds. A package whose previous version failed is taken
 // but not built: the admin is asked first ("Should I build").
@@ -328,7 +396,7 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 			}
 			e.Changelog = info.BinNMUChangelog
 		}
-		if d.start(c, dist, e) {
+		if d.start(c, dist, e, dist.Lease() > 0) {
 			started++
 		}
 	}
@@ -346,9 +414,9 @@ func (d *Daemon) askShouldBuild(c *config.Config, dist *config.Dist, pkgv, faile
 	}
 }
 
-// start starts the build of e in a free slot. A job it cannot start goes
-// back to REDO.
-func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bool {
+// start starts the build of e in a free slot; leased: its lease is to be
+// renewed while it builds. A job it cannot start goes back to REDO.
+func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry, leased bool) bool {
 	tok, ok := d.pool.TryAcquire()
 	if !ok {
 		d.backToREDO(e, "no free slot")
@@ -374,7 +442,7 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry) bo
 	j := &job{Job: build.Job{
 		Dist: dist, PkgVersion: e.PkgVersion, BinNMU: e.BinNMU, BinNMUChangelog: e.Changelog,
 		Parallel: slice.CPUs, Memory: slice.RAMKiB << 10, LogPath: f.Name(),
-	}, entry: e, cancel: cancel}
+	}, entry: e, cancel: cancel, leased: leased}
 	d.mu.Lock()
 	d.running[jobKey(e.Dist, e.PkgVersion)] = j
 	builder := d.builder
@@ -419,12 +487,15 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 	e := j.entry
 	d.mu.Lock()
 	delete(d.running, jobKey(e.Dist, e.PkgVersion))
-	interrupted, lostLease := j.interrupted, j.lostLease
+	interrupted, taken := j.interrupted, j.taken
 	d.mu.Unlock()
 	notBuilding := func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist }
-	if lostLease {
-		d.log.Printf("Build of %s stopped: its lease ended and the queue gave it back", e.PkgVersion)
-		d.home.Building().Remove(notBuilding)
+	if taken != "" {
+		if err := d.home.Building().Remove(notBuilding); err != nil {
+			d.log.Printf("Can't update BUILDING: %v", err)
+		}
+		d.log.Printf("Build of %s stopped, no longer this builder's: %s; its log stays in %s only (not reported, mailed or delivered to the log store)",
+			e.PkgVersion, taken, j.LogPath)
 		return
 	}
 	if buildErr != nil {

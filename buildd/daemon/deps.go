@@ -19,8 +19,11 @@ type Builder interface {
 }
 
 // Machines is the machines volume, cleaned of stray snapshots at start-up.
+// Clean returns the paths it deleted, and, each as "PATH: why", what it
+// did not understand and what it left because another process uses it
+// (another buildd sharing the volume, a buildd machine command).
 type Machines interface {
-	Clean(ctx context.Context) (deleted, notUnderstood []string, err error)
+	Clean(ctx context.Context) (deleted, notUnderstood, inUse []string, err error)
 }
 
 // Parts connects the daemon to the queue, the builds and the machines.

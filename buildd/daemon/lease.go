@@ -15,9 +15,9 @@ import (
 // ones: for each dist with a lease_timeout, at least every quarter of it
 // (and at most every eighth), it renews the packages this daemon is
 // building and gives back the packages whose builder stopped renewing,
-// mailing the admin about each. A build whose lease the queue no longer
-// has (it ended, and another builder gave the package back) is stopped.
-// The loop calls it every LeaseEvery.
+// mailing the admin about each. A build whose package the queue no longer
+// has as this builder's is stopped (renew). The loop calls it every
+// LeaseEvery.
 func (d *Daemon) Leases(ctx context.Context) {
 	c := d.config()
 	now := time.Now()
@@ -32,25 +32,12 @@ func (d *Daemon) Leases(ctx context.Context) {
 		if due {
 			d.renewed[dist.DistName] = now
 		}
-		var pkgvs []string
-		for _, j := range d.running {
-			if j.entry.Dist == dist.DistName {
-				pkgvs = append(pkgvs, j.entry.PkgVersion)
-			}
-		}
 		d.mu.Unlock()
 		if !due {
 			continue
 		}
-		q := d.queue(c, dist)
-		lost, err := q.Renew(ctx, pkgvs...)
-		if err != nil {
-			d.log.Printf("wanna-build --renew --dist=%s failed: %v", dist.DistName, err)
-		}
-		for _, pkgv := range lost {
-			d.lostLease(dist.DistName, pkgv)
-		}
-		expired, err := q.ExpireLeases(ctx)
+		d.renew(ctx, c, dist)
+		expired, err := d.queue(c, dist).ExpireLeases(ctx)
 		if err != nil {
 			d.log.Printf("wanna-build --expire-leases --dist=%s failed: %v", dist.DistName, err)
 			continue
@@ -74,19 +61,86 @@ func LeaseEvery(c *config.Config) time.Duration {
 	return every
 }
 
-// lostLease stops the build of pkgv, whose lease the queue no longer has:
-// the package was given back, and may be another builder's by now.
-func (d *Daemon) lostLease(dist, pkgv string) {
+// renew renews the leases of dist's running builds and stops each build
+// whose package the queue no longer has as this builder's.
+func (d *Daemon) renew(ctx context.Context, c *config.Config, dist *config.Dist) {
 	d.mu.Lock()
-	j := d.running[jobKey(dist, pkgv)]
-	if j != nil {
-		j.lostLease = true
+	var pkgvs []string
+	for _, j := range d.running {
+		if j.entry.Dist == dist.DistName && j.leased && j.taken == "" {
+			pkgvs = append(pkgvs, j.entry.PkgVersion)
+		}
+	}
+	d.mu.Unlock()
+	q := d.queue(c, dist)
+	lost, err := q.Renew(ctx, pkgvs...)
+	if err != nil {
+		d.log.Printf("wanna-build --renew --dist=%s failed: %v", dist.DistName, err)
+		return
+	}
+	for _, pkgv := range lost {
+		d.takenAway(ctx, q, dist.DistName, pkgv)
+	}
+}
+
+// taken is called when dist's queue tells that a Building package of this
+// builder was taken from it (queue.Notifier): the dist's leases are
+// renewed at once, which stops the build whose package is no longer this
+// builder's, instead of at the next renewal.
+func (d *Daemon) taken(ctx context.Context, dist string) {
+	c := d.config()
+	if dc, ok := c.Dist(dist); ok && dc.Lease() > 0 {
+		d.log.Printf("%s: the queue tells that a package of this builder was taken from it -- renewing the leases now", dist)
+		d.renew(ctx, c, dc)
+	}
+}
+
+// takenAway stops the build of pkgv, which the queue no longer has as this
+// builder's (given back, failed, forgotten, or its lease ended and another
+// builder gave it back); the reason logged is the queue's.
+func (d *Daemon) takenAway(ctx context.Context, q queue.Port, dist, pkgv string) {
+	key := jobKey(dist, pkgv)
+	d.mu.Lock()
+	j := d.running[key]
+	d.mu.Unlock()
+	if j == nil {
+		return
+	}
+	why := takenReason(ctx, q, pkgv)
+	d.mu.Lock()
+	j = d.running[key]
+	first := j != nil && j.taken == ""
+	if first {
+		j.taken = why
 		j.cancel()
 	}
 	d.mu.Unlock()
-	if j != nil {
-		d.log.Printf("%s: lost its lease (dist=%s): the queue gave it back -- stopping its build", pkgv, dist)
+	if first {
+		d.log.Printf("%s (dist=%s) is no longer this builder's in the queue: %s -- stopping its build", pkgv, dist, why)
 	}
+}
+
+// takenReason is why the queue no longer has pkgv as this builder's: the
+// package's last change in the queue's history, and its state now.
+func takenReason(ctx context.Context, q queue.Port, pkgv string) string {
+	info, err := q.Info(ctx, pkgv)
+	switch {
+	case queue.IsRefused(err):
+		return err.Error() // not registered: forgotten
+	case err != nil:
+		return fmt.Sprintf("the queue does not say why (wanna-build --info %s failed: %v)", pkgv, err)
+	case info.LastChange == "":
+		return "now " + describe(info)
+	}
+	return info.LastChange + ", now " + describe(info)
+}
+
+// describe is a package's state in the queue, with its builder.
+func describe(info *queue.Info) string {
+	if info.Builder == "" {
+		return fmt.Sprintf("%s_%s %s", info.Name, info.Version, info.State)
+	}
+	return fmt.Sprintf("%s_%s %s by %s", info.Name, info.Version, info.State, info.Builder)
 }
 
 func (d *Daemon) mailExpired(c *config.Config, dist *config.Dist, what string) {
@@ -100,10 +154,12 @@ func (d *Daemon) mailExpired(c *config.Config, dist *config.Dist, what string) {
 
 // ListenQueues starts, for each dist whose queue can notify (a local
 // PostgreSQL queue), a listener that wakes the loop as soon as a package
-// becomes Needs-Build, instead of after idle_sleep_time. A listener that
-// loses its connection tries again every ListenRetry until ctx ends; each
-// time it listens (again) it wakes the loop once, for the notifications
-// it missed.
+// becomes Needs-Build, instead of after idle_sleep_time, and renews the
+// dist's leases as soon as a package of this builder is taken from it
+// (taken). A listener that loses its connection tries again every
+// ListenRetry until ctx ends; each time it listens (again) it wakes the
+// loop once, for the Needs-Build notifications it missed (a package taken
+// from this builder meanwhile is found by the next renewal).
 func (d *Daemon) ListenQueues(ctx context.Context) {
 	c := d.config()
 	for i := range c.Dists {
@@ -121,7 +177,7 @@ func (d *Daemon) ListenQueues(ctx context.Context) {
 					// the listener connected, or was down) notified
 					// no one: one round looks.
 					d.poke()
-				}, d.poke)
+				}, d.poke, func() { d.taken(ctx, dist.DistName) })
 				if errors.Is(err, queue.ErrNoNotify) || ctx.Err() != nil {
 					return
 				}

@@ -3,9 +3,13 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/mail"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"buildd/internal/home"
 	"buildd/internal/machine/machinetest"
 	"buildd/internal/queue"
 	"buildd/internal/queue/pg"
@@ -502,4 +507,497 @@ func TestNetworkListenerReconnects(t *testing.T) {
 	n.env.waitLog(time.Minute, "Starting build (dist=bookworm) of latepkg_1.0")
 	nw.waitQueue(5*time.Minute, "latepkg to be built", func(v queueView) bool { return v.recs["latepkg"].State == queue.Built })
 	nw.stop()
+}
+
+// kill kills n with SIGKILL while it builds pkgv, once the build runs its
+// "sleep 300" (the killed build's processes die with it), and returns
+// when they are gone.
+func (nw *network) kill(n *node, pkgv string) {
+	nw.t.Helper()
+	n.env.waitLog(time.Minute, "Starting build (dist=bookworm) of "+pkgv)
+	var sleeping []hostProc
+	waitFor(nw.t, 5*time.Minute, pkgv+"'s build to run its sleep 300", func() bool {
+		sleeping = processes(n.proc.cmd.Process.Pid, "sleep\x00300\x00")
+		return len(sleeping) > 0
+	})
+	n.proc.cmd.Process.Signal(syscall.SIGKILL)
+	n.killed = true
+	n.proc.wait(nw.t, time.Minute)
+	waitFor(nw.t, 30*time.Second, "the killed build's processes to end", func() bool {
+		for _, p := range sleeping {
+			if alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// restart starts the killed n again and waits until it listens to the
+// queue; what it logs from then on is n.env.daemonLog()[mark:].
+func (nw *network) restart(n *node) (mark int) {
+	nw.t.Helper()
+	mark = len(n.env.daemonLog())
+	n.proc = n.env.start("--no-detach")
+	n.killed = false
+	waitFor(nw.t, 2*time.Minute, n.name+" to listen to the queue again", func() bool {
+		if n.proc.exited() {
+			nw.t.Fatalf("%s exited: %s\n%s", n.name, n.proc.stderr, n.env.daemonLog())
+		}
+		return strings.Contains(n.env.daemonLog()[mark:], "bookworm: waiting for the queue's notifications")
+	})
+	return mark
+}
+
+// other is the builder of the network that is not n (a network of two).
+func (nw *network) other(n *node) *node {
+	for _, o := range nw.nodes {
+		if o != n {
+			return o
+		}
+	}
+	nw.t.Fatalf("no builder but %s", n.name)
+	return nil
+}
+
+// TestNetworkREDO: a builder killed with SIGKILL while it builds finds
+// that build in REDO when it starts again, and builds it only once the
+// queue has the package as its own: still its own (the lease has not
+// ended), it renews the lease and builds; given back by the other builder
+// (the lease ended; the other builder is busy and leaves it in
+// Needs-Build), it takes it again before it builds, and builds it once;
+// given back and taken by the other builder, it does not build it. The
+// other builder's live build on the shared machines volume is left alone
+// at the start and said to be in use, not "Not understood".
+func TestNetworkREDO(t *testing.T) {
+	cases := []struct {
+		name  string
+		lease time.Duration
+		busy  bool // the other builder builds a package of its own meanwhile
+		// then is what the restarted builder must do with its REDO line:
+		// the line it logs, and whether it builds the package (takes
+		// counts its --take lines in the history).
+		then  string
+		build bool
+		takes int
+	}{
+		{"still its own", time.Hour, false, "redopkg_1.0 (dist=bookworm) in REDO is still this builder's in the queue (lease renewed)", true, 0},
+		{"given back, the other builder busy", networkLease, true, "redopkg_1.0 (dist=bookworm) in REDO was Needs-Build in the queue again (last change: --expire-leases: lease of VICTIM ended by OTHER at ", true, 1},
+		{"given back and taken by the other builder", networkLease, false, "redopkg_1.0 (dist=bookworm) in REDO is not this builder's in the queue: it is redopkg_1.0 Building by OTHER -- not building it", false, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pkgs := []srcPkg{{"redopkg", "1.0", "misc", "sleep 300"}}
+			if c.busy {
+				pkgs = append(pkgs, srcPkg{"busypkg", "1.0", "misc", "sleep 300"})
+			}
+			nw := newNetwork(t, 2, fmt.Sprintf("lease_timeout = %d\n", int(c.lease/time.Second)), pkgs...)
+			nw.start()
+			nw.merge()
+			v := nw.waitQueue(5*time.Minute, "every package taken", func(v queueView) bool {
+				for _, p := range pkgs {
+					if r := v.recs[p.name]; r == nil || r.State != queue.Building {
+						return false
+					}
+				}
+				return true
+			})
+			victim := nw.node(v.recs["redopkg"].Builder)
+			other := nw.other(victim)
+			nw.kill(victim, "redopkg_1.0")
+			if c.lease < time.Hour {
+				nw.waitQueue(c.lease+3*CheckEvery+time.Minute, "redopkg's lease to be ended by "+other.name, func(v queueView) bool {
+					return len(v.actions("redopkg", "--expire-leases")) == 1
+				})
+			}
+			if !c.busy && c.lease < time.Hour {
+				nw.waitQueue(time.Minute, "redopkg taken by "+other.name, func(v queueView) bool {
+					r := v.recs["redopkg"]
+					return r.State == queue.Building && r.Builder == other.name
+				})
+			}
+
+			mark := nw.restart(victim)
+			log := func() string { return victim.env.daemonLog()[mark:] }
+			then := strings.NewReplacer("VICTIM", victim.name, "OTHER", other.name).Replace(c.then)
+			if c.build {
+				// Building it, and its lease renewed since its last take:
+				// whatever it did with the REDO line is in the log.
+				v = nw.waitQueue(5*time.Minute, "redopkg building on "+victim.name+" with a renewed lease", func(v queueView) bool {
+					r := v.recs["redopkg"]
+					takes := v.actions("redopkg", "--take")
+					return r.State == queue.Building && r.Builder == victim.name && r.LeaseRenewed > 0 &&
+						r.LeaseRenewed >= takes[len(takes)-1].Time && strings.Contains(log(), "Starting build (dist=bookworm) of redopkg_1.0")
+				})
+			} else {
+				v = nw.waitQueue(2*time.Minute, "the REDO line to be dropped or built", func(queueView) bool {
+					return strings.Contains(log(), then) || strings.Contains(log(), "Starting build (dist=bookworm) of redopkg_1.0")
+				})
+			}
+			if !strings.Contains(log(), then) {
+				t.Errorf("%s did not log %q after its restart:\n%s", victim.name, then, log())
+			}
+			if n, want := strings.Count(log(), "Starting build (dist=bookworm) of redopkg_1.0"), map[bool]int{true: 1}[c.build]; n != want {
+				t.Errorf("%s started redopkg's build %d times after its restart, want %d:\n%s", victim.name, n, want, log())
+			}
+			if strings.Contains(log(), "no longer this builder's") {
+				t.Errorf("%s built redopkg without holding it:\n%s", victim.name, log())
+			}
+			var takes int
+			for _, tr := range v.actions("redopkg", "--take") {
+				if tr.User == victim.name {
+					takes++
+				}
+			}
+			if takes != 1+c.takes {
+				t.Errorf("%s took redopkg %d times, want %d:\n%s", victim.name, takes, 1+c.takes, v)
+			}
+			if es, _, _ := home.New(victim.env.home).REDO().Read(); len(es) != 0 {
+				t.Errorf("REDO of %s still holds %v", victim.name, es)
+			}
+			// The other builder's build was running at the restart: left
+			// alone, and said so plainly.
+			if c.busy || !c.build {
+				want := "Left alone on the machines volume, in use by another buildd or buildd machine command: "
+				if !strings.Contains(log(), want) || strings.Contains(log(), "Not understood") {
+					t.Errorf("%s's start did not say %q of %s's live build:\n%s", victim.name, want, other.name, log())
+				}
+			}
+			nw.stop()
+		})
+	}
+}
+
+// takenLease is the lease_timeout of TestNetworkTakenAway: a day, so that
+// the next renewal is hours after the first (every eighth of the lease),
+// and a build stopped in between was stopped by the queue's notification.
+const takenLease = 24 * time.Hour
+
+// TestNetworkTakenAway: the admin takes a package that a builder is
+// building from it (gives it back, fails it, forgets it); the queue
+// notifies the builder, which renews its leases at once and stops the
+// build, long before its next renewal, giving the true reason from the
+// queue's history (not "its lease ended"); the build's log stays in
+// logs/ only: not spooled, not delivered to the log store. The time from
+// the admin's command to the stop is logged, not asserted.
+func TestNetworkTakenAway(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string // the admin's wanna-build command on takenpkg
+		reason string   // in the stopped build's line
+	}{
+		{"given back", []string{"-o", "--give-back", "takenpkg_1.0"}, "--give-back by " + pgtest.Admin + " at "},
+		{"failed", []string{"-o", "--failed", "-m", "broken by the admin", "takenpkg_1.0"}, "--failed by " + pgtest.Admin + " at "},
+		{"forgotten", []string{"--forget", "takenpkg"}, "not registered (last change: --forget by " + pgtest.Admin + " at "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			nw := newNetwork(t, 1, fmt.Sprintf("lease_timeout = %d\n", int(takenLease/time.Second)), srcPkg{"takenpkg", "1.0", "misc", "sleep 300"})
+			n := nw.nodes[0]
+			// Merged before the builder starts: its first round takes
+			// takenpkg before its first renewal can come (the loop renews
+			// between rounds), so the first renewal renews takenpkg's
+			// lease, and the next one is an eighth of the lease later.
+			nw.merge()
+			nw.start()
+			nw.waitQueue(5*time.Minute, "takenpkg's lease renewed", func(v queueView) bool { return v.recs["takenpkg"].LeaseRenewed > 0 })
+			renewed := time.Now()
+			n.env.waitLog(5*time.Minute, "Starting build (dist=bookworm) of takenpkg_1.0")
+			var sleeping []hostProc
+			waitFor(t, 5*time.Minute, "takenpkg's build to run its sleep 300", func() bool {
+				sleeping = processes(n.proc.cmd.Process.Pid, "sleep\x00300\x00")
+				return len(sleeping) > 0
+			})
+			mark := len(n.env.daemonLog())
+			log := func() string { return n.env.daemonLog()[mark:] }
+
+			// Measured by reading daemon.log every few milliseconds from
+			// the moment the admin's command returns (it has committed).
+			run(t, nw.archive.dir, append([]string{wannaBuild(t), "--db", nw.db.URL(pgtest.Admin), "--dist=bookworm", "-A", "amd64", "--user=" + pgtest.Admin}, c.args...)...)
+			taken := time.Now()
+			var told, stopping, stopped time.Duration
+			for stopped == 0 {
+				l := log()
+				if told == 0 && strings.Contains(l, "bookworm: the queue tells that a package of this builder was taken from it") {
+					told = time.Since(taken)
+				}
+				if stopping == 0 && strings.Contains(l, "takenpkg_1.0 (dist=bookworm) is no longer this builder's in the queue: ") {
+					stopping = time.Since(taken)
+				}
+				if strings.Contains(l, "Build of takenpkg_1.0 stopped, no longer this builder's: ") {
+					stopped = time.Since(taken)
+				}
+				if time.Since(taken) > 2*time.Minute {
+					t.Fatalf("the build did not stop within 2 minutes of the admin's command:\n%s", log())
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			within := func(d time.Duration) string {
+				if d < time.Millisecond {
+					return "before the command returned"
+				}
+				return "within " + d.Round(time.Millisecond).String()
+			}
+			t.Logf("%s: after the admin's command, the builder was told %s, decided to stop %s, had stopped the build %s",
+				c.name, within(told), within(stopping), within(stopped))
+			if time.Now().After(renewed.Add(takenLease / 16)) {
+				t.Fatalf("the test ran too close to the builder's next renewal (%v after its first): it cannot tell what stopped the build", takenLease/8)
+			}
+			var line string
+			for _, l := range strings.Split(log(), "\n") {
+				if strings.Contains(l, "Build of takenpkg_1.0 stopped, no longer this builder's: ") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, c.reason) || strings.Contains(log(), "lease ended") {
+				t.Errorf("the stop says %q, want the reason %q:\n%s", line, c.reason, log())
+			}
+			waitFor(t, 30*time.Second, "the stopped build's processes to end", func() bool {
+				for _, p := range sleeping {
+					if alive(p) {
+						return false
+					}
+				}
+				return true
+			})
+			// The log is kept in logs/ only.
+			_, kept, _ := strings.Cut(line, "its log stays in ")
+			kept, _, _ = strings.Cut(kept, " only")
+			if st, err := os.Stat(kept); err != nil || st.Size() == 0 || !strings.HasPrefix(kept, n.env.path("logs")) {
+				t.Errorf("the stopped build's log %q is not in logs/: %v", kept, err)
+			}
+			if spooled, _ := os.ReadDir(n.env.path(LogSpoolDir)); len(spooled) != 0 {
+				t.Errorf("the stopped build's log was spooled for the log store: %v", spooled)
+			}
+			nw.stop()
+			if logs, err := nw.q.Logs("takenpkg"); err != nil || len(logs) != 0 {
+				t.Errorf("the log store holds %+v (%v), want no log of the stopped build", logs, err)
+			}
+		})
+	}
+}
+
+// readmeBlock is the text of the first fenced block of README.md's
+// section 10 that holds want.
+func readmeBlock(t *testing.T, want string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n### 10. ")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	if !ok {
+		t.Fatal("README.md has no section 10")
+	}
+	var block []string
+	in := false
+	for _, l := range strings.Split(sec, "\n") {
+		switch {
+		case strings.HasPrefix(l, "```") && !in:
+			in, block = true, nil
+		case strings.HasPrefix(l, "```"):
+			in = false
+			if text := strings.Join(block, "\n") + "\n"; strings.Contains(text, want) {
+				return text
+			}
+		case in:
+			block = append(block, l)
+		}
+	}
+	t.Fatalf("README.md's section 10 has no block holding %q", want)
+	return ""
+}
+
+// readmeLine is the first line holding want of README.md's section 10
+// blocks.
+func readmeLine(t *testing.T, want string) string {
+	t.Helper()
+	block := readmeBlock(t, want)
+	i := strings.Index(block, want)
+	start := strings.LastIndexByte(block[:i], '\n') + 1
+	line, _, _ := strings.Cut(block[start:], "\n")
+	return line
+}
+
+// TestNetworkTLS: README.md's section 10, as written, on a PostgreSQL
+// cluster of the test's own: its SQL, pg_hba.conf and pg_ident.conf, the
+// private CA and server certificate made by its openssl commands, its
+// postgresql.conf lines, its password file and its admin's and builder's
+// URLs (with localhost for wb.example.org, 127.0.0.1 for the build host's
+// address, and the test's directory for /etc/buildd, the certificates' and
+// the socket's directories). The builder's URL connects over TLS, verified
+// against the private CA; without sslrootcert, to a name the certificate
+// does not hold, or without TLS, it is refused. A real buildd with that
+// URL builds a package that the admin merged through the local socket as
+// root (peer, mapped to the admin role), and delivers its log.
+func TestNetworkTLS(t *testing.T) {
+	pgtest.Require(t)
+	machinetest.Require(t)
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	sort.Strings(bins)
+	pgBin := filepath.Dir(bins[len(bins)-1])
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(pgUser.Uid)
+	gid, _ := strconv.Atoi(pgUser.Gid)
+	dir, err := os.MkdirTemp("", "buildd-tls-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	etc := filepath.Join(dir, "etc")
+	if err := os.Mkdir(etc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	here := strings.NewReplacer("/etc/postgresql/15/main", dir, "/etc/buildd/", etc+"/", "/var/run/postgresql", dir,
+		"wb.example.org:5432", "localhost:"+port, "@wb.example.org/", "@localhost:"+port+"/", "wb.example.org", "localhost",
+		"198.51.100.10/32", "127.0.0.1/32")
+	sh := func(script string) {
+		t.Helper()
+		if out, err := exec.Command("sh", "-ec", script).CombinedOutput(); err != nil {
+			t.Fatalf("%v:\n%s\n%s", err, script, out)
+		}
+	}
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(pgBin, name), args...)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		return cmd
+	}
+
+	// The queue host.
+	sh(here.Replace(readmeBlock(t, "openssl req -x509")))
+	data := filepath.Join(dir, "data")
+	if out, err := asPostgres("initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	files := map[string]string{
+		// The test's own way in as the superuser (Debian's is peer).
+		"pg_hba.conf":   "local all postgres trust\n" + here.Replace(readmeBlock(t, "hostssl  wanna_build")),
+		"pg_ident.conf": readmeBlock(t, "wanna_build  root  wanna_build"),
+		"postgresql.conf": here.Replace(readmeBlock(t, "ssl = on")) +
+			fmt.Sprintf("listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\n", port, dir),
+	}
+	for name, text := range files {
+		f, err := os.OpenFile(filepath.Join(data, name), os.O_WRONLY|os.O_APPEND, 0)
+		if name == "pg_hba.conf" {
+			f, err = os.Create(filepath.Join(data, name))
+		}
+		if err == nil {
+			_, err = f.WriteString(text)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	server := asPostgres("postgres", "-D", data)
+	server.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	var serverLog bytes.Buffer
+	server.Stdout, server.Stderr = &serverLog, &serverLog
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		server.Process.Signal(syscall.SIGINT)
+		server.Wait()
+	})
+	psql := func(role, db, sql string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(pgBin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", port, "-U", role, "-d", db)
+		cmd.Stdin = strings.NewReader(sql)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("psql as %s: %v\n%s\n%s\n%s", role, err, sql, out, serverLog.String())
+		}
+	}
+	waitFor(t, time.Minute, "PostgreSQL to start", func() bool {
+		return exec.Command(filepath.Join(pgBin, "pg_isready"), "-h", dir, "-p", port).Run() == nil
+	})
+	psql("postgres", "postgres", readmeBlock(t, "CREATE ROLE wanna_build LOGIN"))
+	adminURL := here.Replace(strings.Trim(strings.TrimPrefix(readmeLine(t, `wanna_build_db = "postgresql:///wanna_build`), "wanna_build_db = "), `"`)) + "&port=" + port
+	a := newArchive(t, srcPkg{"tlspkg", "1.0", "misc", "true"})
+	a.merge(t, adminURL) // the admin's first command makes the schema
+	var grant string
+	for _, l := range strings.Split(readmeBlock(t, "INSERT INTO wb_builder_queues"), "\n") {
+		if strings.HasPrefix(l, "INSERT INTO wb_builder_queues") {
+			grant += l + "\n"
+		}
+	}
+	psql("wanna_build", "wanna_build", grant) // as root: peer, mapped to the admin
+
+	// The build host.
+	ca, err := os.ReadFile(filepath.Join(dir, "tls", "ca.crt"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(etc, "wb-ca.crt"), ca, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh(here.Replace(readmeBlock(t, "/etc/buildd/wb.pgpass")))
+	dbLine := here.Replace(readmeLine(t, `wanna_build_db = "postgresql://buildd_amd64@`))
+	url := strings.Trim(strings.TrimPrefix(dbLine, "wanna_build_db = "), `"`)
+	for _, c := range []struct {
+		name, url, err string // err: what the refusal says; "" connects
+	}{
+		{"as written", url, ""},
+		{"without sslrootcert", strings.Replace(url, "&sslrootcert="+etc+"/wb-ca.crt", "", 1), "certificate signed by unknown authority"},
+		{"by a name not in the certificate", strings.Replace(url, "@localhost:", "@127.0.0.1:", 1), "cannot validate certificate for 127.0.0.1"},
+		{"without TLS", strings.Replace(url, "sslmode=verify-full", "sslmode=disable", 1), `no pg_hba.conf entry for host "127.0.0.1", user "buildd_amd64", database "wanna_build", no encryption`},
+	} {
+		d, err := pg.Open(context.Background(), c.url, pg.Options{Timeout: 30 * time.Second})
+		if err == nil {
+			d.Close()
+		}
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("the builder's URL %s: %v, want %q", c.name, err, c.err)
+		}
+	}
+
+	machines, dist := buildMachine(t, a)
+	e := newEnv(t, machines, "builder_name = \"buildd_amd64\"\n"+dbLine+"\nidle_sleep_time = 3600\n", dist)
+	p := e.start("--no-detach")
+	e.waitLog(2*time.Minute, "bookworm: waiting for the queue's notifications")
+	admin, err := pg.Open(context.Background(), adminURL, pg.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	su, err := pgx.Connect(context.Background(), fmt.Sprintf("postgres:///postgres?host=%s&port=%s&user=postgres", dir, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(context.Background())
+	var conns int
+	var tls bool
+	if err := su.QueryRow(context.Background(), `SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_ssl s
+		JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'buildd_amd64'`).Scan(&conns, &tls); err != nil || conns == 0 || !tls {
+		t.Errorf("buildd_amd64's %d connections, TLS %v (%v), want TLS", conns, tls, err)
+	}
+	waitFor(t, 5*time.Minute, "tlspkg built and its log delivered", func() bool {
+		logs, err := admin.Logs("tlspkg")
+		return err == nil && len(logs) == 1 && logs[0].Builder == "buildd_amd64"
+	})
+	admin.View("bookworm", "amd64", func(tx queue.Tx) error {
+		r, err := tx.Get("tlspkg")
+		if err != nil || r == nil || r.State != queue.Built || r.Builder != "buildd_amd64" {
+			t.Errorf("tlspkg is %+v (%v), want Built by buildd_amd64\n%s", r, err, e.daemonLog())
+		}
+		return nil
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, StopWait+time.Minute); code != 0 {
+		t.Errorf("buildd exit %d after SIGTERM:\n%s", code, p.stderr)
+	}
 }

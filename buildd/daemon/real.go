@@ -30,9 +30,9 @@ func RealParts() Parts {
 
 type storeMachines struct{ s *machine.Store }
 
-func (m storeMachines) Clean(ctx context.Context) (deleted, notUnderstood []string, err error) {
+func (m storeMachines) Clean(ctx context.Context) (deleted, notUnderstood, inUse []string, err error) {
 	rep, err := m.s.Clean(ctx)
-	return rep.Deleted, append(rep.NotUnderstood, rep.Busy...), err
+	return rep.Deleted, rep.NotUnderstood, rep.Busy, err
 }
 
 type runBuilder struct {

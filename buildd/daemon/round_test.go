@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,8 +102,14 @@ func pkg(name, version string) srcPkg {
 	return srcPkg{name: name, version: version, section: "misc", build: "true"}
 }
 
+// TestREDOFirstInDistributionOrder: REDO lines are built before the
+// queue's packages, in the config's order of dists. Without leases a REDO
+// line is built as it is, as the classic buildd does (sid's other_2.0 is
+// not in its queue); with leases it is claimed in the queue first
+// (TestNetworkREDO).
 func TestREDOFirstInDistributionOrder(t *testing.T) {
-	dists := "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n[[dist]]\ndist_name = \"sid\"\nbuilt_architecture = \"amd64\"\n"
+	dists := "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\nlease_timeout = 0\n" +
+		"[[dist]]\ndist_name = \"sid\"\nbuilt_architecture = \"amd64\"\nlease_timeout = 0\n"
 	q := newQueueEnv(t, "max_build = 1", pkg("alpha", "1.0"), pkg("redo", "1.0"))
 	q.writeConf("max_build = 1", dists)
 	c, err := config.Load(q.conf)
@@ -274,5 +281,79 @@ func TestSkip(t *testing.T) {
 	q.round()
 	if got := q.b.built(); got != "beta_1.0 alpha_1.0" {
 		t.Errorf("after its SKIP line is gone, alpha is built again: got %q", got)
+	}
+}
+
+// TestREDOClaim: with leases (the default), a REDO line is built only once
+// the queue has its package as this builder's: still Building by it (the
+// lease renewed), given back meanwhile (taken again), or Built or
+// Build-Attempted by it (a retry, built without a lease). Another
+// builder's package, or one the queue does not have, is not built, and
+// its line goes; a queue that fails keeps the line in REDO.
+func TestREDOClaim(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		setup  func(q *queueEnv, ours, other queue.Port) error
+		redo   string // the REDO line's package
+		built  bool
+		logged string
+		kept   bool // the line is still in REDO
+	}{
+		{"still its own", func(q *queueEnv, ours, _ queue.Port) error { return ours.Take(ctx, "redo_1.0") },
+			"redo_1.0", true, "redo_1.0 (dist=bookworm) in REDO is still this builder's in the queue (lease renewed)", false},
+		{"given back", func(q *queueEnv, ours, _ queue.Port) error {
+			if err := ours.Take(ctx, "redo_1.0"); err != nil {
+				return err
+			}
+			return ours.GiveBack(ctx, "redo_1.0")
+		}, "redo_1.0", true, "redo_1.0 (dist=bookworm) in REDO was Needs-Build in the queue again (last change: --give-back by ", false},
+		{"retried", func(q *queueEnv, ours, _ queue.Port) error {
+			if err := ours.Take(ctx, "redo_1.0"); err != nil {
+				return err
+			}
+			return ours.Attempted(ctx, "redo_1.0")
+		}, "redo_1.0", true, "redo_1.0 (dist=bookworm) in REDO is Build-Attempted by this builder in the queue: building it again, without a lease", false},
+		{"another builder's", func(q *queueEnv, _, other queue.Port) error { return other.Take(ctx, "redo_1.0") },
+			"redo_1.0", false, "redo_1.0 (dist=bookworm) in REDO is not this builder's in the queue: it is redo_1.0 Building by buildd_other -- not building it", false},
+		{"not in the queue", func(*queueEnv, queue.Port, queue.Port) error { return nil },
+			"gone_1.0", false, "gone_1.0 (dist=bookworm) in REDO is not this builder's in the queue: gone: not registered -- not building it", false},
+		{"the queue fails", func(q *queueEnv, _, _ queue.Port) error {
+			return os.WriteFile(q.cfg.WannaBuildDB, []byte("not a database"), 0o644)
+		}, "redo_1.0", false, "redo_1.0 (dist=bookworm): wanna-build --info --dist=bookworm failed: ", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := newQueueEnv(t, "max_build = 1", pkg("redo", "1.0"))
+			ours := port.Open(q.cfg, &q.cfg.Dists[0])
+			defer ours.Close()
+			od := q.cfg.Dists[0]
+			od.WannaBuildDBUser = "buildd_other"
+			other := port.Open(q.cfg, &od)
+			defer other.Close()
+			if err := c.setup(q, ours, other); err != nil {
+				t.Fatal(err)
+			}
+			redo := home.New(q.cfg.Home).REDO()
+			if err := redo.Add(home.RedoEntry{PkgVersion: c.redo, Dist: "bookworm"}); err != nil {
+				t.Fatal(err)
+			}
+			q.round()
+			if built := slices.Contains(strings.Fields(q.b.built()), c.redo); built != c.built {
+				t.Errorf("built %q: %s built is %v, want %v", q.b.built(), c.redo, built, c.built)
+			}
+			if !strings.Contains(q.daemonLog(), c.logged) {
+				t.Errorf("daemon.log does not say %q:\n%s", c.logged, q.daemonLog())
+			}
+			es, _, err := redo.Read()
+			if err != nil || len(es) != map[bool]int{true: 1}[c.kept] {
+				t.Errorf("REDO holds %v (%v), want the line kept: %v", es, err, c.kept)
+			}
+			if c.built {
+				if st := q.state("redo"); st != queue.Built {
+					t.Errorf("redo is %s after its build, want Built", st)
+				}
+			}
+		})
 	}
 }

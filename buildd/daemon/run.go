@@ -306,12 +306,17 @@ func (r *runner) machines(ctx context.Context, c *config.Config, parts Parts) er
 	if err != nil {
 		return err
 	}
-	deleted, odd, err := m.Clean(ctx)
+	deleted, odd, inUse, err := m.Clean(ctx)
 	for _, p := range deleted {
 		r.log.Printf("Deleted stray snapshot %s", p)
 	}
 	for _, p := range odd {
 		r.log.Printf("Not understood on the machines volume (left alone): %s", p)
+	}
+	// This buildd builds nothing yet: what is in use is another
+	// process's, e.g. the build of another buildd sharing the volume.
+	for _, p := range inUse {
+		r.log.Printf("Left alone on the machines volume, in use by another buildd or buildd machine command: %s", p)
 	}
 	if err != nil {
 		return err

@@ -64,6 +64,12 @@ type Config struct {
 	WatcherSched  string `toml:"watcher_schedule"`
 	UpgradeSched  string `toml:"upgrade_schedule"`
 
+	// WannaBuildListenDB is the PostgreSQL URL of buildd's LISTEN
+	// connection (it needs a session of its own) when wanna_build_db goes
+	// through a transaction pooler such as pgbouncer: the same database,
+	// reached directly. Default: wanna_build_db.
+	WannaBuildListenDB string `toml:"wanna_build_listen_db"`
+
 	// LayerCacheSize (MiB): the build-dependency layers a machine keeps
 	// (their packages' installed size), least recently used dropped first;
 	// 0: no layers, every build installs.
@@ -311,6 +317,18 @@ func (c *Config) check(lines *lineIndex) error {
 	if _, err := regexp.Compile(c.NoWarnPattern); err != nil {
 		return fail("no_warn_pattern", "no_warn_pattern: %v", err)
 	}
+	if c.WannaBuildListenDB != "" && c.WannaBuildListenDB != c.WannaBuildDB { // the same: the default, as --dump-config writes it
+		if !isPostgresURL(c.WannaBuildListenDB) {
+			return fail("wanna_build_listen_db", "wanna_build_listen_db = %q: not a postgres:// or postgresql:// URL", c.WannaBuildListenDB)
+		}
+		if !isPostgresURL(c.WannaBuildDB) {
+			db := fmt.Sprintf("%q", c.WannaBuildDB)
+			if c.WannaBuildDB == "" {
+				db = "unset: a bbolt file in home"
+			}
+			return fail("wanna_build_listen_db", "wanna_build_listen_db is set, but wanna_build_db (%s) is not a PostgreSQL URL: only a PostgreSQL queue notifies", db)
+		}
+	}
 	seen := map[string]int{}
 	for i := range c.Dists {
 		d := &c.Dists[i]
@@ -343,6 +361,12 @@ func (c *Config) check(lines *lineIndex) error {
 		}
 	}
 	return nil
+}
+
+// isPostgresURL reports whether a wanna_build_db value names a PostgreSQL
+// database (as the queue's store decides).
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // systemDirs are refused as home: the suite creates, rewrites and deletes
@@ -426,6 +450,9 @@ func (d *Dist) Lease() int {
 func (c *Config) fill() {
 	if c.WannaBuildDB == "" {
 		c.WannaBuildDB = filepath.Join(c.Home, "wanna-build.db")
+	}
+	if c.WannaBuildListenDB == "" {
+		c.WannaBuildListenDB = c.WannaBuildDB
 	}
 	if c.Outbox == "" && c.SMTP == "" && c.Sendmail == "" {
 		c.Outbox = filepath.Join(c.Home, "outbox")

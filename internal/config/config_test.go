@@ -142,3 +142,49 @@ func TestNumberRanges(t *testing.T) {
 		t.Errorf("bounds read as nice_level %d, no_output_timeout %d, warning_age %d, error_reply_rate %d", bounds.NiceLevel, bounds.NoOutputTime, bounds.WarningAge, bounds.ErrorReplyRate)
 	}
 }
+
+// TestWannaBuildListenDB: wanna_build_listen_db defaults to
+// wanna_build_db, and is refused, naming the line, when it is not a
+// PostgreSQL URL or the queue is not on PostgreSQL.
+func TestWannaBuildListenDB(t *testing.T) {
+	const pgDB = "postgresql://buildd_amd64@wb.example.org:6432/wanna_build"
+	const direct = "postgresql://buildd_amd64@wb.example.org/wanna_build"
+	tests := []struct {
+		name, db, listen string
+		want, wantErr    string
+	}{
+		{"default is the queue's URL", pgDB, "", pgDB, ""},
+		{"default on a bbolt queue", "/var/lib/buildd/wanna-build.db", "", "/var/lib/buildd/wanna-build.db", ""},
+		{"direct listener beside a pooler", pgDB, direct, direct, ""},
+		{"the default written out, on a bbolt queue", "/var/lib/buildd/wanna-build.db", "/var/lib/buildd/wanna-build.db", "/var/lib/buildd/wanna-build.db", ""},
+		{"postgres:// scheme", pgDB, "postgres://wb.example.org/wanna_build", "postgres://wb.example.org/wanna_build", ""},
+		{"not a URL", pgDB, "wb.example.org", "", `buildd.conf:2: wanna_build_listen_db = "wb.example.org": not a postgres:// or postgresql:// URL`},
+		{"bbolt queue", "/var/lib/buildd/wanna-build.db", direct, "", `buildd.conf:2: wanna_build_listen_db is set, but wanna_build_db ("/var/lib/buildd/wanna-build.db") is not a PostgreSQL URL`},
+		{"queue unset", "", direct, "", `buildd.conf:2: wanna_build_listen_db is set, but wanna_build_db (unset: a bbolt file in home) is not a PostgreSQL URL`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := "home = \"/var/lib/buildd\"\n"
+			if tt.listen != "" {
+				conf += fmt.Sprintf("wanna_build_listen_db = %q\n", tt.listen)
+			}
+			if tt.db != "" {
+				conf += fmt.Sprintf("wanna_build_db = %q\n", tt.db)
+			}
+			conf += "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n"
+			c, err := Parse("buildd.conf", []byte(conf))
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse: %v, want %q...", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.WannaBuildListenDB != tt.want {
+				t.Errorf("wanna_build_listen_db = %q, want %q", c.WannaBuildListenDB, tt.want)
+			}
+		})
+	}
+}

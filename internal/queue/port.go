@@ -19,8 +19,8 @@ var (
 	// ErrRefused: the database refused a change for this role (another
 	// builder's package, a change only the admin may make).
 	ErrRefused = errors.New("refused by the database: needs the admin role or the builder that has the package")
-	// ErrNoNotify: the queue cannot tell of new Needs-Build packages (a
-	// bbolt file, a queue over ssh); the caller polls.
+	// ErrNoNotify: the queue cannot tell of its changes (a bbolt file, a
+	// queue over ssh); the caller polls.
 	ErrNoNotify = errors.New("the queue cannot notify (not a PostgreSQL queue)")
 )
 
@@ -70,18 +70,29 @@ type Port interface {
 	Close() error
 }
 
-// Notifier is a Port (or a Store) that can tell of packages becoming
-// Needs-Build: Listen calls ready once it listens, then wake for each,
-// until ctx ends or the connection fails; ErrNoNotify when it cannot.
+// Notifier is a Port that can tell of its queue's changes: Listen calls
+// ready once it listens, then wake for each package becoming Needs-Build
+// and taken for each Building package of the port's builder that another
+// role's change took from it (gave it back, failed, forgot it, ended its
+// lease), until ctx ends or the connection fails; ErrNoNotify when it
+// cannot.
 type Notifier interface {
-	Listen(ctx context.Context, ready, wake func()) error
+	Listen(ctx context.Context, ready, wake, taken func()) error
 }
 
-// Announcer is a Store that tells of queues getting Needs-Build
-// packages: Announce calls ready once it listens, then fn with the queue
-// of each, until ctx ends or the connection fails.
+// Announcer is a Store that tells of its queues' changes: Announce calls
+// ready once it listens, then fn with each Notification, until ctx ends
+// or the connection fails.
 type Announcer interface {
-	Announce(ctx context.Context, ready func(), fn func(Pair)) error
+	Announce(ctx context.Context, ready func(), fn func(Notification)) error
+}
+
+// Notification is a change of a queue that Announce tells of: a package
+// became Needs-Build (Builder is ""), or a Building package of Builder
+// was taken from it by another role's change.
+type Notification struct {
+	Pair
+	Builder string
 }
 
 // Candidate is one package of the Needs-Build list, one a builder may
@@ -122,4 +133,7 @@ type Info struct {
 	BuildPri         int    `json:"buildpri,omitempty"`
 	PermBuildPri     int    `json:"permbuildpri,omitempty"`
 	CalPrio          int    `json:"calprio"`
+	// LastChange is the package's last history entry, "ACTION by USER at
+	// TIME" (UTC, TimeFormat); "" when it has none.
+	LastChange string `json:"last_change,omitempty"`
 }

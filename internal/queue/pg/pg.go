@@ -29,7 +29,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,11 +61,12 @@ const maxAttempts = 20
 // DB is an open queue: a pool of connections (at most Options.MaxConns),
 // safe for concurrent use and meant to be kept for the process's life.
 type DB struct {
-	conn     *pgxpool.Pool
-	cfg      *pgx.ConnConfig // for Listen's connection of its own
-	url      string          // without the password, for messages
-	readOnly bool
-	builder  bool // the role is a builder: the database logs and counts its changes (builder.go)
+	conn      *pgxpool.Pool
+	listen    *pgx.ConnConfig // for Announce's connection of its own
+	url       string          // without the password, for messages
+	listenURL string          // Options.ListenURL without the password; "" when it is url
+	readOnly  bool
+	builder   bool // the role is a builder: the database logs and counts its changes (builder.go)
 }
 
 // Options of Open.
@@ -70,6 +74,10 @@ type Options struct {
 	ReadOnly bool
 	Timeout  time.Duration // connecting and waiting for the schema lock
 	MaxConns int           // connections the pool keeps at most; 0 is 4
+	// ListenURL is the URL of Announce's LISTEN connection, when the pool's
+	// URL goes through a transaction pooler (pgbouncer), where a session
+	// is not kept: the same database, reached directly. "" is the pool's.
+	ListenURL string
 }
 
 // Open connects to the database at url and makes sure its schema is the
@@ -93,7 +101,14 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	if pcfg.MaxConns <= 0 {
 		pcfg.MaxConns = 4
 	}
-	d := &DB{url: Redact(url), readOnly: opt.ReadOnly, cfg: pcfg.ConnConfig.Copy()}
+	d := &DB{url: Redact(url), readOnly: opt.ReadOnly, listen: pcfg.ConnConfig.Copy()}
+	if opt.ListenURL != "" && opt.ListenURL != url {
+		if d.listen, err = pgx.ParseConfig(opt.ListenURL); err != nil {
+			return nil, fmt.Errorf("cannot open database %s: its listen URL %s: %v", d.url, Redact(opt.ListenURL), err)
+		}
+		d.listen.ConnectTimeout = opt.Timeout
+		d.listenURL = Redact(opt.ListenURL)
+	}
 	if d.conn, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("cannot open database %s: %v", d.url, err)
 	}
@@ -212,15 +227,19 @@ func (d *DB) update(ctx context.Context, dist, arch string, fn func(queue.Tx) er
 	return ptx.Commit(ctx)
 }
 
-// NotifyChannel is the channel a transaction that leaves a package in
-// Needs-Build notifies, with "DIST/ARCH" as the payload.
+// NotifyChannel is the channel of the queue's notifications
+// (queue.Notification): a transaction that leaves a package in Needs-Build
+// notifies "DIST/ARCH"; one that takes a Building package from its
+// builder (another role's: a give-back, a failure, a forget, an ended
+// lease) notifies "DIST/ARCH/BUILDER" for each builder.
 const NotifyChannel = "wanna_build_needs_build"
 
 // seen is a row as this transaction read it: its rev (-1: the row was
-// not there) and state.
+// not there), state and builder.
 type seen struct {
-	rev   int64
-	state queue.State
+	rev     int64
+	state   queue.State
+	builder string
 }
 
 // write is a change not yet sent: a record to store, or a deletion.
@@ -287,7 +306,7 @@ func (t *tx) Get(name string) (*queue.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	t.remember(name, seen{rev, r.State})
+	t.remember(name, seen{rev, r.State, r.Builder})
 	return r, nil
 }
 
@@ -344,9 +363,12 @@ func (t *tx) flush() error {
 		return err
 	}
 	// A large batch runs the same few statements many times: prepared once
-	// (by name) instead of parsed for every row.
+	// (by name) instead of parsed for every row. Only by the admin, which
+	// connects directly: a builder's commands may go through a transaction
+	// pooler (pgbouncer), where a statement prepared in one transaction is
+	// not there in the next, which pgx would take as prepared.
 	stmt := func(sql string) string { return sql }
-	if len(names)+len(t.hist) >= 50 {
+	if !t.builder && len(names)+len(t.hist) >= 50 {
 		stmt = func(sql string) string { return preparedName[sql] }
 		for sql, name := range preparedName {
 			if _, err := t.ptx.Conn().Prepare(t.ctx, name, sql); err != nil {
@@ -357,6 +379,7 @@ func (t *tx) flush() error {
 	b := &pgx.Batch{}
 	var sent []string
 	counts := stateCounts{}
+	taken := map[string]bool{} // builders whose Building package a write takes from them
 	hist := t.hist
 	var said map[string]*queue.Transaction
 	if t.builder {
@@ -373,6 +396,9 @@ func (t *tx) flush() error {
 		}
 		sent = append(sent, name)
 		counts.replace(w.was, w.rec)
+		if w.was.state == queue.Building && w.was.builder != "" && (w.rec == nil || w.rec.State != queue.Building || w.rec.Builder != w.was.builder) {
+			taken[w.was.builder] = true
+		}
 		if t.builder {
 			tr := said[name]
 			if tr == nil {
@@ -394,6 +420,13 @@ func (t *tx) flush() error {
 		b.Queue(stmt(sqlHistory), t.dist, t.arch, tr.Package, tr.Version, tr.Action, string(tr.From), string(tr.To), tr.RealUser, tr.User, tr.Time)
 	}
 	counted := !t.builder && counts.queue(b, t.dist, t.arch)
+	// The builders whose Building package this takes from them are told
+	// at the commit; not of their own change (a build's result).
+	// PostgreSQL tells a payload once per transaction.
+	notified := slices.Sorted(maps.Keys(taken))
+	for _, builder := range notified {
+		b.Queue(sqlNotifyTaken, NotifyChannel, t.dist+"/"+t.arch+"/"+builder, builder)
+	}
 	res := t.ptx.SendBatch(t.ctx, b)
 	lost := ""
 	for _, name := range sent {
@@ -424,6 +457,12 @@ func (t *tx) flush() error {
 			return fmt.Errorf("count the states of %s/%s: %w", t.dist, t.arch, err)
 		}
 	}
+	for _, builder := range notified {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return fmt.Errorf("notify %s of its packages of %s/%s taken: %w", builder, t.dist, t.arch, err)
+		}
+	}
 	t.hist = t.hist[:0]
 	if err := res.Close(); err != nil {
 		return err
@@ -438,9 +477,9 @@ func (t *tx) flush() error {
 		case w.rec == nil:
 			t.revs[name] = seen{rev: -1}
 		case w.was.rev >= 0:
-			t.revs[name] = seen{w.was.rev + 1, w.rec.State}
+			t.revs[name] = seen{w.was.rev + 1, w.rec.State, w.rec.Builder}
 		default:
-			t.revs[name] = seen{0, w.rec.State} // inserted: rev's default
+			t.revs[name] = seen{0, w.rec.State, w.rec.Builder} // inserted: rev's default
 		}
 	}
 	t.order = t.order[:0]
@@ -460,14 +499,14 @@ func (t *tx) readUnread() error {
 		return nil
 	}
 	found := make(map[string]seen, len(unread))
-	rows, err := t.ptx.Query(t.ctx, "SELECT package, rev, state FROM wb_records WHERE dist = $1 AND arch = $2 AND package = ANY($3)", t.dist, t.arch, unread)
+	rows, err := t.ptx.Query(t.ctx, "SELECT package, rev, state, builder FROM wb_records WHERE dist = $1 AND arch = $2 AND package = ANY($3)", t.dist, t.arch, unread)
 	if err != nil {
 		return fmt.Errorf("read %d packages of %s/%s before writing them: %w", len(unread), t.dist, t.arch, err)
 	}
-	var name, state string
+	var name, state, builder string
 	var rev int64
-	if _, err := pgx.ForEachRow(rows, []any{&name, &rev, &state}, func() error {
-		found[name] = seen{rev, queue.State(state)}
+	if _, err := pgx.ForEachRow(rows, []any{&name, &rev, &state, &builder}, func() error {
+		found[name] = seen{rev, queue.State(state), builder}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read %d packages of %s/%s before writing them: %w", len(unread), t.dist, t.arch, err)
@@ -489,11 +528,12 @@ func (t *tx) readUnread() error {
 var (
 	sqlDelete = "DELETE FROM wb_records WHERE dist = $1 AND arch = $2 AND package = $3 AND rev = $4"
 	sqlUpdate = "UPDATE wb_records SET (" + recordColumns + ", rev) = (" + placeholders(3, nColumns) + ", rev + 1) " +
-		fmt.Sprintf("WHERE dist = $1 AND arch = $2 AND package = $3 AND rev = $%d", nColumns+3)
+		"WHERE dist = $1 AND arch = $2 AND package = $3 AND rev = $" + strconv.Itoa(nColumns+3)
 	sqlInsert  = "INSERT INTO wb_records (dist, arch, " + recordColumns + ") VALUES (" + placeholders(1, nColumns+2) + ") ON CONFLICT DO NOTHING"
 	sqlHistory = "INSERT INTO wb_history (dist, arch, package, version, action, from_state, to_state, real_user, wb_user, time) " +
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-	sqlSay = "SELECT set_config('wb.action', $1, true), set_config('wb.real_user', $2, true)"
+	sqlSay         = "SELECT set_config('wb.action', $1, true), set_config('wb.real_user', $2, true)"
+	sqlNotifyTaken = "SELECT pg_notify($1, $2) WHERE $3::text <> session_user"
 )
 
 // preparedName names the statements of flush for large batches.
@@ -502,7 +542,7 @@ var preparedName = map[string]string{sqlDelete: "wb_delete", sqlUpdate: "wb_upda
 func placeholders(from, n int) string {
 	p := make([]string, n)
 	for i := range p {
-		p[i] = fmt.Sprintf("$%d", from+i)
+		p[i] = "$" + strconv.Itoa(from+i)
 	}
 	return strings.Join(p, ", ")
 }
@@ -554,7 +594,7 @@ func (t *tx) query(where string, args []any, fn func(*queue.Record) error) error
 			rows.Close()
 			return err
 		}
-		t.remember(r.Package, seen{rev, r.State})
+		t.remember(r.Package, seen{rev, r.State, r.Builder})
 		recs = append(recs, r)
 	}
 	rows.Close()
@@ -634,29 +674,58 @@ func (t *tx) History(name string, fn func(*queue.Transaction) error) error {
 }
 
 // Announce implements queue.Announcer: it waits on NotifyChannel, on a
-// connection of its own (LISTEN needs a session), and calls fn with the
-// queue of each notification (a transaction that left a package in
-// Needs-Build), until ctx ends or the connection fails; it calls ready
-// once it listens.
-func (d *DB) Announce(ctx context.Context, ready func(), fn func(queue.Pair)) error {
-	conn, err := pgx.ConnectConfig(ctx, d.cfg)
+// connection of its own (LISTEN needs a session; to Options.ListenURL
+// when given, which must reach the pool's database and server), and calls
+// fn with each notification (NotifyChannel's payloads), until ctx ends or
+// the connection fails; it calls ready once it listens.
+func (d *DB) Announce(ctx context.Context, ready func(), fn func(queue.Notification)) error {
+	where := d.url
+	if d.listenURL != "" {
+		where = d.listenURL
+	}
+	conn, err := pgx.ConnectConfig(ctx, d.listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %v", d.url, err)
+		return fmt.Errorf("listen on %s: %v", where, err)
 	}
 	defer conn.Close(context.Background())
+	if d.listenURL != "" {
+		if err := d.sameServer(ctx, conn); err != nil {
+			return fmt.Errorf("listen on %s: %w", where, err)
+		}
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return fmt.Errorf("listen on %s: %v", d.url, err)
+		return fmt.Errorf("listen on %s: %v", where, err)
 	}
 	ready()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %v", d.url, err)
+			return fmt.Errorf("listen on %s: %v", where, err)
 		}
-		if dist, arch, ok := strings.Cut(n.Payload, "/"); ok {
-			fn(queue.Pair{Dist: dist, Arch: arch})
+		if f := strings.SplitN(n.Payload, "/", 3); len(f) >= 2 {
+			fn(queue.Notification{Pair: queue.Pair{Dist: f[0], Arch: f[1]}, Builder: strings.Join(f[2:], "")})
 		}
 	}
+}
+
+// sameServer checks that the listen connection reaches the database the
+// pool does, on the same running server: a listener elsewhere would hear
+// none of the queue's notifications.
+func (d *DB) sameServer(ctx context.Context, listen *pgx.Conn) error {
+	const q = "SELECT current_database(), pg_postmaster_start_time()"
+	var db, listenDB string
+	var started, listenStarted time.Time
+	if err := d.conn.QueryRow(ctx, q).Scan(&db, &started); err != nil {
+		return fmt.Errorf("which server %s reaches: %v", d.url, err)
+	}
+	if err := listen.QueryRow(ctx, q).Scan(&listenDB, &listenStarted); err != nil {
+		return fmt.Errorf("which server it reaches: %v", err)
+	}
+	if db != listenDB || !started.Equal(listenStarted) {
+		return fmt.Errorf("it reaches database %s of a server started %s, but the queue %s is database %s of a server started %s: not the queue's notifications",
+			listenDB, listenStarted.Format(time.RFC3339Nano), d.url, db, started.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 var _ queue.Announcer = (*DB)(nil)

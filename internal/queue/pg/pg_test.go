@@ -3,8 +3,10 @@ package pg_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -144,30 +146,108 @@ func TestBuilderExpiresDeadLease(t *testing.T) {
 }
 
 // TestNotify: a transaction that leaves a package in Needs-Build notifies
-// its DIST/ARCH to listeners; one that does not, does not.
+// its DIST/ARCH to listeners; one that takes a Building package from its
+// builder notifies DIST/ARCH/BUILDER, unless the builder made the change
+// itself; one that does neither does not notify. Each case is followed by
+// a marker notification, so what a case notified is what came before it.
 func TestNotify(t *testing.T) {
 	db := pgtest.New(t)
-	d := open(t, db.URL(pgtest.Admin))
+	admin := open(t, db.URL(pgtest.Admin))
+	now := time.Now()
+	if err := admin.Update("sid", "amd64", func(tx queue.Tx) error {
+		for _, r := range []*queue.Record{
+			{Package: "given", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() + 600},
+			{Package: "failed", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() + 600},
+			{Package: "forgotten", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() + 600},
+			{Package: "dead", Version: "1", State: queue.Building, Builder: "buildd_b", LeaseUntil: now.Unix() - 10},
+			{Package: "own", Version: "1", State: queue.NeedsBuild},
+		} {
+			if err := tx.Put(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Grant(t, "buildd_a", sidAmd64)
+	a := open(t, db.URL("buildd_a"))
+	as := &queue.Session{Dist: "sid", Arch: "amd64", User: "buildd_a", RealUser: "root", Lease: 300, Now: now, Out: io.Discard}
+	ad := &queue.Session{Dist: "sid", Arch: "amd64", User: pgtest.Admin, RealUser: "root", Override: true, Now: now, Out: io.Discard}
+	apply := func(d *pg.DB, s *queue.Session, cmds ...queue.Command) func(arg string) error {
+		return func(arg string) error {
+			for _, cmd := range cmds {
+				if err := d.Update("sid", "amd64", func(tx queue.Tx) error { s.Message = "x"; return s.Apply(tx, cmd, arg, 0) }); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	cases := []struct {
+		name   string
+		change func(arg string) error
+		arg    string
+		want   []string
+	}{
+		{"installed elsewhere", func(string) error {
+			return admin.Update("sid", "arm64", func(tx queue.Tx) error {
+				return tx.Put(&queue.Record{Package: "x", Version: "1", State: queue.Installed})
+			})
+		}, "", nil},
+		{"merged Needs-Build", func(string) error {
+			return admin.Update("sid", "amd64", func(tx queue.Tx) error {
+				return tx.Put(&queue.Record{Package: "y", Version: "1", State: queue.NeedsBuild})
+			})
+		}, "", []string{"sid/amd64"}},
+		{"given back by the admin", apply(admin, ad, queue.GiveBack), "given_1", []string{"sid/amd64", "sid/amd64 taken from buildd_b"}},
+		{"failed by the admin", apply(admin, ad, queue.SetFailed), "failed_1", []string{"sid/amd64 taken from buildd_b"}},
+		{"forgotten by the admin", func(arg string) error {
+			return admin.Update("sid", "amd64", func(tx queue.Tx) error { return ad.Forget(tx, arg) })
+		}, "forgotten", []string{"sid/amd64 taken from buildd_b"}},
+		{"lease ended by another builder", func(string) error {
+			return a.Update("sid", "amd64", func(tx queue.Tx) error { _, err := as.ExpireLeases(tx); return err })
+		}, "", []string{"sid/amd64", "sid/amd64 taken from buildd_b"}},
+		{"the builder's own take and result", apply(a, as, queue.Take, queue.SetBuilt), "own_1", nil},
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan struct{})
-	got := make(chan string, 10)
-	b := open(t, db.URL("buildd_a"))
-	go b.Announce(ctx, func() { close(ready) }, func(q queue.Pair) { got <- q.Dist + "/" + q.Arch })
-	<-ready
-	d.Update("sid", "arm64", func(tx queue.Tx) error {
-		return tx.Put(&queue.Record{Package: "x", Version: "1", State: queue.Installed})
-	})
-	d.Update("sid", "amd64", func(tx queue.Tx) error {
-		return tx.Put(&queue.Record{Package: "y", Version: "1", State: queue.NeedsBuild})
-	})
-	select {
-	case p := <-got:
-		if p != "sid/amd64" {
-			t.Errorf("payload %q, want sid/amd64", p)
+	got := make(chan string, 100)
+	go a.Announce(ctx, func() { close(ready) }, func(n queue.Notification) {
+		s := n.Dist + "/" + n.Arch
+		if n.Builder != "" {
+			s += " taken from " + n.Builder
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no notification")
+		got <- s
+	})
+	<-ready
+	for i, c := range cases {
+		if err := c.change(c.arg); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		marker := fmt.Sprintf("marker%d", i)
+		if err := admin.Update(marker, "amd64", func(tx queue.Tx) error {
+			return tx.Put(&queue.Record{Package: "m", Version: "1", State: queue.NeedsBuild})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var notified []string
+		for n := ""; n != marker+"/amd64"; {
+			select {
+			case n = <-got:
+				if n != marker+"/amd64" {
+					notified = append(notified, n)
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("%s: no marker notification; got %q", c.name, notified)
+			}
+		}
+		sort.Strings(notified) // a transaction's notifications come in any order
+		if strings.Join(notified, "; ") != strings.Join(c.want, "; ") {
+			t.Errorf("%s notified %q, want %q", c.name, notified, c.want)
+		}
 	}
 }
 

@@ -1,8 +1,13 @@
 package port
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"hash/fnv"
 	"io"
+	"slices"
+	"time"
 
 	"buildd/internal/debversion"
 	"buildd/internal/queue"
@@ -66,13 +71,43 @@ func (p *local) NeedsBuild(ctx context.Context) ([]queue.Candidate, error) {
 		}); err != nil {
 			return err
 		}
-		for _, r := range queue.SortForBuild(recs, s.Now) {
+		sorted := queue.SortForBuild(recs, s.Now)
+		if p.h.Shared() {
+			sorted = builderOrder(sorted, s.User)
+		}
+		for _, r := range sorted {
 			list = append(list, queue.Candidate{Name: r.Package, Version: r.Version, Section: r.Section,
 				Priority: r.Priority, BinNMU: r.BinNMU, Notes: r.Notes, CalPrio: r.CalPrio})
 		}
 		return nil
 	})
 	return list, err
+}
+
+// builderOrder lists packages of equal rank (the same calprio, waiting
+// since the same second: a merge registers thousands at once) in an order
+// of builder's own, by a hash of its name and theirs, instead of by name:
+// the builders of a shared queue take down their lists at the same time,
+// and in one order each take would be refused to all of them but one
+// (with 52 hosts on four queues, ten refused takes for each take made,
+// and the server's CPU spent on them: see README, "Connections at
+// scale").
+func builderOrder(sorted []queue.Prioritized, builder string) []queue.Prioritized {
+	rank := func(p queue.Prioritized) uint64 {
+		h := fnv.New64a()
+		io.WriteString(h, builder)
+		h.Write([]byte{0})
+		io.WriteString(h, p.Package)
+		return h.Sum64()
+	}
+	keys := make(map[string]uint64, len(sorted))
+	for _, p := range sorted {
+		keys[p.Package] = rank(p)
+	}
+	slices.SortStableFunc(sorted, func(a, b queue.Prioritized) int {
+		return cmp.Or(cmp.Compare(b.CalPrio, a.CalPrio), cmp.Compare(a.StateChange, b.StateChange), cmp.Compare(keys[a.Package], keys[b.Package]))
+	})
+	return sorted
 }
 
 func (p *local) set(cmd queue.Command, pkgv, msg string) error {
@@ -145,8 +180,16 @@ func (p *local) Info(ctx context.Context, name string) (*queue.Info, error) {
 		if err != nil {
 			return err
 		}
+		last, err := lastChange(tx, name)
+		if err != nil {
+			return fmt.Errorf("history of %s: %w", name, err)
+		}
 		if r == nil {
-			return &queue.Refused{Pkg: name, Msg: "not registered"}
+			msg := "not registered"
+			if last != "" {
+				msg += " (last change: " + last + ")"
+			}
+			return &queue.Refused{Pkg: name, Msg: msg}
 		}
 		info = &queue.Info{
 			Name: r.Package, Version: r.Version, State: r.State, Builder: r.Builder,
@@ -154,7 +197,7 @@ func (p *local) Info(ctx context.Context, name string) (*queue.Info, error) {
 			PreviousState: r.PreviousState, FailedText: r.Failed, OldFailed: r.OldFailed,
 			BinNMU: r.BinNMU, BinNMUChangelog: r.BinNMUChangelog, Depends: r.Depends,
 			BDProblem: r.BDProblem, Notes: r.Notes, BuildPri: r.BuildPri, PermBuildPri: r.PermBuildPri,
-			CalPrio: queue.CalPrio(r, s.Now),
+			CalPrio: queue.CalPrio(r, s.Now), LastChange: last,
 		}
 		if r.StateChange != 0 {
 			info.StateChange = r.StateChangeTime().Format(queue.TimeFormat)
@@ -162,6 +205,16 @@ func (p *local) Info(ctx context.Context, name string) (*queue.Info, error) {
 		return nil
 	})
 	return info, err
+}
+
+// lastChange is name's last history entry as queue.Info.LastChange
+// has it.
+func lastChange(tx queue.Tx, name string) (string, error) {
+	var last *queue.Transaction
+	if err := tx.History(name, func(t *queue.Transaction) error { last = t; return nil }); err != nil || last == nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s by %s at %s UTC", last.Action, last.User, time.Unix(last.Time, 0).UTC().Format(queue.TimeFormat)), nil
 }
 
 func (p *local) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) error {
@@ -176,15 +229,20 @@ func (p *local) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) erro
 	return p.h.With(false, func(db queue.Store) error { return db.PutLog(&l, data) })
 }
 
-// Listen implements queue.Notifier: wake for each notification of the
-// session's queue, when the store can notify (queue.ErrNoNotify
+// Listen implements queue.Notifier: wake for each Needs-Build notice of
+// the session's queue, taken for each notice of a package taken from the
+// session's user, when the store can notify (queue.ErrNoNotify
 // otherwise).
-func (p *local) Listen(ctx context.Context, ready, wake func()) error {
+func (p *local) Listen(ctx context.Context, ready, wake, taken func()) error {
 	s := p.session()
 	want := queue.Pair{Dist: s.Dist, Arch: s.Arch}
-	return p.h.Announce(ctx, ready, func(q queue.Pair) {
-		if q == want {
+	return p.h.Announce(ctx, ready, func(n queue.Notification) {
+		switch {
+		case n.Pair != want:
+		case n.Builder == "":
 			wake()
+		case n.Builder == s.User:
+			taken()
 		}
 	})
 }

@@ -3,7 +3,8 @@
 // config: the dist's wanna_build_ssh_host runs wanna-build on that host
 // over ssh, answering in JSON lines (wire.go); otherwise wanna_build_db is
 // opened here, a bbolt file for each call (its lock is shared with other
-// processes) or a PostgreSQL pool kept for the process's life. Every way
+// processes) or a PostgreSQL pool kept for the process's life (and a
+// LISTEN connection to wanna_build_listen_db, for Listen). Every way
 // gives the same answers: the remote side runs this package's local port.
 package port
 
@@ -22,7 +23,7 @@ func Open(cfg *config.Config, dist *config.Dist) queue.Port {
 	if dist.WannaBuildSSHHost != "" {
 		return &Remote{dist: dist, SSH: "ssh"}
 	}
-	h := store.NewHandle(cfg.WannaBuildDB, store.Options{Timeout: store.DefaultTimeout, MaxConns: 2})
+	h := store.NewHandle(cfg.WannaBuildDB, store.Options{Timeout: store.DefaultTimeout, MaxConns: 2, Listen: cfg.WannaBuildListenDB})
 	return Local(h, func() *queue.Session {
 		real := dist.WannaBuildDBUser
 		if u, err := user.Current(); err == nil {

@@ -305,21 +305,25 @@ func testPort(t *testing.T, c queue.Port) {
 	for _, tc := range []struct {
 		name string
 		want queue.Info
+		last string // LastChange without its time
 	}{
 		{"nb", queue.Info{Name: "nb", Version: "1.0-1", State: "Uploaded", Builder: "buildd_a", Section: "libs", Priority: "optional",
-			InstalledVersion: "0.9-1", PreviousState: "Built", Notes: "out-of-date"}},
+			InstalledVersion: "0.9-1", PreviousState: "Built", Notes: "out-of-date"}, "--uploaded by buildd_a"},
 		{"att_1.0-1", queue.Info{Name: "att", Version: "1.0-1", State: "Failed", Builder: "buildd_a", Section: "devel", Priority: "optional",
-			PreviousState: "Build-Attempted", FailedText: "it's broken\nreally"}},
+			PreviousState: "Build-Attempted", FailedText: "it's broken\nreally"}, "--failed by buildd_a"},
 		{"bld", queue.Info{Name: "bld", Version: "1.0-1", State: "Dep-Wait", Builder: "buildd_a", Section: "devel", Priority: "optional",
-			PreviousState: "Building", Depends: "libx (>= 1)", Notes: "uncompiled"}},
+			PreviousState: "Building", Depends: "libx (>= 1)", Notes: "uncompiled"}, "--dep-wait by buildd_a"},
 		{"nmu", queue.Info{Name: "nmu", Version: "1.0-1", State: "Needs-Build", Section: "libs", Priority: "optional",
-			InstalledVersion: "1.0-1", BinNMU: 1, BinNMUChangelog: "Rebuild against libfoo2", Notes: "out-of-date"}},
+			InstalledVersion: "1.0-1", BinNMU: 1, BinNMUChangelog: "Rebuild against libfoo2", Notes: "out-of-date"}, ""},
 	} {
 		got, err := c.Info(ctx, tc.name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got.StateChange, got.CalPrio = "", 0
+		if last, _, _ := strings.Cut(got.LastChange, " at "); last != tc.last || tc.last != "" && !strings.HasSuffix(got.LastChange, " UTC") {
+			t.Errorf("Info(%s).LastChange = %q, want %q at TIME UTC", tc.name, got.LastChange, tc.last)
+		}
+		got.StateChange, got.CalPrio, got.LastChange = "", 0, ""
 		if *got != tc.want {
 			t.Errorf("Info(%s) =\n%+v, want\n%+v", tc.name, *got, tc.want)
 		}

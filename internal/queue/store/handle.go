@@ -61,10 +61,13 @@ func (h *Handle) pool() (queue.Store, error) {
 	return h.kept, nil
 }
 
-// Announce implements queue.Announcer when the queue can tell of new
-// Needs-Build packages (PostgreSQL); otherwise it returns
-// queue.ErrNoNotify.
-func (h *Handle) Announce(ctx context.Context, ready func(), fn func(queue.Pair)) error {
+// Shared reports whether the queue is one that the hosts of a network
+// share (PostgreSQL), not a host's own bbolt file.
+func (h *Handle) Shared() bool { return isPG(h.spec) }
+
+// Announce implements queue.Announcer when the queue can tell of its
+// changes (PostgreSQL); otherwise it returns queue.ErrNoNotify.
+func (h *Handle) Announce(ctx context.Context, ready func(), fn func(queue.Notification)) error {
 	if !isPG(h.spec) {
 		return queue.ErrNoNotify
 	}

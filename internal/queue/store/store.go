@@ -20,6 +20,10 @@ type Options struct {
 	ReadOnly bool
 	Timeout  time.Duration // 0 is DefaultTimeout
 	MaxConns int           // a PostgreSQL pool's connections at most; 0 is 4
+	// Listen is the PostgreSQL URL Announce's LISTEN connection uses, when
+	// spec goes through a transaction pooler (wanna_build_listen_db); ""
+	// is spec.
+	Listen string
 }
 
 // Open opens the queue spec names. Close it at the end of the command.
@@ -30,7 +34,7 @@ func Open(spec string, opt Options) (queue.Store, error) {
 	if isPG(spec) {
 		ctx, cancel := context.WithTimeout(context.Background(), opt.Timeout)
 		defer cancel()
-		return pg.Open(ctx, spec, pg.Options{ReadOnly: opt.ReadOnly, Timeout: opt.Timeout, MaxConns: opt.MaxConns})
+		return pg.Open(ctx, spec, pg.Options{ReadOnly: opt.ReadOnly, Timeout: opt.Timeout, MaxConns: opt.MaxConns, ListenURL: opt.Listen})
 	}
 	return bolt.Open(spec, bolt.Options{ReadOnly: opt.ReadOnly, Timeout: opt.Timeout})
 }
