@@ -21,16 +21,16 @@ import (
 
 // BuildLog describes one stored build log.
 type BuildLog struct {
-	Dist    string `json:"dist"`
-	Arch    string `json:"arch"`
-	Package string `json:"package"`
-	Version string `json:"version"`
-	Time    int64  `json:"time"` // when the build ended, unix seconds
-	Builder string `json:"builder"`
-	Status  Outcome `json:"status"` // one of Outcomes
-	Size    int64  `json:"size"`    // bytes of the log
-	Stored  int64  `json:"stored"`  // bytes of its gzip form, as the store holds it
-	Expires int64  `json:"expires"` // unix seconds from which it may be removed
+	Dist    string  `json:"dist"`
+	Arch    string  `json:"arch"`
+	Package string  `json:"package"`
+	Version string  `json:"version"`
+	Time    int64   `json:"time"` // when the build ended, unix seconds
+	Builder string  `json:"builder"`
+	Status  Outcome `json:"status"`  // one of Outcomes
+	Size    int64   `json:"size"`    // bytes of the log
+	Stored  int64   `json:"stored"`  // bytes of its gzip form, as the store holds it
+	Expires int64   `json:"expires"` // unix seconds from which it may be removed
 }
 
 // Outcome is how a build ended, as the queue is told it and its log

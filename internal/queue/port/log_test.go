@@ -11,8 +11,8 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/queue"
-	"buildd/internal/queue/port"
 	"buildd/internal/queue/pg/pgtest"
+	"buildd/internal/queue/port"
 	"buildd/internal/queue/store"
 )
 
