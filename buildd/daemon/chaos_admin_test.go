@@ -41,7 +41,6 @@ type chaosAdmin struct {
 	read     map[*chaosNode]int // mails read from each builder's SMTP server
 	logMails []*logMail
 	replies  []*chaosReply
-	byID     map[string]*chaosReply
 	errors   map[string][]string // error replies, by the reply they answer
 	held     []*chaosReply       // until PostgreSQL stops
 	other    map[string]int      // other mails, by subject
@@ -76,7 +75,7 @@ type chaosReply struct {
 
 func newChaosAdmin(c *chaos) *chaosAdmin {
 	a := &chaosAdmin{c: c, outboxes: map[*chaosNode]chan *chaosReply{}, read: map[*chaosNode]int{},
-		byID: map[string]*chaosReply{}, errors: map[string][]string{}, other: map[string]int{}}
+		errors: map[string][]string{}, other: map[string]int{}}
 	for _, n := range c.nodes {
 		a.outboxes[n] = make(chan *chaosReply, 4096)
 	}
@@ -263,7 +262,6 @@ func (a *chaosAdmin) answer(lm *logMail) {
 	r.raw = m.Compose()
 	a.mu.Lock()
 	a.replies = append(a.replies, r)
-	a.byID[id] = r
 	hold := c.holdForOutage(lm)
 	if hold {
 		a.held = append(a.held, r)
@@ -439,7 +437,7 @@ func (a *chaosAdmin) mta(n *chaosNode) {
 }
 
 // buildMail runs n's buildd-mail with stdin (nil: none) and args, killed
-// with SIGKILL when a kill is scheduled for it.
+// with SIGKILL when a kill of buildd-mail is armed.
 func (c *chaos) buildMail(n *chaosNode, stdin []byte, args ...string) (error, bool) {
 	cmd := exec.Command(c.mailBin, append([]string{"--config", n.env.conf}, args...)...)
 	cmd.Env = append(os.Environ(), "BUILDD_CONF=")
@@ -448,7 +446,7 @@ func (c *chaos) buildMail(n *chaosNode, stdin []byte, args ...string) (error, bo
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err, killed := n.mail.run(cmd)
+	err, killed := c.mailKills.run(cmd)
 	if killed > 0 {
 		n.killedNow()
 		what := "a reply on stdin"
@@ -472,7 +470,7 @@ func (n *chaosNode) killedNow() {
 }
 
 // uploaderCron runs n's buildd-uploader every 3 s while its upload queue
-// has work; a scheduled kill -9 takes the next such run.
+// has work; a scheduled kill -9 takes the next such run of any builder.
 func (c *chaos) uploaderCron(n *chaosNode) {
 	q := home.New(n.env.home).UploadQueue("upload")
 	for {
@@ -487,7 +485,7 @@ func (c *chaos) uploaderCron(n *chaosNode) {
 		}
 		cmd := exec.Command(c.uploadBin, "--config", n.env.conf)
 		cmd.Env = append(os.Environ(), "BUILDD_CONF=")
-		if _, killed := n.uploader.run(cmd); killed > 0 {
+		if _, killed := c.upKills.run(cmd); killed > 0 {
 			n.killedNow()
 			c.fault("kill -9 buildd-uploader of %s %v after its start (uploading %v)", n.name, killed, todo)
 		}

@@ -64,19 +64,28 @@ func (c *chaos) ended(v chaosView) (bool, []string) {
 	return len(left) == 0, left
 }
 
-// settle waits until every package has reached its end, within the
-// plan's bound: a package left short of it is a broken invariant.
+// settle waits until every package has reached its end and every
+// builder runs its loop again (one that could not start while the queue
+// was down is started again by the watcher), within the plan's bound: a
+// package short of its end, or a builder not running, is a broken
+// invariant.
 func (c *chaos) settle() {
 	c.admin.releaseHeld()
 	deadline := time.Now().Add(c.plan.settle)
 	for {
 		v, err := c.look()
 		ok, left := c.ended(v)
+		for _, n := range c.nodes {
+			if !n.up() {
+				ok = false
+				left = append(left, n.name+" not running")
+			}
+		}
 		if err == nil && ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.violation("not every package reached its end within %v after the schedule: %s", c.plan.settle, strings.Join(left, "; "))
+			c.violation("not every package reached its end, or builder runs, within %v after the schedule: %s", c.plan.settle, strings.Join(left, "; "))
 			return
 		}
 		time.Sleep(time.Second)
@@ -101,10 +110,10 @@ func (c *chaos) pause(d time.Duration) bool {
 func (c *chaos) stop() {
 	close(c.stopping)
 	c.helpers.Wait()
+	if left := c.mailKills.left() + c.upKills.left(); left > 0 {
+		c.figure("%d scheduled kills of buildd-mail or buildd-uploader found no run to kill", left)
+	}
 	for _, n := range c.nodes {
-		if left := n.mail.left() + n.uploader.left(); left > 0 {
-			c.figure("%s: %d scheduled kills of buildd-mail or buildd-uploader found no run to kill", n.name, left)
-		}
 		if mqueueLen(n) > 0 {
 			if err, _ := c.buildMail(n, nil, "--process"); err != nil {
 				c.violation("%s: buildd-mail --process: %v", n.name, err)

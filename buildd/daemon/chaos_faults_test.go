@@ -41,7 +41,7 @@ type chaosEvent struct {
 	kind string
 	node int           // the builder (index), for faults of one builder
 	dur  time.Duration // how long PostgreSQL is stopped, the builder frozen, the home full; before a killed buildd starts again
-	frac float64       // where in a buildd-mail or buildd-uploader run it is killed: a fraction of the builder's last such run
+	frac float64       // where in a buildd-mail or buildd-uploader run it is killed: a fraction of the last such run
 	mode string        // PostgreSQL's stop mode; the cut's phase ("before" or "after" the call's change)
 }
 
@@ -56,9 +56,9 @@ func (e chaosEvent) String() string {
 	case evFreeze:
 		return fmt.Sprintf("SIGSTOP buildd of builder %d (or the next one building), SIGCONT after %v", e.node+1, e.dur)
 	case evMailKill:
-		return fmt.Sprintf("kill -9 the next buildd-mail run of builder %d at %.0f%% of its last run's time", e.node+1, 100*e.frac)
+		return fmt.Sprintf("kill -9 the next buildd-mail run at %.0f%% of the last run's time", 100*e.frac)
 	case evUploadKill:
-		return fmt.Sprintf("kill -9 the next buildd-uploader run of builder %d with work at %.0f%% of its last run's time", e.node+1, 100*e.frac)
+		return fmt.Sprintf("kill -9 the next buildd-uploader run with work at %.0f%% of the last run's time", 100*e.frac)
 	case evCut:
 		return fmt.Sprintf("cut the ssh connection of the cut builder's next queue call %s its change", e.mode)
 	case evFull:
@@ -98,10 +98,10 @@ func drawSchedule(rng *rand.Rand, c *chaos) []chaosEvent {
 		return chaosEvent{at: at, kind: evFreeze, node: rng.IntN(len(c.nodes)), dur: chaosLease + 20*time.Second}
 	})
 	add(p.mailKills, func() chaosEvent {
-		return chaosEvent{at: at(), kind: evMailKill, node: rng.IntN(len(c.nodes)), frac: 0.05 + 0.9*rng.Float64()}
+		return chaosEvent{at: at(), kind: evMailKill, frac: 0.05 + 0.9*rng.Float64()}
 	})
 	add(p.uploaderKills, func() chaosEvent {
-		return chaosEvent{at: at(), kind: evUploadKill, node: rng.IntN(len(c.nodes)), frac: 0.05 + 0.9*rng.Float64()}
+		return chaosEvent{at: at(), kind: evUploadKill, frac: 0.05 + 0.9*rng.Float64()}
 	})
 	add(p.sshDrops, func() chaosEvent {
 		return chaosEvent{at: at(), kind: evCut, mode: []string{"before", "after"}[rng.IntN(2)]}
@@ -205,9 +205,9 @@ func (c *chaos) inject(e chaosEvent) {
 	case evFreeze:
 		c.freeze(e)
 	case evMailKill:
-		c.nodes[e.node].mail.arm(e.frac)
+		c.mailKills.arm(e.frac)
 	case evUploadKill:
-		c.nodes[e.node].uploader.arm(e.frac)
+		c.upKills.arm(e.frac)
 	case evCut:
 		c.cutArmed(e)
 	case evFull:

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"buildd/buildd-mail/replytest"
+	"buildd/internal/home"
 	"buildd/internal/mailer/smtptest"
 	"buildd/internal/queue"
 	"buildd/internal/queue/pg"
@@ -59,6 +60,8 @@ type chaos struct {
 	times      struct{ setup, schedule, settle, checks time.Duration }
 	queueDown  bool        // PostgreSQL is stopped
 	cutsArmed  []time.Time // cuts armed and not yet made
+	mailKills  killer      // of buildd-mail runs
+	upKills    killer      // of buildd-uploader runs
 	fulls      []fullness  // when a home volume was full
 }
 
@@ -108,13 +111,12 @@ type chaosNode struct {
 	restarting bool // killed by the schedule, to be started again by it
 	restarts   int
 	kills      []time.Time // kill -9 of a process writing in its home
-	mail       killer      // of its buildd-mail runs
-	uploader   killer      // of its buildd-uploader runs
 }
 
-// killer kills a builder's runs of one program as scheduled: the next run
-// after a kill is armed, at a fraction of the last run's time; a run that
-// ends first leaves the kill armed for the next one.
+// killer kills the runs of one program (buildd-mail, buildd-uploader) as
+// scheduled: the next run on any builder after a kill is armed, at a
+// fraction of the last run's time; a run that ends first leaves the kill
+// armed for the next one.
 type killer struct {
 	mu    sync.Mutex
 	armed []float64
@@ -127,26 +129,31 @@ func (k *killer) arm(frac float64) {
 	k.mu.Unlock()
 }
 
-// run runs cmd, killed with SIGKILL when a kill is armed; it returns
+// run runs cmd, killed with SIGKILL when a kill is armed (the kill is
+// taken for this run, and armed again if the run ends first); it returns
 // cmd's error and, when killed before it exited, after how long.
 func (k *killer) run(cmd *exec.Cmd) (error, time.Duration) {
 	k.mu.Lock()
 	var kill *time.Duration
+	var frac float64
 	if len(k.armed) > 0 {
-		d := time.Duration(k.armed[0] * float64(k.last))
+		frac, k.armed = k.armed[0], k.armed[1:]
+		d := time.Duration(frac * float64(k.last))
 		kill = &d
 	}
 	k.mu.Unlock()
 	start := time.Now()
 	err, killed := runKilled(cmd, kill)
+	if killed {
+		return err, *kill
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if !killed {
-		k.last = time.Since(start)
-		return err, 0
+	k.last = time.Since(start)
+	if kill != nil {
+		k.armed = append([]float64{frac}, k.armed...)
 	}
-	k.armed = k.armed[1:]
-	return err, *kill
+	return err, 0
 }
 
 // left is how many armed kills found no run to kill; they are dropped.
@@ -177,7 +184,8 @@ func runChaos(t *testing.T, seed uint64, plan chaosPlan, buildd string) *chaos {
 	t.Helper()
 	chaosRequire(t)
 	setup := time.Now()
-	c := &chaos{t: t, seed: seed, plan: plan, buildd: buildd, stopping: make(chan struct{})}
+	c := &chaos{t: t, seed: seed, plan: plan, buildd: buildd, stopping: make(chan struct{}),
+		mailKills: killer{last: 50 * time.Millisecond}, upKills: killer{last: time.Second}}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	c.pkgs = chaosPackages(rng, plan)
 	c.skew = chaosSkew(rng)
@@ -266,8 +274,7 @@ func (c *chaos) setUp() {
 	c.proxy = startChaosProxy(t, c, "127.0.0.1:"+c.sshd.port)
 
 	for i, via := range chaosVias {
-		n := &chaosNode{c: c, name: fmt.Sprintf("buildd_%d", i+1), via: via,
-			mail: killer{last: 50 * time.Millisecond}, uploader: killer{last: time.Second}}
+		n := &chaosNode{c: c, name: fmt.Sprintf("buildd_%d", i+1), via: via}
 		c.cluster.Role(t, n.name)
 		n.incoming = filepath.Join(c.target, n.name)
 		if err := os.MkdirAll(n.incoming, 0o755); err != nil {
@@ -415,8 +422,9 @@ func (n *chaosNode) start() {
 	n.proc = p
 }
 
-// up reports whether n's buildd runs its loop (and, on a PostgreSQL
-// queue, listens to it).
+// up reports whether n's buildd runs: on PostgreSQL, it listens to the
+// queue; over ssh, it is alive and its pid file names it (whether it got
+// through its start-up stages shows when it stops: exit 0 on SIGTERM).
 func (n *chaosNode) up() bool {
 	n.mu.Lock()
 	p := n.proc
@@ -428,7 +436,8 @@ func (n *chaosNode) up() bool {
 		l, err := n.c.listeners()
 		return err == nil && l[n.name]
 	}
-	return strings.Contains(n.env.daemonLog(), fmt.Sprintf("loop: daemon started (pid=%d,", p.cmd.Process.Pid))
+	pid, err := home.ReadPID(filepath.Join(n.env.home, "build", "buildd.pid"))
+	return err == nil && pid == p.cmd.Process.Pid
 }
 
 // watch starts again a buildd that exited on its own, as buildd-watcher
