@@ -462,7 +462,17 @@ func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (queue.Sta
 }
 
 // checkState is the classic check_state: the version in the subject must be
-// the queue's, the state one of states, and a package Building ours.
+// the queue's, the state one of states, and the package this buildd's.
+//
+// The classic check asks the last only of a Building package. Builders
+// sharing one queue need it in every state that names the builder that has
+// the package (Building, Built, Build-Attempted, Uploaded, Install-Wait,
+// Reupload-Wait, Failed, Dep-Wait, ...): an answer to a stale log mail must
+// not upload this buildd's old files of a package another builder has built
+// since, nor fail, retry, dep-wait or give back another builder's build.
+// Needs-Build and BD-Uninstallable are the exception (see ownerless). With
+// one buildd per queue every builder the queue names is this buildd's db
+// user, and nothing changes.
 func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, states ...queue.State) (bool, error) {
 	pv := debversion.SplitPkgVersion(pkgv)
 	name := pv.Name
@@ -488,11 +498,25 @@ func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, state
 		j.fail("%sstate is %s\n(this answer needs one of: %s).", msg, info.State, joinStates(states, ", "))
 		return false, nil
 	}
-	if info.State == queue.Building && info.Builder != d.WannaBuildDBUser {
-		j.fail("%sis building by %s\n(not by this buildd, %s).", msg, info.Builder, d.WannaBuildDBUser)
+	if info.Builder != "" && info.Builder != d.WannaBuildDBUser && !ownerless(info.State) {
+		if info.State == queue.Building {
+			j.fail("%sis building by %s\n(not by this buildd, %s).", msg, info.Builder, d.WannaBuildDBUser)
+		} else {
+			j.fail("%sis %s by %s\n(not by this buildd, %s).", msg, info.State, info.Builder, d.WannaBuildDBUser)
+		}
 		return false, nil
 	}
 	return true, nil
+}
+
+// ownerless reports whether a package in state waits for a builder: a
+// builder name the queue still has then is a leftover, not an owner. A
+// give-back clears it, but a Dep-Wait whose dependencies appear becomes
+// Needs-Build, and the installability check moves a package between
+// Needs-Build and BD-Uninstallable, keeping the name of whoever set it
+// Dep-Wait (internal/queue: resolveDepWait, applyInstallability).
+func ownerless(state queue.State) bool {
+	return state == queue.NeedsBuild || state == queue.BDUninstallable
 }
 
 // outdated is the classic check_is_outdated over dists.

@@ -13,6 +13,7 @@ import (
 	"buildd/buildd-mail/replytest"
 	"buildd/internal/home"
 	"buildd/internal/queue"
+	"buildd/internal/queue/port"
 )
 
 // A case delivers mails to a fresh home where hello_1.0-1 is Building by
@@ -457,6 +458,67 @@ func TestReplies(t *testing.T) {
 		{name: "outdated", setup: func(e *env) { e.h.Outdated().Add(pkgv, "hello_1.3-1", dist, timeNow()) },
 			mails: func(e *env) [][]byte { return one(e.signed(pkgv, "retry", nil)) },
 			want:  []string{"is outdated", "hello_1.3-1"}, check: unchanged},
+		// Builders sharing one queue: an answer to this buildd's log mail
+		// acts only while the package is this buildd's.
+		{name: "ok to a package Built by another builder", setup: func(e *env) { e.byOther(queue.Port.Built) },
+			mails: func(e *env) [][]byte { return one(e.signedChanges(okChanges(e))) },
+			want:  []string{"check_state(", "is Built by " + otherUser, "(not by this buildd, " + dbUser + ")", "isn't registered as Building"},
+			check: func(t *testing.T, e *env) {
+				held(queue.Built, otherUser)(t, e)
+				notUploaded(t, e)
+			}},
+		{name: "fail to a package Build-Attempted by another builder", setup: func(e *env) { e.byOther(queue.Port.Attempted) },
+			mails: func(e *env) [][]byte { return one(e.signed(pkgv, "fail\nFTBFS: no C compiler", nil)) },
+			want:  []string{"is Build-Attempted by " + otherUser, "(not by this buildd, " + dbUser + ")"},
+			check: func(t *testing.T, e *env) {
+				held(queue.BuildAttempted, otherUser)(t, e)
+				if i := e.info("hello"); i.FailedText != "" {
+					t.Errorf("failed text %q", i.FailedText)
+				}
+				if strings.Contains(e.daemonLog(), "reply from") {
+					t.Errorf("signature spent:\n%s", e.daemonLog())
+				}
+			}},
+		{name: "retry to a package Building by another builder", setup: func(e *env) { e.byOther(nil) },
+			mails: func(e *env) [][]byte { return one(e.signed(pkgv, "retry", nil)) },
+			want:  []string{"is building by " + otherUser, "(not by this buildd, " + dbUser + ")"},
+			check: func(t *testing.T, e *env) {
+				held(queue.Building, otherUser)(t, e)
+				if redoHas(t, e, pkgv) {
+					t.Error("in REDO")
+				}
+			}},
+		{name: "ok to a package Built by this builder", setup: func(e *env) { e.mine(queue.Port.Built) },
+			mails: func(e *env) [][]byte { return one(e.signedChanges(okChanges(e))) },
+			check: func(t *testing.T, e *env) {
+				held(queue.Built, dbUser)(t, e)
+				if d, err := os.ReadFile(filepath.Join(e.cfg.Home, "upload", "hello_1.0-1_amd64.deb")); err != nil || string(d) != "a built package\n" {
+					t.Errorf("upload .deb: %v %q", err, d)
+				}
+			}},
+		{name: "fail to a package Build-Attempted by this builder", setup: func(e *env) { e.mine(queue.Port.Attempted) },
+			mails: func(e *env) [][]byte { return one(e.signed(pkgv, "fail\nFTBFS: no C compiler", nil)) },
+			check: func(t *testing.T, e *env) {
+				held(queue.Failed, dbUser)(t, e)
+				if i := e.info("hello"); !strings.Contains(i.FailedText, "no C compiler") {
+					t.Errorf("failed text %q", i.FailedText)
+				}
+			}},
+		{name: "ok to a package this builder took back from another builder", setup: func(e *env) {
+			e.byOther(nil)
+			if err := e.other().GiveBack(context.Background(), pkgv); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := e.client().Take(context.Background(), pkgv); err != nil {
+				e.t.Fatal(err)
+			}
+			e.mine(queue.Port.Built)
+		}, mails: func(e *env) [][]byte { return one(e.signedChanges(okChanges(e))) },
+			check: func(t *testing.T, e *env) {
+				if _, err := os.Stat(filepath.Join(e.cfg.Home, "upload", "hello_1.0-1_amd64.deb")); err != nil {
+					t.Error(err)
+				}
+			}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -522,5 +584,83 @@ func newVersion(e *env, pkgv string) {
 	}
 	if err := c.GiveBack(context.Background(), pkgv); err != nil {
 		e.t.Fatal(err)
+	}
+}
+
+// otherUser is the db user of another builder sharing the queue.
+const otherUser = "buildd-other"
+
+// other is the queue as the builder otherUser reaches it.
+func (e *env) other() queue.Port {
+	d := *e.dist()
+	d.WannaBuildDBUser = otherUser
+	return port.Open(e.cfg, &d)
+}
+
+// giveBack gives hello_1.0-1, Building by this buildd, back, as an admin's
+// give-back does.
+func (e *env) giveBack() {
+	e.t.Helper()
+	if err := e.client().GiveBack(context.Background(), pkgv); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// byOther moves hello_1.0-1, Building by this buildd (its log mail sent),
+// to another builder through the queue's own commands: given back, taken
+// by otherUser, then set by it with then (nil: left Building).
+func (e *env) byOther(then func(queue.Port, context.Context, string) error) {
+	e.t.Helper()
+	e.giveBack()
+	o := e.other()
+	if err := o.Take(context.Background(), pkgv); err != nil {
+		e.t.Fatal(err)
+	}
+	if then != nil {
+		if err := then(o, context.Background(), pkgv); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if i := e.info("hello"); i.Builder != otherUser {
+		e.t.Fatalf("builder %q, want %s", i.Builder, otherUser)
+	}
+}
+
+// mine sets hello_1.0-1, Building by this buildd, with then.
+func (e *env) mine(then func(queue.Port, context.Context, string) error) {
+	e.t.Helper()
+	if err := then(e.client(), context.Background(), pkgv); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// signedChanges is an "ok" answer to hello_1.0-1's log mail: ch clearsigned.
+func (e *env) signedChanges(ch string) []byte {
+	m := e.mail(logSubject(pkgv))
+	m.InReplyTo = logID
+	m.Body = gpg.Clearsign(replytest.Admin, ch, "SHA256", "")
+	return m.Compose()
+}
+
+// held checks hello's state and builder.
+func held(state queue.State, builder string) func(t *testing.T, e *env) {
+	return func(t *testing.T, e *env) {
+		if i := e.info("hello"); i.State != state || i.Builder != builder {
+			t.Errorf("state %s by %q, want %s by %q", i.State, i.Builder, state, builder)
+		}
+	}
+}
+
+// notUploaded checks that nothing of hello reached the upload queue and
+// its files are still in build/.
+func notUploaded(t *testing.T, e *env) {
+	left, _ := os.ReadDir(filepath.Join(e.cfg.Home, "upload"))
+	for _, f := range left {
+		if strings.HasPrefix(f.Name(), "hello") {
+			t.Errorf("%s in upload/", f.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.h.BuildDir(), "hello_1.0-1_amd64.deb")); err != nil {
+		t.Errorf("build/: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ const (
 	StageDeps     = "install-deps"
 	StageBuild    = "build"
 	StageCollect  = "collect"
+	StageLog      = "log" // the build log could not be written (a full disk): given back, whatever the build did
 )
 
 // Job is one build to do.
@@ -147,8 +148,18 @@ func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, er
 	return b, nil
 }
 
-// fail records the first failure.
+// fail records the first failure. If the log failed (during the step that
+// fails, or before), that is the failure instead: the step's own
+// classification cannot be trusted, its output may be what went missing.
 func (b *builder) fail(st Status, stage, msg string) {
+	if b.res.Status != "" || b.logFailed(true) {
+		return
+	}
+	b.record(st, stage, msg)
+}
+
+// record records the first failure as it is.
+func (b *builder) record(st Status, stage, msg string) {
 	if b.res.Status != "" {
 		return
 	}
@@ -156,10 +167,31 @@ func (b *builder) fail(st Status, stage, msg string) {
 	fmt.Fprintf(b.log, "\nE: %s\n", msg)
 }
 
+// logFailed reports whether the build log failed (logFile.failed: a write
+// error, ENOSPC on a full home volume say). A log that cannot be written
+// is a local problem and an incomplete log cannot be signed off: the
+// build is given back at stage log, over an attempted or successful
+// outcome (or none yet), never over an earlier give-back. note tries to
+// say so in the log.
+func (b *builder) logFailed(note bool) bool {
+	err := b.log.failed()
+	if err == nil {
+		return false
+	}
+	if b.res.Status != GivenBack {
+		b.res.Status, b.res.FailStage = GivenBack, StageLog
+		b.res.Message = fmt.Sprintf("cannot write the build log %s: %v", b.res.LogPath, err)
+		if note {
+			fmt.Fprintf(b.log, "\nE: %s\n", b.res.Message)
+		}
+	}
+	return true
+}
+
 func (b *builder) run(ctx context.Context) (res *Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			b.fail(GivenBack, "internal", fmt.Sprintf("internal error: %v", p))
+			b.record(GivenBack, "internal", fmt.Sprintf("internal error: %v", p))
 		}
 		b.finish()
 		res = &b.res
@@ -202,6 +234,9 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	t0 := time.Now()
 	defer func() { b.res.PackageTime = time.Since(t0) }()
 	for _, step := range steps {
+		if b.logFailed(true) {
+			return
+		}
 		if ctx.Err() != nil {
 			b.fail(GivenBack, b.res.FailStage, "build cancelled: "+ctx.Err().Error())
 			return
@@ -209,6 +244,9 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 		if !step(ctx) {
 			return
 		}
+	}
+	if b.logFailed(true) {
+		return
 	}
 	b.res.Status = Successful
 	return

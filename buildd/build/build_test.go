@@ -362,3 +362,47 @@ func TestArchiveBuild(t *testing.T) {
 	}
 	noWorking(t, e)
 }
+
+// TestBuildLogDiskFull: the volume holding the build log fills up during
+// the build (a 64 KiB tmpfs, and tiny-flood writes megabytes to its log).
+// A full disk is the builder's problem, not the package's: the build is
+// given back at stage log (tiny-flood would be attempted, its binary
+// target fails), and the working snapshot is deleted as always.
+func TestBuildLogDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		msg := fmt.Sprintf("!!!!! SKIPPED %s: needs root to mount a tmpfs for the full log volume !!!!!", t.Name())
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	vol := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "buildd-test-log", vol).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v\n%s", vol, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", vol).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", vol, err, out)
+			exec.Command("umount", "-l", vol).Run()
+		}
+	})
+	logPath := filepath.Join(vol, "build.log")
+	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: sourcePackage(t, "tiny-flood"), Parallel: 2, LogPath: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWorking(t, e)
+	log, _ := os.ReadFile(logPath)
+	want := "cannot write the build log " + logPath + ": no space left on device"
+	if res.Status != build.GivenBack || res.FailStage != build.StageLog || res.Message != want {
+		t.Fatalf("got %s/%s %q, want %s/%s %q\n%s", res.Status, res.FailStage, res.Message, build.GivenBack, build.StageLog, want, log)
+	}
+	if res.ChangesPath != "" {
+		t.Errorf("changes %s from a build that failed", res.ChangesPath)
+	}
+	// The log filled in the build step (not before it): the failure is the
+	// one the package's build would otherwise have been blamed for.
+	if !strings.Contains(string(log), "flooding the log") || len(log) > 64*1024 {
+		t.Errorf("log of %d bytes, from the flood? %q", len(log), log[max(0, len(log)-300):])
+	}
+}

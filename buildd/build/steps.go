@@ -395,9 +395,14 @@ func (b *builder) collect(ctx context.Context) bool {
 	return true
 }
 
-// finish writes the summary and the .changes, and closes the log.
+// finish writes the summary and the .changes, and closes the log. A log
+// that failed by then (logFailed) makes the build given back, and the
+// summary says so if it can still be written; one that fails while the
+// summary is written makes it given back too, though the summary (what of
+// it reached the log) said otherwise.
 func (b *builder) finish() {
 	b.log.endBody()
+	b.logFailed(true)
 	if b.res.Status == "" {
 		b.res.Status, b.res.FailStage, b.res.Message = GivenBack, "internal", "build ended without a status"
 	}
@@ -435,6 +440,7 @@ func (b *builder) finish() {
 	}
 	fmt.Fprintf(b.log, "\n%s\n", boxed("Finished", now, '='))
 	b.log.Close()
+	b.logFailed(false)
 }
 
 // seconds is d in whole seconds, as the summary gives times.

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -26,9 +25,9 @@ import (
 // failed build's a signed "fail", and one whose log was cut short (no
 // summary: its home was full) a signed "retry", the moment it is read,
 // whatever the queue says (a given-back build needs no answer); a reply refused while the package still waits for an
-// answer is answered again, to the newest log mail; and the
-// "wanna-build --uploaded errors" mail of buildd-uploader is acted on by
-// running that wanna-build again. The replies reach each builder's
+// answer is answered again, to the newest log mail. The
+// "wanna-build --uploaded errors" mail of buildd-uploader needs nothing:
+// the uploader tells the queue again at its next run. The replies reach each builder's
 // buildd-mail as an MTA delivers them, through the pipe ("|buildd-mail"),
 // again until it exits 0 (accepted); buildd-uploader runs as cron would.
 
@@ -44,7 +43,6 @@ type chaosAdmin struct {
 	errors   map[string][]string // error replies, by the reply they answer
 	held     []*chaosReply       // until PostgreSQL stops
 	other    map[string]int      // other mails, by subject
-	fixes    []string            // wanna-build --uploaded run again
 	seq      int
 }
 
@@ -135,8 +133,7 @@ func (a *chaosAdmin) readMail() {
 }
 
 var (
-	statusRE  = regexp.MustCompile(`(?m)^Status: (\S+)$`)
-	uploadsRE = regexp.MustCompile(`(?m)^  (\S+) \(\S+\): bookworm: `)
+	statusRE = regexp.MustCompile(`(?m)^Status: (\S+)$`)
 )
 
 // handle reads one mail from builder n.
@@ -177,14 +174,6 @@ func (a *chaosAdmin) handle(n *chaosNode, raw []byte) {
 		a.mu.Lock()
 		a.errors[to] = append(a.errors[to], firstLines(body, 12))
 		a.mu.Unlock()
-	case subject == "buildd-uploader: wanna-build --uploaded errors":
-		for _, sm := range uploadsRE.FindAllStringSubmatch(body, -1) {
-			a.c.helpers.Add(1)
-			go func() {
-				defer a.c.helpers.Done()
-				a.uploadedAgain(n, sm[1])
-			}()
-		}
 	default:
 		key := subject
 		if i := strings.IndexAny(key, ":("); i > 0 {
@@ -365,32 +354,6 @@ func inUploadQueue(n *chaosNode, name string) bool {
 	return len(m) > 0
 }
 
-// uploadedAgain runs the wanna-build --uploaded that buildd-uploader
-// mailed as failed, as the admin does on the build host (with its role),
-// until the queue has the package Uploaded or two minutes passed.
-func (a *chaosAdmin) uploadedAgain(n *chaosNode, pkgv string) {
-	c := a.c
-	name := strings.SplitN(pkgv, "_", 2)[0]
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		if v, err := c.look(); err == nil && v.recs[name] != nil && v.recs[name].State != queue.Built {
-			a.mu.Lock()
-			a.fixes = append(a.fixes, fmt.Sprintf("%s %s: %s", n.name, pkgv, v.recs[name].State))
-			a.mu.Unlock()
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		exec.CommandContext(ctx, c.wbBin, "--db", c.db.URL(n.name), "--dist=bookworm", "--arch=amd64", "--user="+n.name, "--uploaded", pkgv).Run()
-		cancel()
-		if !c.pause(2 * time.Second) {
-			return
-		}
-	}
-	a.mu.Lock()
-	a.fixes = append(a.fixes, fmt.Sprintf("%s %s: not Uploaded after 2 minutes", n.name, pkgv))
-	a.mu.Unlock()
-}
-
 // mta delivers the replies to builder n through its buildd-mail (pipe
 // mode), each again every 2 s until buildd-mail exits 0, and runs
 // buildd-mail --process every 10 s while mails wait in n's mqueue (the
@@ -480,7 +443,8 @@ func (c *chaos) uploaderCron(n *chaosNode) {
 		case <-time.After(3 * time.Second):
 		}
 		todo, err := q.Pending()
-		if err != nil || len(todo) == 0 {
+		untold, uerr := q.Untold()
+		if (err != nil || len(todo) == 0) && (uerr != nil || len(untold) == 0) {
 			continue
 		}
 		cmd := exec.Command(c.uploadBin, "--config", n.env.conf)

@@ -508,8 +508,8 @@ func (c *chaos) checkReplies(v chaosView, ups map[string][]upload) {
 // tempRE matches atomicfile's temporary files.
 var tempRE = regexp.MustCompile(`^\..+` + regexp.QuoteMeta(atomicfile.TempMarker) + `[0-9]+$`)
 
-// checkHomes checks every home at the end: no job left in REDO or
-// BUILDING, no log left in the spool, no temporary file left but those
+// checkHomes checks every home at the end: no job left in REDO,
+// BUILDING or FINISHED, no log left in the spool, no temporary file left but those
 // of a writer the run killed right after it wrote them.
 func (c *chaos) checkHomes() {
 	for _, n := range c.nodes {
@@ -519,6 +519,9 @@ func (c *chaos) checkHomes() {
 			if err != nil || len(es) > 0 || len(bad) > 0 {
 				c.violation("%s: %s holds %v %v (%v)", n.name, f.Path(), es, bad, err)
 			}
+		}
+		if recs, bad, err := h.Finished().Read(); err != nil || len(recs) > 0 || len(bad) > 0 {
+			c.violation("%s: %s holds %v %v (%v)", n.name, h.Finished().Path(), recs, bad, err)
 		}
 		if s := spooled(n); len(s) > 0 {
 			c.violation("%s: logs left in the spool: %v", n.name, s)
@@ -679,9 +682,6 @@ func (c *chaos) tally(v chaosView, ups map[string][]upload) []string {
 	}
 	out = append(out, fmt.Sprintf("log mails: %v; admin's replies: %d signed, %d deliveries (%d killed), %d accepted (%d while the queue was down), %d refused",
 		status, len(a.replies), deliveries, kills, accepted, down, refused))
-	if len(a.fixes) > 0 {
-		out = append(out, "wanna-build --uploaded run again by the admin: "+strings.Join(a.fixes, "; "))
-	}
 	if len(a.other) > 0 {
 		out = append(out, fmt.Sprintf("other mails: %v", a.other))
 	}

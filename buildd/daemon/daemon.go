@@ -52,6 +52,7 @@ type Daemon struct {
 	mail        *mailer.Mailer
 	builder     Builder
 	running     map[string]*job
+	ending      map[string]*ending // builds ended, their end not yet known to all (ending.go)
 	stopping    bool
 	fails       int // give-backs in a row
 	pausedUntil time.Time
@@ -86,6 +87,7 @@ func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 		cfg:     c,
 		mail:    mailer.New(c),
 		running: map[string]*job{},
+		ending:  map[string]*ending{},
 		renewed: map[string]time.Time{},
 		ports:   map[string]queue.Port{},
 	}
@@ -162,6 +164,7 @@ func (d *Daemon) Round(ctx context.Context) int {
 	if n, err := d.mailer().Flush(); err != nil {
 		d.log.Printf("%d mails still wait in the spool: %v", n, err)
 	}
+	d.CompleteEndings()
 	d.DeliverLogs(ctx)
 	if d.home.Flag(home.HoldBuilds) {
 		if !d.held {
@@ -181,8 +184,8 @@ func (d *Daemon) Round(ctx context.Context) int {
 	if free == 0 {
 		return 0
 	}
-	if kb, low := d.lowSpace(c); low {
-		d.log.Printf("Delaying build, because free space is low (%d KB)", kb)
+	if kb, where, low := d.lowSpace(c); low {
+		d.log.Printf("Delaying build, because free space is low (%d KB in %s)", kb, where)
 		return 0
 	}
 	started := 0
@@ -225,21 +228,29 @@ func (d *Daemon) stopped() bool {
 	return d.stopping
 }
 
+// busy reports whether pkgv of dist is building, or has ended and its end
+// is not yet known to all.
 func (d *Daemon) busy(dist, pkgv string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.running[jobKey(dist, pkgv)] != nil
+	return d.running[jobKey(dist, pkgv)] != nil || d.ending[jobKey(dist, pkgv)] != nil
 }
 
 // lowSpace reports the free KiB of the build area (the machines volume)
-// when it is under min_free_space.
-func (d *Daemon) lowSpace(c *config.Config) (int64, bool) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(c.MachinesDir, &st); err != nil {
-		return 0, false
+// or of the home (logs, results, state files), whichever has less, when
+// it is under min_free_space, and where.
+func (d *Daemon) lowSpace(c *config.Config) (int64, string, bool) {
+	least, where := int64(-1), ""
+	for _, dir := range []string{c.MachinesDir, c.Home} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			continue
+		}
+		if kb := int64(st.Bavail) * int64(st.Bsize) / 1024; least < 0 || kb < least {
+			least, where = kb, dir
+		}
 	}
-	kb := int64(st.Bavail) * int64(st.Bsize) / 1024
-	return kb, kb < int64(c.MinFreeSpace)
+	return least, where, least >= 0 && least < int64(c.MinFreeSpace)
 }
 
 // fromREDO takes up to n entries out of REDO, distribution order first;
@@ -409,7 +420,19 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 func (d *Daemon) askShouldBuild(c *config.Config, dist *config.Dist, pkgv, failed string) {
 	d.log.Printf("%s previously failed -- asking admin first", pkgv)
 	msg := logmail.Question(c, dist.DistName, pkgv, failed)
-	if err := logmail.Send(d.mailer(), d.home, msg, dist.DistName, pkgv, logmail.KindShouldBuild); err != nil {
+	err := logmail.Send(d.mailer(), d.home, msg, dist.DistName, pkgv, logmail.KindShouldBuild)
+	if errors.Is(err, logmail.ErrNotSent) {
+		// No answer could be matched: give the package back rather than
+		// hold it with no question asked.
+		d.log.Printf("%v -- giving %s back", err, pkgv)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := d.queue(c, dist).GiveBack(ctx, pkgv); err != nil {
+			d.log.Printf("wanna-build --give-back --dist=%s %s failed: %v", dist.DistName, pkgv, err)
+		}
+		return
+	}
+	if err != nil {
 		d.log.Printf("%v", err)
 	}
 }
@@ -480,100 +503,29 @@ func (d *Daemon) backToREDO(e home.RedoEntry, why string) {
 	d.log.Printf("%s (dist=%s): %s -- back in REDO", e.PkgVersion, e.Dist, why)
 }
 
-// finish reports a finished build to the queue, mails its log and counts
-// give-backs. A build interrupted by a stopping daemon goes back to REDO
-// instead, the queue untouched (the package stays taken by us).
-func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr error) {
-	e := j.entry
-	d.mu.Lock()
-	delete(d.running, jobKey(e.Dist, e.PkgVersion))
-	interrupted, taken := j.interrupted, j.taken
-	d.mu.Unlock()
-	notBuilding := func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist }
-	if taken != "" {
-		if err := d.home.Building().Remove(notBuilding); err != nil {
-			d.log.Printf("Can't update BUILDING: %v", err)
-		}
-		d.log.Printf("Build of %s stopped, no longer this builder's: %s; its log stays in %s only (not reported, mailed or delivered to the log store)",
-			e.PkgVersion, taken, j.LogPath)
-		return
-	}
-	if buildErr != nil {
-		d.log.Printf("Build of %s failed to run: %v", e.PkgVersion, buildErr)
-		out.Status = build.GivenBack
-	}
-	if interrupted && out.Status == build.GivenBack {
-		d.backToREDO(e, "build interrupted")
-		d.home.Building().Remove(notBuilding)
-		return
-	}
-	q := d.queue(c, j.Dist)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var qerr error
-	switch out.Status {
-	case build.Successful:
-		d.log.Printf("Build of %s succeeded -- marking as built in wanna-build", e.PkgVersion)
-		qerr = q.Built(ctx, e.PkgVersion)
-	case build.Attempted:
-		d.log.Printf("Build of %s failed (build failed, stage %s) -- marking as attempted in wanna-build", e.PkgVersion, out.FailStage)
-		qerr = q.Attempted(ctx, e.PkgVersion)
-		d.stats("failed", 1)
-	default:
-		d.log.Printf("Build of %s failed (local problem, stage %s) -- giving back", e.PkgVersion, out.FailStage)
-		qerr = q.GiveBack(ctx, e.PkgVersion)
-		if err := d.home.GivenBack().Add(e.PkgVersion, time.Now()); err != nil {
-			d.log.Printf("Can't write SBUILD-GIVEN-BACK: %v", err)
-		}
-		d.stats("give-back", 1)
-	}
-	if qerr != nil {
-		d.log.Printf("wanna-build (%s) --dist=%s %s failed: %v", out.Status, e.Dist, e.PkgVersion, qerr)
-	}
-	if out.Status != build.Successful {
-		if tail, trimmed, err := home.Tail(j.LogPath, TailLines); err == nil {
-			d.log.Printf("Last lines of %s:", j.LogPath)
-			if trimmed {
-				d.log.Printf("...")
-			}
-			for _, l := range strings.Split(strings.TrimRight(tail, "\n"), "\n") {
-				d.log.Printf("  %s", l)
-			}
-		}
-	}
-	d.spoolLog(c, j, out.Status)
-	d.mailLog(c, j, out)
-	if err := d.home.Building().Remove(notBuilding); err != nil {
-		d.log.Printf("Can't update BUILDING: %v", err)
-	}
-	d.countFails(c, j, out)
-	d.log.Printf("Build of %s finished (%s).", e.PkgVersion, out.Status)
-}
-
-func (d *Daemon) mailLog(c *config.Config, j *job, out build.Result) {
+// mailLog mails the log of the ended job j, if it has one; an error
+// wrapping logmail.ErrNotSent means nothing was sent.
+func (d *Daemon) mailLog(c *config.Config, j *job, status build.Status, changes string) error {
 	if st, err := os.Stat(j.LogPath); err != nil || st.Size() == 0 {
-		return
+		return nil
 	}
 	pkgv := subjectPkgv(j.entry)
 	msg, err := logmail.Message(c, j.Dist, logmail.Build{
-		Dist: j.entry.Dist, PkgVersion: pkgv, Successful: out.Status == build.Successful,
-		LogPath: j.LogPath, ChangesPath: out.ChangesPath,
+		Dist: j.entry.Dist, PkgVersion: pkgv, Successful: status == build.Successful,
+		LogPath: j.LogPath, ChangesPath: changes,
 	})
 	if err != nil {
-		d.log.Printf("Log mail of %s: %v", pkgv, err)
-		return
+		return fmt.Errorf("log mail of %s: %w", pkgv, err)
 	}
-	if err := logmail.Send(d.mailer(), d.home, msg, j.entry.Dist, pkgv, logmail.KindLog); err != nil {
-		d.log.Printf("%v", err)
-	}
+	return logmail.Send(d.mailer(), d.home, msg, j.entry.Dist, pkgv, logmail.KindLog)
 }
 
 // countFails counts give-backs in a row; more than max_sbuild_fails mails
 // the admin "Repeated mess with sbuild" and pauses new builds for
 // sbuild_fails_pause seconds (SIGUSR2 ends the pause).
-func (d *Daemon) countFails(c *config.Config, j *job, out build.Result) {
+func (d *Daemon) countFails(c *config.Config, j *job, status build.Status) {
 	d.mu.Lock()
-	if out.Status != build.GivenBack {
+	if status != build.GivenBack {
 		d.fails = 0
 		d.mu.Unlock()
 		return

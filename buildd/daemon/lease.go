@@ -61,13 +61,19 @@ func LeaseEvery(c *config.Config) time.Duration {
 	return every
 }
 
-// renew renews the leases of dist's running builds and stops each build
-// whose package the queue no longer has as this builder's.
+// renew renews the leases of dist's running builds, and of its ended
+// builds whose outcome the queue has not been told yet, and stops each
+// build whose package the queue no longer has as this builder's.
 func (d *Daemon) renew(ctx context.Context, c *config.Config, dist *config.Dist) {
 	d.mu.Lock()
 	var pkgvs []string
 	for _, j := range d.running {
 		if j.entry.Dist == dist.DistName && j.leased && j.taken == "" {
+			pkgvs = append(pkgvs, j.entry.PkgVersion)
+		}
+	}
+	for _, en := range d.ending {
+		if j := en.job; j.entry.Dist == dist.DistName && j.leased && j.taken == "" && !en.reported() {
 			pkgvs = append(pkgvs, j.entry.PkgVersion)
 		}
 	}
@@ -97,26 +103,35 @@ func (d *Daemon) taken(ctx context.Context, dist string) {
 
 // takenAway stops the build of pkgv, which the queue no longer has as this
 // builder's (given back, failed, forgotten, or its lease ended and another
-// builder gave it back); the reason logged is the queue's.
+// builder gave it back), or ends its ended build unreported; the reason
+// logged is the queue's.
 func (d *Daemon) takenAway(ctx context.Context, q queue.Port, dist, pkgv string) {
 	key := jobKey(dist, pkgv)
 	d.mu.Lock()
-	j := d.running[key]
+	j, en := d.running[key], d.ending[key]
 	d.mu.Unlock()
-	if j == nil {
+	if j == nil && en == nil {
 		return
 	}
 	why := takenReason(ctx, q, pkgv)
 	d.mu.Lock()
-	j = d.running[key]
-	first := j != nil && j.taken == ""
-	if first {
+	j, en = d.running[key], d.ending[key]
+	stop := j != nil && j.taken == ""
+	if stop {
 		j.taken = why
 		j.cancel()
 	}
+	unreported := en != nil && en.job.taken == "" && !en.reported()
+	if unreported {
+		en.job.taken = why
+	}
 	d.mu.Unlock()
-	if first {
+	switch {
+	case stop:
 		d.log.Printf("%s (dist=%s) is no longer this builder's in the queue: %s -- stopping its build", pkgv, dist, why)
+	case unreported:
+		d.log.Printf("%s (dist=%s) is no longer this builder's in the queue: %s -- its ended build is not reported", pkgv, dist, why)
+		d.CompleteEndings()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,29 +48,36 @@ type spoolEntry struct {
 
 func (d *Daemon) logSpool() string { return d.home.Path(LogSpoolDir) }
 
-// spoolLog puts the log of the finished job j into the spool (temporary
-// file, then rename), compressed, to be delivered by deliverLogs.
-func (d *Daemon) spoolLog(c *config.Config, j *job, status build.Status) {
+// spoolLog puts the log of the ended job j into the spool (temporary
+// file, then rename), compressed, to be delivered by DeliverLogs. A job
+// without a log, or whose log is too large for the store (it stays in
+// logs/), has nothing to spool; an error is worth trying again.
+func (d *Daemon) spoolLog(c *config.Config, j *job, status build.Status) error {
 	pv := debversion.SplitPkgVersion(subjectPkgv(j.entry))
 	f, err := os.Open(j.LogPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
-		return
+		return err
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil || st.Size() == 0 {
-		if err != nil {
-			d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
-		}
-		return
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 {
+		return nil
 	}
 	end := time.Now()
 	e := spoolEntry{Dist: j.entry.Dist, Package: pv.Name, Version: pv.Version, Time: end.Unix(), Status: string(status),
 		Expires: end.Add(time.Duration(c.LogKeep) * 24 * time.Hour).Unix()}
-	if err := d.writeSpool(e, f, st.Size()); err != nil {
+	err = d.writeSpool(e, f, st.Size())
+	if errors.Is(err, queue.ErrLogTooLarge) {
 		d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
+		return nil
 	}
+	return err
 }
 
 func (d *Daemon) writeSpool(e spoolEntry, log io.ReaderAt, size int64) error {

@@ -31,13 +31,18 @@ type stubBuilder struct {
 	mu     sync.Mutex
 	order  []string
 	status map[string]build.Status
+	during func(pkgv string) // if not nil, called in each build
 }
 
 func (s *stubBuilder) Build(ctx context.Context, j build.Job) (build.Result, error) {
 	s.mu.Lock()
 	s.order = append(s.order, j.PkgVersion)
 	st := s.status[j.PkgVersion]
+	during := s.during
 	s.mu.Unlock()
+	if during != nil {
+		during(j.PkgVersion)
+	}
 	if st == "" {
 		st = build.Successful
 	}

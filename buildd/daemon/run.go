@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -267,6 +268,10 @@ func (r *runner) run(c *config.Config, parts Parts) int {
 			}
 		}
 		tick.Stop()
+		d.CompleteEndings()
+		if n := d.Endings(); n > 0 {
+			r.log.Printf("--once: %d ended builds are not yet reported, spooled or mailed; they are in %s for the next start", n, d.home.Finished().Path())
+		}
 		d.DeliverLogs(ctx)
 		if n, err := d.mailer().Flush(); err != nil {
 			r.log.Printf("%d mails still wait in the spool: %v", n, err)
@@ -328,12 +333,28 @@ func (r *runner) machines(ctx context.Context, c *config.Config, parts Parts) er
 	return nil
 }
 
-// queue puts jobs a crash interrupted (BUILDING) back in REDO and checks
-// that each dist's queue answers; it fails only when none does.
+// queue takes up the ended builds whose end a crash interrupted
+// (FINISHED), puts the other jobs it interrupted (BUILDING) back in REDO,
+// and checks that each dist's queue answers; it fails only when none
+// does.
 func (r *runner) queue(ctx context.Context, c *config.Config) error {
 	h := home.New(c.Home)
+	ended, err := r.d.resumeEndings()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", h.Finished().Path(), err)
+	}
 	var lost []home.RedoEntry
-	if err := h.Building().Update(func(es []home.RedoEntry) []home.RedoEntry { lost = es; return nil }); err != nil {
+	if err := h.Building().Update(func(es []home.RedoEntry) []home.RedoEntry {
+		var keep []home.RedoEntry
+		for _, e := range es {
+			if slices.ContainsFunc(ended, sameJob(e)) {
+				keep = append(keep, e)
+			} else {
+				lost = append(lost, e)
+			}
+		}
+		return keep
+	}); err != nil {
 		return err
 	}
 	if len(lost) > 0 {

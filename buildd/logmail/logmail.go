@@ -7,6 +7,7 @@ package logmail
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -156,20 +157,29 @@ func headTail(f *os.File, size int64, limit int, logPath string) ([]byte, error)
 	return out.Bytes(), nil
 }
 
-// Send sends msg through m and records its Message-ID in the home's
-// sent-mails as kind for pkgv in dist. A mail the mailer could not deliver
-// now is in its spool and goes out with a later Flush; it is recorded all
-// the same, and the delivery error is returned for the log.
+// ErrNotSent marks a Send that sent nothing: the mail's Message-ID could
+// not be recorded. The caller may try again.
+var ErrNotSent = errors.New("not sent")
+
+// Send records msg's Message-ID in the home's sent-mails as kind for pkgv
+// in dist, then sends it through m: a mail that went out is always
+// recorded, so that every answer to it can be matched. When the record
+// cannot be written nothing is sent and the error wraps ErrNotSent. A mail
+// the mailer could not deliver now is in its spool and goes out with a
+// later Flush; the delivery error is returned for the log.
 func Send(m *mailer.Mailer, h home.Home, msg *mailer.Message, dist, pkgv, kind string) error {
-	sendErr := m.Send(msg)
 	if msg.MessageID == "" {
-		return fmt.Errorf("mail %q: %w", msg.Subject, sendErr)
+		id, err := mailer.NewMessageID()
+		if err != nil {
+			return fmt.Errorf("mail %q: %w: %w", msg.Subject, ErrNotSent, err)
+		}
+		msg.MessageID = id
 	}
 	if err := h.Sent().Add(home.SentMail{MessageID: msg.MessageID, Time: time.Now(), Dist: dist, PkgVersion: pkgv, Kind: kind}); err != nil {
-		return fmt.Errorf("mail %q: record Message-ID: %w", msg.Subject, err)
+		return fmt.Errorf("mail %q: %w: record Message-ID: %w", msg.Subject, ErrNotSent, err)
 	}
-	if sendErr != nil {
-		return fmt.Errorf("mail %q: %w", msg.Subject, sendErr)
+	if err := m.Send(msg); err != nil {
+		return fmt.Errorf("mail %q: %w", msg.Subject, err)
 	}
 	return nil
 }

@@ -70,17 +70,17 @@ func (h Home) Init() error {
 }
 
 // StateFiles are the names of the suite's own state files in build/
-// (REDO, BUILDING, SBUILD-GIVEN-BACK, SKIP, PURGE and the default pid
+// (REDO, BUILDING, FINISHED, SBUILD-GIVEN-BACK, SKIP, PURGE and the default pid
 // file): old when nothing happened, never leftovers of a build.
-var StateFiles = []string{"REDO", "BUILDING", "SBUILD-GIVEN-BACK", "SKIP", "PURGE", "buildd.pid"}
+var StateFiles = []string{"REDO", "BUILDING", "FINISHED", "SBUILD-GIVEN-BACK", "SKIP", "PURGE", "buildd.pid"}
 
 // REDO is build/REDO.
 func (h Home) REDO() *REDOFile { return &REDOFile{path: h.Path("build", "REDO")} }
 
 // Building is build/BUILDING: the jobs buildd is running, in REDO's
-// format. buildd adds a line when a build starts and removes it when the
-// queue knows the result; lines left by a crash go back to REDO when
-// buildd starts again.
+// format. buildd adds a line when a build starts and removes it when
+// everyone knows the build's end (see Finished); lines left by a crash
+// whose build had not ended go back to REDO when buildd starts again.
 func (h Home) Building() *REDOFile { return &REDOFile{path: h.Path("build", "BUILDING")} }
 
 // GivenBack is build/SBUILD-GIVEN-BACK.

@@ -86,10 +86,10 @@ func (e *LineError) Error() string {
 
 // RedoEntry is one line of build/REDO: "pkg_version dist [binNMU changelog]".
 type RedoEntry struct {
-	PkgVersion string // name_version
-	Dist       string
-	BinNMU     int    // 0: not a binNMU
-	Changelog  string // binNMU changelog text
+	PkgVersion string `json:"pkgv"` // name_version
+	Dist       string `json:"dist"`
+	BinNMU     int    `json:"binnmu,omitempty"`    // 0: not a binNMU
+	Changelog  string `json:"changelog,omitempty"` // binNMU changelog text
 }
 
 func (e RedoEntry) String() string {

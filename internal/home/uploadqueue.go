@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"buildd/internal/atomicfile"
 )
@@ -20,9 +21,14 @@ import (
 // it. An upload is NAME_VERSION_ARCH.changes (see ChangesName) with the
 // files it lists beside it; once uploaded it also has its marker
 // NAME_VERSION_ARCH.upload (see UploadMarker), which holds the upload
-// tool's log. Uploads are added, listed and removed under the queue's lock,
-// DIR.lock beside the directory, so that the uploader never sees one
-// half added or half removed.
+// tool's log. While the uploader has still to tell wanna-build of an upload
+// (from just before the tool runs until every distribution's queue has it
+// Uploaded) it also has NAME_VERSION_ARCH.untold (see UntoldMarker), which
+// names the distributions not told yet, so that a run killed or cut off
+// from the queue in between is finished by the next. Uploads are added,
+// listed and removed under the queue's lock, DIR.lock beside the
+// directory, so that the uploader never sees one half added or half
+// removed.
 type UploadQueue struct{ dir string }
 
 // UploadQueue is the upload queue q, a dupload_local_queue_dir: relative
@@ -38,6 +44,12 @@ func (q *UploadQueue) Path(name string) string { return filepath.Join(q.dir, nam
 // UploadMarker is the name of the marker of the upload X.changes: X.upload.
 func UploadMarker(changes string) string {
 	return strings.TrimSuffix(changes, ".changes") + ".upload"
+}
+
+// UntoldMarker is the name of the "queue not yet told" marker of the
+// upload X.changes: X.untold.
+func UntoldMarker(changes string) string {
+	return strings.TrimSuffix(changes, ".changes") + ".untold"
 }
 
 // checkNames refuses an upload whose names are not plain file names in
@@ -101,17 +113,25 @@ func (q *UploadQueue) ReadChanges(changes string) ([]byte, error) {
 	return os.ReadFile(q.Path(changes))
 }
 
-// Uploaded reports whether the upload changes has its marker.
+// Uploaded reports whether the upload changes has its .upload marker.
 func (q *UploadQueue) Uploaded(changes string) bool {
 	_, err := os.Lstat(q.Path(UploadMarker(changes)))
 	return err == nil
 }
 
-// Pending lists, sorted, the uploads of the queue that have no marker:
-// the regular, not hidden, *.changes files, read under the queue's lock.
-// A queue whose directory does not exist is an error wrapping
-// os.ErrNotExist, and its lock is not taken.
+// Pending lists, sorted, the uploads of the queue that have no .upload
+// marker: the regular, not hidden, *.changes files, read under the
+// queue's lock. A queue whose directory does not exist is an error
+// wrapping os.ErrNotExist, and its lock is not taken.
 func (q *UploadQueue) Pending() ([]string, error) {
+	return q.list(".changes", q.Uploaded)
+}
+
+// list lists, sorted, the uploads (their .changes names) of the queue that
+// have a regular, not hidden, file named *ext, leaving out those for which
+// skip is true, under the queue's lock; an error wrapping os.ErrNotExist,
+// the lock not taken, when the queue's directory does not exist.
+func (q *UploadQueue) list(ext string, skip func(changes string) bool) ([]string, error) {
 	if _, err := os.Stat(q.dir); err != nil {
 		return nil, err
 	}
@@ -127,13 +147,12 @@ func (q *UploadQueue) Pending() ([]string, error) {
 	var out []string
 	for _, e := range ents {
 		n := e.Name()
-		if !strings.HasSuffix(n, ".changes") || strings.HasPrefix(n, ".") || !e.Type().IsRegular() {
+		if !strings.HasSuffix(n, ext) || strings.HasPrefix(n, ".") || !e.Type().IsRegular() {
 			continue
 		}
-		if q.Uploaded(n) {
-			continue
+		if changes := strings.TrimSuffix(n, ext) + ".changes"; !skip(changes) {
+			out = append(out, changes)
 		}
-		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -150,6 +169,80 @@ func (q *UploadQueue) Mark(changes, text string) error {
 // again.
 func (q *UploadQueue) Unmark(changes string) error {
 	return os.Remove(q.Path(UploadMarker(changes)))
+}
+
+// SetUntold writes the "queue not yet told" marker of the upload changes
+// (see UntoldMarker), naming dists, the distributions whose wanna-build
+// has still to be told that it was uploaded, one a line, atomically. Only
+// buildd-uploader writes it, one run at a time, so it takes no queue lock.
+// With no dists there is nothing left to tell: the marker is removed
+// (RemoveUntold).
+func (q *UploadQueue) SetUntold(changes string, dists []string) error {
+	if len(dists) == 0 {
+		return q.RemoveUntold(changes)
+	}
+	path := q.Path(UntoldMarker(changes))
+	for _, d := range dists {
+		if !validDist(d) {
+			return fmt.Errorf("write %s: %q is not a distribution name", path, d)
+		}
+	}
+	return atomicfile.WriteFile(path, []byte(strings.Join(dists, "\n")+"\n"), 0o644)
+}
+
+// ReadUntold returns the distributions the "queue not yet told" marker of
+// the upload changes names. A missing marker is an error wrapping
+// os.ErrNotExist; one that is not a regular file, is empty, is not whole
+// lines or holds a line that is not a distribution name is damaged: an
+// error naming it.
+func (q *UploadQueue) ReadUntold(changes string) ([]string, error) {
+	path := q.Path(UntoldMarker(changes))
+	st, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("damaged %s: not a regular file", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	text, whole := strings.CutSuffix(string(b), "\n")
+	if !whole {
+		return nil, fmt.Errorf("damaged %s: not one distribution name a line", path)
+	}
+	dists := strings.Split(text, "\n")
+	for _, d := range dists {
+		if !validDist(d) {
+			return nil, fmt.Errorf("damaged %s: %q is not a distribution name", path, d)
+		}
+	}
+	return dists, nil
+}
+
+// validDist reports whether d can be a line of a "queue not yet told"
+// marker: a distribution name, not empty, UTF-8 with no blank or control
+// character.
+func validDist(d string) bool {
+	return d != "" && utf8.ValidString(d) && !strings.ContainsFunc(d, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+// RemoveUntold removes the "queue not yet told" marker of the upload
+// changes, durably; one already gone is no error.
+func (q *UploadQueue) RemoveUntold(changes string) error {
+	if err := os.Remove(q.Path(UntoldMarker(changes))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return atomicfile.SyncDir(q.dir)
+}
+
+// Untold lists, sorted, the uploads (their .changes names) of the queue
+// that have a "queue not yet told" marker: the regular, not hidden,
+// *.untold files, read under the queue's lock. A queue whose directory does
+// not exist is an error wrapping os.ErrNotExist, and its lock is not taken.
+func (q *UploadQueue) Untold() ([]string, error) {
+	return q.list(".untold", func(string) bool { return false })
 }
 
 // AdoptToolLog makes dput's own upload log of changes (X.HOST.upload, HOST
@@ -174,7 +267,9 @@ func (q *UploadQueue) AdoptToolLog(changes, target string) error {
 }
 
 // Remove deletes the upload changes from the queue under its lock: files
-// (the files its .changes lists), the .changes and its marker; names
+// (the files its .changes lists), the .changes and its markers (.upload,
+// and .untold: the archive has the upload, and merging the archive's
+// index sets it Installed in wanna-build whatever it was told); names
 // already gone are passed over. A file that cannot be removed does not
 // stop the others: its error comes back in failed. err is a failure to
 // lock the queue or to make the removals durable.
@@ -187,7 +282,7 @@ func (q *UploadQueue) Remove(changes string, files []string) (failed []error, er
 		return nil, err
 	}
 	defer l.Unlock()
-	for _, f := range append(slices.Clone(files), changes, UploadMarker(changes)) {
+	for _, f := range append(slices.Clone(files), changes, UploadMarker(changes), UntoldMarker(changes)) {
 		if err := os.Remove(q.Path(f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			failed = append(failed, err)
 		}

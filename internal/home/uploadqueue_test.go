@@ -5,11 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
 // TestUploadQueue follows an upload through its queue: added from build/,
-// pending, marked, unmarked, removed.
+// pending, marked, unmarked, removed with both its markers.
 func TestUploadQueue(t *testing.T) {
 	h := New(t.TempDir())
 	os.MkdirAll(h.BuildDir(), 0o755)
@@ -59,6 +60,9 @@ func TestUploadQueue(t *testing.T) {
 		t.Errorf("Unmark: %v", err)
 	}
 	q.Mark(changes, "log\n")
+	if err := q.SetUntold(changes, []string{"bookworm"}); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(q.Path("other_2_amd64.changes"), nil, 0o644)
 	failed, err := q.Remove(changes, append(files, "gone_1_all.deb"))
 	if err != nil || len(failed) != 0 {
@@ -157,6 +161,135 @@ func TestAdoptToolLog(t *testing.T) {
 			b, _ := os.ReadFile(q.Path(UploadMarker(changes)))
 			if string(b) != tt.wantMark {
 				t.Errorf("marker %q, want %q", b, tt.wantMark)
+			}
+		})
+	}
+}
+
+// TestUntoldMarker follows an upload's "queue not yet told" marker: set,
+// read, rewritten with the dists left, listed, removed by an empty set and
+// by RemoveUntold; a name that cannot be a line of it is refused.
+func TestUntoldMarker(t *testing.T) {
+	q := New(t.TempDir()).UploadQueue("upload")
+	if _, err := q.Untold(); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Untold of a missing queue: %v", err)
+	}
+	os.MkdirAll(q.Dir(), 0o755)
+	const changes = "hello_1_amd64.changes"
+	if UntoldMarker(changes) != "hello_1_amd64.untold" {
+		t.Errorf("UntoldMarker = %q", UntoldMarker(changes))
+	}
+	if _, err := q.ReadUntold(changes); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ReadUntold of a missing marker: %v", err)
+	}
+	if err := q.SetUntold(changes, []string{"bookworm", "bookworm-security"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(q.Path("hello_1_amd64.untold")); string(b) != "bookworm\nbookworm-security\n" {
+		t.Errorf("marker %q", b)
+	}
+	if err := q.SetUntold(changes, []string{"bookworm-security"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := q.ReadUntold(changes); err != nil || !slices.Equal(d, []string{"bookworm-security"}) {
+		t.Errorf("ReadUntold = %q, %v", d, err)
+	}
+	if l, err := q.Untold(); err != nil || !slices.Equal(l, []string{changes}) {
+		t.Errorf("Untold = %q, %v", l, err)
+	}
+	if err := q.SetUntold(changes, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(q.Path("hello_1_amd64.untold")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("marker left by SetUntold of no dist: %v", err)
+	}
+	q.SetUntold(changes, []string{"bookworm"})
+	if err := q.RemoveUntold(changes); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.RemoveUntold(changes); err != nil {
+		t.Errorf("RemoveUntold of a removed marker: %v", err)
+	}
+	if l, err := q.Untold(); err != nil || len(l) != 0 {
+		t.Errorf("Untold after RemoveUntold = %q, %v", l, err)
+	}
+	for _, bad := range []string{"", "book worm", "bookworm\nsid", "\xff"} {
+		if err := q.SetUntold(changes, []string{"sid", bad}); err == nil || !strings.Contains(err.Error(), q.Path("hello_1_amd64.untold")) {
+			t.Errorf("SetUntold of %q: %v", bad, err)
+		}
+	}
+	if ents, _ := os.ReadDir(q.Dir()); len(ents) != 0 {
+		t.Errorf("left in the queue: %v", ents)
+	}
+}
+
+func TestUploadQueueUntold(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(q *UploadQueue)
+		want  []string
+	}{
+		{"marker", func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.untold"), []byte("sid\n"), 0o644) }, []string{"b_1_amd64.changes"}},
+		{"hidden", func(q *UploadQueue) { os.WriteFile(q.Path(".b_1_amd64.untold"), []byte("sid\n"), 0o644) }, nil},
+		{"symlink", func(q *UploadQueue) { os.Symlink("/etc/passwd", q.Path("b_1_amd64.untold")) }, nil},
+		{"directory", func(q *UploadQueue) { os.Mkdir(q.Path("b_1_amd64.untold"), 0o755) }, nil},
+		{"other markers", func(q *UploadQueue) {
+			os.WriteFile(q.Path("b_1_amd64.changes"), nil, 0o644)
+			os.WriteFile(q.Path("b_1_amd64.upload"), nil, 0o644)
+		}, nil},
+		{"sorted", func(q *UploadQueue) {
+			os.WriteFile(q.Path("c_1_amd64.untold"), []byte("sid\n"), 0o644)
+			os.WriteFile(q.Path("a_1_amd64.untold"), []byte("sid\n"), 0o644)
+		}, []string{"a_1_amd64.changes", "c_1_amd64.changes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := New(t.TempDir()).UploadQueue("upload")
+			os.MkdirAll(q.Dir(), 0o755)
+			tt.setup(q)
+			if got, err := q.Untold(); err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("Untold = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadUntoldDamaged reads markers no SetUntold writes: each is an
+// error naming the marker, which is left as it was.
+func TestReadUntoldDamaged(t *testing.T) {
+	const changes = "hello_1_amd64.changes"
+	tests := []struct {
+		name  string
+		setup func(path string)
+	}{
+		{"empty", func(p string) { os.WriteFile(p, nil, 0o644) }},
+		{"truncated", func(p string) { os.WriteFile(p, []byte("bookworm\nsi"), 0o644) }},
+		{"empty line", func(p string) { os.WriteFile(p, []byte("bookworm\n\nsid\n"), 0o644) }},
+		{"blank in a name", func(p string) { os.WriteFile(p, []byte("bookworm sid\n"), 0o644) }},
+		{"carriage return", func(p string) { os.WriteFile(p, []byte("bookworm\r\n"), 0o644) }},
+		{"not UTF-8", func(p string) { os.WriteFile(p, []byte("\x00\xff\xfe\n"), 0o644) }},
+		{"directory", func(p string) { os.Mkdir(p, 0o755) }},
+		{"symlink", func(p string) { os.Symlink("/etc/hostname", p) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := New(t.TempDir()).UploadQueue("upload")
+			os.MkdirAll(q.Dir(), 0o755)
+			path := q.Path(UntoldMarker(changes))
+			tt.setup(path)
+			before, _ := os.Lstat(path)
+			beforeData, _ := os.ReadFile(path)
+			d, err := q.ReadUntold(changes)
+			if err == nil || !strings.Contains(err.Error(), path) || errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("ReadUntold = %q, %v; want an error naming %s", d, err, path)
+			}
+			after, _ := os.Lstat(path)
+			afterData, _ := os.ReadFile(path)
+			if after == nil || after.Mode() != before.Mode() || after.ModTime() != before.ModTime() || string(afterData) != string(beforeData) {
+				t.Errorf("marker changed: %v -> %v", before, after)
+			}
+			if ents, _ := os.ReadDir(q.Dir()); len(ents) != 1 {
+				t.Errorf("queue holds %v", ents)
 			}
 		})
 	}

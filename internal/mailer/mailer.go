@@ -60,6 +60,16 @@ type Message struct {
 	Date   time.Time
 }
 
+// NewMessageID returns a new Message-ID (without <>), for a mail whose
+// id must be recorded before it is sent.
+func NewMessageID() (string, error) {
+	var h mail.Header
+	if err := h.GenerateMessageID(); err != nil {
+		return "", err
+	}
+	return h.MessageID()
+}
+
 // Compose renders m as an RFC 5322 message: UTF-8 text/plain, the subject as
 // encoded words when needed, the body quoted-printable when it is not plain
 // 7-bit text with short lines.

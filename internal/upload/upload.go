@@ -5,6 +5,18 @@
 // failed upload is mailed to the admin ("dupload errors", with the tool's
 // output) and left without its marker, so the next run tries again. The
 // lock buildd-uploader.lock in home keeps to one run at a time.
+//
+// From just before the tool runs until every distribution's queue was
+// told, the upload also has its .untold marker (home.UploadQueue.SetUntold)
+// naming the distributions still to tell, so that a run killed in between,
+// or a queue that cannot be reached, does not leave the package Built for
+// ever: each run first tells the queues an earlier run left untold (or,
+// for an upload the tool never finished, drops the marker and uploads it
+// again). A queue's refusal (the package is no longer this builder's
+// Built one) is final: mailed, and not tried again. Any other failure is
+// mailed once ("wanna-build --uploaded errors") and tried by every run
+// until it succeeds or the archive takes the upload (buildd-mail then
+// removes it with its markers).
 package upload
 
 import (
@@ -26,6 +38,7 @@ import (
 	"buildd/internal/flock"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
+	wb "buildd/internal/queue"
 	"buildd/internal/queue/port"
 )
 
@@ -72,18 +85,36 @@ func Queues(cfg *config.Config) []Queue {
 	return out
 }
 
-// Result is what happened to one .changes.
+// Result is what happened to one .changes: uploaded by this run, or, when
+// Earlier, uploaded by an earlier run that left queues untold, which this
+// run told.
 type Result struct {
 	Queue   string
 	Changes string // base name
 	PkgV    string // source_version, as given to --uploaded
-	Err     error  // the upload failed (nil: uploaded and marked)
+	// Earlier: the upload was made by an earlier run; this one only told
+	// the queues that run left untold.
+	Earlier bool
+	// Err: the upload failed (nil: uploaded and marked); of an Earlier
+	// one, its .untold marker or its .changes could not be read.
+	Err error
 	// Output is the tool's output.
 	Output string
-	// Dists are the distributions the .changes names.
+	// Dists are the distributions the .changes names; of an Earlier
+	// upload, those its .untold marker named.
 	Dists []string
+	// Told lists the dists whose queue this run set to Uploaded.
+	Told []string
 	// NotMarked lists the dists whose --uploaded failed, with why.
-	NotMarked []string
+	NotMarked []NotTold
+}
+
+// NotTold is a dist whose queue was not told of an upload, and why. A
+// refusal (queue.IsRefused) is final; any other failure leaves the dist in
+// the upload's .untold marker, for the next runs to tell.
+type NotTold struct {
+	Dist string
+	Err  error
 }
 
 // Run uploads every queue once.
@@ -106,13 +137,10 @@ func (u *Uploader) Run(ctx context.Context) ([]Result, error) {
 		rs, err := u.queue(ctx, q)
 		if err != nil {
 			u.Log.Printf("%s: %v", q.Dir, err)
-			continue
 		}
 		for _, r := range rs {
-			if r.Err == nil {
-				for _, d := range u.marked(r) {
-					uploaded[d] = append(uploaded[d], r.PkgV)
-				}
+			for _, d := range u.marked(r) {
+				uploaded[d] = append(uploaded[d], r.PkgV)
 			}
 		}
 		all = append(all, rs...)
@@ -128,41 +156,55 @@ func (u *Uploader) Run(ctx context.Context) ([]Result, error) {
 	return all, ctx.Err()
 }
 
-// marked lists the arch/dist names a successful result was marked in.
+// marked lists the arch/dist names whose queue a result told.
 func (u *Uploader) marked(r Result) []string {
 	var out []string
-	for _, d := range r.Dists {
-		if !contains(r.NotMarked, d) {
-			if dc, ok := u.Cfg.Dist(d); ok {
-				out = append(out, dc.BuiltArchitecture+"/"+d)
-			}
+	for _, d := range r.Told {
+		if dc, ok := u.Cfg.Dist(d); ok {
+			out = append(out, dc.BuiltArchitecture+"/"+d)
 		}
 	}
 	return out
 }
 
-// queue uploads one queue directory.
+// queue processes one queue directory: first the uploads whose queues an
+// earlier run left untold (retell), then the pending ones. Its results are
+// those of both, also when err (the queue's directory could not be read
+// or locked) stopped it.
 func (u *Uploader) queue(ctx context.Context, q Queue) ([]Result, error) {
 	uq := u.Home.UploadQueue(q.Dir)
-	todo, err := uq.Pending()
+	all, err := u.retell(ctx, q, uq)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(todo) == 0 {
+	todo, err := uq.Pending()
+	switch {
+	case err != nil:
+	case len(todo) == 0:
 		u.Log.Printf("Nothing to do for %s", q.Dir)
-		return nil, nil
-	}
-	u.Log.Printf("%d jobs to upload in %s: %s", len(todo), q.Dir, strings.Join(todo, " "))
-	var results []Result
-	for _, name := range todo {
-		if ctx.Err() != nil {
-			break
+	default:
+		u.Log.Printf("%d jobs to upload in %s: %s", len(todo), q.Dir, strings.Join(todo, " "))
+		var results []Result
+		for _, name := range todo {
+			if ctx.Err() != nil {
+				break
+			}
+			results = append(results, u.one(ctx, q, uq, name))
 		}
-		results = append(results, u.one(ctx, q, uq, name))
+		u.report(results)
+		all = append(all, results...)
 	}
+	u.mailNotTold(all)
+	return all, err
+}
+
+// report mails the failed uploads among one queue's results of this run
+// to the admin ("dupload errors") and counts the successful ones in
+// stats/uploads.
+func (u *Uploader) report(results []Result) {
 	var failed, output []string
 	var errs strings.Builder
 	ok := 0
@@ -186,49 +228,140 @@ func (u *Uploader) queue(ctx context.Context, q Queue) ([]Result, error) {
 	} else {
 		u.Log.Printf("%s successful.", u.Cfg.UploadTool)
 	}
-	var marks []string
-	for _, r := range results {
-		for _, m := range r.NotMarked {
-			marks = append(marks, fmt.Sprintf("%s (%s): %s", r.PkgV, r.Changes, m))
-		}
-	}
-	if len(marks) > 0 {
-		u.mail("buildd-uploader: wanna-build --uploaded errors",
-			"The uploads succeeded, but wanna-build was not told for:\n\n  "+strings.Join(marks, "\n  ")+"\n")
-	}
 	if ok > 0 {
 		if err := u.Home.Stats().Add("uploads", int64(ok)); err != nil {
 			u.Log.Printf("%v", err)
 		}
 	}
+}
+
+// mailNotTold mails the admin, once for one queue's results, the dists
+// whose queue was not told of an upload ("wanna-build --uploaded
+// errors"): every refusal, and a failure that left the dist in the
+// upload's .untold marker only when it was first left, not on the
+// earlier upload's retries.
+func (u *Uploader) mailNotTold(results []Result) {
+	var lines []string
+	for _, r := range results {
+		for _, n := range r.NotMarked {
+			refused := wb.IsRefused(n.Err)
+			if r.Earlier && !refused {
+				continue
+			}
+			line := fmt.Sprintf("%s (%s): %s: %v", r.PkgV, r.Changes, n.Dist, n.Err)
+			if !refused {
+				line += fmt.Sprintf(" (kept in %s: the next runs tell it again)", home.UntoldMarker(r.Changes))
+			}
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > 0 {
+		u.mail("buildd-uploader: wanna-build --uploaded errors",
+			"The uploads succeeded, but wanna-build was not told for:\n\n  "+strings.Join(lines, "\n  ")+"\n")
+	}
+}
+
+// retell tells the queues an earlier run left untold, for each upload of
+// uq with an .untold marker (run killed between the upload and telling,
+// queue unreachable): one that is marked uploaded has each dist its marker
+// still names told (see tell); one that is not (the tool never finished)
+// has its marker removed, as it is still pending and this run uploads it.
+// err is a failure to list the markers (wrapping os.ErrNotExist when the
+// queue's directory does not exist).
+func (u *Uploader) retell(ctx context.Context, q Queue, uq *home.UploadQueue) ([]Result, error) {
+	names, err := uq.Untold()
+	if err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, name := range names {
+		if ctx.Err() != nil {
+			break
+		}
+		if !uq.Uploaded(name) {
+			if err := uq.RemoveUntold(name); err != nil {
+				u.Log.Printf("%s: %v", q.Dir, err)
+			} else {
+				u.Log.Printf("Removed %s: %s was not uploaded; this run uploads it.", home.UntoldMarker(name), name)
+			}
+			continue
+		}
+		r := Result{Queue: q.Dir, Changes: name, Earlier: true}
+		dists, err := uq.ReadUntold(name)
+		var c *control.Changes
+		if err == nil {
+			c, err = readChanges(uq, name)
+		}
+		if err != nil {
+			r.Err = fmt.Errorf("cannot tell the queue that %s was uploaded: %w", name, err)
+			u.Log.Printf("%v", r.Err)
+			results = append(results, r)
+			continue
+		}
+		r.PkgV, r.Dists = pkgVersion(c), dists
+		u.tell(ctx, uq, &r)
+		results = append(results, r)
+	}
 	return results, nil
 }
 
-// one uploads one .changes of the queue uq.
+// tell tells the queue of each of r.Dists that r.PkgV was uploaded,
+// filling r.Told and r.NotMarked, then leaves in the upload's .untold
+// marker the dists whose queue failed other than by refusing, removing it
+// when there are none.
+func (u *Uploader) tell(ctx context.Context, uq *home.UploadQueue, r *Result) {
+	var left []string
+	for _, d := range r.Dists {
+		if r.Earlier {
+			u.Log.Printf("Telling the queue of dist %s that %s was uploaded (left untold by an earlier run)", d, r.PkgV)
+		}
+		err := u.uploaded(ctx, d, r.PkgV)
+		switch {
+		case err == nil:
+			r.Told = append(r.Told, d)
+			continue
+		case wb.IsRefused(err):
+			u.Log.Printf("wanna-build --uploaded --dist=%s %s: %v (refused: not told again)", d, r.PkgV, err)
+		default:
+			u.Log.Printf("wanna-build --uploaded --dist=%s %s: %v (kept in %s for the next run)", d, r.PkgV, err, home.UntoldMarker(r.Changes))
+			left = append(left, d)
+		}
+		r.NotMarked = append(r.NotMarked, NotTold{Dist: d, Err: err})
+	}
+	if err := uq.SetUntold(r.Changes, left); err != nil {
+		u.Log.Printf("%s: %v", r.Changes, err)
+	}
+}
+
+// one uploads one .changes of the queue uq: its .untold marker, naming
+// the .changes's dists, is written before the tool runs and removed with
+// the .upload marker if the upload fails; once uploaded and marked, the
+// dists are told (see tell).
 func (u *Uploader) one(ctx context.Context, q Queue, uq *home.UploadQueue, name string) (r Result) {
 	r = Result{Queue: q.Dir, Changes: name}
-	path := uq.Path(name)
 	defer func() {
 		if r.Err != nil {
 			u.Log.Printf("%v", r.Err)
 			if err := uq.Unmark(name); err == nil {
 				u.Log.Printf("Removed %s due to upload errors.", home.UploadMarker(name))
 			}
+			if err := uq.RemoveUntold(name); err != nil {
+				u.Log.Printf("%s: %v", name, err)
+			}
 		}
 	}()
-	data, err := os.ReadFile(path)
+	c, err := readChanges(uq, name)
 	if err != nil {
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
 		return r
 	}
-	c, err := control.ParseChanges(path, data)
-	if err != nil {
-		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
-		return r
-	}
-	r.PkgV = debversion.PkgVersion{Name: c.Source, Version: c.Version}.String()
+	r.PkgV = pkgVersion(c)
 	r.Dists = strings.Fields(c.Distribution)
 	if err := checkFiles(uq, c); err != nil {
+		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
+		return r
+	}
+	if err := uq.SetUntold(name, r.Dists); err != nil {
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
 		return r
 	}
@@ -254,13 +387,23 @@ func (u *Uploader) one(ctx context.Context, q Queue, uq *home.UploadQueue, name 
 		}
 	}
 	u.Log.Printf("Uploaded %s to %s", name, q.describe())
-	for _, d := range r.Dists {
-		if err := u.uploaded(ctx, d, r.PkgV); err != nil {
-			u.Log.Printf("wanna-build --uploaded --dist=%s %s: %v", d, r.PkgV, err)
-			r.NotMarked = append(r.NotMarked, fmt.Sprintf("%s: %v", d, err))
-		}
-	}
+	u.tell(ctx, uq, &r)
 	return r
+}
+
+// readChanges reads and parses the queue's .changes name.
+func readChanges(uq *home.UploadQueue, name string) (*control.Changes, error) {
+	path := uq.Path(name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return control.ParseChanges(path, data)
+}
+
+// pkgVersion is the upload's source_version, as the queue names it.
+func pkgVersion(c *control.Changes) string {
+	return debversion.PkgVersion{Name: c.Source, Version: c.Version}.String()
 }
 
 func (q Queue) describe() string {
@@ -357,13 +500,4 @@ func (u *Uploader) mail(subject, body string) {
 		Header: map[string]string{"Auto-Submitted": "auto-generated"}}); err != nil {
 		u.Log.Printf("mail %q: %v", subject, err)
 	}
-}
-
-func contains(list []string, prefix string) bool {
-	for _, s := range list {
-		if strings.HasPrefix(s, prefix+":") {
-			return true
-		}
-	}
-	return false
 }

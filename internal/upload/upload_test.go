@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +134,17 @@ func queue(t *testing.T, h *hosttest.Host, built, version string) string {
 func takeAndBuild(t *testing.T, h *hosttest.Host, pkgv string) wb.Port {
 	t.Helper()
 	d, _ := h.Cfg.Dist("bookworm")
-	c := port.Open(h.Cfg, d)
+	return takeAndBuildAs(t, h, pkgv, d.WannaBuildDBUser)
+}
+
+// takeAndBuildAs puts the package in Built by the builder user in the
+// local queue database.
+func takeAndBuildAs(t *testing.T, h *hosttest.Host, pkgv, user string) wb.Port {
+	t.Helper()
+	d, _ := h.Cfg.Dist("bookworm")
+	as := *d
+	as.WannaBuildDBUser = user
+	c := port.Open(h.Cfg, &as)
 	ctx := context.Background()
 	if err := c.Take(ctx, pkgv); err != nil {
 		t.Fatalf("take %s: %v", pkgv, err)
@@ -449,6 +460,215 @@ func TestUploadWithDupload(t *testing.T) {
 			}
 			if s := state(t, c, "hello"); s != "Built" {
 				t.Errorf("state %s", s)
+			}
+		})
+	}
+}
+
+// daemonLog is what the uploader logged so far.
+func daemonLog(t *testing.T, h *hosttest.Host) string {
+	t.Helper()
+	b, err := os.ReadFile(h.Cfg.DaemonLogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestUploadTellsQueueLater cuts the uploader off from its queue (its
+// bbolt file in a directory that is not there) while it uploads: the
+// .untold marker is there while the tool runs, the upload is done and
+// marked, the queue left untold in the marker,
+// and the admin mailed once; a run still cut off tries again without
+// mailing; the first run that reaches the queue tells it, removes the
+// marker and logs it as set to Uploaded, without counting a new upload.
+func TestUploadTellsQueueLater(t *testing.T) {
+	need(t, "dput", "dpkg-buildpackage")
+	built := buildPackage(t, "1.0-1")
+	incoming := t.TempDir()
+	seen := filepath.Join(t.TempDir(), "untold-while-uploading")
+	h, u := newUploader(t, writeDputCf(t, incoming, "pre_upload_command = sh -c 'cp hello_1.0-1_amd64.untold "+seen+"'\n"), "")
+	c := takeAndBuild(t, h, "hello_1.0-1")
+	changes := queue(t, h, built, "1.0-1")
+	untold := strings.TrimSuffix(changes, ".changes") + ".untold"
+	reachable := h.Cfg.WannaBuildDB
+	h.Cfg.WannaBuildDB = filepath.Join(t.TempDir(), "unmounted", "wanna-build.db")
+
+	for run := 1; run <= 2; run++ {
+		res, err := u.Run(context.Background())
+		if err != nil || len(res) != 1 || res[0].Err != nil || len(res[0].NotMarked) != 1 || wb.IsRefused(res[0].NotMarked[0].Err) || len(res[0].Told) != 0 {
+			t.Fatalf("run %d: %+v %v", run, res, err)
+		}
+		if res[0].Earlier != (run == 2) {
+			t.Errorf("run %d: Earlier %v", run, res[0].Earlier)
+		}
+		if b, err := os.ReadFile(untold); string(b) != "bookworm\n" {
+			t.Fatalf("run %d: %s: %q %v", run, untold, b, err)
+		}
+		if !strings.Contains(daemonLog(t, h), "hello_1.0-1: ") {
+			t.Errorf("run %d: failure not logged:\n%s", run, daemonLog(t, h))
+		}
+	}
+	if b, err := os.ReadFile(seen); string(b) != "bookworm\n" {
+		t.Errorf("%s while dput ran: %q %v", untold, b, err)
+	}
+	m := h.MailsAbout(t, "wanna-build --uploaded errors")
+	if len(m) != 1 || !strings.Contains(m[0].Body, "hello_1.0-1 (hello_1.0-1_amd64.changes): bookworm: ") ||
+		!strings.Contains(m[0].Body, "kept in hello_1.0-1_amd64.untold") {
+		t.Fatalf("mails %+v", h.Mails(t))
+	}
+	if strings.Count(daemonLog(t, h), "Telling the queue of dist bookworm that hello_1.0-1 was uploaded (left untold by an earlier run)") != 1 {
+		t.Errorf("retry not logged:\n%s", daemonLog(t, h))
+	}
+
+	h.Cfg.WannaBuildDB = reachable
+	res, err := u.Run(context.Background())
+	if err != nil || len(res) != 1 || !res[0].Earlier || res[0].Err != nil || len(res[0].NotMarked) != 0 || !slices.Equal(res[0].Told, []string{"bookworm"}) {
+		t.Fatalf("run with the queue back: %+v %v", res, err)
+	}
+	if s := state(t, c, "hello"); s != "Uploaded" {
+		t.Errorf("queue state %s, want Uploaded", s)
+	}
+	if _, err := os.Lstat(untold); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left: %v", untold, err)
+	}
+	if !strings.Contains(daemonLog(t, h), "Set to Uploaded(amd64/bookworm): hello_1.0-1\n") {
+		t.Errorf("not logged as set to Uploaded:\n%s", daemonLog(t, h))
+	}
+	if b, _ := os.ReadFile(h.Home.Path("stats", "uploads")); string(b) != "1\n" {
+		t.Errorf("stats/uploads = %q", b)
+	}
+	if m := h.Mails(t); len(m) != 1 {
+		t.Errorf("mails %+v", m)
+	}
+	if res, err := u.Run(context.Background()); err != nil || len(res) != 0 {
+		t.Errorf("run after: %+v %v", res, err)
+	}
+}
+
+// TestUploadUntold runs the uploader on an upload in each state its
+// .untold marker can be in: written by this run (fresh), left by a run
+// killed after the upload was marked, left by a run killed while the tool
+// ran, damaged; with the package Built by this builder or by another one
+// (the queue refuses).
+func TestUploadUntold(t *testing.T) {
+	need(t, "dput", "dpkg-buildpackage")
+	built := buildPackage(t, "1.0-1")
+	const refusedLine = "hello_1.0-1 (hello_1.0-1_amd64.changes): bookworm: "
+	for _, tc := range []struct {
+		name string
+		// left writes what an earlier run left beside the queued upload.
+		left    func(t *testing.T, uq *home.UploadQueue, changes string)
+		other   bool // another builder has the package Built
+		earlier bool // the result is an Earlier one
+		// uploaded: this run uploaded it; told: it told the queue.
+		uploaded, told bool
+		wantErr        string // in the result's Err
+		mail           string // in the only mail, "" for none
+	}{
+		{name: "fresh", uploaded: true, told: true},
+		{name: "fresh, refused", other: true, uploaded: true, mail: refusedLine},
+		{
+			name: "killed between the marker and telling",
+			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
+				uq.Mark(changes, "Successfully uploaded\n")
+				if err := uq.SetUntold(changes, []string{"bookworm"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			earlier: true, told: true,
+		},
+		{
+			name: "killed between the marker and telling, refused",
+			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
+				uq.Mark(changes, "Successfully uploaded\n")
+				uq.SetUntold(changes, []string{"bookworm"})
+			},
+			other: true, earlier: true, mail: refusedLine,
+		},
+		{
+			name: "killed while the tool ran",
+			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
+				uq.SetUntold(changes, []string{"bookworm"})
+			},
+			uploaded: true, told: true,
+		},
+		{
+			name: "damaged marker",
+			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
+				uq.Mark(changes, "Successfully uploaded\n")
+				os.WriteFile(uq.Path(home.UntoldMarker(changes)), []byte("bookw"), 0o644)
+			},
+			earlier: true, wantErr: "hello_1.0-1_amd64.untold: not one distribution name a line",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			incoming := t.TempDir()
+			h, u := newUploader(t, writeDputCf(t, incoming, ""), "")
+			c := takeAndBuild(t, h, "hello_1.0-1")
+			if tc.other {
+				c.GiveBack(context.Background(), "hello_1.0-1")
+				takeAndBuildAs(t, h, "hello_1.0-1", "buildd_other")
+			}
+			changes := queue(t, h, built, "1.0-1")
+			uq := h.Home.UploadQueue("upload")
+			name := filepath.Base(changes)
+			untold := uq.Path(home.UntoldMarker(name))
+			if tc.left != nil {
+				tc.left(t, uq, name)
+			}
+			before, _ := os.ReadFile(untold)
+			res, err := u.Run(context.Background())
+			if err != nil || len(res) != 1 || res[0].Earlier != tc.earlier || res[0].PkgV != "hello_1.0-1" && tc.wantErr == "" {
+				t.Fatalf("results %+v %v", res, err)
+			}
+			r := res[0]
+			if tc.wantErr != "" {
+				if r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr) || !strings.Contains(r.Err.Error(), untold) {
+					t.Errorf("result error %v, want %q naming %s", r.Err, tc.wantErr, untold)
+				}
+				if after, _ := os.ReadFile(untold); string(after) != string(before) {
+					t.Errorf("damaged marker changed: %q -> %q", before, after)
+				}
+				if !strings.Contains(daemonLog(t, h), untold) {
+					t.Errorf("damaged marker not logged:\n%s", daemonLog(t, h))
+				}
+			} else {
+				if r.Err != nil {
+					t.Fatalf("result %+v", r)
+				}
+				if _, err := os.Lstat(untold); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left: %v", untold, err)
+				}
+			}
+			if !uq.Uploaded(name) {
+				t.Error("not marked uploaded")
+			}
+			if _, err := os.Stat(filepath.Join(incoming, "hello_1.0-1_amd64.deb")); (err == nil) != tc.uploaded {
+				t.Errorf("in incoming: %v, want uploaded %v", err, tc.uploaded)
+			}
+			want := wb.State("Built")
+			if tc.told {
+				want = "Uploaded"
+			}
+			if s := state(t, c, "hello"); s != want {
+				t.Errorf("queue state %s, want %s", s, want)
+			}
+			if tc.told != slices.Equal(r.Told, []string{"bookworm"}) {
+				t.Errorf("told %q", r.Told)
+			}
+			if tc.mail != "" && (len(r.NotMarked) != 1 || !wb.IsRefused(r.NotMarked[0].Err)) {
+				t.Errorf("not marked %+v, want a refusal", r.NotMarked)
+			}
+			if tc.earlier && tc.wantErr == "" && !strings.Contains(daemonLog(t, h), "Telling the queue of dist bookworm that hello_1.0-1 was uploaded (left untold by an earlier run)") {
+				t.Errorf("retry log:\n%s", daemonLog(t, h))
+			}
+			m := h.Mails(t)
+			switch {
+			case tc.mail == "" && len(m) != 0:
+				t.Errorf("mails %+v", m)
+			case tc.mail != "" && (len(m) != 1 || !strings.Contains(m[0].Body, tc.mail) || strings.Contains(m[0].Body, "kept in")):
+				t.Errorf("mails %+v, want one with %q", m, tc.mail)
 			}
 		})
 	}

@@ -233,6 +233,16 @@ func (r *scaleRun) givingBack(host, pkgv string) {
 	r.figures.givenBack++
 }
 
+// stopped records that host's build of pkgv stopped without a result
+// (its lease was lost).
+func (r *scaleRun) stopped(host, pkgv string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.building[pkgv] == host {
+		delete(r.building, pkgv)
+	}
+}
+
 // done records a result of pkgv; the run ends with the last package.
 func (r *scaleRun) done(pkgv string, state queue.State) {
 	r.mu.Lock()
@@ -408,12 +418,15 @@ func (h *scaleHost) build(ctx context.Context, pkgv string) {
 		switch {
 		case queue.IsRefused(err):
 			h.run.count(&h.run.figures.lostLeases, 1)
+			h.run.stopped(h.name, pkgv)
 		case err != nil:
 			h.failed(ctx, fmt.Sprintf("set %s %s", pkgv, state), err)
 			return
 		case state != queue.NeedsBuild:
 			h.run.done(pkgv, state)
 		}
+	} else {
+		h.run.stopped(h.name, pkgv)
 	}
 	h.mu.Lock()
 	delete(h.running, pkgv)
