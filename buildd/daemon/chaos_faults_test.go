@@ -331,9 +331,9 @@ func (c *chaos) historySince(t time.Time) bool {
 func (c *chaos) killBuildd(e chaosEvent) {
 	n := c.nodes[e.node]
 	n.mu.Lock()
-	if n.frozen {
+	if n.frozen || n.restarting {
 		n.mu.Unlock()
-		c.fault("%s: skipped, the builder is frozen", e)
+		c.fault("%s: skipped, the builder is frozen or not yet started again", e)
 		return
 	}
 	p := n.proc
