@@ -73,9 +73,8 @@ test-real: deps all
 # homes and the upload target), its long variant CHAOS_RUNS times in a
 # row, each with a fresh seed, or once per seed in CHAOS_SEEDS (a failing
 # run prints its seed: rerun with CHAOS_SEEDS=SEED). Not in CI (minutes);
-# the short variant (one seed, about two minutes) is
-# `BUILDD_CHAOS_RUN=1 go test -run '^TestChaos$$' ./buildd/daemon/`, kept out
-# of make test while the product bugs it finds (issue 29) are open. test-chaos-broken is the test of the test: the same run
+# the short variant (a fresh seed, about two minutes) is TestChaos in make
+# test. test-chaos-broken is the test of the test: the same run
 # against a buildd whose lease renewal is disabled (built with -tags
 # chaosbroken from buildd/daemon/chaosbroken) must break an invariant.
 # Both hold /var/lock/buildd-realbuilds.lock, as test-real does.
@@ -86,7 +85,7 @@ test-chaos: deps all
 	  seeds="$(CHAOS_SEEDS)"; \
 	  [ -n "$$seeds" ] || seeds=$$(for i in $$(seq $(CHAOS_RUNS)); do od -An -N4 -tu4 /dev/urandom; done); \
 	  for seed in $$seeds; do \
-	    BUILDD_CHAOS_RUN=1 BUILDD_CHAOS_SEED=$$seed BUILDD_CHAOS_LONG=1 $(GO) test -count=1 -timeout 40m -run "^TestChaos$$" -v ./buildd/daemon/ || exit 1; \
+	    BUILDD_CHAOS_SEED=$$seed BUILDD_CHAOS_LONG=1 $(GO) test -count=1 -timeout 40m -run "^TestChaos$$" -v ./buildd/daemon/ || exit 1; \
 	  done'
 
 test-chaos-broken: deps all

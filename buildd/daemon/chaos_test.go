@@ -51,7 +51,6 @@ import (
 // set by make, which holds it already.
 
 const (
-	chaosRunEnv    = "BUILDD_CHAOS_RUN"
 	chaosSeedEnv   = "BUILDD_CHAOS_SEED"
 	chaosLongEnv   = "BUILDD_CHAOS_LONG"
 	chaosLockedEnv = "BUILDD_CHAOS_LOCKED"
@@ -91,14 +90,6 @@ const chaosLease = 30 * time.Second
 func TestChaos(t *testing.T) {
 	if os.Getenv(chaosBrokenEnv) != "" {
 		t.Skip("BUILDD_CHAOS_BROKEN is set: TestChaosBroken runs instead")
-	}
-	if os.Getenv(chaosRunEnv) == "" {
-		// Out of make test until the product bugs it finds are fixed
-		// (issue 29: a builder that lost its package still delivers and
-		// mails the build; a report lost while the queue is down is not
-		// retried; a full home strands builds; a crash after the report
-		// rebuilds a Built package).
-		t.Skip("SKIPPED: the chaos run is make test-chaos (" + chaosRunEnv + "=1), not part of make test while issue 29's bugs are open")
 	}
 	chaosLocked(t)
 	seed := chaosSeed(t)
