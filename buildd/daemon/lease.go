@@ -171,9 +171,9 @@ func (d *Daemon) mailExpired(c *config.Config, dist *config.Dist, what string) {
 // PostgreSQL queue), a listener that wakes the loop as soon as a package
 // becomes Needs-Build, instead of after idle_sleep_time, and renews the
 // dist's leases as soon as a package of this builder is taken from it
-// (taken). A listener that loses its connection tries again every
-// ListenRetry until ctx ends; each time it listens (again) it wakes the
-// loop once, for the Needs-Build notifications it missed (a package taken
+// (taken). A listener that loses its connection tries again after a
+// second, the wait doubling up to ListenRetry, until ctx ends; each time
+// it listens (again) it wakes the loop once, for the Needs-Build notifications it missed (a package taken
 // from this builder meanwhile is found by the next renewal).
 func (d *Daemon) ListenQueues(ctx context.Context) {
 	c := d.config()
@@ -181,12 +181,14 @@ func (d *Daemon) ListenQueues(ctx context.Context) {
 		dist := &c.Dists[i]
 		q := d.queue(c, dist)
 		go func() {
+			wait := time.Second
 			for {
 				n, ok := q.(queue.Notifier)
 				if !ok {
 					return
 				}
 				err := n.Listen(ctx, func() {
+					wait = time.Second
 					d.log.Printf("%s: waiting for the queue's notifications", dist.DistName)
 					// What became Needs-Build before this LISTEN (while
 					// the listener connected, or was down) notified
@@ -196,19 +198,20 @@ func (d *Daemon) ListenQueues(ctx context.Context) {
 				if errors.Is(err, queue.ErrNoNotify) || ctx.Err() != nil {
 					return
 				}
-				d.log.Printf("%s: %v -- again in %v", dist.DistName, err, ListenRetry)
+				d.log.Printf("%s: %v -- again in %v", dist.DistName, err, wait)
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(ListenRetry):
+				case <-time.After(wait):
 				}
+				wait = min(2*wait, ListenRetry)
 			}
 		}()
 	}
 }
 
-// ListenRetry is how long a failed queue listener waits before it tries
-// again.
+// ListenRetry is how long a failed queue listener waits at most before
+// it tries again.
 var ListenRetry = 10 * time.Second
 
 // poke wakes the loop for a round.

@@ -482,9 +482,8 @@ func descends(pid string, root int) bool {
 }
 
 // TestNetworkListenerReconnects: a package merged while a builder's
-// listener is down (its connection ended; it tries again after
-// ListenRetry) is built once the listener is back, not after
-// idle_sleep_time.
+// listener is down (its connection ended; it tries again after a
+// second) is built once the listener is back, not after idle_sleep_time.
 func TestNetworkListenerReconnects(t *testing.T) {
 	nw := newNetwork(t, 1, "", srcPkg{"latepkg", "1.0", "misc", "true"})
 	nw.start()
