@@ -279,8 +279,11 @@ func (b *builder) deps(ctx context.Context) bool {
 		fmt.Fprintf(b.log, "%d bytes from the machine's package cache, %d to download\n", cached, size-cached)
 	}
 	// The machine has apt delete what it downloaded; the package cache
-	// keeps it (cacheOut) and the layer drops it (cleanLayer).
-	script := fmt.Sprintf("apt-get -q -o APT::Keep-Downloaded-Packages=true %sbuild-dep '%s'", opt, b.srcDir)
+	// keeps it (cacheOut) and the layer drops it (cleanLayer). dpkg
+	// unpacks without an fsync per file (--force-unsafe-io): the snapshot
+	// is thrown away on a crash, and a layer made of it is synced once
+	// before it is kept (machine's AddLayer).
+	script := fmt.Sprintf("apt-get -q -o APT::Keep-Downloaded-Packages=true -o Dpkg::Options::=--force-unsafe-io %sbuild-dep '%s'", opt, b.srcDir)
 	out := &tailBuffer{max: 1 << 20}
 	msg, killed := b.apt(ctx, script, out)
 	if msg == "" {

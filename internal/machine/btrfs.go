@@ -133,6 +133,20 @@ func readOnly(path string) (bool, error) {
 	return flags&subvolReadOnly != 0, nil
 }
 
+// syncFS writes to disk everything of the filesystem that holds path
+// (syncfs(2)).
+func syncFS(path string) error {
+	fd, err := openDir(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
+}
+
 // setReadOnly sets or clears the read-only flag of the subvolume at path.
 func setReadOnly(path string, ro bool) error {
 	fd, err := openDir(path)

@@ -147,6 +147,11 @@ func (s *Store) AddLayer(w *Working, key string, info LayerInfo, clean func(root
 	if err := setReadOnly(tmp, true); err != nil {
 		return fail(err)
 	}
+	// The build installed without an fsync per file: one sync makes the
+	// layer durable before its name says it is ready.
+	if err := syncFS(tmp); err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fail(err)
 	}
