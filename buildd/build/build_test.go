@@ -297,8 +297,19 @@ func TestKillThenClean(t *testing.T) {
 			t.Errorf("clean touched %s", p)
 		}
 	}
-	if ps, _ := exec.Command("pgrep", "-f", "sleep 3600").Output(); len(ps) != 0 {
-		t.Errorf("build processes survived buildd's SIGKILL: %s", ps)
+	// buildd's death kills the sandbox's first process (its parent-death
+	// signal), and the kernel then kills the rest of its PID namespace,
+	// which takes a moment.
+	var ps []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ps, _ = exec.Command("pgrep", "-f", "sleep 3600").Output(); len(ps) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(ps) != 0 {
+		t.Errorf("build processes survived buildd's SIGKILL by 30 s: %s", ps)
 	}
 }
 
