@@ -103,24 +103,42 @@ func TestUploadQueueRefusesNames(t *testing.T) {
 	}
 }
 
-func TestUploadQueuePending(t *testing.T) {
+// TestUploadQueueLists: Pending lists the uploads without their .upload
+// marker, Untold those with an .untold marker; both only regular, not
+// hidden files, sorted.
+func TestUploadQueueLists(t *testing.T) {
+	pending := func(q *UploadQueue) ([]string, error) { return q.Pending() }
+	untold := func(q *UploadQueue) ([]string, error) { return q.Untold() }
 	tests := []struct {
 		name  string
+		list  func(q *UploadQueue) ([]string, error)
 		setup func(q *UploadQueue)
 		want  []string
 	}{
-		{"not uploaded", func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.changes"), nil, 0o644) }, []string{"b_1_amd64.changes"}},
-		{"uploaded", func(q *UploadQueue) {
+		{"not uploaded", pending, func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.changes"), nil, 0o644) }, []string{"b_1_amd64.changes"}},
+		{"uploaded", pending, func(q *UploadQueue) {
 			os.WriteFile(q.Path("b_1_amd64.changes"), nil, 0o644)
 			os.WriteFile(q.Path("b_1_amd64.upload"), nil, 0o644)
 		}, nil},
-		{"hidden", func(q *UploadQueue) { os.WriteFile(q.Path(".b_1_amd64.changes"), nil, 0o644) }, nil},
-		{"symlink", func(q *UploadQueue) { os.Symlink("/etc/passwd", q.Path("b_1_amd64.changes")) }, nil},
-		{"directory", func(q *UploadQueue) { os.Mkdir(q.Path("b_1_amd64.changes"), 0o755) }, nil},
-		{"not a .changes", func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.deb"), nil, 0o644) }, nil},
-		{"sorted", func(q *UploadQueue) {
+		{"hidden", pending, func(q *UploadQueue) { os.WriteFile(q.Path(".b_1_amd64.changes"), nil, 0o644) }, nil},
+		{"symlink", pending, func(q *UploadQueue) { os.Symlink("/etc/passwd", q.Path("b_1_amd64.changes")) }, nil},
+		{"directory", pending, func(q *UploadQueue) { os.Mkdir(q.Path("b_1_amd64.changes"), 0o755) }, nil},
+		{"not a .changes", pending, func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.deb"), nil, 0o644) }, nil},
+		{"sorted", pending, func(q *UploadQueue) {
 			os.WriteFile(q.Path("c_1_amd64.changes"), nil, 0o644)
 			os.WriteFile(q.Path("a_1_amd64.changes"), nil, 0o644)
+		}, []string{"a_1_amd64.changes", "c_1_amd64.changes"}},
+		{"untold", untold, func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.untold"), []byte("sid\n"), 0o644) }, []string{"b_1_amd64.changes"}},
+		{"untold hidden", untold, func(q *UploadQueue) { os.WriteFile(q.Path(".b_1_amd64.untold"), []byte("sid\n"), 0o644) }, nil},
+		{"untold symlink", untold, func(q *UploadQueue) { os.Symlink("/etc/passwd", q.Path("b_1_amd64.untold")) }, nil},
+		{"untold directory", untold, func(q *UploadQueue) { os.Mkdir(q.Path("b_1_amd64.untold"), 0o755) }, nil},
+		{"untold, other markers", untold, func(q *UploadQueue) {
+			os.WriteFile(q.Path("b_1_amd64.changes"), nil, 0o644)
+			os.WriteFile(q.Path("b_1_amd64.upload"), nil, 0o644)
+		}, nil},
+		{"untold sorted", untold, func(q *UploadQueue) {
+			os.WriteFile(q.Path("c_1_amd64.untold"), []byte("sid\n"), 0o644)
+			os.WriteFile(q.Path("a_1_amd64.untold"), []byte("sid\n"), 0o644)
 		}, []string{"a_1_amd64.changes", "c_1_amd64.changes"}},
 	}
 	for _, tt := range tests {
@@ -128,8 +146,8 @@ func TestUploadQueuePending(t *testing.T) {
 			q := New(t.TempDir()).UploadQueue("upload")
 			os.MkdirAll(q.Dir(), 0o755)
 			tt.setup(q)
-			if got, err := q.Pending(); err != nil || !slices.Equal(got, tt.want) {
-				t.Errorf("Pending = %q, %v; want %q", got, err, tt.want)
+			if got, err := tt.list(q); err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}
@@ -220,37 +238,6 @@ func TestUntoldMarker(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(q.Dir()); len(ents) != 0 {
 		t.Errorf("left in the queue: %v", ents)
-	}
-}
-
-func TestUploadQueueUntold(t *testing.T) {
-	tests := []struct {
-		name  string
-		setup func(q *UploadQueue)
-		want  []string
-	}{
-		{"marker", func(q *UploadQueue) { os.WriteFile(q.Path("b_1_amd64.untold"), []byte("sid\n"), 0o644) }, []string{"b_1_amd64.changes"}},
-		{"hidden", func(q *UploadQueue) { os.WriteFile(q.Path(".b_1_amd64.untold"), []byte("sid\n"), 0o644) }, nil},
-		{"symlink", func(q *UploadQueue) { os.Symlink("/etc/passwd", q.Path("b_1_amd64.untold")) }, nil},
-		{"directory", func(q *UploadQueue) { os.Mkdir(q.Path("b_1_amd64.untold"), 0o755) }, nil},
-		{"other markers", func(q *UploadQueue) {
-			os.WriteFile(q.Path("b_1_amd64.changes"), nil, 0o644)
-			os.WriteFile(q.Path("b_1_amd64.upload"), nil, 0o644)
-		}, nil},
-		{"sorted", func(q *UploadQueue) {
-			os.WriteFile(q.Path("c_1_amd64.untold"), []byte("sid\n"), 0o644)
-			os.WriteFile(q.Path("a_1_amd64.untold"), []byte("sid\n"), 0o644)
-		}, []string{"a_1_amd64.changes", "c_1_amd64.changes"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q := New(t.TempDir()).UploadQueue("upload")
-			os.MkdirAll(q.Dir(), 0o755)
-			tt.setup(q)
-			if got, err := q.Untold(); err != nil || !slices.Equal(got, tt.want) {
-				t.Errorf("Untold = %q, %v; want %q", got, err, tt.want)
-			}
-		})
 	}
 }
 
