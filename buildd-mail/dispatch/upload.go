@@ -323,15 +323,9 @@ func (p *Processor) purge(d *config.Dist, pkgv string) error {
 		p.logf("Deleted %s from REDO list.", pkgv)
 	}
 	pv := debversion.SplitPkgVersion(pkgv).NoEpoch()
-	changes := filepath.Join(p.Home.BuildDir(), home.ChangesName(pv, d.BuiltArchitecture))
-	if data, err := os.ReadFile(changes); err == nil {
-		if c, err := control.ParseChanges(changes, data); err == nil {
-			for _, f := range c.Files {
-				os.Remove(filepath.Join(p.Home.BuildDir(), f.Name))
-			}
-		}
-		os.Remove(changes)
-		p.logf("Purging files: %s", filepath.Base(changes))
+	changes := home.ChangesName(pv, d.BuiltArchitecture)
+	if found, _ := p.Home.RemoveBuild(changes); found {
+		p.logf("Purging files: %s", changes)
 	}
 	dir := filepath.Join(p.Home.BuildDir(), pv.Name+"-"+pv.Upstream())
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"buildd/internal/queue"
 	"buildd/internal/queue/pg"
 	"buildd/internal/queue/pg/pgtest"
+	"buildd/internal/sshtest"
 )
 
 // chaos is one chaos run: its network, its schedule and what it saw.
@@ -271,7 +273,7 @@ func (c *chaos) setUp() {
 	c.mailBin = goBuild(t, "buildd/buildd-mail")
 	c.uploadBin = goBuild(t, "buildd/buildd-uploader")
 	c.sshd = startChaosSSHD(t, c.wbBin)
-	c.proxy = startChaosProxy(t, c, "127.0.0.1:"+c.sshd.port)
+	c.proxy = startChaosProxy(t, c, "127.0.0.1:"+c.sshd.Port)
 
 	for i, via := range chaosVias {
 		n := &chaosNode{c: c, name: fmt.Sprintf("buildd_%d", i+1), via: via}
@@ -325,7 +327,7 @@ func (c *chaos) nodeEnv(n *chaosNode, home, dist string) *env {
 	idle := 10
 	switch n.via {
 	case "ssh":
-		dist += c.sshd.distKeys(c.sshd.port, fmt.Sprintf("CHAOS_DB=%s CHAOS_SKEW=%d", c.db.URL(n.name), c.skew))
+		dist += c.sshd.distKeys(c.sshd.Port, fmt.Sprintf("CHAOS_DB=%s CHAOS_SKEW=%d", c.db.URL(n.name), c.skew))
 		idle = 5
 	case "ssh-cut":
 		dist += c.sshd.distKeys(c.proxy.port, fmt.Sprintf("CHAOS_DB=%s CHAOS_DROP=%s", c.db.URL(n.name), c.proxy.dropDir))
@@ -493,10 +495,7 @@ func (n *chaosNode) waitUp(timeout time.Duration) {
 // and wanna-build is the chaos wrapper (wanna-build.sh) of the test's
 // wanna-build, which takes the builder's database, clock skew and cut
 // from CHAOS_* variables the client sends (SetEnv).
-type chaosSSHD struct {
-	port string
-	key  string
-}
+type chaosSSHD struct{ *sshtest.Server }
 
 // wrapper is the queue host's wanna-build: the builder's database
 // (CHAOS_DB); its clock CHAOS_SKEW seconds off ($WANNA_BUILD_NOW, the
@@ -530,86 +529,22 @@ exec %[1]s "$@"
 
 func startChaosSSHD(t *testing.T, wb string) *chaosSSHD {
 	t.Helper()
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+	bindir := filepath.Join(t.TempDir(), "bin")
+	if err := os.MkdirAll(bindir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	bindir := filepath.Join(dir, "bin")
-	os.MkdirAll(bindir, 0o755)
 	if err := os.WriteFile(filepath.Join(bindir, "wanna-build"), []byte(fmt.Sprintf(wrapper, wb)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &chaosSSHD{key: filepath.Join(dir, "client_key")}
-	for _, k := range []string{s.key, filepath.Join(dir, "host_key")} {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen %s: %v\n%s", k, err, out)
-		}
-	}
-	pub, err := os.ReadFile(s.key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, s.port, _ = net.SplitHostPort(addr)
-	conf := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`ListenAddress 127.0.0.1
-Port %s
-HostKey %s
-PidFile %s
-AuthorizedKeysFile %s
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM no
-MaxStartups 100
-AcceptEnv CHAOS_*
-SetEnv PATH=%s:/usr/bin:/bin
-`, s.port, filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"), bindir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("sshd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	waitFor(t, 10*time.Second, "sshd on "+addr, func() bool {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("sshd exited: %v\n%s", err, log.String())
-		default:
-		}
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
-	return s
+	return &chaosSSHD{sshtest.Start(t, "MaxStartups 100\nAcceptEnv CHAOS_*\nSetEnv PATH="+bindir+":/usr/bin:/bin")}
 }
 
 // distKeys are the [[dist]] keys of a builder reaching the queue host on
 // port, sending env (SetEnv: "NAME=VALUE ...").
 func (s *chaosSSHD) distKeys(port, env string) string {
-	opts := []string{"-i", s.key, "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "SetEnv=" + env}
+	opts := append([]string{"-i", s.Key}, s.Options()...)
+	opts[slices.Index(opts, "-p")+1] = port
+	opts = append(opts, "-o", "SetEnv="+env)
 	var q []string
 	for _, o := range opts {
 		q = append(q, strconv.Quote(o))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +13,6 @@ import (
 	"buildd/buildd/build"
 	"buildd/buildd/logmail"
 	"buildd/internal/config"
-	"buildd/internal/control"
 	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/queue"
@@ -306,26 +305,9 @@ func (d *Daemon) forget(j *job, changes, why string) {
 // removeResults removes a build's .changes and the files it lists from
 // build/.
 func (d *Daemon) removeResults(changes string) {
-	data, err := os.ReadFile(changes)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := d.home.RemoveBuild(filepath.Base(changes)); err != nil {
+		d.log.Printf("Removing %s and its files from build/: %v", changes, err)
 		return
-	}
-	var names []string
-	if err == nil {
-		var c *control.Changes
-		if c, err = control.ParseChanges(changes, data); err == nil {
-			for _, f := range c.Files {
-				names = append(names, d.home.Path("build", f.Name))
-			}
-		}
-	}
-	if err != nil {
-		d.log.Printf("Can't read %s (removing only it): %v", changes, err)
-	}
-	for _, n := range append(names, changes) {
-		if err := os.Remove(n); err != nil && !errors.Is(err, os.ErrNotExist) {
-			d.log.Printf("Can't remove %s: %v", n, err)
-		}
 	}
 	d.log.Printf("Removed %s and its files from build/", changes)
 }

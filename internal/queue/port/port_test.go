@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"buildd/internal/queue"
 	"buildd/internal/queue/port"
 	"buildd/internal/queue/store/storetest"
+	"buildd/internal/sshtest"
 )
 
 var bin string
@@ -61,12 +61,12 @@ func newPort(t testing.TB, kind string) (queue.Port, string) {
 	case "ssh":
 		s := startSSHD(t, db)
 		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
-		d.WannaBuildSSHOptions = append([]string{"-i", s.key}, s.options()...)
+		d.WannaBuildSSHOptions = append([]string{"-i", s.Key}, s.Options()...)
 	case "ssh-socket":
 		s := startSSHD(t, db)
 		d.WannaBuildSSHHost, d.WannaBuildSSHUser = "127.0.0.1", "root"
 		d.WannaBuildSSHSocket = filepath.Join(dir, "master.sock")
-		d.WannaBuildSSHOptions = append(s.options(), "-o", "IdentitiesOnly=yes")
+		d.WannaBuildSSHOptions = append(s.Options(), "-o", "IdentitiesOnly=yes")
 		cfg.Dists = []config.Dist{d}
 		if _, err := port.Open(cfg, &cfg.Dists[0]).NeedsBuild(context.Background()); err == nil || !strings.Contains(err.Error(), "Permission denied") {
 			t.Fatalf("ssh without the master and without a key: got %v, want Permission denied (else the socket test proves nothing)", err)
@@ -82,111 +82,14 @@ func newPort(t testing.TB, kind string) (queue.Port, string) {
 // kinds are the ways to reach a queue: the conformance suite of the port.
 var kinds = []string{"bolt", "postgres", "ssh", "ssh-socket"}
 
-// sshServer is a real /usr/sbin/sshd on 127.0.0.1:port that lets root in
-// with key and runs commands with the test-built wanna-build first on PATH
-// and $WANNA_BUILD_DB set to the test's queue.
-type sshServer struct {
-	port string
-	key  string // the client's private key
-}
-
-// run runs a program with a timeout and fails the test on error.
-func run(t testing.TB, name string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
+// sshServer is a real sshd (sshtest) that lets root in with its key and
+// runs commands with the test-built wanna-build first on PATH and
+// $WANNA_BUILD_DB set to the test's queue.
+type sshServer struct{ *sshtest.Server }
 
 func startSSHD(t testing.TB, db string) *sshServer {
 	t.Helper()
-	const sshd = "/usr/sbin/sshd"
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: the real-ssh client test needs root to run sshd and log in as root")
-	}
-	if _, err := os.Stat(sshd); err != nil {
-		t.Skipf("SKIPPED: %s missing (apt-get install openssh-server): %v", sshd, err)
-	}
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Skipf("SKIPPED: ssh missing (apt-get install openssh-client): %v", err)
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	s := &sshServer{key: filepath.Join(dir, "client_key")}
-	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wb-client-test", "-f", s.key)
-	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_key"))
-	pub, err := os.ReadFile(s.key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, s.port, _ = net.SplitHostPort(addr)
-	conf := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`ListenAddress 127.0.0.1
-Port %s
-HostKey %s
-PidFile %s
-AuthorizedKeysFile %s
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-StrictModes no
-UsePAM no
-SetEnv PATH=%s:/usr/bin:/bin WANNA_BUILD_DB=%s
-`, s.port, filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"),
-		filepath.Dir(bin), db)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd := exec.Command(sshd, "-D", "-e", "-f", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", log.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("sshd exited: %v", err)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd not listening on %s after 10s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// options are the wanna_build_ssh_options for this server, without a key.
-func (s *sshServer) options() []string {
-	return []string{"-p", s.port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"}
+	return &sshServer{sshtest.Start(t, fmt.Sprintf("SetEnv PATH=%s:/usr/bin:/bin WANNA_BUILD_DB=%s", filepath.Dir(bin), db))}
 }
 
 // startMaster starts a control master on sock (ssh -M -S sock -N, kept in
@@ -194,7 +97,7 @@ func (s *sshServer) options() []string {
 // ends.
 func (s *sshServer) startMaster(t testing.TB, sock string) {
 	t.Helper()
-	args := append([]string{"-M", "-S", sock, "-N", "-i", s.key}, s.options()...)
+	args := append([]string{"-M", "-S", sock, "-N", "-i", s.Key}, s.Options()...)
 	var log bytes.Buffer
 	cmd := exec.Command("ssh", append(args, "root@127.0.0.1")...)
 	cmd.Stdout, cmd.Stderr = &log, &log
