@@ -22,9 +22,10 @@ import (
 
 // The admin of the chaos run, as a quick one answers from Emacs: every
 // log mail of a successful build gets a signed "ok" (its .changes), every
-// failed build's a signed "fail", and one whose log was cut short (no
-// summary: its home was full) a signed "retry", the moment it is read,
-// whatever the queue says (a given-back build needs no answer); a reply refused while the package still waits for an
+// failed build's a signed "fail", the moment it is read, whatever the
+// queue says; a given-back build needs no answer, nor does one whose log
+// was cut short (no summary: its home was full, and buildd gives back a
+// build whose log it could not write); a reply refused while the package still waits for an
 // answer is answered again, to the newest log mail. The
 // "wanna-build --uploaded errors" mail of buildd-uploader needs nothing:
 // the uploader tells the queue again at its next run. The replies reach each builder's
@@ -62,7 +63,7 @@ type chaosReply struct {
 	id         string
 	node       *chaosNode
 	to         *logMail
-	keyword    string // "ok", "fail" or "retry"
+	keyword    string // "ok" or "fail"
 	signed     string // the clearsigned text
 	raw        []byte
 	deliveries int       // tries of the MTA
@@ -166,7 +167,7 @@ func (a *chaosAdmin) handle(n *chaosNode, raw []byte) {
 			a.c.violation("%s: the log mail of the successful build of %s has no .changes:\n%s", n.name, lm.pkgv, body)
 			return
 		}
-		if lm.status != string(queue.GivenBack) {
+		if lm.status == string(queue.Successful) || lm.status == string(queue.Attempted) {
 			a.answer(lm)
 		}
 	case m.Header.Get("Auto-Submitted") == "auto-replied" && m.Header.Get("In-Reply-To") != "":
@@ -224,8 +225,8 @@ func changesOf(body, pkgv string) string {
 	return ch + "\n"
 }
 
-// answer signs and sends the answer to lm: "ok" with its .changes,
-// "fail", or "retry" for a log without a summary. Some answers (drawn from the seed and the mail) wait for the
+// answer signs and sends the answer to lm: "ok" with its .changes, or
+// "fail". Some answers (drawn from the seed and the mail) wait for the
 // next PostgreSQL stop, to arrive while the queue is down.
 func (a *chaosAdmin) answer(lm *logMail) {
 	c := a.c
@@ -238,12 +239,9 @@ func (a *chaosAdmin) answer(lm *logMail) {
 	switch lm.status {
 	case string(queue.Successful):
 		r.keyword, text = "ok", lm.changes
-	case string(queue.Attempted):
+	default:
 		r.keyword = "fail"
 		text = replytest.KeywordText("fail\nchaos admin: the build failed (answered by <"+id+">)", lm.pkgv, "bookworm")
-	default:
-		r.keyword = "retry"
-		text = replytest.KeywordText("retry", lm.pkgv, "bookworm")
 	}
 	r.signed = c.gpg.Clearsign(replytest.Admin, text, "SHA256", "")
 	m := &replytest.Mail{From: replytest.Addr(replytest.Admin), To: "buildd@example.org", Subject: "Re: " + lm.subject,

@@ -456,8 +456,7 @@ func holdings(hs []*holding) string {
 // checkReplies checks that no accepted mail was lost: every reply
 // buildd-mail accepted (exit 0) either acted (its signed .changes is the
 // one uploaded or in the builder's upload queue; its "fail" is the
-// package's failure text; after its "retry" the builder reported a build
-// again) or was refused with an error reply, not both (unless the MTA
+// package's failure text) or was refused with an error reply, not both (unless the MTA
 // delivered it twice); and no mail is left in an mqueue but the
 // half-written ones of a killed buildd-mail in mqueue/tmp.
 func (c *chaos) checkReplies(v chaosView, ups map[string][]upload) {
@@ -470,10 +469,6 @@ func (c *chaos) checkReplies(v chaosView, ups map[string][]upload) {
 		name := strings.SplitN(r.to.pkgv, "_", 2)[0]
 		acted := false
 		switch r.keyword {
-		case "retry":
-			for _, tr := range v.of(name) {
-				acted = acted || tr.User == r.node.name && (tr.Action == "--built" || tr.Action == "--attempted") && tr.Time >= r.accepted.Unix()
-			}
 		case "ok":
 			for _, u := range ups[name] {
 				acted = acted || u.changes == r.signed
