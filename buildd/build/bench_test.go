@@ -92,9 +92,9 @@ var layerDeps = []string{
 	"libsqlite3-dev", "libedit-dev", "libncurses-dev", "libreadline-dev", "liblz4-dev",
 }
 
-// tinyDHWith is tiny-dh's source package with dep added to its
-// Build-Depends.
-func tinyDHWith(b *testing.B, dep string) string {
+// tinyDHWith is tiny-dh's source package with dep (one relation or a
+// comma-separated list) added to its Build-Depends.
+func tinyDHWith(b testing.TB, dep string) string {
 	dsc := sourcePackage(b, "tiny-dh")
 	dir := filepath.Join(filepath.Dir(dsc), "tiny-dh")
 	control := filepath.Join(dir, "debian/control")

@@ -65,6 +65,7 @@ type Result struct {
 	PackageTime time.Duration // from fetching the source to collecting the results
 	Layer       string        // the layer the build continued from, or made: layer-N-KEY; "" if none
 	LayerNew    bool          // Layer was made by this build
+	LayerFrom   string        // the layer (or "the revision NAME-N") a new Layer was grown from; "" if installed on the bare revision
 	Downloaded  int64         // bytes of build-dependencies apt had to download (not in the package cache)
 	BuildSpace  int64         // KiB used by the unpacked, built source tree
 	ChangesPath string        // the .changes copied into home's build/, "" if none
@@ -88,20 +89,21 @@ func Run(ctx context.Context, cfg *config.Config, store *machine.Store, job Job)
 }
 
 type builder struct {
-	cfg    *config.Config
-	store  *machine.Store
-	job    Job
-	src    debversion.PkgVersion // the source package, its version with epoch as in the archive
-	bin    debversion.PkgVersion // src as its binaries carry it: +bN for a binNMU
-	arch   string
-	log    *logFile
-	res    Result
-	binds  []string // the file: directories of the dist's apt_sources, bound for the apt steps
-	work   *machine.Working
-	root   string // the snapshot: work's path
-	srcDir string // inside the sandbox: /build/PKG-VERSION
-	start  time.Time
-	oom    bool // the last step's command was hit by the OOM killer
+	cfg     *config.Config
+	store   *machine.Store
+	job     Job
+	src     debversion.PkgVersion // the source package, its version with epoch as in the archive
+	bin     debversion.PkgVersion // src as its binaries carry it: +bN for a binNMU
+	arch    string
+	log     *logFile
+	res     Result
+	binds   []string        // the file: directories of the dist's apt_sources, bound for the apt steps
+	pending []*pendingLayer // layers being kept while the build goes on
+	work    *machine.Working
+	root    string // the snapshot: work's path
+	srcDir  string // inside the sandbox: /build/PKG-VERSION
+	start   time.Time
+	oom     bool // the last step's command was hit by the OOM killer
 }
 
 func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, error) {
@@ -206,6 +208,7 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	b.work = w
 	defer func() {
 		b.section("Cleanup")
+		b.settleLayers()
 		w := b.work
 		err := mountedUnder(w.Path())
 		if err == nil {

@@ -36,7 +36,9 @@ import (
 //   - on a miss, the .deb files an earlier build downloaded, checked against
 //     the sizes and checksums apt gave, so apt downloads only the others;
 //     after the install the new ones are kept, and the snapshot becomes a
-//     layer.
+//     layer;
+//   - on a miss, the largest layer that has some of the packages: the
+//     build installs the others on top of it (grow.go).
 
 // listsWait is how long a build waits for another one refreshing the lists.
 const listsWait = 15 * time.Minute
@@ -212,14 +214,8 @@ func (b *builder) updateLists(ctx context.Context) string {
 // apt names every one. nil: apt could not say (the install that follows
 // reports why).
 func (b *builder) resolve(ctx context.Context, opt string) []aptFile {
-	arch := filepath.Join(b.root, machine.TreeArchives)
-	if err := machine.DirInTree(b.root, machine.TreeArchives); err != nil {
+	if err := b.emptyArchives(); err != nil {
 		return nil
-	}
-	if debs, err := filepath.Glob(filepath.Join(arch, "*.deb")); err == nil {
-		for _, d := range debs {
-			os.Remove(d)
-		}
 	}
 	var out strings.Builder
 	script := fmt.Sprintf("apt-get -qq --print-uris %sbuild-dep '%s'", opt, b.srcDir)
@@ -232,6 +228,21 @@ func (b *builder) resolve(ctx context.Context, opt string) []aptFile {
 		return nil
 	}
 	return files
+}
+
+// emptyArchives removes the .deb files of the snapshot's archives
+// directory, so that apt-get --print-uris names every file it needs.
+func (b *builder) emptyArchives() error {
+	if err := machine.DirInTree(b.root, machine.TreeArchives); err != nil {
+		return err
+	}
+	debs, err := filepath.Glob(filepath.Join(b.root, machine.TreeArchives, "*.deb"))
+	for _, d := range debs {
+		if err := os.Remove(d); err != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // fromLayer continues the build in a working snapshot of the layer key,
@@ -329,20 +340,63 @@ func (b *builder) cacheOut(files []aptFile) {
 	}
 }
 
-// addLayer keeps the snapshot, build-dependencies installed, as the layer
-// key, then trims the machine's layers to layer_cache_size.
-func (b *builder) addLayer(key string, files []aptFile) {
+// addLayer keeps the snapshot, build-dependencies installed (fresh of them
+// by this build), as the layer key, the build's own.
+func (b *builder) addLayer(key string, files, fresh []aptFile) {
+	b.res.Layer, b.res.LayerNew = b.keepLayer(key, files, fresh, true), true
+}
+
+// pendingLayer is a layer being finished while the build goes on
+// (machine's AddLayer); settleLayers waits for it.
+type pendingLayer struct {
+	nl       *machine.NewLayer
+	packages int
+	kib      int64
+	own      bool   // the build's own layer, its Install-Layer
+	shared   string // what sharing its files with other layers did
+}
+
+// keepLayer starts keeping the snapshot, files installed (fresh of them by
+// this build, the others taken from the layer it grew from), as the layer
+// key, and returns its name; the build goes on meanwhile.
+func (b *builder) keepLayer(key string, files, fresh []aptFile, own bool) string {
 	info := machine.LayerInfo{SizeKiB: b.installedKiB(files)}
 	for _, f := range files {
-		info.Packages = append(info.Packages, strings.TrimSuffix(f.name, ".deb"))
+		info.Packages = append(info.Packages, f.id())
 	}
-	name, err := b.store.AddLayer(b.work, key, info, cleanLayer)
-	if err != nil {
-		fmt.Fprintf(b.log, "W: %v\n", err)
+	p := &pendingLayer{packages: len(files), kib: info.SizeKiB, own: own}
+	name, rev := b.work.Machine, b.work.Revision
+	p.nl = b.store.AddLayer(b.work, key, info, func(root string) error {
+		if err := cleanLayer(root); err != nil {
+			return err
+		}
+		p.shared = shareWithLayers(b.store, name, rev, root, fresh)
+		return nil
+	})
+	b.pending = append(b.pending, p)
+	return p.nl.Name
+}
+
+// settleLayers waits for the layers the build is keeping, says what became
+// of them, then trims the machine's layers to layer_cache_size.
+func (b *builder) settleLayers() {
+	if len(b.pending) == 0 {
 		return
 	}
-	b.res.Layer, b.res.LayerNew = name, true
-	fmt.Fprintf(b.log, "Kept as layer %s (%d packages, %d MiB installed) for later builds\n", name, len(files), (info.SizeKiB+1023)/1024)
+	for _, p := range b.pending {
+		if err := p.nl.Wait(); err != nil {
+			fmt.Fprintf(b.log, "W: %v\n", err)
+			if p.own {
+				b.res.Layer, b.res.LayerNew, b.res.LayerFrom = "", false, ""
+			}
+			continue
+		}
+		fmt.Fprintf(b.log, "Kept as layer %s (%d packages, %d MiB installed) for later builds\n", p.nl.Name, p.packages, (p.kib+1023)/1024)
+		if p.shared != "" {
+			fmt.Fprintf(b.log, "%s\n", p.shared)
+		}
+	}
+	b.pending = nil
 	if gone, err := b.store.EvictLayers(b.work.Machine, int64(b.cfg.LayerCacheSize)<<10); err != nil {
 		fmt.Fprintf(b.log, "W: %v\n", err)
 	} else if len(gone) > 0 {

@@ -98,6 +98,102 @@ func TestLayerBuilds(t *testing.T) {
 	}
 }
 
+// TestGrowLayers: misses grow layers from the layers they share packages
+// with. tiny-dh with libyaml-dev installs on the bare revision; with
+// zlib1g-dev it shares debhelper's toolchain with that layer, which is kept
+// first as a step layer (from the revision), then grown; plain tiny-dh
+// needs exactly that step and takes it; with both -dev packages it grows
+// from one of the two layers holding all but one of its packages. The grown
+// builds make the same .deb, byte for byte, as builds with layers off.
+func TestGrowLayers(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	deb := filepath.Join(cfg.Home, "build", "tiny-dh_1.0_"+e.Arch+".deb")
+	dsc := func(t *testing.T, deps string) string {
+		if deps == "" {
+			return sourcePackage(t, "tiny-dh")
+		}
+		return tinyDHWith(t, deps)
+	}
+	layers := map[string]string{} // by test name: the build's layer
+	debs := map[string]string{}   // by test name: the .deb's sha256
+	var step string
+	for _, tc := range []struct {
+		name    string
+		deps    string
+		noLayer bool
+		check   func(res *build.Result, log string) string
+	}{
+		{name: "bare", deps: "libyaml-dev", check: func(res *build.Result, log string) string {
+			if !res.LayerNew || res.LayerFrom != "" {
+				return "not a new layer installed on the bare revision"
+			}
+			return ""
+		}},
+		{name: "step-then-grow", deps: "zlib1g-dev", check: func(res *build.Result, log string) string {
+			ls, _ := e.Store.Layers(e.Machine)
+			for _, l := range ls {
+				if l.Name != layers["bare"] && l.Name != res.Layer {
+					step = l.Name
+				}
+			}
+			if len(ls) != 3 || !res.LayerNew || res.LayerFrom != step || !strings.Contains(log, "Step layer: ") {
+				return fmt.Sprintf("not grown from a step layer: %d layers, from %q, step %q", len(ls), res.LayerFrom, step)
+			}
+			return ""
+		}},
+		{name: "hit-on-step", check: func(res *build.Result, log string) string {
+			if res.LayerNew || res.Layer != step {
+				return "not a hit on the step layer " + step
+			}
+			return ""
+		}},
+		{name: "grow-from-layer", deps: "libyaml-dev, zlib1g-dev", check: func(res *build.Result, log string) string {
+			if !res.LayerNew || (res.LayerFrom != layers["bare"] && res.LayerFrom != layers["step-then-grow"]) || strings.Contains(log, "Step layer: ") {
+				return "not grown from one of the two layers"
+			}
+			return ""
+		}},
+		{name: "off-zlib", deps: "zlib1g-dev", noLayer: true},
+		{name: "off-both", deps: "libyaml-dev, zlib1g-dev", noLayer: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg.LayerCacheSize = 1 << 20
+			if tc.noLayer {
+				cfg.LayerCacheSize = 0
+			}
+			res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: dsc(t, tc.deps), LogPath: logPath(t, tc.name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, _ := os.ReadFile(res.LogPath)
+			if res.Status != build.Successful {
+				t.Fatalf("%+v\n%s", res, log)
+			}
+			noWorking(t, e)
+			if tc.check != nil {
+				if why := tc.check(res, string(log)); why != "" {
+					t.Fatalf("%s: %+v\n%s", why, res, log)
+				}
+			}
+			if want := "(new, grown from " + res.LayerFrom + ")"; res.LayerFrom != "" && !strings.HasSuffix(summary(t, res.LogPath)["Install-Layer"], want) {
+				t.Errorf("Install-Layer %q, want ... %s", summary(t, res.LogPath)["Install-Layer"], want)
+			}
+			layers[tc.name] = res.Layer
+			data, err := os.ReadFile(deb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			debs[tc.name] = fmt.Sprintf("%x", sha256.Sum256(data))
+		})
+	}
+	for grown, off := range map[string]string{"step-then-grow": "off-zlib", "grow-from-layer": "off-both"} {
+		if debs[grown] == "" || debs[grown] != debs[off] {
+			t.Errorf("%s's .deb differs from %s's", grown, off)
+		}
+	}
+}
+
 // TestSharedLists: two archive builds on one machine; the second takes the
 // package lists the first fetched instead of running apt-get update.
 func TestSharedLists(t *testing.T) {

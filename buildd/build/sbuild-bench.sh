@@ -9,8 +9,13 @@
 # from one round to the next, as on a real host: its first round is cold,
 # its median is over the later (warm) rounds; sbuild has nothing to keep.
 #
-#   make bench-sbuild                                  (as root)
-#   buildd/build/sbuild-bench.sh [-n ROUNDS] [PKG...]  (default: 3 rounds, tiny-dh hello bc)
+#   make bench-sbuild                                       (as root)
+#   buildd/build/sbuild-bench.sh [-f] [-n ROUNDS] [PKG...]  (default: 3 rounds, tiny-dh hello bc)
+#
+# -f: first builds, as a host meets new uploads: the archive packages'
+# build-dependencies are downloaded into our package cache before the runs
+# (sbuild downloads them every build), and each package is built once, ours
+# with no layer of its set (but the layers of the packages before it).
 #
 # A PKG that is a directory of buildd/build/testdata (tiny-dh: a small
 # debhelper package) is built from its .dsc by both; any other from the
@@ -37,94 +42,51 @@
 # hostdeps: installs sbuild schroot
 set -euo pipefail
 
-ROUNDS=3
-while getopts n: opt; do
+ROUNDS=3 FIRST=""
+while getopts fn: opt; do
 	case $opt in
+	f) FIRST=1 ;;
 	n) ROUNDS=$OPTARG ;;
-	*) echo "usage: $0 [-n ROUNDS] [PKG...]" >&2; exit 2 ;;
+	*) echo "usage: $0 [-f] [-n ROUNDS] [PKG...]" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 PKGS=("$@")
 [ ${#PKGS[@]} -gt 0 ] || PKGS=(tiny-dh hello bc)
 case $ROUNDS in '' | *[!0-9]* | 0) echo "sbuild-bench: -n wants a positive number" >&2; exit 2 ;; esac
+[ -z "$FIRST" ] || ROUNDS=1
 
-DIST=bookworm
-ARCH=$(dpkg --print-architecture)
-MACHINE=$DIST-$ARCH
 PARALLEL=${PARALLEL:-$(nproc)}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$TOP/bin
-LOCK=/var/lock/buildd-realbuilds.lock
-
-say() { printf '==> [%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf 'sbuild-bench: %s\n' "$*" >&2; exit 1; }
-
-[ "$(id -u)" = 0 ] || die "run it as root: it mounts a btrfs volume, and both builders need root"
-[ -x "$BIN/buildd" ] || die "no $BIN/buildd: run make first (make bench-sbuild does)"
-
-# Hold the real-build lock for the whole run (on fd 9, so one flock covers
-# every step below and a second copy of this script waits).
-exec 9>>"$LOCK"
-if ! flock -n 9; then
-	say "waiting for $LOCK (another real-build run holds it)"
-	flock 9
-fi
+# shellcheck source=buildd/build/bench-lib.sh
+. "$TOP/buildd/build/bench-lib.sh"
+[ -x "$TOP/bin/buildd" ] || die "no $TOP/bin/buildd: run make first (make bench-sbuild does)"
 
 if ! command -v sbuild >/dev/null || ! command -v schroot >/dev/null; then
 	say "installing sbuild and schroot"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends sbuild schroot >&2
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/sbuild-bench.XXXXXX")
-VOL=$WORK/vol
-MACHINES=$VOL/machines
 CHROOT=buildd-sbuild-bench-$$
 SCHROOT_CONF=/etc/schroot/chroot.d/$CHROOT
-
-clean() {
-	local rc=$? s m dev
-	set +e
+bench_clean_more() {
+	local s
 	# sbuild ends its sessions itself; one an interruption left behind
 	# would keep mounts and a snapshot on the volume.
 	for s in $(schroot --list --all-sessions 2>/dev/null | sed -n "s/^session:\\($CHROOT-.*\\)/\\1/p"); do
 		schroot --end-session -c "session:$s" >/dev/null 2>&1
 	done
 	rm -f "$SCHROOT_CONF"
-	# Deepest mounts first.
-	for m in $(findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r); do
-		umount "$m" || umount -l "$m"
-	done
-	for dev in $(losetup -j "$WORK/vol.img" -O NAME -n 2>/dev/null); do
-		losetup -d "$dev"
-	done
-	rm -rf --one-file-system "$WORK"
-	exit "$rc"
 }
-trap clean EXIT
-trap 'exit 130' INT TERM HUP
-
+bench_start 8G
+MACHINES=$VOL/machines
+mkdir -p "$VOL/schroot"
 say "btrfs volume and machine $MACHINE in $WORK"
-truncate -s 8G "$WORK/vol.img"
-mkfs.btrfs -q "$WORK/vol.img"
-mkdir -p "$VOL"
-mount -o loop "$WORK/vol.img" "$VOL"
-mkdir -p "$MACHINES" "$VOL/schroot" "$WORK/home"
-tarball=/var/cache/buildd-demo/$MACHINE.tar # or the tests' cache when newer
-for f in /var/cache/buildd-test/machine-"$MACHINE"-*.tar; do
-	if [ -f "$f" ] && { [ ! -f "$tarball" ] || [ "$f" -nt "$tarball" ]; }; then tarball=$f; fi
-done
-if [ -f "$tarball" ]; then
-	"$BIN/buildd" machine --machines-dir "$MACHINES" import "$MACHINE" "$tarball" --dist "$DIST" --arch "$ARCH" >&2
-else
-	say "no cached machine: debootstrap from the host's apt mirror (a minute or two)"
-	"$BIN/buildd" machine --machines-dir "$MACHINES" create "$MACHINE" --dist "$DIST" --arch "$ARCH" >&2
-fi
-REV=$(readlink -f "$MACHINES/$MACHINE/current")
+REV=$(bench_machine "$MACHINES")
 say "revision $REV"
 
 # sbuild's chroot: snapshots of the same read-only revision.
-cat >"$SCHROOT_CONF" <<EOF
+cat >"$SCHROOT_CONF" <<EOF2
 [$CHROOT]
 description=buildd sbuild-bench (temporary): $REV
 type=btrfs-snapshot
@@ -133,21 +95,11 @@ btrfs-snapshot-directory=$VOL/schroot
 groups=root,sbuild
 root-groups=root,sbuild
 profile=sbuild
-EOF
+EOF2
 
 # Our config.
 CONF=$WORK/buildd.conf
-cat >"$CONF" <<EOF
-home = "$WORK/home"
-machines_dir = "$MACHINES"
-builder_name = "sbuild-bench"
-nice_level = 0
-
-[[dist]]
-dist_name = "$DIST"
-built_architecture = "$ARCH"
-machine = "$MACHINE"
-EOF
+bench_config "$CONF" "$WORK/home" "$MACHINES"
 
 # sbuild reads only this (empty) config beside /etc/sbuild/sbuild.conf.
 export SBUILD_CONFIG=$WORK/sbuildrc
@@ -169,24 +121,18 @@ for p in "${PKGS[@]}"; do
 		ARCHIVE_PKGS+=("$p")
 	fi
 done
-say "versions from the machine's apt"
-# shellcheck disable=SC2016 # expanded by the chroot's shell
-schroot -c "$CHROOT" -u root -d / -- sh -c '
-	apt-get -qq update >/dev/null
-	for p; do apt-cache showsrc --only-source "$p" | sed -n "s/^Version: /$p /p"; done' sh "${ARCHIVE_PKGS[@]}" >"$WORK/versions"
 declare -A VERSION
+if [ -n "$FIRST" ]; then
+	say "versions from the machine's apt, and the build-dependencies downloaded (the warm package cache)"
+	bench_warm "$REV" "$MACHINES" "${ARCHIVE_PKGS[@]}"
+else
+	say "versions from the machine's apt"
+	bench_warm "$REV" "" "${ARCHIVE_PKGS[@]}"
+fi
 for p in "${ARCHIVE_PKGS[@]}"; do
-	v=""
-	while read -r name ver; do
-		[ "$name" = "$p" ] || continue
-		if [ -z "$v" ] || dpkg --compare-versions "$ver" gt "$v"; then v=$ver; fi
-	done <"$WORK/versions"
-	[ -n "$v" ] || die "$p: no source package in the machine's apt sources"
-	VERSION[$p]=$v
+	[ -n "${VERSION[$p]:-}" ] || die "$p: no source package in the machine's apt sources"
 done
 
-now() { date +%s.%N; }
-field() { sed -n "s/^$1: //p" "$2" | tail -1; }
 keep() { if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$1" "$KEEP_LOGS/$2"; fi; }
 show_tail() { printf '\n--- last lines of %s ---\n' "$1" >&2; tail -30 "$1" >&2; exit 1; }
 
@@ -213,21 +159,19 @@ run_ours() {
 	local out=$WORK/ours.out t0 t1 log rc=0 what=("$1")
 	case $1 in *.dsc) what=(--dsc "$1") ;; esac
 	t0=$(now)
-	"$BIN/buildd" build --config "$CONF" --dist "$DIST" --parallel "$PARALLEL" "${what[@]}" >"$out" 2>&1 || rc=$?
+	"$TOP/bin/buildd" build --config "$CONF" --dist "$DIST" --parallel "$PARALLEL" "${what[@]}" >"$out" 2>&1 || rc=$?
 	t1=$(now)
 	log=$(field Log "$out")
 	if [ -z "$log" ] || [ ! -f "$log" ]; then show_tail "$out"; fi
 	keep "$log" "ours-$(basename "$1")-$2.build"
 	if [ "$rc" != 0 ] || [ "$(field Status "$log")" != successful ]; then show_tail "$log"; fi
 	local layer dl
-	case $(field Install-Layer "$log") in none) layer=none ;; *'(new)') layer=new ;; *) layer=hit ;; esac
+	case $(field Install-Layer "$log") in none) layer=none ;; *'(new)') layer=new ;; *'(new, grown'*) layer=grown ;; *) layer=hit ;; esac
 	dl=$(sed -n 's/^[0-9]* bytes from the machine.s package cache, \([0-9]*\) to download$/\1/p' "$log" | tail -1)
 	echo "$(field Job-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(field Install-Time "$log") $layer $(awk -v n="${dl:-0}" 'BEGIN { printf "%.1f", n / 1048576 }')"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 LOAD0=$(load)
 rows=()
 for p in "${PKGS[@]}"; do

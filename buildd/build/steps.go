@@ -27,6 +27,8 @@ type step struct {
 	binds   []string  // host directories bound read-only (sandbox.Cmd.ReadOnly)
 	capture io.Writer // also gets the output, besides the log
 	quiet   bool      // the output goes to capture only, not to the log
+	noSync  bool      // syncs suppressed (sandbox.Cmd.NoSync)
+	name    string    // the command a failure names; "" is the script's first word
 }
 
 // sh runs script in the snapshot; see runStep.
@@ -38,6 +40,13 @@ func (b *builder) sh(ctx context.Context, user string, network bool, dir, script
 // archives bound read-only; capture, if not nil, also gets the output.
 func (b *builder) apt(ctx context.Context, script string, capture io.Writer) (string, bool) {
 	return b.runStep(ctx, step{network: true, dir: machine.BuildHome, script: script, binds: b.binds, capture: capture})
+}
+
+// install runs an apt-get command that installs packages (installScript)
+// as apt does, syncs suppressed; capture, if not nil, also gets the output.
+func (b *builder) install(ctx context.Context, command string, capture io.Writer) (string, bool) {
+	return b.runStep(ctx, step{network: true, dir: machine.BuildHome, script: installScript(command), binds: b.binds,
+		capture: capture, noSync: true, name: "apt-get"})
 }
 
 // runStep runs one command in the snapshot within the job's build timeout
@@ -92,7 +101,7 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 	}
 	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: st.dir,
 		Env: append(base, st.env...), Network: st.network, Output: out, ReadOnly: st.binds,
-		Nice: b.cfg.NiceLevel, MemoryMax: b.job.Memory}
+		Nice: b.cfg.NiceLevel, MemoryMax: b.job.Memory, NoSync: st.noSync}
 	b.oom = false
 	err := c.Run(wctx)
 	if err == nil {
@@ -108,7 +117,11 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 	var ee *sandbox.ExitError
 	if errors.As(err, &ee) {
 		b.oom = ee.OOMKills > 0
-		return fmt.Sprintf("%s: exit status %d", firstWord(script), ee.Status), false
+		name := st.name
+		if name == "" {
+			name = firstWord(script)
+		}
+		return fmt.Sprintf("%s: exit status %d", name, ee.Status), false
 	}
 	return err.Error(), true
 }
@@ -248,10 +261,10 @@ func (b *builder) binNMU(ctx context.Context) bool {
 func (b *builder) archOnly() bool { return !b.job.Dist.BuildArchAll }
 
 // deps installs the build-dependencies, or continues from a layer that has
-// exactly the packages apt would install (depcache.go). Build-dependencies
-// apt cannot satisfy are the package's problem (attempted: the admin
-// answers dep-wait, gathering the relations from the log); anything else is
-// given back.
+// exactly the packages apt would install (depcache.go), or grows a layer
+// that has some of them (grow.go). Build-dependencies apt cannot satisfy
+// are the package's problem (attempted: the admin answers dep-wait,
+// gathering the relations from the log); anything else is given back.
 func (b *builder) deps(ctx context.Context) bool {
 	b.section("Install build dependencies")
 	t0 := time.Now()
@@ -263,10 +276,7 @@ func (b *builder) deps(ctx context.Context) bool {
 	files := b.resolve(ctx, opt)
 	key := ""
 	if files != nil {
-		var size int64
-		for _, f := range files {
-			size += f.size
-		}
+		size := sizeOf(files)
 		key = layerKey(b.work.Revision, b.archOnly(), files)
 		fmt.Fprintf(b.log, "%d packages to install (%d bytes); layer key %s\n", len(files), size, key)
 		if len(files) > 0 && b.cfg.LayerCacheSize > 0 && b.fromLayer(key) {
@@ -274,23 +284,20 @@ func (b *builder) deps(ctx context.Context) bool {
 			fmt.Fprintf(b.log, "Installed from layer %s: working snapshot %s\n", b.work.Layer, b.root)
 			return true
 		}
+		if len(files) > 0 && b.cfg.LayerCacheSize > 0 && b.grow(ctx, opt, files, key) {
+			return true
+		}
 		cached := b.cacheIn(files)
 		b.res.Downloaded = size - cached
 		fmt.Fprintf(b.log, "%d bytes from the machine's package cache, %d to download\n", cached, size-cached)
 	}
-	// The machine has apt delete what it downloaded; the package cache
-	// keeps it (cacheOut) and the layer drops it (cleanLayer). dpkg
-	// unpacks without an fsync per file (--force-unsafe-io): the snapshot
-	// is thrown away on a crash, and a layer made of it is synced once
-	// before it is kept (machine's AddLayer).
-	script := fmt.Sprintf("apt-get -q -o APT::Keep-Downloaded-Packages=true -o Dpkg::Options::=--force-unsafe-io %sbuild-dep '%s'", opt, b.srcDir)
 	out := &tailBuffer{max: 1 << 20}
-	msg, killed := b.apt(ctx, script, out)
+	msg, killed := b.install(ctx, fmt.Sprintf("%sbuild-dep '%s'", opt, b.srcDir), out)
 	if msg == "" {
 		if files != nil {
 			b.cacheOut(files)
 			if len(files) > 0 && b.cfg.LayerCacheSize > 0 {
-				b.addLayer(key, files)
+				b.addLayer(key, files, files)
 			}
 		}
 		return true
@@ -452,12 +459,14 @@ func seconds(d time.Duration) string {
 }
 
 // layerSummary is the summary's Install-Layer: the layer the build
-// continued from ("layer-N-KEY"), the one it made ("layer-N-KEY (new)"), or
-// "none".
+// continued from ("layer-N-KEY"), the one it made ("layer-N-KEY (new)", or
+// "layer-N-KEY (new, grown from layer-N-KEY2)"), or "none".
 func (b *builder) layerSummary() string {
 	switch {
 	case b.res.Layer == "":
 		return "none"
+	case b.res.LayerNew && b.res.LayerFrom != "":
+		return b.res.Layer + " (new, grown from " + b.res.LayerFrom + ")"
 	case b.res.LayerNew:
 		return b.res.Layer + " (new)"
 	}

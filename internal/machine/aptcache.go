@@ -178,7 +178,22 @@ func (l *Lists) Save(root string, t time.Time) error {
 // Restore puts the lists into the tree root in place of its own. The
 // caller holds the lock.
 func (l *Lists) Restore(root string) error {
-	for _, sub := range []struct{ dir, to string }{{"lists", TreeLists}, {"cache", treeAptCache}} {
+	return replaceLists(filepath.Join(l.Dir, "lists"), filepath.Join(l.Dir, "cache"), root)
+}
+
+// CopyLists puts the package lists and apt's caches of the tree from into
+// the tree to in place of its own, as Restore does from the shared ones.
+func CopyLists(from, to string) error {
+	for _, dir := range []string{TreeLists, treeAptCache} {
+		if err := DirInTree(from, dir); err != nil {
+			return fmt.Errorf("package lists of %s: %w", from, err)
+		}
+	}
+	return replaceLists(filepath.Join(from, TreeLists), filepath.Join(from, treeAptCache), to)
+}
+
+func replaceLists(lists, cache, root string) error {
+	for _, sub := range []struct{ from, to string }{{lists, TreeLists}, {cache, treeAptCache}} {
 		dst := filepath.Join(root, sub.to)
 		if err := DirInTree(root, sub.to); err != nil {
 			return fmt.Errorf("package lists into %s: %w", root, err)
@@ -186,7 +201,7 @@ func (l *Lists) Restore(root string) error {
 		if err := removeListFiles(dst); err != nil {
 			return fmt.Errorf("package lists into %s: %w", root, err)
 		}
-		if err := copyListFiles(filepath.Join(l.Dir, sub.dir), dst, CloneNew); err != nil {
+		if err := copyListFiles(sub.from, dst, CloneNew); err != nil {
 			return fmt.Errorf("package lists into %s: %w", root, err)
 		}
 	}

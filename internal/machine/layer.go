@@ -16,7 +16,8 @@ import (
 )
 
 // A layer is a read-only snapshot of a working snapshot just after a build
-// installed its build-dependencies, cleaned of the build's own files:
+// installed its build-dependencies (or, a step layer, the part of them it
+// shares with another layer), cleaned of the build's own files:
 //
 //	layer-N-KEY         read-only subvolume: revision N plus one set of packages
 //	layer-N-KEY.info    its size (KiB) and packages; its mtime is its last use
@@ -26,7 +27,9 @@ import (
 // them), N the revision it was made on: a layer is never used for another
 // revision, and Clean deletes the layers of revisions that are no longer
 // current. A build that resolves to the same set takes its working
-// snapshot from the layer instead of installing.
+// snapshot from the layer instead of installing; one that needs more
+// takes it from the largest layer whose packages it all needs, and
+// installs the others (the caller chooses, from Layers' Packages).
 const (
 	layerPrefix    = "layer-"
 	layerNewPrefix = ".layer-new-"
@@ -45,13 +48,14 @@ type Layer struct {
 	Revision int
 	Key      string
 	SizeKiB  int64     // what its packages take, from its .info
+	Packages []string  // its packages (NAME_VERSION_ARCH), from its .info
 	LastUsed time.Time // the .info file's mtime
 }
 
 // LayerInfo is what a layer's .info file records.
 type LayerInfo struct {
 	SizeKiB  int64    // the installed size of its packages
-	Packages []string // "name version" of each
+	Packages []string // each package's NAME_VERSION_ARCH, as apt names its .deb
 }
 
 func layerName(rev int, key string) string { return fmt.Sprintf("%s%d-%s", layerPrefix, rev, key) }
@@ -88,60 +92,101 @@ func (s *Store) NewWorkingFromLayer(name, key, job string) (w *Working, ok bool,
 	return w, true, nil
 }
 
+// NewLayer is a layer AddLayer is making.
+type NewLayer struct {
+	Name string // layer-N-KEY
+	done chan struct{}
+	err  error
+}
+
+// Wait waits until the layer is ready, or made by another build, and
+// returns nil; or why it could not be made (it is not there then).
+func (l *NewLayer) Wait() error {
+	<-l.done
+	return l.err
+}
+
 // AddLayer keeps the state of working snapshot w as the layer KEY of w's
 // revision: a snapshot of w, cleaned by clean (given the new layer's root;
-// it removes what the build itself put there), made read-only. A layer
-// that exists already, or is being made by another build, is left as it
-// is. It returns the layer's name.
-func (s *Store) AddLayer(w *Working, key string, info LayerInfo, clean func(root string) error) (string, error) {
+// it removes what the build itself put there), made read-only, synced and
+// renamed into place. It returns once the snapshot is taken, so that w can
+// go on changing while the rest is done: NewLayer.Wait waits for it. A
+// layer that exists already, or is being made by another build, is left
+// as it is.
+func (s *Store) AddLayer(w *Working, key string, info LayerInfo, clean func(root string) error) *NewLayer {
+	l := &NewLayer{done: make(chan struct{})}
+	finish := func(err error) *NewLayer {
+		l.err = err
+		close(l.done)
+		return l
+	}
 	if !keyRE.MatchString(key) {
-		return "", fmt.Errorf("machine %s: layer key %q is not 16 to 64 hex digits", w.Machine, key)
+		return finish(fmt.Errorf("machine %s: layer key %q is not 16 to 64 hex digits", w.Machine, key))
 	}
 	rev, err := revisionOf(w.Machine, w.Revision)
 	if err != nil {
-		return "", err
+		return finish(err)
 	}
 	d := filepath.Dir(w.path)
-	name := layerName(rev, key)
-	final := filepath.Join(d, name)
+	l.Name = layerName(rev, key)
+	final := filepath.Join(d, l.Name)
 	if isSubvolume(final) {
-		return name, nil
+		return finish(nil)
 	}
 	tmp := filepath.Join(d, layerNewPrefix+fmt.Sprintf("%d-%s", rev, key))
 	lk, err := flock.Acquire(tmp+lockSuffix, flock.Exclusive, 0o644, 0)
 	if errors.Is(err, flock.ErrLocked) {
-		return name, nil
+		return finish(nil)
 	}
 	if err != nil {
-		return "", fmt.Errorf("machine %s: layer %s: %w", w.Machine, name, err)
+		return finish(fmt.Errorf("machine %s: layer %s: %w", w.Machine, l.Name, err))
 	}
-	defer func() {
-		os.Remove(tmp + lockSuffix)
-		lk.Unlock()
-	}()
 	// The revisions lock, shared, keeps the revision from being deleted
 	// meanwhile; deleting layers takes it exclusively.
 	rl, err := flock.Acquire(filepath.Join(d, revisionsLock), flock.Shared, 0o644, revisionsWait)
 	if err != nil {
-		return "", fmt.Errorf("machine %s: %w", w.Machine, err)
+		os.Remove(tmp + lockSuffix)
+		lk.Unlock()
+		return finish(fmt.Errorf("machine %s: %w", w.Machine, err))
 	}
-	defer rl.Unlock()
+	fail := func(err error) error {
+		deleteSubvolume(tmp)
+		return fmt.Errorf("machine %s: layer %s: %w", w.Machine, l.Name, err)
+	}
+	err = nil
 	if isSubvolume(tmp) {
-		if err := deleteSubvolume(tmp); err != nil {
-			return "", err
+		err = deleteSubvolume(tmp)
+	}
+	if err == nil {
+		if err = snapshot(w.path, tmp, false); err != nil {
+			err = fail(err)
 		}
 	}
-	fail := func(err error) (string, error) {
-		deleteSubvolume(tmp)
-		return "", fmt.Errorf("machine %s: layer %s: %w", w.Machine, name, err)
+	if err != nil {
+		rl.Unlock()
+		os.Remove(tmp + lockSuffix)
+		lk.Unlock()
+		return finish(err)
 	}
-	if err := snapshot(w.path, tmp, false); err != nil {
-		return fail(err)
-	}
+	go func() {
+		defer func() {
+			rl.Unlock()
+			os.Remove(tmp + lockSuffix)
+			lk.Unlock()
+			close(l.done)
+		}()
+		l.err = finishLayer(tmp, final, filepath.Join(d, l.Name+infoSuffix), info, clean, fail)
+	}()
+	return l
+}
+
+// finishLayer makes the snapshot tmp the layer final: cleaned, its .info
+// written, read-only, synced, renamed.
+func finishLayer(tmp, final, infoPath string, info LayerInfo, clean func(root string) error, fail func(error) error) error {
 	if err := clean(tmp); err != nil {
 		return fail(err)
 	}
-	if err := writeInfo(filepath.Join(d, name+infoSuffix), info); err != nil {
+	if err := writeInfo(infoPath, info); err != nil {
 		return fail(err)
 	}
 	if err := setReadOnly(tmp, true); err != nil {
@@ -155,7 +200,7 @@ func (s *Store) AddLayer(w *Working, key string, info LayerInfo, clean func(root
 	if err := os.Rename(tmp, final); err != nil {
 		return fail(err)
 	}
-	return name, nil
+	return nil
 }
 
 func writeInfo(path string, info LayerInfo) error {
@@ -212,7 +257,7 @@ func layersIn(d string) ([]Layer, error) {
 		rev, _ := strconv.Atoi(g[1])
 		p := filepath.Join(d, e.Name())
 		info, used := readInfo(p + infoSuffix)
-		out = append(out, Layer{Name: e.Name(), Path: p, Revision: rev, Key: g[2], SizeKiB: info.SizeKiB, LastUsed: used})
+		out = append(out, Layer{Name: e.Name(), Path: p, Revision: rev, Key: g[2], SizeKiB: info.SizeKiB, Packages: info.Packages, LastUsed: used})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].LastUsed.Before(out[j].LastUsed) })
 	return out, nil

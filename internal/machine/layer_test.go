@@ -35,10 +35,17 @@ func TestLayers(t *testing.T) {
 	write("usr/share/installed-dep", "the build-dependency")
 	write("build/dep_1.0.dsc", "the build's own file")
 	cleaned := ""
-	name, err := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 2048, Packages: []string{"dep_1.0_amd64"}}, func(root string) error {
+	nl := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 2048, Packages: []string{"dep_1.0_amd64"}}, func(root string) error {
 		cleaned = root
 		return os.Remove(filepath.Join(root, "build/dep_1.0.dsc"))
 	})
+	// The build goes on in w at once; the layer keeps w as it was.
+	write("usr/share/after-the-layer", "written while the layer is finished")
+	err = nl.Wait()
+	name := nl.Name
+	if _, err := os.Stat(filepath.Join(s.Dir, m, name, "usr/share/after-the-layer")); err == nil {
+		t.Error("the layer has a file written after AddLayer returned")
+	}
 	if err != nil || name != "layer-1-"+key1 {
 		t.Fatalf("AddLayer = %q, %v", name, err)
 	}
@@ -49,11 +56,12 @@ func TestLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := mustWorking(t, s, m)
-	if again, err := s.AddLayer(w2, key1, machine.LayerInfo{}, func(string) error {
+	again := s.AddLayer(w2, key1, machine.LayerInfo{}, func(string) error {
 		t.Error("a layer that exists is made again")
 		return nil
-	}); err != nil || again != name {
-		t.Errorf("AddLayer again = %q, %v", again, err)
+	})
+	if err := again.Wait(); err != nil || again.Name != name {
+		t.Errorf("AddLayer again = %q, %v", again.Name, err)
 	}
 	if err := w2.Delete(); err != nil {
 		t.Fatal(err)
@@ -96,7 +104,7 @@ func TestLayers(t *testing.T) {
 	// A new revision: the old one's layer and lists go at Clean; a
 	// half-made layer without its maker goes too.
 	w = mustWorking(t, s, m)
-	if _, err := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 1}, func(string) error { return nil }); err != nil {
+	if err := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 1}, func(string) error { return nil }).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	lists, err := s.OpenLists(m, w.Revision, key1)
@@ -138,7 +146,7 @@ func TestLayers(t *testing.T) {
 
 	// Deleting the machine deletes its layers and apt caches too.
 	w = mustWorking(t, s, m)
-	if _, err := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 1}, func(string) error { return nil }); err != nil {
+	if err := s.AddLayer(w, key1, machine.LayerInfo{SizeKiB: 1}, func(string) error { return nil }).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PackageCache(m); err != nil {

@@ -58,6 +58,11 @@ type Cmd struct {
 	// enters it before it starts the command and removes it afterwards.
 	// Without a memory controller the command runs unlimited. 0: no limit.
 	MemoryMax int64
+	// NoSync makes fsync, fdatasync, sync and syncfs of the command and
+	// everything it starts return success without writing anything back
+	// (nosync.go): for installs into a throwaway snapshot that the caller
+	// makes durable once, if it keeps it.
+	NoSync bool
 }
 
 type spec struct {
@@ -74,6 +79,7 @@ type spec struct {
 	Nice    int
 	// MemoryMax > 0: the helper reports on fd reportFD.
 	MemoryMax int64
+	NoSync    bool
 }
 
 // DefaultPath is the PATH inside the sandbox when Env sets none.
@@ -111,7 +117,7 @@ func (c *Cmd) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly, Nice: c.Nice, MemoryMax: c.MemoryMax}
+	sp := spec{Root: c.Root, Path: path, Args: c.Args, Env: env, Dir: c.Dir, Network: c.Network, Binds: c.ReadOnly, Nice: c.Nice, MemoryMax: c.MemoryMax, NoSync: c.NoSync}
 	if sp.Dir == "" {
 		sp.Dir = "/"
 	}

@@ -1,0 +1,4 @@
+package build
+
+// InstallScript is installScript, for BenchmarkNoSync.
+var InstallScript = installScript
