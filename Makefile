@@ -109,7 +109,7 @@ bench-sbuild: deps all
 
 # bench-real: as root, first builds of a sample of 20 real bookworm sources
 # from the mirror, the code before issue 26 beside ours (see the script's
-# head). Not in make test or CI: it takes most of an hour.
+# head). Not in make test or CI: it takes about 20 minutes.
 bench-real: deps all
 	buildd/build/real-bench.sh
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"buildd/buildd/build"
+	"buildd/internal/config"
 	"buildd/internal/machine/machinetest"
 )
 
@@ -52,15 +53,7 @@ func TestLayerBuilds(t *testing.T) {
 			if tc.before != nil {
 				tc.before()
 			}
-			res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: dsc, LogPath: logPath(t, tc.name)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			log, _ := os.ReadFile(res.LogPath)
-			if res.Status != build.Successful {
-				t.Fatalf("%+v\n%s", res, log)
-			}
-			noWorking(t, e)
+			res, log := buildOK(t, e, cfg, dsc, tc.name)
 			if !tc.layer(res.Layer) {
 				t.Errorf("Layer = %q (first %q)", res.Layer, firstLayer)
 			}
@@ -162,15 +155,7 @@ func TestGrowLayers(t *testing.T) {
 			if tc.noLayer {
 				cfg.LayerCacheSize = 0
 			}
-			res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: dsc(t, tc.deps), LogPath: logPath(t, tc.name)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			log, _ := os.ReadFile(res.LogPath)
-			if res.Status != build.Successful {
-				t.Fatalf("%+v\n%s", res, log)
-			}
-			noWorking(t, e)
+			res, log := buildOK(t, e, cfg, dsc(t, tc.deps), tc.name)
 			if tc.check != nil {
 				if why := tc.check(res, string(log)); why != "" {
 					t.Fatalf("%s: %+v\n%s", why, res, log)
@@ -192,6 +177,22 @@ func TestGrowLayers(t *testing.T) {
 			t.Errorf("%s's .deb differs from %s's", grown, off)
 		}
 	}
+}
+
+// buildOK builds dsc, which must succeed and leave no working snapshot,
+// and returns the result and the log.
+func buildOK(t *testing.T, e *machinetest.Env, cfg *config.Config, dsc, name string) (*build.Result, []byte) {
+	t.Helper()
+	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: dsc, LogPath: logPath(t, name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(res.LogPath)
+	if res.Status != build.Successful {
+		t.Fatalf("%+v\n%s", res, log)
+	}
+	noWorking(t, e)
+	return res, log
 }
 
 // TestSharedLists: two archive builds on one machine; the second takes the

@@ -54,7 +54,8 @@ shift $((OPTIND - 1))
 PKGS=("$@")
 [ ${#PKGS[@]} -gt 0 ] || PKGS=(tiny-dh hello bc)
 case $ROUNDS in '' | *[!0-9]* | 0) echo "sbuild-bench: -n wants a positive number" >&2; exit 2 ;; esac
-[ -z "$FIRST" ] || ROUNDS=1
+KIND=warm
+[ -z "$FIRST" ] || ROUNDS=1 KIND=first
 
 PARALLEL=${PARALLEL:-$(nproc)}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -136,7 +137,7 @@ done
 keep() { if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$1" "$KEEP_LOGS/$2"; fi; }
 show_tail() { printf '\n--- last lines of %s ---\n' "$1" >&2; tail -30 "$1" >&2; exit 1; }
 
-# run_sbuild PKG_VERSION|DSC N: prints "JOB_TIME WALL"
+# run_sbuild PKG_VERSION|DSC N: prints "JOB_TIME WALL AROUND" (AROUND: wall minus Build-Time)
 run_sbuild() {
 	local out t0 t1 log rc=0
 	out=$WORK/sbuild/$(basename "$1")-$2
@@ -151,10 +152,10 @@ run_sbuild() {
 	[ -n "$log" ] || show_tail "$out/stdout"
 	keep "$log" "sbuild-$(basename "$1")-$2.build"
 	if [ "$rc" != 0 ] || [ "$(field Status "$log")" != successful ]; then show_tail "$log"; fi
-	echo "$(field Package-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+	echo "$(field Package-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(awk -v a="$t0" -v b="$t1" -v c="$(field Build-Time "$log")" 'BEGIN { printf "%.2f", b - a - c }')"
 }
 
-# run_ours PKG_VERSION|DSC N: prints "JOB_TIME WALL INSTALL_TIME LAYER DOWNLOADED_MIB"
+# run_ours PKG_VERSION|DSC N: prints "JOB_TIME WALL INSTALL_TIME LAYER DOWNLOADED_MIB AROUND"
 run_ours() {
 	local out=$WORK/ours.out t0 t1 log rc=0 what=("$1")
 	case $1 in *.dsc) what=(--dsc "$1") ;; esac
@@ -168,7 +169,8 @@ run_ours() {
 	local layer dl
 	case $(field Install-Layer "$log") in none) layer=none ;; *'(new)') layer=new ;; *'(new, grown'*) layer=grown ;; *) layer=hit ;; esac
 	dl=$(sed -n 's/^[0-9]* bytes from the machine.s package cache, \([0-9]*\) to download$/\1/p' "$log" | tail -1)
-	echo "$(field Job-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(field Install-Time "$log") $layer $(awk -v n="${dl:-0}" 'BEGIN { printf "%.1f", n / 1048576 }')"
+	echo "$(field Job-Time "$log") $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(field Install-Time "$out") $layer $(awk -v n="${dl:-0}" 'BEGIN { printf "%.1f", n / 1048576 }')" \
+		"$(awk -v a="$t0" -v b="$t1" -v c="$(field Build-Time "$log")" 'BEGIN { printf "%.2f", b - a - c }')"
 }
 
 
@@ -177,26 +179,28 @@ rows=()
 for p in "${PKGS[@]}"; do
 	pv=${DSC[$p]:-${p}_${VERSION[$p]:-}}
 	name=$(basename "$pv" .dsc)
-	sj=() sw=() oj=() ow=()
+	sj=() sw=() sa=() oj=() ow=() oa=()
 	for ((i = 1; i <= ROUNDS; i++)); do
 		say "$name round $i/$ROUNDS: sbuild"
 		res=$(run_sbuild "$pv" "$i")
-		read -r j w <<<"$res"
-		sj+=("$j") sw+=("$w")
+		read -r j w a <<<"$res"
+		sj+=("$j") sw+=("$w") sa+=("$a")
 		say "$name round $i/$ROUNDS: ours ($j s / $w s for sbuild)"
 		res=$(run_ours "$pv" "$i")
-		read -r j w inst layer dl <<<"$res"
+		read -r j w inst layer dl a <<<"$res"
 		# Ours: the first round is cold; the median is over the warm ones.
-		if [ "$i" -gt 1 ] || [ "$ROUNDS" = 1 ]; then oj+=("$j") ow+=("$w"); fi
+		if [ "$i" -gt 1 ] || [ "$ROUNDS" = 1 ]; then oj+=("$j") ow+=("$w") oa+=("$a"); fi
 		say "$name round $i/$ROUNDS: done ($j s / $w s for ours)"
 		rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s %9s s %6s %8s MiB' "$name" "$i" "${sj[-1]}" "${sw[-1]}" "$j" "$w" "$inst" "$layer" "$dl")")
 	done
 	msj=$(printf '%s\n' "${sj[@]}" | median) msw=$(printf '%s\n' "${sw[@]}" | median)
 	moj=$(printf '%s\n' "${oj[@]}" | median) mow=$(printf '%s\n' "${ow[@]}" | median)
-	rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s   ours (warm)/sbuild: Job-Time %s, wall %s' "$name" median \
-		"$msj" "$msw" "$moj" "$mow" \
+	msa=$(printf '%s\n' "${sa[@]}" | median) moa=$(printf '%s\n' "${oa[@]}" | median)
+	rows+=("$(printf '%-24s %-7s %9s s %9s s %9s s %9s s   ours (%s)/sbuild: Job-Time %s, wall %s, around the build %s (%s s / %s s)' "$name" median \
+		"$msj" "$msw" "$moj" "$mow" "$KIND" \
 		"$(awk -v a="$moj" -v b="$msj" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / (b > 0 ? b : 1) }')" \
-		"$(awk -v a="$mow" -v b="$msw" 'BEGIN { printf "%.2f", a / b }')")")
+		"$(awk -v a="$mow" -v b="$msw" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v a="$moa" -v b="$msa" 'BEGIN { printf "%.2f", a / b }')" "$moa" "$msa")")
 done
 
 printf '\nsbuild %s (schroot btrfs-snapshot) vs buildd build, %s round(s), parallel=%s, same revision %s\n' \
@@ -204,6 +208,7 @@ printf '\nsbuild %s (schroot btrfs-snapshot) vs buildd build, %s round(s), paral
 printf '%-24s %-7s %11s %11s %11s %11s %11s %6s %12s\n' package round 'sbuild job' 'sbuild wall' 'ours job' 'ours wall' 'ours inst' layer downloaded
 printf '%s\n' "${rows[@]}"
 printf '(job: sbuild'"'"'s Package-Time, our Job-Time, whole seconds; wall: the whole command; inst: our Install-Time;\n'
-printf ' layer: new (installed, kept a layer), hit (from a layer), none; downloaded: our build-dependencies fetched;\n'
-printf ' medians: sbuild over every round, ours over the warm rounds 2..N)\n'
+printf ' layer: new (installed, kept a layer), grown (installed on a layer, kept a layer), hit (from a layer), none;\n'
+printf ' downloaded: our build-dependencies fetched; around the build: wall minus the log'"'"'s Build-Time;\n'
+printf ' medians: sbuild over every round, ours over the warm rounds 2..N, or the first with -f)\n'
 printf '(load average before the runs %s, after %s: anything else running skews both)\n' "$LOAD0" "$(load)"
