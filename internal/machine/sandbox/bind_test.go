@@ -39,11 +39,7 @@ func listing(t *testing.T, dir string) string {
 // files (a non-empty directory), and bad paths, are refused.
 func TestReadOnlyBind(t *testing.T) {
 	e := machinetest.New(t)
-	w, err := e.Store.NewWorking(e.Machine, "bind-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Delete()
+	w := working(t, e, "bind-test")
 	host := filepath.Join(t.TempDir(), "archive")
 	os.MkdirAll(filepath.Join(host, "pool"), 0o755)
 	os.WriteFile(filepath.Join(host, "Release"), []byte("keep me\n"), 0o644)
@@ -81,11 +77,7 @@ awk '$5 == "ARCHIVE" { print "OPTIONS", $6 }' /proc/self/mountinfo`
 		t.Errorf("bound directory changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
-	w2, err := e.Store.NewWorking(e.Machine, "bind-refusals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Delete()
+	w2 := working(t, e, "bind-refusals")
 	// A symlink in the tree on the way to the target: it would lead out.
 	elsewhere := t.TempDir()
 	first := strings.SplitN(strings.TrimPrefix(host, "/"), "/", 3)

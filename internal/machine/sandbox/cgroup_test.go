@@ -54,11 +54,7 @@ func TestMemoryMax(t *testing.T) {
 	}
 
 	e := machinetest.New(t)
-	w, err := e.Store.NewWorking(e.Machine, "memory-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Delete()
+	w := working(t, e, "memory-test")
 	// The command reads its cgroup through the hierarchy bound read-only.
 	script := `cg=$(sed -n 's/^[0-9]*:[^:]*:\(\/buildd\/.*\)$/\1/p' /proc/self/cgroup)
 echo "cgroup=$cg"
@@ -135,11 +131,7 @@ func TestMemoryMaxCancelled(t *testing.T) {
 	}
 	hier := strings.Join(strings.Fields(ctl)[2:], " ")
 	e := machinetest.New(t)
-	w, err := e.Store.NewWorking(e.Machine, "memory-cancel-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Delete()
+	w := working(t, e, "memory-cancel-test")
 	var out strings.Builder
 	c := &sandbox.Cmd{Root: w.Path(), User: machine.BuildUser, Output: &out, MemoryMax: 64 << 20,
 		Args: []string{"/bin/sh", "-ec", `sed -n 's/^[0-9]*:[^:]*:\(\/buildd\/.*\)$/\1/p' /proc/self/cgroup; sleep 600`}}

@@ -14,11 +14,7 @@ import (
 // (buildd's nice_level), as the build user too.
 func TestNice(t *testing.T) {
 	e := machinetest.New(t)
-	w, err := e.Store.NewWorking(e.Machine, "nice-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Delete()
+	w := working(t, e, "nice-test")
 	for _, tc := range []struct {
 		nice int
 		want string

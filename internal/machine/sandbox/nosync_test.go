@@ -15,11 +15,7 @@ import (
 // succeed; without it, no filter.
 func TestNoSync(t *testing.T) {
 	e := machinetest.New(t)
-	w, err := e.Store.NewWorking(e.Machine, "nosync-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Delete()
+	w := working(t, e, "nosync-test")
 	script := `sync && sync -f /etc/passwd && sync -d /etc/passwd && sed -n 's/^Seccomp:[[:space:]]*//p' /proc/self/status && sh -c "sed -n 's/^Seccomp:[[:space:]]*//p' /proc/self/status"`
 	for _, tc := range []struct {
 		user   string
