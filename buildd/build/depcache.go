@@ -20,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"buildd/internal/control"
 	"buildd/internal/machine"
 )
 
@@ -50,9 +49,6 @@ type aptFile struct {
 	size int64
 	hash string // "MD5Sum:hex", "SHA256:hex", ...
 }
-
-// pkg is the package name from the file name NAME_VERSION_ARCH.deb.
-func (f aptFile) pkg() string { n, _, _ := strings.Cut(f.name, "_"); return n }
 
 var debName = regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]*_[A-Za-z0-9.+~%-]+_[a-z0-9-]+\.deb$`)
 
@@ -445,29 +441,13 @@ func cleanLayer(root string) error {
 // installedKiB adds up the Installed-Size of files' packages in the
 // snapshot's dpkg status: what the layer adds to its revision.
 func (b *builder) installedKiB(files []aptFile) int64 {
-	want := map[string]bool{}
-	for _, f := range files {
-		want[f.pkg()] = true
-	}
-	const status = "var/lib/dpkg/status"
-	if err := fileInTree(b.root, status); err != nil {
-		return 0
-	}
-	in, err := os.Open(filepath.Join(b.root, status))
+	st, err := dpkgStatus(b.root)
 	if err != nil {
 		return 0
 	}
-	defer in.Close()
 	var kib int64
-	r := control.NewReader(in, status).Keep("Package", "Installed-Size")
-	for {
-		p, err := r.Next()
-		if err != nil || p == nil {
-			return kib
-		}
-		if want[p.Get("Package")] {
-			n, _ := strconv.ParseInt(p.Get("Installed-Size"), 10, 64)
-			kib += n
-		}
+	for _, f := range files {
+		kib += st[f.key()].kib
 	}
+	return kib
 }

@@ -50,6 +50,12 @@ func (f aptFile) parts() (name, version, arch string) {
 	return name, strings.ReplaceAll(version, "%3a", ":"), arch
 }
 
+// key is the file's package as dpkg's status names it: NAME:ARCH.
+func (f aptFile) key() string {
+	name, _, arch := f.parts()
+	return name + ":" + arch
+}
+
 // spec is the file's package as apt-get install takes it, pinned to its
 // version: NAME:ARCH=VERSION (NAME=VERSION for arch all).
 func (f aptFile) spec() string {
@@ -207,7 +213,7 @@ func (b *builder) grow(ctx context.Context, opt string, files []aptFile, key str
 		b.work, b.root = bare, bareRoot
 		return false
 	}
-	base, err := installedSet(bareRoot)
+	base, err := dpkgStatus(bareRoot)
 	if err != nil {
 		return undo(err.Error())
 	}
@@ -247,7 +253,7 @@ func (b *builder) grow(ctx context.Context, opt string, files []aptFile, key str
 // snapshot, the files need cloned in from the package cache, and checks
 // that the snapshot then has the packages installed of the revision (base)
 // plus all: it returns "" or what differed.
-func (b *builder) installExactly(ctx context.Context, need []aptFile, command string, base map[string]string, all []aptFile) string {
+func (b *builder) installExactly(ctx context.Context, need []aptFile, command string, base map[string]installed, all []aptFile) string {
 	cached := b.cacheIn(need)
 	b.res.Downloaded += sizeOf(need) - cached
 	fmt.Fprintf(b.log, "%d bytes from the machine's package cache, %d to download\n", cached, sizeOf(need)-cached)
@@ -255,17 +261,17 @@ func (b *builder) installExactly(ctx context.Context, need []aptFile, command st
 		return msg
 	}
 	b.cacheOut(need)
-	got, err := installedSet(b.root)
+	got, err := dpkgStatus(b.root)
 	if err != nil {
 		return err.Error()
 	}
 	wantSet := map[string]string{}
-	for k, v := range base {
-		wantSet[k] = v
+	for k, p := range base {
+		wantSet[k] = p.version
 	}
 	for _, f := range all {
-		name, ver, arch := f.parts()
-		wantSet[name+":"+arch] = ver
+		_, ver, _ := f.parts()
+		wantSet[f.key()] = ver
 	}
 	if d := diffInstalled(wantSet, got, 5); d != "" {
 		return "the installed packages are not the bare revision's plus the resolved ones: " + d
@@ -324,10 +330,15 @@ func (b *builder) deleteWorking(w *machine.Working) {
 	}
 }
 
-// installedSet reads the dpkg status of the tree root: the version of each
-// installed package, by NAME:ARCH. A package in any other state is there
-// with its state, so that it differs from every version.
-func installedSet(root string) (map[string]string, error) {
+// installed is one package of a tree's dpkg status.
+type installed struct {
+	version string // "(STATUS)" when not fully installed, so that it differs from every version
+	kib     int64  // its Installed-Size
+}
+
+// dpkgStatus reads the dpkg status of the tree root: each package present
+// (not merely known), by NAME:ARCH.
+func dpkgStatus(root string) (map[string]installed, error) {
 	const status = "var/lib/dpkg/status"
 	if err := fileInTree(root, status); err != nil {
 		return nil, err
@@ -337,8 +348,8 @@ func installedSet(root string) (map[string]string, error) {
 		return nil, err
 	}
 	defer in.Close()
-	set := map[string]string{}
-	r := control.NewReader(in, status).Keep("Package", "Status", "Architecture", "Version")
+	set := map[string]installed{}
+	r := control.NewReader(in, status).Keep("Package", "Status", "Architecture", "Version", "Installed-Size")
 	for {
 		p, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -355,7 +366,8 @@ func installedSet(root string) (map[string]string, error) {
 		if st != "install ok installed" {
 			v = "(" + st + ")"
 		}
-		set[p.Get("Package")+":"+p.Get("Architecture")] = v
+		kib, _ := strconv.ParseInt(p.Get("Installed-Size"), 10, 64)
+		set[p.Get("Package")+":"+p.Get("Architecture")] = installed{version: v, kib: kib}
 	}
 }
 
@@ -413,16 +425,16 @@ func shareWithLayers(store *machine.Store, name, rev, root string, fresh []aptFi
 }
 
 // diffInstalled names up to max packages whose version differs.
-func diffInstalled(want, got map[string]string, max int) string {
+func diffInstalled(want map[string]string, got map[string]installed, max int) string {
 	var d []string
 	for p, v := range want {
-		if got[p] != v {
-			d = append(d, fmt.Sprintf("%s %s, want %s", p, orNone(got[p]), v))
+		if got[p].version != v {
+			d = append(d, fmt.Sprintf("%s %s, want %s", p, orNone(got[p].version), v))
 		}
 	}
-	for p, v := range got {
+	for p, i := range got {
 		if _, ok := want[p]; !ok {
-			d = append(d, fmt.Sprintf("%s %s, want none", p, v))
+			d = append(d, fmt.Sprintf("%s %s, want none", p, i.version))
 		}
 	}
 	return listSome(d, max)
