@@ -5,8 +5,8 @@
 // (buildd/buildd-watcher/monitor).
 //
 //	buildd-watcher [--config FILE] [--dump-config]
-//	buildd-watcher [--config FILE] --upgrade    upgrade the build machines now
-//	buildd-watcher [--config FILE] --schedule   run uploader, watcher, upgrades on the config's cron specs
+//	buildd-watcher [--config FILE] --upgrade    the machine maintenance now (buildd machine maint -k)
+//	buildd-watcher [--config FILE] --schedule   run uploader, watcher, machine maintenance on the config's cron specs
 //	buildd-watcher [--config FILE] --next       list what runs when
 package main
 
@@ -29,9 +29,9 @@ import (
 func main() {
 	var o program.Options
 	o.Flags(flag.CommandLine)
-	sched := flag.Bool("schedule", false, "run the uploader, the watcher and machine upgrades on the config's schedules until stopped")
+	sched := flag.Bool("schedule", false, "run the uploader, the watcher and the machine maintenance on the config's schedules until stopped")
 	next := flag.Bool("next", false, "list the scheduled jobs, their last and next runs")
-	upgrade := flag.Bool("upgrade", false, "upgrade the build machines now")
+	upgrade := flag.Bool("upgrade", false, "run the machine maintenance now (create, upgrade, prune, push: buildd machine maint -k)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(2, fmt.Errorf("unexpected argument %q", flag.Arg(0)))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"buildd/internal/config"
+	"buildd/internal/jobgraph"
 	"buildd/internal/machine"
+	"buildd/internal/maint"
 	"buildd/internal/program"
 )
 
@@ -23,6 +26,11 @@ const machineUsage = `usage: buildd machine [--config FILE | --machines-dir DIR]
   delete NAME                                            remove current, wait for builds, delete
   list                                                   machines, revisions, working snapshots
   clean                                                  delete strays and half-made revisions
+  send NAME [--revision REV] [--parent REV]              a revision as a btrfs send stream, to stdout
+  receive NAME [--dist DIST --arch ARCH]                 a send stream from stdin into a new current revision
+  push NAME [HOST...]                                    send the current revision to hosts (default push_hosts)
+  revisions NAME                                         "REVISION UUID current|-" per revision, for push
+  maint [-j N] [-k] [-n] [TARGET...]                     create, upgrade, prune and push as a job graph
 `
 
 // machineCLI is `buildd machine ARGS`, the admin's command line of package
@@ -36,6 +44,11 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 	dist := fs.String("dist", "", "distribution")
 	arch := fs.String("arch", "", "architecture")
 	mirror := fs.String("mirror", "", "archive URI")
+	revision := fs.String("revision", "", "send: the revision (default: current)")
+	parent := fs.String("parent", "", "send: incremental from this revision")
+	jobs := fs.Int("j", 0, "maint: jobs at once (default maint_jobs)")
+	keepGoing := fs.Bool("k", false, "maint: after a failure, go on with the jobs that do not depend on it")
+	dryRun := fs.Bool("n", false, "maint: print the plan, run nothing")
 	pos, err := program.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -44,19 +57,24 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	want := map[string]int{"create": 2, "import": 3, "upgrade": 2, "delete": 2, "list": 1, "clean": 1}
+	want := map[string]int{"create": 2, "import": 3, "upgrade": 2, "delete": 2, "list": 1, "clean": 1,
+		"send": 2, "receive": 2, "push": -2, "revisions": 2, "maint": -1}
 	n, ok := want[pos[0]]
-	if !ok || len(pos) != n {
+	if !ok || n > 0 && len(pos) != n || n < 0 && len(pos) < -n {
 		fs.Usage()
 		return 2
 	}
-	if *dir == "" {
-		cfg, err := config.Load(config.Path(*cfgPath))
+	cfg := config.Defaults()
+	if *dir == "" || *cfgPath != "" {
+		c, err := config.Load(config.Path(*cfgPath))
 		if err != nil {
 			fmt.Fprintf(stderr, "buildd machine: %v\n", err)
 			return 1
 		}
-		*dir = cfg.MachinesDir
+		cfg = *c
+		if *dir == "" {
+			*dir = cfg.MachinesDir
+		}
 	}
 	s, err := machine.Open(*dir)
 	if err != nil {
@@ -81,18 +99,35 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 		err = s.Delete(ctx, pos[1])
 	case "list":
 		err = printMachines(s, stdout)
+	case "send":
+		err = s.Send(ctx, pos[1], *revision, *parent, stdout)
+	case "receive":
+		var r machine.Revision
+		r, err = s.Receive(ctx, pos[1], os.Stdin, machine.CreateOptions{Dist: *dist, Arch: *arch})
+		if err == nil {
+			fmt.Fprintf(stdout, "received %s %s\n", r.Name, r.UUID)
+		}
+	case "revisions":
+		err = s.FormatRevisions(pos[1], stdout)
+	case "push":
+		err = push(ctx, s, &cfg, pos[1], pos[2:], stdout)
+	case "maint":
+		if *cfgPath == "" && *dir != "" && cfg.Home == "" {
+			fmt.Fprintln(stderr, "buildd machine maint: needs the config (its machines, push_hosts and home), not --machines-dir alone")
+			return 2
+		}
+		var res jobgraph.Result
+		if *jobs == 0 {
+			*jobs = cfg.MaintJobs
+		}
+		res, err = maint.Run(ctx, &cfg, s, maint.Options{Jobs: *jobs, KeepGoing: *keepGoing, DryRun: *dryRun, Targets: pos[1:], Out: stdout})
+		if err == nil && !res.OK() {
+			err = fmt.Errorf("%d job(s) failed, %d skipped, %d not started (logs in %s)", len(res.Failed), len(res.Skipped), len(res.NotStarted), maint.LogDir(&cfg))
+		}
 	case "clean":
 		var rep machine.CleanReport
 		rep, err = s.Clean(ctx)
-		for _, p := range rep.Deleted {
-			fmt.Fprintf(stdout, "deleted %s\n", p)
-		}
-		for _, p := range rep.Busy {
-			fmt.Fprintf(stdout, "in use %s\n", p)
-		}
-		for _, p := range rep.NotUnderstood {
-			fmt.Fprintf(stdout, "left alone %s\n", p)
-		}
+		rep.Print(stdout)
 		if err == nil && len(rep.NotUnderstood) > 0 {
 			fmt.Fprintf(stderr, "buildd machine clean: %d thing(s) in %s not understood, left alone\n", len(rep.NotUnderstood), s.Dir)
 			return 1
@@ -103,6 +138,26 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// push is `buildd machine push NAME [HOST...]`: each host in turn.
+func push(ctx context.Context, s *machine.Store, cfg *config.Config, name string, hosts []string, stdout io.Writer) error {
+	if len(hosts) == 0 {
+		hosts = cfg.PushHosts
+	}
+	if len(hosts) == 0 {
+		return fmt.Errorf("push %s: no host given and push_hosts is empty", name)
+	}
+	var errs []error
+	for _, h := range hosts {
+		r, err := s.Push(ctx, name, h, machine.PushOptions{SSH: append([]string{"ssh"}, cfg.PushSSHOptions...), Remote: cfg.PushCommand})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(stdout, r)
+	}
+	return errors.Join(errs...)
 }
 
 // printMachines is `buildd machine list`: each machine with its revisions,
@@ -127,7 +182,7 @@ func printMachines(s *machine.Store, w io.Writer) error {
 			if !r.ReadOnly {
 				flags += " NOT-READ-ONLY"
 			}
-			fmt.Fprintf(tw, "  revision\t%s\t%s\n", r.Name, flags)
+			fmt.Fprintf(tw, "  revision\t%s\tuuid=%s made %s%s\n", r.Name, r.UUID, r.Made.Format(time.DateTime), flags)
 		}
 		for _, l := range m.Layers {
 			fmt.Fprintf(tw, "  layer\t%s\t%d MiB, used %s ago\n", l.Name, (l.SizeKiB+1023)/1024, time.Since(l.LastUsed).Round(time.Second))

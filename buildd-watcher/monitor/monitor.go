@@ -19,9 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"buildd/internal/atomicfile"
 	"buildd/internal/config"
@@ -30,6 +32,7 @@ import (
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/mailer"
+	"buildd/internal/maint"
 	"buildd/internal/program"
 )
 
@@ -39,6 +42,8 @@ var ErrRunning = errors.New("another host monitor run is still going")
 // Monitor watches one build host.
 type Monitor struct {
 	program.Env
+	// Now is the clock of the machines' ages for Upgrade; nil: time.Now.
+	Now func() time.Time
 }
 
 // New returns the monitor for cfg, logging to log.
@@ -273,33 +278,30 @@ func (m *Monitor) alreadyHeld(reasons []string) bool {
 	return true
 }
 
-// Upgrade upgrades every build machine the dists use (the atomic
-// machine.Store.Upgrade: a new revision made current only when complete),
-// mailing the admin about each failure.
+// Upgrade is the upgrade_schedule job: the machine maintenance of package
+// maint (`buildd machine maint -k`: create what is missing, upgrade what
+// is older than upgrade_after, prune, push to push_hosts), its progress
+// in the daemon log, and a mail to the admin naming the failed jobs, with
+// their logs' tails, when any failed.
 func (m *Monitor) Upgrade(ctx context.Context) error {
 	store, err := machine.Open(m.Cfg.MachinesDir)
 	if err != nil {
-		m.mail("machine upgrade failed", err.Error()+"\n")
+		m.mail("machine maintenance failed", err.Error()+"\n")
 		return err
 	}
-	store.Log = logWriter{m.Log}
-	var errs []error
-	seen := map[string]bool{}
-	for _, d := range m.Cfg.Dists {
-		if seen[d.Machine] {
-			continue
-		}
-		seen[d.Machine] = true
-		m.Log.Printf("upgrading machine %s", d.Machine)
-		if err := store.Upgrade(ctx, d.Machine); err != nil {
-			m.Log.Printf("upgrade %s: %v", d.Machine, err)
-			m.mail("upgrade of machine "+d.Machine+" failed", err.Error()+"\n\nThe machine's current revision is unchanged; details in "+m.Cfg.DaemonLogFile+".\n")
-			errs = append(errs, err)
-			continue
-		}
-		m.Log.Printf("upgraded machine %s", d.Machine)
+	var out strings.Builder
+	now := time.Time{}
+	if m.Now != nil {
+		now = m.Now()
 	}
-	return errors.Join(errs...)
+	res, err := maint.Run(ctx, m.Cfg, store, maint.Options{Jobs: m.Cfg.MaintJobs, KeepGoing: true, Out: io.MultiWriter(&out, logWriter{m.Log}), Now: now})
+	if err == nil && !res.OK() {
+		err = fmt.Errorf("machine maintenance: failed %s; skipped %s", strings.Join(res.Failed, ", "), strings.Join(res.Skipped, ", "))
+	}
+	if err != nil {
+		m.mail("machine maintenance failed", err.Error()+"\n\nA machine's current revision changes only when its upgrade is whole. Each job's log is in "+maint.LogDir(m.Cfg)+".\n\n"+out.String())
+	}
+	return err
 }
 
 // logWriter feeds the output of upgrade commands to the log, a line at a

@@ -125,6 +125,7 @@ func testClean(t *testing.T, e *machinetest.Env) {
 
 func testUpgrade(t *testing.T, e *machinetest.Env) {
 	h, m := newMonitor(t, fmt.Sprintf("machines_dir = %q", e.Dir))
+	m.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
 	before, _ := os.Readlink(filepath.Join(e.Dir, e.Machine, "current"))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -132,7 +133,7 @@ func testUpgrade(t *testing.T, e *machinetest.Env) {
 	if err := m.Upgrade(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("upgrade of %s took %v", e.Machine, time.Since(start))
+	t.Logf("maintenance of %s took %v", e.Machine, time.Since(start))
 	after, _ := os.Readlink(filepath.Join(e.Dir, e.Machine, "current"))
 	if after == before || after == "" {
 		t.Errorf("current %s → %s", before, after)
@@ -140,14 +141,16 @@ func testUpgrade(t *testing.T, e *machinetest.Env) {
 	if len(h.Mails(t)) != 0 {
 		t.Errorf("mails %+v", h.Mails(t))
 	}
-	// A dist whose machine does not exist: a failure mail, the others go on.
+	// A machine that cannot be made: a failure mail naming the job, the
+	// others go on.
 	h.Cfg.Dists = append(h.Cfg.Dists, h.Cfg.Dists[0])
-	h.Cfg.Dists[0].Machine = "trixie-amd64"
-	if err := m.Upgrade(ctx); err == nil || !strings.Contains(err.Error(), "trixie-amd64") {
+	h.Cfg.Dists[0].DistName, h.Cfg.Dists[0].Machine = "nosuchdist", "broken"
+	if err := m.Upgrade(ctx); err == nil || !strings.Contains(err.Error(), "create:broken") {
 		t.Fatalf("err %v", err)
 	}
-	if n := len(h.MailsAbout(t, "upgrade of machine trixie-amd64 failed")); n != 1 {
-		t.Errorf("%d failure mails", n)
+	mails := h.MailsAbout(t, "machine maintenance failed")
+	if len(mails) != 1 || !strings.Contains(mails[0].Body, "No such script") || !strings.Contains(mails[0].Body, "ok upgrade:"+e.Machine) {
+		t.Errorf("failure mails %+v", mails)
 	}
 }
 

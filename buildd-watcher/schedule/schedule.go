@@ -1,7 +1,8 @@
 // Package schedule owns `buildd-watcher --schedule`, for hosts without
 // cron: the uploader, the watcher (with the host monitor) and the machine
-// upgrades run in one long-lived process on the cron specs of the config
-// (uploader_schedule, watcher_schedule, upgrade_schedule), with robfig/cron.
+// maintenance (buildd machine maint -k) run in one long-lived process on
+// the cron specs of the config (uploader_schedule, watcher_schedule,
+// upgrade_schedule), with robfig/cron.
 // A job still running when its time comes again is skipped, a panicking
 // job is logged and the scheduler goes on, and a run missed while the
 // scheduler was down is made up once at start: the time each job last ran

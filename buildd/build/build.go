@@ -72,7 +72,10 @@ type Result struct {
 	LogPath     string
 	Machine     string // the machine, and the revision the snapshot was taken from
 	Revision    string
-	UnmetDeps   string // Fail-Stage install-deps, attempted: the relations apt could not satisfy ("a (>= 2), b | c"), if it named them
+	// RevisionUUID names Revision on every host that holds it (a revision
+	// shipped by push keeps it).
+	RevisionUUID string
+	UnmetDeps    string // Fail-Stage install-deps, attempted: the relations apt could not satisfy ("a (>= 2), b | c"), if it named them
 }
 
 // Run builds job with cfg's timeouts and log limit in a working snapshot of
@@ -224,8 +227,8 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 		}
 	}()
 	b.root = w.Path()
-	b.res.Revision = w.Revision
-	fmt.Fprintf(b.log, "Machine %s, revision %s\nWorking snapshot %s\n", w.Machine, w.Revision, w.Path())
+	b.res.Revision, b.res.RevisionUUID = w.Revision, w.UUID
+	fmt.Fprintf(b.log, "Machine %s, revision %s (UUID %s)\nWorking snapshot %s\n", w.Machine, w.Revision, w.UUID, w.Path())
 	if b.job.Memory > 0 {
 		if ctl := sandbox.MemoryController(); ctl != "" {
 			fmt.Fprintf(b.log, "Memory limit %d MiB per step (%s)\n", b.job.Memory>>20, ctl)

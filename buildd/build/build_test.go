@@ -314,7 +314,9 @@ func TestKillThenClean(t *testing.T) {
 }
 
 // TestUpgradeDuringBuild: the running build finishes on the old revision,
-// the next build uses the new one, and the old revision goes afterwards.
+// the next build uses the new one, and the old revision goes afterwards
+// (after two upgrades: the newest revision before current is kept as the
+// parent of an incremental push).
 func TestUpgradeDuringBuild(t *testing.T) {
 	e := machinetest.New(t)
 	cfg := testConfig(t, e)
@@ -333,8 +335,10 @@ func TestUpgradeDuringBuild(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := e.Store.Upgrade(ctx, e.Machine); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := e.Store.Upgrade(ctx, e.Machine); err != nil {
+			t.Fatal(err)
+		}
 	}
 	old := filepath.Join(e.Dir, e.Machine, e.Machine+"-1")
 	o := <-done
@@ -345,7 +349,7 @@ func TestUpgradeDuringBuild(t *testing.T) {
 		t.Fatalf("old revision deleted while in use: %v", err)
 	}
 	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], DSC: sourcePackage(t, "tiny-ok")})
-	if err != nil || res.Status != build.Successful || res.Revision != e.Machine+"-2" {
+	if err != nil || res.Status != build.Successful || res.Revision != e.Machine+"-3" {
 		t.Fatalf("build after upgrade: %+v %v", res, err)
 	}
 	rep, err := e.Store.Clean(context.Background())
@@ -353,7 +357,7 @@ func TestUpgradeDuringBuild(t *testing.T) {
 		t.Fatalf("clean after upgrade: %+v %v", rep, err)
 	}
 	ms, _ := e.Store.List()
-	if len(ms[0].Revisions) != 1 || ms[0].Current != e.Machine+"-2" || !ms[0].Revisions[0].ReadOnly {
+	if len(ms[0].Revisions) != 2 || ms[0].Current != e.Machine+"-3" || ms[0].Revisions[0].Name != e.Machine+"-2" || !ms[0].Revisions[0].ReadOnly {
 		t.Errorf("after upgrade and clean: %+v", ms[0])
 	}
 	noWorking(t, e)

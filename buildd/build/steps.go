@@ -427,6 +427,7 @@ func (b *builder) finish() {
 		{"Architecture", b.arch},
 		{"Machine", b.res.Machine},
 		{"Revision", b.res.Revision},
+		{"Revision-UUID", b.res.RevisionUUID},
 		{"Build-Time", seconds(b.res.BuildTime)},
 		{"Build-Space", fmt.Sprintf("%d", b.res.BuildSpace)},
 		{"Install-Time", seconds(b.res.InstallTime)},
@@ -438,7 +439,7 @@ func (b *builder) finish() {
 		{"Fail-Reason", b.res.Message},
 	}
 	for _, p := range kv {
-		if p[1] == "" && (p[0] == "Fail-Stage" || p[0] == "Fail-Reason" || p[0] == "Revision") {
+		if p[1] == "" && (p[0] == "Fail-Stage" || p[0] == "Fail-Reason" || p[0] == "Revision" || p[0] == "Revision-UUID") {
 			continue
 		}
 		fmt.Fprintf(b.log, "%s: %s\n", p[0], p[1])

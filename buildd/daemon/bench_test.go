@@ -74,6 +74,7 @@ func BenchmarkIdleRound(b *testing.B) {
 	}
 	defer lg.Close()
 	d := New(c, RealParts(), lg)
+	d.machines = &fakeMachines{}
 	ctx := context.Background()
 	d.Round(ctx)
 	b.ResetTimer()

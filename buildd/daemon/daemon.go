@@ -1,11 +1,12 @@
 // Package daemon owns the buildd daemon: its start-up in ordered stages
 // (config, instance, machines, queue, loop), the loop of the classic
 // buildd (REDO first in distribution order, then each dist's needs-build
-// list), up to max_build builds at once each in its own snapshot, the
-// results reported to the queue and mailed as logs, and the daemon's
-// habits: pid file and single instance, detaching, daemon.log, signals,
-// re-exec when its binary or config changes, EXIT-DAEMON-PLEASE and
-// HOLD-BUILDS.
+// list), up to max_build builds at once each in its own snapshot, a dist
+// taken from only while its machine is on the revision its queue
+// requires, the results reported to the queue and mailed as logs, and
+// the daemon's habits: pid file and single instance, detaching,
+// daemon.log, signals, re-exec when its binary or config changes,
+// EXIT-DAEMON-PLEASE and HOLD-BUILDS.
 package daemon
 
 import (
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,12 +23,12 @@ import (
 
 	"buildd/buildd/build"
 	"buildd/buildd/logmail"
-	"buildd/buildd/pool"
 	"buildd/internal/config"
 	"buildd/internal/daemonlog"
 	"buildd/internal/debversion"
 	"buildd/internal/home"
 	"buildd/internal/mailer"
+	"buildd/internal/pool"
 	"buildd/internal/queue"
 	"buildd/internal/slicing"
 )
@@ -60,6 +62,7 @@ type Daemon struct {
 	badREDO     map[string]bool       // bad REDO lines already logged
 	renewed     map[string]time.Time  // per dist: the last lease renewal
 	ports       map[string]queue.Port // per dist's queue settings (portKey)
+	gates       map[string]*gate      // per dist: its machine's revision and the queue's (revision.go)
 	jobs        sync.WaitGroup
 }
 
@@ -90,6 +93,7 @@ func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 		ending:  map[string]*ending{},
 		renewed: map[string]time.Time{},
 		ports:   map[string]queue.Port{},
+		gates:   map[string]*gate{},
 	}
 }
 
@@ -157,8 +161,9 @@ func (d *Daemon) Running() int { return d.pool.InUse() }
 
 // Round is one pass of the loop: flush the mail spool, then, unless builds
 // are held or paused or the disk is full, start jobs for the free slots:
-// from REDO first, then from each dist's queue in the config's order. It
-// returns how many builds it started.
+// from REDO first, then from each dist's queue in the config's order,
+// leaving the dists whose machine is not on the revision their queue
+// requires (revision.go). It returns how many builds it started.
 func (d *Daemon) Round(ctx context.Context) int {
 	c := d.config()
 	if n, err := d.mailer().Flush(); err != nil {
@@ -188,8 +193,14 @@ func (d *Daemon) Round(ctx context.Context) int {
 		d.log.Printf("Delaying build, because free space is low (%d KB in %s)", kb, where)
 		return 0
 	}
+	var dists []config.Dist
+	for i := range c.Dists {
+		if d.mayTake(ctx, c, &c.Dists[i]) {
+			dists = append(dists, c.Dists[i])
+		}
+	}
 	started := 0
-	for _, e := range d.fromREDO(c, free) {
+	for _, e := range d.fromREDO(dists, free) {
 		dist, _ := c.Dist(e.Dist)
 		if d.skip(e.Dist, e.PkgVersion) {
 			continue
@@ -203,7 +214,9 @@ func (d *Daemon) Round(ctx context.Context) int {
 		if d.pool.Free() == 0 || ctx.Err() != nil {
 			break
 		}
-		started += d.fromQueue(ctx, c, &c.Dists[i], d.pool.Free())
+		if slices.ContainsFunc(dists, func(t config.Dist) bool { return t.DistName == c.Dists[i].DistName }) {
+			started += d.fromQueue(ctx, c, &c.Dists[i], d.pool.Free())
+		}
 	}
 	return started
 }
@@ -253,9 +266,10 @@ func (d *Daemon) lowSpace(c *config.Config) (int64, string, bool) {
 	return least, where, least >= 0 && least < int64(c.MinFreeSpace)
 }
 
-// fromREDO takes up to n entries out of REDO, distribution order first;
-// bad lines stay in the file for the admin to fix and are logged once.
-func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
+// fromREDO takes up to n entries of dists out of REDO, distribution
+// order first; the other dists' entries stay, and bad lines stay in the
+// file for the admin to fix and are logged once.
+func (d *Daemon) fromREDO(dists []config.Dist, n int) []home.RedoEntry {
 	redo := d.home.REDO()
 	entries, bad, err := redo.Read()
 	if err != nil {
@@ -277,7 +291,7 @@ func (d *Daemon) fromREDO(c *config.Config, n int) []home.RedoEntry {
 	var take []home.RedoEntry
 	err = redo.Update(func(es []home.RedoEntry) []home.RedoEntry {
 		var keep []home.RedoEntry
-		take, keep = SelectREDO(es, c.Dists, n, d.busy)
+		take, keep = SelectREDO(es, dists, n, d.busy)
 		return keep
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"buildd/buildd/build"
 	"buildd/internal/config"
+	"buildd/internal/machine"
 	"buildd/internal/queue"
 )
 
@@ -22,8 +23,11 @@ type Builder interface {
 // Clean returns the paths it deleted, and, each as "PATH: why", what it
 // did not understand and what it left because another process uses it
 // (another buildd sharing the volume, a buildd machine command).
+// Revisions are the revisions of machine name, none when the volume has
+// no such machine.
 type Machines interface {
 	Clean(ctx context.Context) (deleted, notUnderstood, inUse []string, err error)
+	Revisions(name string) ([]machine.Revision, error)
 }
 
 // Parts connects the daemon to the queue, the builds and the machines.

@@ -35,6 +35,19 @@ func (m storeMachines) Clean(ctx context.Context) (deleted, notUnderstood, inUse
 	return rep.Deleted, rep.NotUnderstood, rep.Busy, err
 }
 
+func (m storeMachines) Revisions(name string) ([]machine.Revision, error) {
+	ms, err := m.s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range ms {
+		if x.Name == name {
+			return x.Revisions, nil
+		}
+	}
+	return nil, nil
+}
+
 type runBuilder struct {
 	cfg   *config.Config
 	store *machine.Store

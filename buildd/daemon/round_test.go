@@ -83,6 +83,8 @@ func newQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
 	t.Cleanup(func() { lg.Close() })
 	q := &queueEnv{env: e, d: New(c, RealParts(), lg), b: &stubBuilder{status: map[string]build.Status{}}, cfg: c}
 	q.d.builder = q.b
+	q.d.parts.Builder = func(*config.Config, Machines) Builder { return q.b }
+	q.d.machines = &fakeMachines{}
 	return q
 }
 

@@ -25,8 +25,9 @@ import (
 // DetachedEnv marks the re-executed, detached daemon.
 const DetachedEnv = "BUILDD_DETACHED"
 
-// CheckEvery is how often the running daemon looks at its flag files and
-// at its binary and config for changes, between rounds.
+// CheckEvery is how often the running daemon looks at its flag files, at
+// its binary and config for changes, and at the machines of the dists
+// held back for their revision, between rounds.
 var CheckEvery = 5 * time.Second
 
 // Options are buildd's command-line options.
@@ -386,8 +387,10 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 }
 
 // loop is the daemon's main loop: rounds when a slot frees, when
-// idle_sleep_time has passed, and after signals; the flag files and the
-// binary and config are checked every CheckEvery.
+// idle_sleep_time has passed, after signals, and when the machine of a
+// dist held back for its revision is on another one (MachineMoved); the
+// flag files, the binary and config and those machines are checked every
+// CheckEvery.
 func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 	d := r.d
 	d.ListenQueues(ctx)
@@ -442,6 +445,7 @@ func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 		case <-idle.C:
 			due = true
 		case <-check.C:
+			due = due || d.MachineMoved()
 		case <-leases.C:
 			d.Leases(ctx)
 		}

@@ -81,6 +81,24 @@ type Config struct {
 	// before a build refreshes them; 0: every build runs apt-get update.
 	ListsMaxAge int `toml:"lists_max_age"`
 
+	// PushHosts are the build hosts this host ships its machines to, as
+	// ssh destinations ([USER@]HOST): `buildd machine push` and maint.
+	PushHosts []string `toml:"push_hosts"`
+	// PushSSHOptions are extra ssh options of a push (-p PORT, -i KEY, -o ...).
+	PushSSHOptions []string `toml:"push_ssh_options"`
+	// PushCommand is `buildd machine` on the receiving hosts, run there
+	// over ssh; receive needs root (or "sudo", "buildd", "machine").
+	PushCommand []string `toml:"push_command"`
+	// MachinesFrom names the host this host's machines are pushed from:
+	// maint here neither creates nor upgrades them.
+	MachinesFrom string `toml:"machines_from"`
+	// UpgradeAfter (hours): maint upgrades a machine whose current
+	// revision is older.
+	UpgradeAfter int `toml:"upgrade_after"`
+	// MaintJobs is how many jobs the scheduled machine maintenance runs
+	// at once (buildd machine maint -j).
+	MaintJobs int `toml:"maint_jobs"`
+
 	// UploadToolConfig is the dput/dupload config file naming the upload
 	// targets (dput -c FILE, dupload --configfile FILE); "" for the tool's own.
 	UploadToolConfig string `toml:"upload_tool_config"`
@@ -193,6 +211,9 @@ func Defaults() Config {
 		UploadSched:        "10,25,40,55 * * * *",
 		WatcherSched:       "5,20,35,50 * * * *",
 		UpgradeSched:       "30 3 * * *",
+		PushCommand:        []string{"buildd", "machine"},
+		UpgradeAfter:       20,
+		MaintJobs:          2,
 		LayerCacheSize:     8192,
 		PackageCacheSize:   4096,
 		ListsMaxAge:        300,
@@ -314,6 +335,17 @@ func (c *Config) check(lines *lineIndex) error {
 			return fail(r.key, "%s = %d: %s", r.key, *r.v, r.text())
 		}
 	}
+	for _, h := range c.PushHosts {
+		if !sshDestRE.MatchString(h) {
+			return fail("push_hosts", "push_hosts: %q is not an ssh destination [USER@]HOST", h)
+		}
+	}
+	if len(c.PushCommand) == 0 || c.PushCommand[0] == "" {
+		return fail("push_command", "push_command is empty: give the receiving hosts' buildd machine command")
+	}
+	if c.MachinesFrom != "" && len(c.PushHosts) > 0 {
+		return fail("machines_from", "machines_from = %q and push_hosts are both set: a host that receives its machines does not push them", c.MachinesFrom)
+	}
 	if _, err := regexp.Compile(c.NoWarnPattern); err != nil {
 		return fail("no_warn_pattern", "no_warn_pattern: %v", err)
 	}
@@ -382,6 +414,9 @@ var systemDirs = func() map[string]bool {
 	return m
 }()
 
+// sshDestRE is an ssh destination: [USER@]HOST, never an option.
+var sshDestRE = regexp.MustCompile(`^([a-z_][a-z0-9_.-]*@)?[A-Za-z0-9][A-Za-z0-9.:-]*$`)
+
 // intRange is the allowed range of a numeric top-level key.
 type intRange struct {
 	key      string
@@ -432,6 +467,8 @@ func (c *Config) ranges() []intRange {
 		{"pkg_log_keep", &c.PkgLogKeep, 0, inf, "days"},
 		{"statistics_period", &c.StatisticsPeriod, 1, inf, "days"},
 		{"warning_age", &c.WarningAge, 1, inf, "days"},
+		{"upgrade_after", &c.UpgradeAfter, 1, inf, "hours"},
+		{"maint_jobs", &c.MaintJobs, 1, 64, "jobs at once"},
 	}
 }
 

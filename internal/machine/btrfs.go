@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,7 @@ const (
 	iocSnapCreateV2   = 0x50009417 // _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2)
 	iocSubvolGetflags = 0x80089419 // _IOR(0x94, 25, __u64)
 	iocSubvolSetflags = 0x4008941a // _IOW(0x94, 26, __u64)
+	iocGetSubvolInfo  = 0x81f8943c // _IOR(0x94, 60, struct btrfs_ioctl_get_subvol_info_args)
 
 	subvolReadOnly = 1 << 1 // BTRFS_SUBVOL_RDONLY
 	firstFreeIno   = 256    // BTRFS_FIRST_FREE_OBJECTID: the inode of every subvolume's root
@@ -35,6 +37,65 @@ type volArgsV2 struct {
 	flags   uint64
 	unused  [4]uint64
 	name    [4040]byte
+}
+
+// subvolInfoArgs is struct btrfs_ioctl_get_subvol_info_args (504 bytes).
+type subvolInfoArgs struct {
+	treeid       uint64
+	name         [256]byte
+	parentID     uint64
+	dirid        uint64
+	generation   uint64
+	flags        uint64
+	uuid         [16]byte
+	parentUUID   [16]byte
+	receivedUUID [16]byte
+	transids     [4]uint64    // c, o, s, r
+	times        [4][2]uint64 // c, o, s, r: seconds, nanoseconds (the low 32 bits)
+	reserved     [8]uint64
+}
+
+// subvolInfo is what the kernel says of one subvolume.
+type subvolInfo struct {
+	UUID         string // its own, "" never
+	ReceivedUUID string // the sent subvolume's UUID when it was received; "" otherwise
+	Made         time.Time
+}
+
+// identity is the UUID that names the subvolume on every host: the one it
+// was received as, or its own.
+func (si subvolInfo) identity() string {
+	if si.ReceivedUUID != "" {
+		return si.ReceivedUUID
+	}
+	return si.UUID
+}
+
+// getSubvolInfo reads the subvolume at path (BTRFS_IOC_GET_SUBVOL_INFO,
+// which needs no privilege).
+func getSubvolInfo(path string) (subvolInfo, error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return subvolInfo{}, err
+	}
+	defer unix.Close(fd)
+	var a subvolInfoArgs
+	if err := ioctl(fd, iocGetSubvolInfo, unsafe.Pointer(&a)); err != nil {
+		return subvolInfo{}, fmt.Errorf("subvolume info of %s: %w", path, err)
+	}
+	return subvolInfo{
+		UUID:         formatUUID(a.uuid),
+		ReceivedUUID: formatUUID(a.receivedUUID),
+		Made:         time.Unix(int64(a.times[1][0]), int64(uint32(a.times[1][1]))),
+	}, nil
+}
+
+// formatUUID writes u as btrfs-progs does, "" for all zeroes.
+func formatUUID(u [16]byte) string {
+	if u == [16]byte{} {
+		return ""
+	}
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
 func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
@@ -221,3 +282,5 @@ func destroy(path string) error {
 	}
 	return nil
 }
+
+var _ [504]byte = [unsafe.Sizeof(subvolInfoArgs{})]byte{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -21,8 +22,23 @@ type CleanReport struct {
 	Busy          []string // "PATH: why", ours but in use now
 }
 
+// Print writes the report as `buildd machine clean` prints it: a line
+// "deleted PATH", "in use PATH: why" or "left alone PATH: why" for each.
+func (r CleanReport) Print(w io.Writer) {
+	for _, p := range r.Deleted {
+		fmt.Fprintf(w, "deleted %s\n", p)
+	}
+	for _, p := range r.Busy {
+		fmt.Fprintf(w, "in use %s\n", p)
+	}
+	for _, p := range r.NotUnderstood {
+		fmt.Fprintf(w, "left alone %s\n", p)
+	}
+}
+
 // Clean deletes what the layout says is garbage: stray working snapshots
-// (their owner is gone) and their locks, half-made revisions (.new-N) and
+// (their owner is gone) and their locks, half-made revisions (.new-N),
+// half-received ones (.recv-N) and
 // current.new when no create/upgrade is running, revisions that are neither
 // current nor used by a working snapshot, and machines without a current
 // revision (an interrupted create or delete). It touches nothing else:
@@ -57,6 +73,20 @@ func (s *Store) Clean(ctx context.Context) (CleanReport, error) {
 	sort.Strings(rep.NotUnderstood)
 	sort.Strings(rep.Busy)
 	return rep, errors.Join(errs...)
+}
+
+// CleanMachine is Clean of machine name alone.
+func (s *Store) CleanMachine(name string) (CleanReport, error) {
+	var rep CleanReport
+	d, err := s.machineDirOf(name)
+	if err != nil {
+		return rep, err
+	}
+	err = s.cleanMachine(d, name, &rep)
+	sort.Strings(rep.Deleted)
+	sort.Strings(rep.NotUnderstood)
+	sort.Strings(rep.Busy)
+	return rep, err
 }
 
 func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
@@ -122,6 +152,14 @@ func (s *Store) cleanMachine(d, name string, rep *CleanReport) error {
 			} else if adminFree {
 				if err := deleteSubvolume(p); err != nil {
 					errs = append(errs, err)
+				} else {
+					rep.Deleted = append(rep.Deleted, p)
+				}
+			}
+		case recvRE.MatchString(n):
+			if adminFree {
+				if err := removeStage(p); err != nil {
+					rep.NotUnderstood = append(rep.NotUnderstood, p+": half-received revision: "+err.Error())
 				} else {
 					rep.Deleted = append(rep.Deleted, p)
 				}
@@ -268,6 +306,12 @@ func (s *Store) removeMachine(d, name string, rep *CleanReport) error {
 		p := filepath.Join(d, n)
 		_, isRev := revisionNumber(name, n)
 		switch {
+		case recvRE.MatchString(n):
+			if err := removeStage(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			rep.Deleted = append(rep.Deleted, p)
 		case (isRev || newRE.MatchString(n) || layerRE.MatchString(n) || strings.HasPrefix(n, layerNewPrefix)) && isSubvolume(p):
 			if err := deleteSubvolume(p); err != nil {
 				errs = append(errs, err)

@@ -132,6 +132,11 @@ func (s *Store) publish(d, name, tmp string, n int) error {
 		deleteSubvolume(tmp)
 		return fmt.Errorf("machine %s: %w", name, err)
 	}
+	return switchCurrent(d, name, rev)
+}
+
+// switchCurrent points current at rev: a new symlink renamed over it.
+func switchCurrent(d, name, rev string) error {
 	nl := filepath.Join(d, currentNew)
 	os.Remove(nl)
 	if err := os.Symlink(rev, nl); err != nil {
@@ -153,6 +158,10 @@ func nextRevision(d, name string) (int, error) {
 	for _, e := range ents {
 		n, ok := revisionNumber(name, e.Name())
 		if g := newRE.FindStringSubmatch(e.Name()); g != nil {
+			fmt.Sscan(g[1], &n)
+			ok = true
+		}
+		if g := recvRE.FindStringSubmatch(e.Name()); g != nil {
 			fmt.Sscan(g[1], &n)
 			ok = true
 		}
@@ -259,9 +268,9 @@ func (s *Store) run(ctx context.Context, args ...string) error {
 
 // Upgrade snapshots the current revision into a new one, runs apt-get
 // update and dist-upgrade inside, makes it read-only and current, then
-// deletes the old revisions no working snapshot uses (Clean deletes the
-// others once their builds are over) and the old revisions' layers and
-// package lists.
+// deletes the old revisions no working snapshot uses but the newest of
+// them, the parent of an incremental push (Clean deletes the others once
+// their builds are over), and the old revisions' layers and package lists.
 func (s *Store) Upgrade(ctx context.Context, name string) error {
 	d, err := s.machineDirOf(name)
 	if err != nil {
@@ -296,9 +305,10 @@ func (s *Store) Upgrade(ctx context.Context, name string) error {
 	return errors.Join(err, cerr)
 }
 
-// deleteOldRevisions deletes every revision that is not current and that
-// no working snapshot (live or stray) was taken from. It returns the paths
-// it deleted.
+// deleteOldRevisions deletes every revision that is not current, not the
+// newest one before current (kept as the parent of the next incremental
+// send, on the sender and on the receivers alike) and not used by a
+// working snapshot (live or stray). It returns the paths it deleted.
 func (s *Store) deleteOldRevisions(d, name string) ([]string, error) {
 	rl, err := flock.Acquire(filepath.Join(d, revisionsLock), flock.Exclusive, 0o644, revisionsWait)
 	if err != nil {
@@ -311,11 +321,17 @@ func (s *Store) deleteOldRevisions(d, name string) ([]string, error) {
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
 	used := map[int]bool{}
+	_, curN, _ := currentRevision(d, name)
+	previous := 0
 	for _, e := range ents {
 		if w, ok := parseWork(d, strings.TrimSuffix(e.Name(), lockSuffix)); ok {
 			used[w.Revision] = true
 		}
+		if n, ok := revisionNumber(name, e.Name()); ok && n < curN && n > previous && isSubvolume(filepath.Join(d, e.Name())) {
+			previous = n
+		}
 	}
+	used[previous] = true
 	var deleted []string
 	var errs []error
 	for _, e := range ents {

@@ -7,6 +7,7 @@
 //	├── NAME-1/                  read-only revision subvolumes
 //	├── NAME-2/
 //	├── .new-3/                  a revision being made (create, import, upgrade)
+//	├── .recv-3/NAME-7/          a revision being received (send.go)
 //	├── work-2-4711-1718000000-hello_1.0-1/       a build's working snapshot
 //	├── work-2-4711-1718000000-hello_1.0-1.lock   flock held by its owner
 //	├── layer-2-KEY/             a revision with build-dependencies installed (layer.go)
@@ -23,7 +24,8 @@
 // The procedures follow the Build OS machine layout: a revision is made as
 // .new-N, made read-only, renamed NAME-N, and made current by a new symlink
 // renamed over current; an old revision is deleted once no working snapshot
-// uses it; a machine is deleted by removing current, waiting for its working
+// uses it (but the newest one before current, the parent of the next
+// incremental send); a machine is deleted by removing current, waiting for its working
 // snapshots to go, deleting its revisions and then the directory.
 package machine
 
@@ -91,6 +93,13 @@ type Revision struct {
 	Number   int
 	ReadOnly bool
 	Current  bool
+	// UUID names the revision across the fleet: the btrfs UUID of the
+	// subvolume it was made as, which a host that received it by push
+	// holds as its received UUID; the same on every host.
+	UUID string
+	// Received reports whether it came by receive rather than being made here.
+	Received bool
+	Made     time.Time // when this host made or received it
 }
 
 // WorkingInfo describes one working snapshot.
@@ -227,7 +236,11 @@ func (s *Store) inspect(name string) (Machine, error) {
 		p := filepath.Join(d, e.Name())
 		if n, ok := revisionNumber(name, e.Name()); ok && e.IsDir() {
 			ro, _ := readOnly(p)
-			m.Revisions = append(m.Revisions, Revision{Name: e.Name(), Number: n, ReadOnly: ro, Current: e.Name() == m.Current})
+			r := Revision{Name: e.Name(), Number: n, ReadOnly: ro, Current: e.Name() == m.Current}
+			if si, err := getSubvolInfo(p); err == nil {
+				r.UUID, r.Received, r.Made = si.identity(), si.ReceivedUUID != "", si.Made
+			}
+			m.Revisions = append(m.Revisions, r)
 		}
 		if w, ok := parseWork(d, e.Name()); ok && e.IsDir() {
 			w.Live = flock.Held(p + lockSuffix)
@@ -273,6 +286,7 @@ func readMarker(dir string) (dist, arch string) {
 type Working struct {
 	Machine  string
 	Revision string // the revision it was taken from, NAME-N
+	UUID     string // that revision's UUID, the same on every host holding it (Revision.UUID)
 	Layer    string // the layer of that revision it was taken from, layer-N-KEY; "" if none
 	path     string
 	lock     *flock.Lock
@@ -354,7 +368,11 @@ func (s *Store) newWorking(name, job string, source func(d string, n int) (strin
 		lk.Unlock()
 		return nil, fmt.Errorf("machine %s: %w", name, err)
 	}
-	return &Working{Machine: name, Revision: rev, Layer: layer, path: wp, lock: lk}, nil
+	w := &Working{Machine: name, Revision: rev, Layer: layer, path: wp, lock: lk}
+	if si, err := getSubvolInfo(filepath.Join(d, rev)); err == nil {
+		w.UUID = si.identity()
+	}
+	return w, nil
 }
 
 // Delete deletes the snapshot (with anything nested in it) and its lock.
@@ -372,4 +390,18 @@ func (w *Working) Delete() error {
 	err := w.lock.Unlock()
 	w.lock = nil
 	return err
+}
+
+// Current returns machine name's current revision.
+func (s *Store) Current(name string) (Revision, error) {
+	m, err := s.machineOf(name)
+	if err != nil {
+		return Revision{}, err
+	}
+	for _, r := range m.Revisions {
+		if r.Current {
+			return r, nil
+		}
+	}
+	return Revision{}, fmt.Errorf("machine %s: no current revision", name)
 }

@@ -66,6 +66,10 @@ type Port interface {
 	// distribution, architecture and builder are the port's. nil means the
 	// store has it.
 	PutLog(ctx context.Context, l BuildLog, gz io.Reader) error
+	// Revisions reports held, the revisions of the builder's machine for
+	// the port's queue (replacing its last report), and returns the UUID
+	// of the revision the queue requires, "" when none (revisions.go).
+	Revisions(ctx context.Context, held []HeldRevision) (required string, err error)
 	// Close lets go of what the port keeps (a PostgreSQL pool).
 	Close() error
 }

@@ -1,10 +1,12 @@
 // Package queue owns the wanna-build queue: the package states and the
 // transitions between them with the classic checks and messages, the records
 // and their transaction history, build priorities (calprio), the merge of
-// archive indexes, the export format, the Store interface a database
-// implements (queue/bolt, queue/pg; queue/store opens the one a
-// wanna_build_db names), and the Port a build host's programs reach one
-// (dist, arch) through (queue/port), with the errors both speak.
+// archive indexes, the export format, the builders' build machine
+// revisions and the revision a queue requires (revisions.go), the Store
+// interface a database implements (queue/bolt, queue/pg; queue/store
+// opens the one a wanna_build_db names), and the Port a build host's
+// programs reach one (dist, arch) through (queue/port), with the errors
+// both speak.
 package queue
 
 import "strings"

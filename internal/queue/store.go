@@ -16,6 +16,9 @@ type Store interface {
 	Pairs() ([]Pair, error)
 	// The build logs (logs.go).
 	LogStore
+	// The builders' machine revisions and those the queues require
+	// (revisions.go).
+	RevisionStore
 	Close() error
 }
 

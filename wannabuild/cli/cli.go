@@ -363,6 +363,12 @@ func (r *run) dispatch() int {
 		return r.merge()
 	case "put-log":
 		return r.putLog()
+	case "report-revisions":
+		return r.reportRevisions()
+	case "require-revision":
+		return r.requireRevision()
+	case "revisions":
+		return r.listRevisions()
 	}
 	status, _ := r.fail(exitUsage, "Unexpected operation mode %s", o.mode)
 	return status
@@ -480,6 +486,14 @@ Options:
         Store the gzip-compressed build log on stdin in the log store, as
         the build of -U USER that ended at UNIX (successful, attempted or
         given-back; kept until --log-expires, default log_keep days).
+    --report-revisions: Report the revisions of -U USER's build machine for
+        -d/-A read from stdin, one a line: MACHINE REVISION UUID, then
+        "current" for the current one (replacing USER's last report).
+    --require-revision=UUID: Require the build machine revision UUID of
+        -d/-A: a builder whose machine is on another takes nothing from it
+        until it has it; --require-revision= requires none.
+    --revisions: List the required revision of -d/-A, the revisions each
+        builder reported, and the builders behind.
 
 The remaining arguments (depending on operation) usually start with
 "name_version", the trailer is ignored. This allows to pass the names

@@ -27,6 +27,9 @@ func (r *run) serveJSON() int {
 		req.Log = queue.BuildLog{Time: o.logTime, Status: queue.Outcome(o.logStatus), Expires: o.logExpires}
 		req.LogData = r.stdin
 	}
+	if o.mode == "report-revisions" {
+		req.Revisions = r.stdin
+	}
 	if err := port.Serve(context.Background(), p, req, r.stdout); err != nil {
 		status, _ := r.fail(exitUsage, "%v", err)
 		return status

@@ -17,7 +17,7 @@ type opt struct {
 
 // options is the parsed command line.
 type options struct {
-	mode         string // take, built, ..., list, info, forget, merge-v3, export, import, history, web
+	mode         string // take, built, ..., list, info, forget, merge-v3, export, import, history, web, revisions, ...
 	listState    string
 	verbose      int
 	override     bool
@@ -39,7 +39,8 @@ type options struct {
 	logTime      int64 // --put-log: the build's end, unix seconds
 	logStatus    string
 	logExpires   int64
-	json         int // --json=N: answer a builder in the wire protocol N (internal/queue/port)
+	json         int    // --json=N: answer a builder in the wire protocol N (internal/queue/port)
+	requireUUID  string // --require-revision: the UUID, "" for none
 	args         []string
 	modeSetTwice string
 }
@@ -140,6 +141,9 @@ var optTable = []opt{
 	{[]string{"log-time"}, true, unixArg(func(o *options) *int64 { return &o.logTime })},
 	{[]string{"log-status"}, true, func(o *options, v string) error { o.logStatus = v; return nil }},
 	{[]string{"log-expires"}, true, unixArg(func(o *options) *int64 { return &o.logExpires })},
+	{[]string{"report-revisions"}, false, mode("report-revisions")},
+	{[]string{"require-revision"}, true, requireArg},
+	{[]string{"revisions"}, false, mode("revisions")},
 	{[]string{"json"}, true, func(o *options, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n != port.WireVersion {

@@ -124,8 +124,38 @@ func browserQueue(t *testing.T) string {
 		wannaBuild(t, db, s.arch, s.user, s.args...)
 	}
 	deliverLog(t, db)
+	machineRevisions(t, db)
 	t.Setenv(cli.EnvNow, strconv.FormatInt(readTime, 10))
 	return db
+}
+
+// browserUUID is the browser's queue's UUID number n.
+func browserUUID(n int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n) }
+
+// browserRevisions are the builders' reports of their machines, and the
+// revision each queue requires: buildd-amd64's machine is behind
+// bookworm/amd64's, buildd-arm64's on bookworm/arm64's.
+var browserRevisions = []struct {
+	arch, user, held, required string
+}{
+	{"amd64", "buildd-amd64", "bookworm-amd64 bookworm-amd64-3 " + browserUUID(3) + " current\nbookworm-amd64 bookworm-amd64-2 " + browserUUID(2) + "\n", browserUUID(4)},
+	{"arm64", "buildd-arm64", "bookworm-arm64 bookworm-arm64-7 " + browserUUID(7) + " current\n", browserUUID(7)},
+}
+
+// machineRevisions reports browserRevisions through wanna-build
+// --report-revisions, as buildd does over ssh, and requires each queue's
+// revision as the admin does.
+func machineRevisions(t *testing.T, db string) {
+	t.Helper()
+	for _, r := range browserRevisions {
+		for _, args := range [][]string{{"-U", r.user, "--report-revisions"}, {"--require-revision=" + r.required}} {
+			all := append([]string{"--db", db, "--dist=bookworm", "--arch=" + r.arch}, args...)
+			var out, errb bytes.Buffer
+			if code := cli.Main(all, strings.NewReader(r.held), &out, &errb); code != 0 || errb.Len() > 0 {
+				t.Fatalf("wanna-build %s: exit %d: %s", strings.Join(all, " "), code, errb.String())
+			}
+		}
+	}
 }
 
 // failedLog is the log buildd-amd64 delivers of hello's failed build: the
@@ -456,6 +486,32 @@ func TestBrowser(t *testing.T) {
 				continue
 			}
 			s.row(t, map[string]string{"distribution": "bookworm", "arch": tc.arch, "package": tc.pkg, "version": tc.version})
+		}
+		// Its machines' revisions, and where it takes nothing.
+		for _, tc := range []struct {
+			builder, arch, revision, uuid, current, required string
+		}{
+			{"buildd-amd64", "amd64", "bookworm-amd64-3", browserUUID(3), "yes", ""},
+			{"buildd-amd64", "amd64", "bookworm-amd64-2", browserUUID(2), "", ""},
+			{"buildd-arm64", "arm64", "bookworm-arm64-7", browserUUID(7), "yes", "yes"},
+		} {
+			s := b.open(t, base+"/builder/"+tc.builder)
+			row := s.row(t, map[string]string{"distribution": "bookworm", "arch": tc.arch, "revision": tc.revision})
+			want := map[string]string{"machine": "bookworm-" + tc.arch, "UUID": tc.uuid, "current": tc.current, "required by the queue": tc.required}
+			if !matches(row, want) || !strings.HasSuffix(row["reported (UTC)"], " ago)") {
+				t.Errorf("/builder/%s: %s shows %q, want %q and when it was reported", tc.builder, tc.revision, row, want)
+			}
+		}
+		behind := "Takes nothing from bookworm/amd64 until it has revision " + browserUUID(4) + ": its machine is on revision bookworm-amd64-3 (" + browserUUID(3) + ")."
+		if s := b.open(t, base+"/builder/buildd-amd64"); !strings.Contains(s.Text, behind) {
+			t.Errorf("/builder/buildd-amd64 does not say %q:\n%s", behind, s.Text)
+		}
+		if s := b.open(t, base+"/builder/buildd-arm64"); strings.Contains(s.Text, "Takes nothing") {
+			t.Errorf("/builder/buildd-arm64, on the required revision, says it takes nothing:\n%s", s.Text)
+		}
+		s := b.open(t, base+"/dist/bookworm/amd64")
+		if want := "Requires build machine revision " + browserUUID(4) + "; behind, taking nothing from it until their machine is on it: buildd-amd64."; !strings.Contains(s.Text, want) {
+			t.Errorf("/dist/bookworm/amd64 does not say %q:\n%.2000s", want, s.Text)
 		}
 	})
 

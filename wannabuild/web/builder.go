@@ -8,15 +8,41 @@ import (
 )
 
 // builderPage is "/builder/NAME": what the builder is building, in every
-// queue, since when, and when it was last heard from.
+// queue, since when, when it was last heard from, and the revisions of
+// its build machines it reported, with the queues whose required
+// revision its machine is not on (it takes nothing from them).
 type builderPage struct {
-	Builder       string       `json:"builder"`
-	Since         string       `json:"building_since,omitempty"` // the oldest of its builds' start, queue.TimeFormat UTC
-	SinceUnix     int64        `json:"building_since_unix,omitempty"`
-	LastHeard     string       `json:"last_heard,omitempty"` // its newest change of the queue (or of a lease), queue.TimeFormat UTC
-	LastHeardUnix int64        `json:"last_heard_unix,omitempty"`
-	LastHeardAgo  string       `json:"last_heard_ago,omitempty"` // how long before now, e.g. "3 h 5 min"
-	Building      []builderRow `json:"building"`
+	Builder       string         `json:"builder"`
+	Since         string         `json:"building_since,omitempty"` // the oldest of its builds' start, queue.TimeFormat UTC
+	SinceUnix     int64          `json:"building_since_unix,omitempty"`
+	LastHeard     string         `json:"last_heard,omitempty"` // its newest change of the queue (or of a lease), queue.TimeFormat UTC
+	LastHeardUnix int64          `json:"last_heard_unix,omitempty"`
+	LastHeardAgo  string         `json:"last_heard_ago,omitempty"` // how long before now, e.g. "3 h 5 min"
+	Building      []builderRow   `json:"building"`
+	Machines      []machineQueue `json:"machines"`
+}
+
+// machineQueue is what the builder reported of its machine for one queue,
+// and what the queue requires.
+type machineQueue struct {
+	Dist        string        `json:"dist"`
+	Arch        string        `json:"arch"`
+	Required    string        `json:"required,omitempty"` // the UUID the queue requires
+	Behind      bool          `json:"behind"`             // its current revision is not the required one: it takes nothing from the queue
+	Current     string        `json:"current,omitempty"`  // its current revision's name and UUID, "" when none was reported current
+	CurrentUUID string        `json:"current_uuid,omitempty"`
+	Revisions   []revisionRow `json:"revisions"`
+}
+
+// revisionRow is one reported revision.
+type revisionRow struct {
+	Machine      string `json:"machine"`
+	Revision     string `json:"revision"`
+	UUID         string `json:"uuid"`
+	Current      bool   `json:"current"`
+	Reported     string `json:"reported"` // queue.TimeFormat UTC
+	ReportedUnix int64  `json:"reported_unix"`
+	ReportedAgo  string `json:"reported_ago"`
 }
 
 // builderRow is one package the builder has taken.
@@ -65,6 +91,9 @@ func builderData(q *request) (any, error) {
 			p.Since, p.SinceUnix = row.Since, row.SinceUnix
 		}
 	}
+	if p.Machines, err = machineQueues(q, name); err != nil {
+		return nil, err
+	}
 	digests, err := q.s.digests(q.db)
 	if err != nil {
 		return nil, err
@@ -74,6 +103,41 @@ func builderData(q *request) (any, error) {
 		p.LastHeardAgo = ago(q.now.Unix() - t)
 	}
 	return p, nil
+}
+
+// machineQueues are the revisions name reported, by queue, with what
+// each queue requires.
+func machineQueues(q *request, name string) ([]machineQueue, error) {
+	reports, err := q.db.Revisions(name, queue.Pair{})
+	if err != nil {
+		return nil, err
+	}
+	required, err := q.db.RequiredRevisions()
+	if err != nil {
+		return nil, err
+	}
+	out := []machineQueue{}
+	for _, r := range reports {
+		if n := len(out); n == 0 || out[n-1].Dist != r.Dist || out[n-1].Arch != r.Arch {
+			mq := machineQueue{Dist: text(r.Dist), Arch: text(r.Arch)}
+			for _, req := range required {
+				if req.Pair == r.Pair {
+					mq.Required = text(req.UUID)
+				}
+			}
+			out = append(out, mq)
+		}
+		mq := &out[len(out)-1]
+		mq.Revisions = append(mq.Revisions, revisionRow{Machine: text(r.Machine), Revision: text(r.Revision), UUID: text(r.UUID), Current: r.Current,
+			Reported: time.Unix(r.Reported, 0).UTC().Format(queue.TimeFormat), ReportedUnix: r.Reported, ReportedAgo: ago(q.now.Unix() - r.Reported)})
+		if r.Current {
+			mq.Current, mq.CurrentUUID = text(r.Revision), text(r.UUID)
+		}
+	}
+	for i := range out {
+		out[i].Behind = out[i].Required != "" && out[i].CurrentUUID != out[i].Required
+	}
+	return out, nil
 }
 
 // ago is a duration in seconds as a person reads it: "45 s", "3 min",

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"slices"
 	"strconv"
 
 	"buildd/internal/queue"
@@ -26,6 +27,8 @@ type distPage struct {
 	PageSize int                 `json:"page_size"` // packages per page (the last may have fewer)
 	First    int                 `json:"first"`     // the number of this page's first package in the list, from 1; 0 when none
 	Rows     []distRow           `json:"packages"`
+	Required string              `json:"required_revision,omitempty"` // the build machine revision (UUID) the queue requires
+	Behind   []string            `json:"behind,omitempty"`            // the builders that reported another one: they take nothing from it
 }
 
 // distRow is one package of the list.
@@ -132,6 +135,9 @@ func distData(q *request) (any, error) {
 	if len(page.Rows) > 0 {
 		p.First = pq.Offset + 1
 	}
+	if p.Required, p.Behind, err = requirement(q.db, queue.Pair{Dist: dist, Arch: arch}); err != nil {
+		return nil, err
+	}
 	for _, l := range page.Rows {
 		r := l.Record
 		row := distRow{
@@ -145,6 +151,28 @@ func distData(q *request) (any, error) {
 		p.Rows = append(p.Rows, row)
 	}
 	return p, nil
+}
+
+// requirement is the revision the queue p requires, "" when none, and
+// the builders whose reported machine is not on it.
+func requirement(db queue.Store, p queue.Pair) (string, []string, error) {
+	all, err := db.RequiredRevisions()
+	if err != nil {
+		return "", nil, err
+	}
+	i := slices.IndexFunc(all, func(r queue.RequiredRevision) bool { return r.Pair == p })
+	if i < 0 {
+		return "", nil, nil
+	}
+	reports, err := db.Revisions("", p)
+	if err != nil {
+		return "", nil, err
+	}
+	behind := queue.Behind(reports, all[i].UUID)
+	for j := range behind {
+		behind[j] = text(behind[j])
+	}
+	return text(all[i].UUID), behind, nil
 }
 
 // countsOf counts the packages of the queue dist/arch by state: all of

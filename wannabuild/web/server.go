@@ -1,7 +1,9 @@
 // Package web is wanna-build's status web (wanna-build --web ADDR): a
 // read-only HTTP server over the queue. It owns the pages (the overview of
 // every distribution and architecture, a package across them with its
-// history, one queue's list, what a builder is building, a build log
+// history, one queue's list and its required build machine revision,
+// what a builder is building and the revisions of its machines (and
+// where it takes nothing for want of the required one), a build log
 // from the queue's log store), their JSON form under /api/, the
 // Prometheus metrics, the one-sentence answer to "why isn't it
 // building?", and how the queue's data (text from outside) is

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -111,8 +112,28 @@ func fixture(t *testing.T) string {
 	put("bookworm", "amd64",
 		queue.Record{Package: "hello", Version: "2.10-2", State: queue.Installed, StateChange: now - 100*day},
 	)
+	// buildd_amd64's machine is behind the revision sid/amd64 requires.
+	for _, r := range []struct {
+		builder string
+		p       queue.Pair
+		held    []queue.HeldRevision
+	}{
+		{"buildd_amd64", queue.Pair{Dist: "sid", Arch: "amd64"}, []queue.HeldRevision{
+			{Machine: "sid-amd64", Revision: "sid-amd64-2", UUID: revUUID(2)}, {Machine: "sid-amd64", Revision: "sid-amd64-3", UUID: revUUID(3), Current: true}}},
+		{"buildd_arm64", queue.Pair{Dist: "sid", Arch: "arm64"}, []queue.HeldRevision{{Machine: "sid-arm64", Revision: "sid-arm64-1", UUID: revUUID(1), Current: true}}},
+	} {
+		if _, err := db.ReportRevisions(r.builder, r.p, r.held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.RequireRevision(queue.Pair{Dist: "sid", Arch: "amd64"}, revUUID(4), "wbadmin"); err != nil {
+		t.Fatal(err)
+	}
 	return spec
 }
+
+// revUUID is the test's UUID number n.
+func revUUID(n int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n) }
 
 func newServer(t *testing.T, spec string) *httptest.Server {
 	t.Helper()
@@ -177,7 +198,19 @@ func TestPages(t *testing.T) {
 		{"GET", "/dist/SID/amd64", 400, []string{"invalid distribution name"}, nil},
 		{"GET", "/builder/buildd_amd64", 200, []string{"<h1>buildd_amd64</h1>", "gcc", "13-1", "2026 Nov 18"}, []string{"buildd_arm64"}},
 		{"GET", "/api/builder/buildd_arm64", 200, []string{`"builder": "buildd_arm64"`, `"dist": "sid"`, `"arch": "arm64"`, `"package": "gcc"`}, nil},
-		{"GET", "/builder/nobody", 200, []string{"Building nothing."}, nil},
+		{"GET", "/builder/nobody", 200, []string{"Building nothing.", "No revisions of its build machines reported."}, nil},
+		{"GET", "/builder/buildd_amd64", 200, []string{"<h2>Build machines</h2>",
+			"<strong>Takes nothing from sid/amd64 until it has revision " + revUUID(4) + "</strong>: its machine is on revision sid-amd64-3 (" + revUUID(3) + ").",
+			"<td>sid-amd64</td><td>sid-amd64-3</td><td>" + revUUID(3) + "</td><td>yes</td><td></td><td>",
+			"<td>sid-amd64</td><td>sid-amd64-2</td><td>" + revUUID(2) + "</td><td></td><td></td><td>"}, nil},
+		{"GET", "/builder/buildd_arm64", 200, []string{"<td>sid-arm64</td><td>sid-arm64-1</td><td>" + revUUID(1) + "</td><td>yes</td><td></td><td>"}, []string{"Takes nothing"}},
+		{"GET", "/api/builder/buildd_amd64", 200, []string{`"machines": [`, `"dist": "sid"`, `"arch": "amd64"`, `"required": "` + revUUID(4) + `"`, `"behind": true`,
+			`"current": "sid-amd64-3"`, `"current_uuid": "` + revUUID(3) + `"`, `"revision": "sid-amd64-3"`, `"current": true`, `"reported_unix": `}, nil},
+		{"GET", "/api/builder/nobody", 200, []string{`"machines": []`}, nil},
+		{"GET", "/dist/sid/amd64", 200, []string{"<h1>sid/amd64</h1>",
+			`<p>Requires build machine revision ` + revUUID(4) + `; behind, taking nothing from it until their machine is on it: <a href="/builder/buildd_amd64">buildd_amd64</a>.</p>`}, nil},
+		{"GET", "/api/dist/sid/amd64", 200, []string{`"required_revision": "` + revUUID(4) + `"`, `"behind": [`, `"buildd_amd64"`}, nil},
+		{"GET", "/dist/sid/arm64", 200, []string{"<h1>sid/arm64</h1>"}, []string{"Requires build machine revision"}},
 		{"GET", "/builder/b%22%3Ci%3E", 400, []string{"invalid builder name"}, []string{"<i>"}},
 		{"GET", "/metrics", 200, []string{
 			"# TYPE wanna_build_packages gauge",

@@ -97,7 +97,8 @@ nav { margin-bottom: 1em; }
 {{template "foot"}}{{end}}
 
 {{define "dist"}}{{template "head" (printf "%s/%s" .Dist .Arch)}}
-<p>{{range .States}}<a href="?state={{.}}&amp;sort={{$.Sort}}">{{.}}</a>: {{index $.Counts .}}; {{end}}<a href="?sort={{.Sort}}">all</a>: {{.Total}}.</p>
+{{with .Required}}<p>Requires build machine revision {{.}}{{with $.Behind}}; behind, taking nothing from it until their machine is on it: {{range $i, $b := .}}{{if $i}}, {{end}}<a href="/builder/{{$b}}">{{$b}}</a>{{end}}{{end}}.</p>
+{{end}}<p>{{range .States}}<a href="?state={{.}}&amp;sort={{$.Sort}}">{{.}}</a>: {{index $.Counts .}}; {{end}}<a href="?sort={{.Sort}}">all</a>: {{.Total}}.</p>
 <p>{{with .State}}In {{.}}: {{end}}{{.Matching}} package(s), sorted by {{.Sort}}{{if .Rows}}; {{.First}}–{{.Last}} shown{{end}}. Sort by:
 {{range $k := .SortOrders}}<a href="?{{with $.State}}state={{.}}&amp;{{end}}sort={{$k}}">{{$k}}</a> {{end}}</p>
 {{template "pagelinks" .}}<table>
@@ -118,6 +119,11 @@ nav { margin-bottom: 1em; }
 {{if .Building}}<table><tr><th>distribution</th><th>arch</th><th>package</th><th>version</th><th>building since (UTC)</th><th>lease until (UTC)</th></tr>
 {{range .Building}}<tr><td>{{.Dist}}</td><td><a href="/dist/{{.Dist}}/{{.Arch}}">{{.Arch}}</a></td><td><a href="/package/{{.Package}}">{{.Package}}</a></td><td>{{.Version}}</td><td>{{.Since}}</td><td>{{.Lease}}{{if .LeaseEnded}} (ended){{end}}</td></tr>
 {{end}}</table>{{else}}<p>Building nothing.</p>{{end}}
+<h2>Build machines</h2>
+{{range $m := .Machines}}{{if $m.Behind}}<p><strong>Takes nothing from {{$m.Dist}}/{{$m.Arch}} until it has revision {{$m.Required}}</strong>: its machine is on {{with $m.Current}}revision {{.}} ({{$m.CurrentUUID}}){{else}}no revision it reported current{{end}}.</p>
+{{end}}{{end}}{{if .Machines}}<table><tr><th>distribution</th><th>arch</th><th>machine</th><th>revision</th><th>UUID</th><th>current</th><th>required by the queue</th><th>reported (UTC)</th></tr>
+{{range $m := .Machines}}{{range .Revisions}}<tr><td>{{$m.Dist}}</td><td><a href="/dist/{{$m.Dist}}/{{$m.Arch}}">{{$m.Arch}}</a></td><td>{{.Machine}}</td><td>{{.Revision}}</td><td>{{.UUID}}</td><td>{{if .Current}}yes{{end}}</td><td>{{if eq .UUID $m.Required}}yes{{end}}</td><td>{{.Reported}} ({{.ReportedAgo}} ago)</td></tr>
+{{end}}{{end}}</table>{{else}}<p>No revisions of its build machines reported.</p>{{end}}
 {{template "foot"}}{{end}}
 
 {{define "error"}}{{template "head" (printf "%d %s" .Code .Status)}}

@@ -4,7 +4,8 @@
 // "pkgs" (source name → queue.Record in its compact binary form),
 // "state" (one bucket per State holding name → empty: the index behind
 // --list=STATE) and "hist" (name NUL 8-byte sequence →
-// queue.Transaction), and the build logs' three (logs.go). Buckets are
+// queue.Transaction), the build logs' three (logs.go) and the machine
+// revisions' two (revisions.go). Buckets are
 // filled to 90%: the merge inserts in key order.
 //
 // The file is opened for one command only. Writers take an exclusive flock

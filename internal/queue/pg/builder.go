@@ -24,7 +24,10 @@ import (
 // database writes the history row of each change (in the session's role,
 // by its own clock, with an id of its own) and the counts by state; the
 // role can neither insert history nor count states itself. It may add
-// its own build logs and remove expired ones (logs.go).
+// its own build logs and remove expired ones (logs.go), and replace its
+// own report of its machine revisions of those queues, at most 16, by
+// the database's clock (revisions.go, schema version 6); it cannot
+// require a revision.
 //
 // So a builder's transaction sends no history or counts: before each
 // write it names the change's action and the Unix user (wb.action and

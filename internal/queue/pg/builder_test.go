@@ -162,6 +162,19 @@ func TestBuilderRefused(t *testing.T) {
 	if err := admin.PutLog(log, []byte{0x1f, 0x8b}); err != nil {
 		t.Fatal(err)
 	}
+	// Revisions of both builders, and a required one, to be left alone.
+	if _, err := admin.ReportRevisions("buildd_a", sidAmd64, []queue.HeldRevision{{Machine: "m", Revision: "m-1", UUID: testUUID(1), Current: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.ReportRevisions("buildd_b", sidAmd64, []queue.HeldRevision{{Machine: "m", Revision: "m-2", UUID: testUUID(2), Current: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.RequireRevision(sidAmd64, testUUID(2), pgtest.Admin); err != nil {
+		t.Fatal(err)
+	}
+	report := func(who, machines, revisions, uuids, currents string) string {
+		return "SELECT wb_report_revisions(" + who + ", " + machines + ", " + revisions + ", " + uuids + ", " + currents + ")"
+	}
 	upd := func(set, pkg string) string {
 		return "UPDATE wb_records SET " + set + " WHERE dist = 'sid' AND arch = 'amd64' AND package = '" + pkg + "'"
 	}
@@ -233,6 +246,28 @@ func TestBuilderRefused(t *testing.T) {
 		{"drop a table", "", "DROP TABLE wb_logs"},
 		{"replace the trigger's function", "", "CREATE OR REPLACE FUNCTION wb_builder_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"},
 		{"make a table", "", "CREATE TABLE evil (x int)"},
+		{"a revision in another builder's name", "", "INSERT INTO wb_revisions VALUES ('buildd_b', 'sid', 'amd64', 'm', 'm-9', '" + testUUID(9) + "', false, 1)"},
+		{"its own revision past the function", "", "INSERT INTO wb_revisions VALUES ('buildd_a', 'sid', 'amd64', 'm', 'm-9', '" + testUUID(9) + "', false, 1)"},
+		{"change a reported revision", "", "UPDATE wb_revisions SET current = NOT current"},
+		{"remove another builder's revisions", "", "DELETE FROM wb_revisions WHERE builder = 'buildd_b'"},
+		{"report in another builder's name", "", report("'buildd_b', 'sid', 'amd64'", "ARRAY['m']", "ARRAY['m-9']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report of a queue not given", "", report("'buildd_a', 'sid', 'arm64'", "ARRAY['m']", "ARRAY['m-9']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report seventeen revisions", "", report("'buildd_a', 'sid', 'amd64'", "array_fill('m'::text, ARRAY[17])",
+			"ARRAY(SELECT 'm-' || i FROM generate_series(1, 17) i)",
+			"ARRAY(SELECT lpad(to_hex(i), 8, '0') || '-0000-4000-8000-000000000000' FROM generate_series(1, 17) i)", "array_fill(false, ARRAY[17])")},
+		{"report arrays of different lengths", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY['m', 'm']", "ARRAY['m-9']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report not a UUID", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY['m']", "ARRAY['m-9']", "ARRAY['x']", "ARRAY[true]")},
+		{"report a machine name with a slash", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY['../m']", "ARRAY['m-9']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report a long revision name", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY['m']", "ARRAY[repeat('r', 101)]", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report a revision name with a newline", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY['m']", "ARRAY[E'm-1\\nm-2']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report a NULL machine", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY[NULL::text]", "ARRAY['m-9']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")},
+		{"report two current", "", report("'buildd_a', 'sid', 'amd64'", "ARRAY['m', 'm']", "ARRAY['m-8', 'm-9']", "ARRAY['"+testUUID(8)+"', '"+testUUID(9)+"']", "ARRAY[true, true]")},
+		{"require a revision", "", "INSERT INTO wb_required_revisions VALUES ('sid', 'arm64', '" + testUUID(9) + "', 'buildd_a', 1)"},
+		{"change the required revision", "", "UPDATE wb_required_revisions SET uuid = '" + testUUID(9) + "'"},
+		{"lift the required revision", "", "DELETE FROM wb_required_revisions"},
+		{"replace the report's function", "", "CREATE OR REPLACE FUNCTION wb_report_revisions(who text, d text, a text, machines text[], revisions text[], uuids text[], currents boolean[]) " +
+			"RETURNS text LANGUAGE sql AS $$ SELECT NULL::text $$"},
+		{"drop the report's function", "", "DROP FUNCTION wb_report_revisions"},
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			before := dump(t, admin)
@@ -253,13 +288,22 @@ func TestBuilderRefused(t *testing.T) {
 			}
 		})
 	}
+	// The report the list allows, in the same SQL, is taken: the reports
+	// above were refused by the database, not for their SQL.
+	before := dump(t, admin)
+	if _, err := conn.Exec(ctx, report("'buildd_a', 'sid', 'amd64'", "ARRAY['m']", "ARRAY['m-9']", "ARRAY['"+testUUID(9)+"']", "ARRAY[true]")); err != nil {
+		t.Errorf("buildd_a's own report: %v", err)
+	}
+	if dump(t, admin) == before {
+		t.Errorf("buildd_a's own report changed nothing")
+	}
 }
 
 // dump is every table a builder could reach, as text.
 func dump(t *testing.T, d *pg.DB) string {
 	t.Helper()
 	var b strings.Builder
-	for _, table := range []string{"wb_records", "wb_history", "wb_state_counts", "wb_builder_queues", "wb_logs", "wb_schema"} {
+	for _, table := range []string{"wb_records", "wb_history", "wb_state_counts", "wb_builder_queues", "wb_logs", "wb_schema", "wb_revisions", "wb_required_revisions"} {
 		var s string
 		if err := d.Conn().QueryRow(context.Background(), "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM "+table+" t").Scan(&s); err != nil {
 			t.Fatalf("%s: %v", table, err)
@@ -269,13 +313,14 @@ func dump(t *testing.T, d *pg.DB) string {
 	var cols, evil int
 	d.Conn().QueryRow(context.Background(), "SELECT count(*) FROM information_schema.columns WHERE table_name = 'wb_records'").Scan(&cols)
 	d.Conn().QueryRow(context.Background(), "SELECT count(*) FROM pg_tables WHERE tablename = 'evil'").Scan(&evil)
-	var trig string
+	var trig, report string
 	d.Conn().QueryRow(context.Background(), "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'wb_builder_change'").Scan(&trig)
+	d.Conn().QueryRow(context.Background(), "SELECT coalesce(string_agg(md5(prosrc), ' '), '') FROM pg_proc WHERE proname = 'wb_report_revisions'").Scan(&report)
 	// A refused change may still have drawn ids (sequences are not
 	// transactional); what must not happen is a jump.
 	var seq int64
 	d.Conn().QueryRow(context.Background(), "SELECT last_value FROM wb_history_id_seq").Scan(&seq)
-	fmt.Fprintf(&b, "columns %d, evil %d, trigger %q, history ids below a million %v\n", cols, evil, trig, seq < 1e6)
+	fmt.Fprintf(&b, "columns %d, evil %d, trigger %q, report function %q, history ids below a million %v\n", cols, evil, trig, report, seq < 1e6)
 	return b.String()
 }
 

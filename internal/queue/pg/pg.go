@@ -5,7 +5,9 @@
 // a column per queue.Record field plus rev, a counter bumped by every
 // change; wb_history holds the transactions; wb_logs the build logs
 // (logs.go); wb_state_counts the packages of each queue by state
-// (counts.go). The program creates and migrates the schema itself.
+// (counts.go); wb_revisions and wb_required_revisions the builders'
+// machine revisions and those the queues require (revisions.go). The
+// program creates and migrates the schema itself.
 //
 // Concurrency: no table or suite lock. A transaction reads rows without
 // locking them and remembers each row's rev; a write is a conditional
@@ -22,7 +24,8 @@
 // connect is a builder: it reads everything, appends history, and may
 // change a package only while the package is its own or Needs-Build, and
 // never to Not-For-Us; it cannot add or remove packages, so merge and
-// forget need the admin (row-level security in schema.go).
+// forget need the admin (row-level security in schema.go); it reports
+// only its own machine revisions, and only the admin requires one.
 package pg
 
 import (

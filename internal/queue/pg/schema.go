@@ -248,6 +248,64 @@ var migrations = []string{
 			AND h.package = wb_logs.package AND h.wb_user = session_user AND h.action = '--take')
 		AND (SELECT count(*) FROM wb_logs l WHERE l.package = wb_logs.package AND l.dist = wb_logs.dist
 			AND l.arch = wb_logs.arch AND l.builder = session_user) < 64);`,
+	// Version 6: the builders' machine revisions and those the queues
+	// require (revisions.go). A builder role writes wb_revisions only
+	// through wb_report_revisions, which replaces its own rows of one of
+	// its queues (wb_builder_queues), at most 16, stamped by the
+	// database's clock; the table's checks keep every name to its syntax
+	// and a UUID to a UUID, one current revision at most. Only the admin
+	// writes wb_required_revisions; everyone reads both.
+	`CREATE TABLE wb_revisions (
+		builder text NOT NULL CHECK (builder COLLATE "C" ~ '^[A-Za-z0-9][A-Za-z0-9+._@-]*$' AND octet_length(builder) <= 256),
+		dist text NOT NULL CHECK (dist COLLATE "C" ~ '^[a-z0-9][a-z0-9+.-]*$' AND octet_length(dist) <= 64),
+		arch text NOT NULL CHECK (arch COLLATE "C" ~ '^[a-z0-9][a-z0-9+.-]*$' AND octet_length(arch) <= 64),
+		machine text NOT NULL CHECK (machine COLLATE "C" ~ '^[A-Za-z0-9][A-Za-z0-9.+_-]*$' AND octet_length(machine) <= 100),
+		revision text NOT NULL CHECK (revision COLLATE "C" ~ '^[A-Za-z0-9][A-Za-z0-9.+_-]*$' AND octet_length(revision) <= 100),
+		uuid uuid NOT NULL,
+		current boolean NOT NULL,
+		reported bigint NOT NULL,
+		PRIMARY KEY (builder, dist, arch, uuid)
+	);
+	CREATE UNIQUE INDEX wb_revisions_current ON wb_revisions (builder, dist, arch) WHERE current;
+	GRANT SELECT ON wb_revisions TO PUBLIC;
+	CREATE TABLE wb_required_revisions (
+		dist text NOT NULL CHECK (dist COLLATE "C" ~ '^[a-z0-9][a-z0-9+.-]*$' AND octet_length(dist) <= 64),
+		arch text NOT NULL CHECK (arch COLLATE "C" ~ '^[a-z0-9][a-z0-9+.-]*$' AND octet_length(arch) <= 64),
+		uuid uuid NOT NULL,
+		set_by text NOT NULL CHECK (octet_length(set_by) BETWEEN 1 AND 256),
+		set_at bigint NOT NULL,
+		PRIMARY KEY (dist, arch)
+	);
+	GRANT SELECT ON wb_required_revisions TO PUBLIC;
+	CREATE FUNCTION wb_report_revisions(who text, d text, a text, machines text[], revisions text[], uuids text[], currents boolean[])
+		RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+	DECLARE
+		n integer := coalesce(cardinality(uuids), 0);
+		req text;
+	BEGIN
+		IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = 'wb_records'::regclass), 'MEMBER') THEN
+			IF who IS DISTINCT FROM session_user THEN
+				RAISE EXCEPTION 'builder % may not report the revisions of builder %', session_user, who USING ERRCODE = '42501';
+			END IF;
+			IF NOT EXISTS (SELECT 1 FROM wb_builder_queues q WHERE q.role = session_user AND q.dist = d AND q.arch = a) THEN
+				RAISE EXCEPTION 'builder % may not report revisions of %/%: not a queue of this builder (wb_builder_queues)', session_user, d, a
+					USING ERRCODE = '42501';
+			END IF;
+		END IF;
+		IF n > 16 OR coalesce(cardinality(machines), 0) <> n OR coalesce(cardinality(revisions), 0) <> n OR coalesce(cardinality(currents), 0) <> n THEN
+			RAISE EXCEPTION 'revisions of % in %/%: % reported, at most 16, each with a machine, a revision, a UUID and whether it is current', who, d, a, n
+				USING ERRCODE = '22023';
+		END IF;
+		-- One report of a builder's queue at a time: the next one, waiting
+		-- here, then deletes all this one wrote.
+		PERFORM pg_advisory_xact_lock(hashtextextended('wb_revisions ' || who || ' ' || d || ' ' || a, 0));
+		DELETE FROM wb_revisions WHERE builder = who AND dist = d AND arch = a;
+		INSERT INTO wb_revisions (builder, dist, arch, machine, revision, uuid, current, reported)
+			SELECT who, d, a, m, r, u::uuid, c, floor(extract(epoch FROM clock_timestamp()))
+			FROM unnest(machines, revisions, uuids, currents) AS x(m, r, u, c);
+		SELECT uuid::text INTO req FROM wb_required_revisions WHERE dist = d AND arch = a;
+		RETURN req;
+	END $$;`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

@@ -229,6 +229,19 @@ func (p *local) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) erro
 	return p.h.With(false, func(db queue.Store) error { return db.PutLog(&l, data) })
 }
 
+// Revisions reports held as the session's user's revisions of the
+// session's queue.
+func (p *local) Revisions(ctx context.Context, held []queue.HeldRevision) (string, error) {
+	s := p.session()
+	var required string
+	err := p.h.With(false, func(db queue.Store) error {
+		var err error
+		required, err = db.ReportRevisions(s.User, queue.Pair{Dist: s.Dist, Arch: s.Arch}, held)
+		return err
+	})
+	return required, err
+}
+
 // Listen implements queue.Notifier: wake for each Needs-Build notice of
 // the session's queue, taken for each notice of a package taken from the
 // session's user, when the store can notify (queue.ErrNoNotify

@@ -115,6 +115,24 @@ func (p *Remote) PutLog(ctx context.Context, l queue.BuildLog, gz io.Reader) err
 	return nil
 }
 
+// Revisions runs wanna-build --report-revisions with held on its stdin
+// (queue.WriteHeld). A queue host whose wanna-build is older than the
+// call answers with a usage error, which is the error returned.
+func (p *Remote) Revisions(ctx context.Context, held []queue.HeldRevision) (string, error) {
+	var b bytes.Buffer
+	if err := queue.WriteHeld(&b, held); err != nil {
+		return "", err
+	}
+	a, err := p.call(ctx, b.Bytes(), "--report-revisions")
+	if err != nil {
+		return "", err
+	}
+	if a.Required != "" && !queue.ValidUUID(a.Required) {
+		return "", fmt.Errorf("--report-revisions: the queue host's answer requires %q, not a UUID", a.Required)
+	}
+	return a.Required, nil
+}
+
 // Close: nothing is kept between calls.
 func (p *Remote) Close() error { return nil }
 

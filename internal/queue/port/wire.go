@@ -18,12 +18,20 @@ import (
 //	wanna-build --json=1 --arch=A --dist=D --user=U [--lease=N] OPTION ARGS...
 //
 // with the classic option of the call (--take PKG_VERSION, --built, ...,
-// --list=needs-build, --renew, --expire-leases, --info NAME, --put-log),
-// a failure text or dependency list (classic form) or a log (gzip) on
-// stdin, and the queue host answers with one JSON line, an Answer, made by
-// Serve from this package's local port. The classic text output stays
-// as it was for people; a wanna-build that does not know --json answers
-// with a usage error, which the builder reports as such.
+// --list=needs-build, --renew, --expire-leases, --info NAME, --put-log,
+// --report-revisions), a failure text or dependency list (classic form),
+// a log (gzip) or the machine's revisions (queue.WriteHeld) on stdin, and
+// the queue host answers with one JSON line, an Answer, made by Serve
+// from this package's local port. The classic text output stays as it
+// was for people; a wanna-build that does not know --json answers with a
+// usage error, which the builder reports as such.
+//
+// Both sides must speak the same version: a change of what a call sends
+// or answers is a new one. A call added to the protocol keeps it: a
+// queue host's wanna-build that is older than the call refuses its
+// option with a usage error, which fails that call only, and the
+// builder goes on without it (--report-revisions: buildd then knows of
+// no required revision).
 
 // WireVersion is the protocol version of --json.
 const WireVersion = 1
@@ -38,6 +46,7 @@ type Answer struct {
 	Lost       []string          `json:"lost,omitempty"`
 	Expired    []queue.Expired   `json:"expired,omitempty"`
 	Info       *queue.Info       `json:"info,omitempty"`
+	Required   string            `json:"required,omitempty"` // report-revisions: the UUID the queue requires
 }
 
 // Refusal is a per-package refusal (queue.Refused) on the wire.
@@ -49,11 +58,12 @@ type Refusal struct {
 // Request is one call as the queue host's wanna-build reads it from its
 // command line and stdin.
 type Request struct {
-	Op      string   // the classic option's name: take, built, ..., list, renew, expire-leases, info, put-log
-	Args    []string // package arguments
-	Message string   // failed, dep-wait
-	Log     queue.BuildLog
-	LogData io.Reader // put-log
+	Op        string   // the classic option's name: take, built, ..., list, renew, expire-leases, info, put-log, report-revisions
+	Args      []string // package arguments
+	Message   string   // failed, dep-wait
+	Log       queue.BuildLog
+	LogData   io.Reader // put-log
+	Revisions io.Reader // report-revisions: the held revisions (queue.ReadHeld)
 }
 
 // Serve answers req with p, writing one Answer line to w. An error is
@@ -75,6 +85,14 @@ func Serve(ctx context.Context, p queue.Port, req Request, w io.Writer) error {
 		a.Lost, err = p.Renew(ctx, req.Args...)
 	case "expire-leases":
 		a.Expired, err = p.ExpireLeases(ctx)
+	case "report-revisions":
+		if len(req.Args) > 0 {
+			return fmt.Errorf("--json --report-revisions takes no package, not %d", len(req.Args))
+		}
+		var held []queue.HeldRevision
+		if held, err = queue.ReadHeld(req.Revisions, "stdin"); err == nil {
+			a.Required, err = p.Revisions(ctx, held)
+		}
 	case "take", "built", "attempted", "give-back", "uploaded", "no-build", "failed", "dep-wait", "info", "put-log":
 		var pkgv string
 		if pkgv, err = one(); err != nil {

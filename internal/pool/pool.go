@@ -1,9 +1,13 @@
-// Package pool owns how many builds buildd runs at once: a pool of tokens,
-// one per running job, each naming its slot, in the manner of the
-// chroot-maint job scheduler.
+// Package pool owns how many jobs run at once: a pool of tokens, one per
+// running job, each naming its slot, in the manner of the chroot-maint job
+// scheduler. The buildd daemon takes tokens for its builds; a job graph
+// waits for them.
 package pool
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // Pool hands out tokens, one per running job. Each token names a slot
 // (0..size-1), the lowest free one, so a job can be told "you are slot 1 of
@@ -12,6 +16,9 @@ type Pool struct {
 	mu   sync.Mutex
 	size int
 	used map[int]bool
+	// freed is closed (and forgotten) when a token may have become free:
+	// one was released or the pool grew. Acquire waits on it.
+	freed chan struct{}
 }
 
 // NewPool returns a pool of n tokens (at least 1).
@@ -37,6 +44,7 @@ func (t *Token) Release() {
 	t.once.Do(func() {
 		t.p.mu.Lock()
 		delete(t.p.used, t.slot)
+		t.p.wake()
 		t.p.mu.Unlock()
 	})
 }
@@ -45,6 +53,39 @@ func (t *Token) Release() {
 func (p *Pool) TryAcquire() (*Token, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.take()
+}
+
+// Acquire takes a free token, waiting for one as long as all are in use.
+// It returns ctx's error when ctx ends first, also when a token is free
+// but ctx had already ended. Waiters are not served in any set order.
+func (p *Pool) Acquire(ctx context.Context) (*Token, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		t, ok := p.take()
+		if ok {
+			p.mu.Unlock()
+			return t, nil
+		}
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed := p.freed
+		p.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// take takes the token of the lowest free slot, if the pool has one.
+// p.mu is held.
+func (p *Pool) take() (*Token, bool) {
 	if len(p.used) >= p.size {
 		return nil, false
 	}
@@ -53,6 +94,14 @@ func (p *Pool) TryAcquire() (*Token, bool) {
 			p.used[s] = true
 			return &Token{p: p, slot: s}, true
 		}
+	}
+}
+
+// wake tells the waiters of Acquire to look again. p.mu is held.
+func (p *Pool) wake() {
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
 	}
 }
 
@@ -65,6 +114,7 @@ func (p *Pool) Resize(n int) {
 	}
 	p.mu.Lock()
 	p.size = n
+	p.wake()
 	p.mu.Unlock()
 }
 
