@@ -61,9 +61,14 @@ func TestRestartRealBuildd(t *testing.T) {
 		if r, _ := w.Run(context.Background()); r.Restarted != 0 {
 			t.Fatalf("round %d: restarted a running buildd", round)
 		}
+		// SIGKILL ends a process only once it leaves the kernel: on a
+		// loaded host that can take a while (the check of round 1 failed
+		// after a 5 s wait once).
 		syscall.Kill(r.Restarted, syscall.SIGKILL)
-		for i := 0; i < 100 && running(r.Restarted); i++ {
-			time.Sleep(50 * time.Millisecond)
+		for deadline := time.Now().Add(2 * time.Minute); running(r.Restarted); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: pid %d still running 2 min after SIGKILL", round, r.Restarted)
+			}
 		}
 	}
 	if pids[0] == pids[1] {
