@@ -47,7 +47,7 @@ func newWorld(t testing.TB) *world {
 	kr := filepath.Join(dir, "admins.gpg")
 	w.gpg.WriteKeyring(kr, false, replytest.Admin, replytest.Admin2)
 	w.conf, w.cfg, w.h = writeHome(t, dir, kr, "", "bookworm")
-	d, _ := w.cfg.Dist("bookworm")
+	d, _ := w.cfg.DistArch("bookworm", "amd64")
 	w.cl = port.Open(w.cfg, d)
 	return w
 }
@@ -84,7 +84,7 @@ func (w *world) take(pkgv string) {
 	if err := w.cl.Take(context.Background(), pkgv); err != nil {
 		w.t.Fatalf("take %s: %v", pkgv, err)
 	}
-	if err := w.h.Sent().Add(home.SentMail{MessageID: "log." + pkgv + "@buildd", Time: time.Now().Add(-time.Hour), Dist: "bookworm", PkgVersion: pkgv, Kind: "log"}); err != nil {
+	if err := w.h.Sent().Add(home.SentMail{MessageID: "log." + pkgv + "@buildd", Time: time.Now().Add(-time.Hour), Dist: "bookworm", Arch: "amd64", PkgVersion: pkgv, Kind: "log"}); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -382,10 +382,12 @@ func TestNewVersionNoticePair(t *testing.T) {
 	if err := w.run([]byte(mails[0])); err != nil {
 		t.Fatal(err)
 	}
-	if nv, ok, err := w.h.Outdated().IsOutdated("hello_1.0-1", "bookworm"); err != nil || !ok || nv != "hello_1.0-2" {
+	d, _ := w.cfg.DistArch("bookworm", "amd64")
+	means := func(dist, arch string) (bool, error) { return w.cfg.Means(d, dist, arch) }
+	if nv, ok, err := w.h.Outdated().IsOutdated("hello_1.0-1", means); err != nil || !ok || nv != "hello_1.0-2" {
 		t.Errorf("outdated-packages: %q %v %v, want hello_1.0-1 superseded by hello_1.0-2", nv, ok, err)
 	}
-	if found, err := w.h.Skip().Take("hello_1.0-1", "bookworm"); err != nil || !found {
+	if found, err := w.h.Skip().Take("hello_1.0-1", means); err != nil || !found {
 		t.Errorf("SKIP does not name hello_1.0-1 in bookworm (%v)", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(w.cfg.Home, "outdated-packages")); strings.Contains(string(b), "hello_1.0-1_1.0-1") {

@@ -267,7 +267,7 @@ func newVersionWannaBuildSubject(x *hostile) {
 	found := false
 	for _, l := range x.lines("outdated-packages") {
 		f := strings.Fields(l)
-		if len(f) == 4 && f[0] == hello && f[1] == "hello_1.0-2" && f[3] == bookworm {
+		if len(f) == 4 && f[0] == hello && f[1] == "hello_1.0-2" && f[3] == bookworm+"/amd64" {
 			found = true
 		}
 		if strings.Contains(l, "hello_1.0-1_") {
@@ -275,10 +275,10 @@ func newVersionWannaBuildSubject(x *hostile) {
 		}
 	}
 	if !found {
-		x.t.Errorf("outdated-packages has no line %q; has %q", "hello_1.0-1 hello_1.0-2 TIME bookworm", x.lines("outdated-packages"))
+		x.t.Errorf("outdated-packages has no line %q; has %q", "hello_1.0-1 hello_1.0-2 TIME bookworm/amd64", x.lines("outdated-packages"))
 	}
-	if skip := x.lines("build/SKIP"); !contains(skip, hello+" "+bookworm) {
-		x.t.Errorf("build/SKIP %q, want a line %q", skip, hello+" "+bookworm)
+	if skip := x.lines("build/SKIP"); !contains(skip, hello+" "+bookworm+"/amd64") {
+		x.t.Errorf("build/SKIP %q, want a line %q", skip, hello+" "+bookworm+"/amd64")
 	}
 }
 
@@ -572,7 +572,7 @@ func (x *hostile) corpus(rel string) []byte {
 
 func (x *hostile) queue(dist string) queue.Port {
 	x.t.Helper()
-	d, ok := x.cfg.Dist(dist)
+	d, ok := x.cfg.DistArch(dist, "amd64")
 	if !ok {
 		x.t.Fatalf("no dist %s", dist)
 	}
@@ -588,7 +588,7 @@ func (x *hostile) takeSent(dist, pkgv string, at time.Time) {
 	if err := x.queue(dist).Take(context.Background(), pkgv); err != nil {
 		x.t.Fatalf("take %s in %s: %v", pkgv, dist, err)
 	}
-	if err := x.h.Sent().Add(home.SentMail{MessageID: "log." + pkgv + "." + dist + "@buildd", Time: at, Dist: dist, PkgVersion: pkgv, Kind: "log"}); err != nil {
+	if err := x.h.Sent().Add(home.SentMail{MessageID: "log." + pkgv + "." + dist + "@buildd", Time: at, Dist: dist, Arch: "amd64", PkgVersion: pkgv, Kind: "log"}); err != nil {
 		x.t.Fatal(err)
 	}
 }
@@ -844,7 +844,7 @@ func (x *hostile) wantLines(rel string, n int) {
 
 func (x *hostile) redoHas(pkgv, dist string) bool {
 	for _, l := range x.lines("build/REDO") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == pkgv && f[1] == dist {
+		if e, err := home.ParseRedoLine(l); err == nil && e.PkgVersion == pkgv && e.Dist == dist && (e.Arch == "" || e.Arch == "amd64") {
 			return true
 		}
 	}

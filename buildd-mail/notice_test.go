@@ -31,7 +31,7 @@ type noticeCase struct {
 	redoNow  []string // REDO after
 	skip     []string // SKIP after
 	purge    []string // PURGE after: directories in build/
-	outdated string   // the outdated-packages entry: "OLD NEW DIST"
+	outdated string   // the outdated-packages entry: "OLD NEW DIST/ARCH"
 }
 
 // TestNewVersionNoticeScope: an unsigned "new version of" notice touches
@@ -52,30 +52,30 @@ func TestNewVersionNoticeScope(t *testing.T) {
 		{name: "cross-dist: another dist's results awaiting ok stay",
 			queue: []queued{{bookworm, "barsfoo_1.0-1", "Built"}, {trixie, "barsfoo_1.0-2", "Needs-Build"}},
 			build: "barsfoo-bookworm", mail: "barsfoo-trixie.eml",
-			kept: barsfooFiles, skip: []string{"barsfoo_1.0-1 trixie"},
-			outdated: "barsfoo_1.0-1 barsfoo_1.0-2 trixie"},
+			kept: barsfooFiles, skip: []string{"barsfoo_1.0-1 trixie/amd64"},
+			outdated: "barsfoo_1.0-1 barsfoo_1.0-2 trixie/amd64"},
 		// The same when the .changes names no dist of this buildd: the
 		// queue of bookworm still has the version, so they may be its.
 		{name: "cross-dist: results naming no dist stay while another queue has the version",
 			queue: []queued{{bookworm, "barsfoo_1.0-1", "Built"}, {trixie, "barsfoo_1.0-2", "Needs-Build"}},
 			build: "barsfoo-unstable", mail: "barsfoo-trixie.eml",
-			kept: barsfooFiles, skip: []string{"barsfoo_1.0-1 trixie"},
-			outdated: "barsfoo_1.0-1 barsfoo_1.0-2 trixie"},
+			kept: barsfooFiles, skip: []string{"barsfoo_1.0-1 trixie/amd64"},
+			outdated: "barsfoo_1.0-1 barsfoo_1.0-2 trixie/amd64"},
 		// Found: trixie's notice dropped bookworm's REDO entry (the admin's
 		// retry) and, since REDO had the version, put nothing in SKIP.
 		{name: "cross-dist: another dist's REDO entry stays",
 			queue: []queued{{bookworm, "barsfoo_1.0-1", "Build-Attempted"}, {trixie, "barsfoo_1.0-2", "Needs-Build"}},
 			redo:  []string{"barsfoo_1.0-1 bookworm"}, mail: "barsfoo-trixie.eml",
-			redoNow: []string{"barsfoo_1.0-1 bookworm"}, skip: []string{"barsfoo_1.0-1 trixie"},
-			outdated: "barsfoo_1.0-1 barsfoo_1.0-2 trixie"},
+			redoNow: []string{"barsfoo_1.0-1 bookworm"}, skip: []string{"barsfoo_1.0-1 trixie/amd64"},
+			outdated: "barsfoo_1.0-1 barsfoo_1.0-2 trixie/amd64"},
 		// Found: a notice for barsep_1.0-1 deleted the results of the
 		// current 1:1.0-1, whose file names carry no epoch either.
 		{name: "epoch: a notice without the epoch leaves the current version's results",
 			queue: []queued{{bookworm, "barsep_1:1.0-1", "Built"}},
 			build: "barsep-epoch", dirs: []string{"barsep-1.0"}, redo: []string{"barsep_1:1.0-1 bookworm"},
 			mail: "barsep-no-epoch.eml",
-			kept: barsepFiles, redoNow: []string{"barsep_1:1.0-1 bookworm"}, skip: []string{"barsep_1.0-1 bookworm"},
-			outdated: "barsep_1.0-1 barsep_1:1.0-1 bookworm"},
+			kept: barsepFiles, redoNow: []string{"barsep_1:1.0-1 bookworm"}, skip: []string{"barsep_1.0-1 bookworm/amd64"},
+			outdated: "barsep_1.0-1 barsep_1:1.0-1 bookworm/amd64"},
 		// The exact superseded version of the notice's own dist is purged:
 		// its results, its REDO entry (not another dist's), its directory.
 		{name: "own dist: the exact superseded version is purged",
@@ -83,14 +83,14 @@ func TestNewVersionNoticeScope(t *testing.T) {
 			build: "hello-bookworm", dirs: []string{"hello-1.0"}, redo: []string{"hello_1.0-1 bookworm", "hello_0.9-1 trixie"},
 			mail: "hello-bookworm.eml",
 			gone: []string{"hello_1.0-1_amd64.changes", "hello_1.0-1_amd64.deb"}, redoNow: []string{"hello_0.9-1 trixie"},
-			purge: []string{"hello-1.0"}, outdated: "hello_1.0-1 hello_1.1-1 bookworm"},
+			purge: []string{"hello-1.0"}, outdated: "hello_1.0-1 hello_1.1-1 bookworm/amd64"},
 		// With its epoch: 1:1.0-1's results (named without it) are purged;
 		// barsep-1.0 is kept, 1:1.0-2 unpacks there too.
 		{name: "own dist: the exact superseded version with its epoch is purged",
 			queue: []queued{{bookworm, "barsep_1:1.0-2", "Needs-Build"}},
 			build: "barsep-epoch", dirs: []string{"barsep-1.0"}, mail: "barsep-epoch.eml",
-			gone: barsepFiles, skip: []string{"barsep_1:1.0-1 bookworm"},
-			outdated: "barsep_1:1.0-1 barsep_1:1.0-2 bookworm"},
+			gone: barsepFiles, skip: []string{"barsep_1:1.0-1 bookworm/amd64"},
+			outdated: "barsep_1:1.0-1 barsep_1:1.0-2 bookworm/amd64"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -20,14 +20,16 @@ import (
 )
 
 const machineUsage = `usage: buildd machine [--config FILE | --machines-dir DIR] COMMAND ARGS
-  create NAME --dist DIST [--arch ARCH] [--mirror URL]   debootstrap a new machine
+  create NAME --dist DIST [--arch ARCH] [--mirror URL] [--cross ARCH]
+                                                         debootstrap a new machine (a foreign ARCH
+                                                         runs through qemu-user; --cross: cross-builds for ARCH)
   import NAME TARBALL [--dist DIST] [--arch ARCH]        a new machine from a tar of a tree
   upgrade NAME                                           apt-get dist-upgrade into a new revision
   delete NAME                                            remove current, wait for builds, delete
   list                                                   machines, revisions, working snapshots
   clean                                                  delete strays and half-made revisions
   send NAME [--revision REV] [--parent REV]              a revision as a btrfs send stream, to stdout
-  receive NAME [--dist DIST --arch ARCH]                 a send stream from stdin into a new current revision
+  receive NAME [--dist DIST --arch ARCH [--cross ARCH]]  a send stream from stdin into a new current revision
   push NAME [HOST...]                                    send the current revision to hosts (default push_hosts)
   revisions NAME                                         "REVISION UUID current|-" per revision, for push
   maint [-j N] [-k] [-n] [TARGET...]                     create, upgrade, prune and push as a job graph
@@ -44,6 +46,7 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 	dist := fs.String("dist", "", "distribution")
 	arch := fs.String("arch", "", "architecture")
 	mirror := fs.String("mirror", "", "archive URI")
+	cross := fs.String("cross", "", "create, receive: the architecture the machine cross-builds for")
 	revision := fs.String("revision", "", "send: the revision (default: current)")
 	parent := fs.String("parent", "", "send: incremental from this revision")
 	jobs := fs.Int("j", 0, "maint: jobs at once (default maint_jobs)")
@@ -90,7 +93,7 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "buildd machine create: --dist is required")
 			return 2
 		}
-		err = s.Create(ctx, pos[1], machine.CreateOptions{Dist: *dist, Arch: *arch, Mirror: *mirror})
+		err = s.Create(ctx, pos[1], machine.CreateOptions{Dist: *dist, Arch: *arch, Mirror: *mirror, Cross: *cross})
 	case "import":
 		err = s.Import(ctx, pos[1], pos[2], machine.CreateOptions{Dist: *dist, Arch: *arch})
 	case "upgrade":
@@ -103,7 +106,7 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 		err = s.Send(ctx, pos[1], *revision, *parent, stdout)
 	case "receive":
 		var r machine.Revision
-		r, err = s.Receive(ctx, pos[1], os.Stdin, machine.CreateOptions{Dist: *dist, Arch: *arch})
+		r, err = s.Receive(ctx, pos[1], os.Stdin, machine.CreateOptions{Dist: *dist, Arch: *arch, Cross: *cross})
 		if err == nil {
 			fmt.Fprintf(stdout, "received %s %s\n", r.Name, r.UUID)
 		}
@@ -173,7 +176,14 @@ func printMachines(s *machine.Store, w io.Writer) error {
 		if cur == "" {
 			cur = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\tdist=%s arch=%s\tcurrent=%s\n", m.Name, m.Dist, m.Arch, cur)
+		kind := ""
+		switch {
+		case m.Cross != "":
+			kind = " cross=" + m.Cross
+		case m.Emulated:
+			kind = " emulated"
+		}
+		fmt.Fprintf(tw, "%s\tdist=%s arch=%s%s\tcurrent=%s\n", m.Name, m.Dist, m.Arch, kind, cur)
 		for _, r := range m.Revisions {
 			flags := ""
 			if r.Current {

@@ -14,9 +14,10 @@
 ;;; Commentary:
 
 ;; A build daemon (buildd) mails each build log to its admin with the
-;; subject "Log for successful build of PKG_VERSION (dist=DIST)" (or
-;; "failed"), and asks "Should I build PKG_VERSION (dist=DIST)?" when a
-;; package failed before.  The admin answers with two keystrokes:
+;; subject "Log for successful build of PKG_VERSION on ARCH (dist=DIST)"
+;; (or "failed"), and asks "Should I build PKG_VERSION on ARCH
+;; (dist=DIST)?" when a package failed before (older buildds leave out
+;; "on ARCH").  The admin answers with two keystrokes:
 ;;
 ;;   C-c C-o  ok          the .changes from the log, clearsigned
 ;;   C-c C-r  retry
@@ -38,9 +39,11 @@
 ;;
 ;; Every reply is clearsigned with EasyPG (the key in `buildd-reply-signers',
 ;; else `mml-secure-openpgp-signers', else GnuPG's default key), and keyword
-;; replies end in the line "PKG_VERSION (dist=DIST)" after the keyword
-;; text, so that the signature binds the package, its version and the
-;; distribution: buildd-mail acts on nothing else with it.
+;; replies end in the line "PKG_VERSION on ARCH (dist=DIST)" after the
+;; keyword text ("PKG_VERSION (dist=DIST)" when the subject names no
+;; architecture), so that the signature binds the package, its version,
+;; the architecture of the build and the distribution: buildd-mail acts
+;; on nothing else with it.
 ;;
 ;; `buildd-reply-mode' turns itself on for buildd mails in Gnus article
 ;; and summary buffers, Rmail, message-mode replies, and mu4e and notmuch
@@ -89,15 +92,17 @@ prefix argument."
   :type 'boolean)
 
 (defcustom buildd-reply-log-subject-regexp
-  "Log for \\S-+ build of \\(\\S-+?\\)\\(?: on [[:alnum:]_-]+\\)? (dist=\\([^)[:space:]]+\\))"
+  "Log for \\S-+ build of \\(\\S-+?\\)\\(?: on \\(?3:[[:alnum:]_-]+\\)\\)? (dist=\\(?2:[^)[:space:]]+\\))"
   "Regexp matching the subject of a build log mail.
-Group 1 is PKG_VERSION, group 2 the distribution."
+Group 1 is PKG_VERSION, group 2 the distribution, group 3 (when the
+subject has it) the architecture of the build."
   :type 'regexp)
 
 (defcustom buildd-reply-should-build-subject-regexp
-  "Should I build \\(\\S-+\\) (dist=\\([^)[:space:]]+\\))"
+  "Should I build \\(\\S-+?\\)\\(?: on \\(?3:[[:alnum:]_-]+\\)\\)? (dist=\\(?2:[^)[:space:]]+\\))"
   "Regexp matching the subject of a \"Should I build\" mail.
-Group 1 is PKG_VERSION, group 2 the distribution."
+Group 1 is PKG_VERSION, group 2 the distribution, group 3 (when the
+subject has it) the architecture of the build."
   :type 'regexp)
 
 (defcustom buildd-reply-bug-address "submit@bugs.debian.org"
@@ -139,16 +144,17 @@ put your status web's host in it."
   (replace-regexp-in-string "\\`\\(?:[ \t]*[Rr][Ee]:[ \t]*\\)+" "" subject))
 
 (defun buildd-reply--subject-info (subject)
-  "Return (KIND PKGV DIST) for SUBJECT, or nil.
-KIND is `log' or `should-build'."
+  "Return (KIND PKGV DIST ARCH) for SUBJECT, or nil.
+KIND is `log' or `should-build'; ARCH is nil when the subject names no
+architecture."
   (when subject
     (let ((s (buildd-reply--strip-re subject))
           (case-fold-search t))
       (cond
        ((string-match buildd-reply-log-subject-regexp s)
-        (list 'log (match-string 1 s) (match-string 2 s)))
+        (list 'log (match-string 1 s) (match-string 2 s) (match-string 3 s)))
        ((string-match buildd-reply-should-build-subject-regexp s)
-        (list 'should-build (match-string 1 s) (match-string 2 s)))))))
+        (list 'should-build (match-string 1 s) (match-string 2 s) (match-string 3 s)))))))
 
 (defun buildd-reply--part-text (handle)
   "The decoded text of the text/plain parts of the MIME HANDLE."
@@ -412,7 +418,7 @@ nil when none is found."
      'utf-8)))
 
 (defvar-local buildd-reply--names nil
-  "The line \"PKG_VERSION (dist=DIST)\" the reply in this buffer is about.")
+  "The line \"PKG_VERSION on ARCH (dist=DIST)\" the reply in this buffer is about.")
 
 (defvar-local buildd-reply--kind nil
   "`keyword' or `changes': what the reply in this buffer carries.")
@@ -421,11 +427,14 @@ nil when none is found."
   "TEXT with trailing blank lines removed and one final newline."
   (concat (replace-regexp-in-string "[ \t\n]+\\'" "" text) "\n"))
 
-(defun buildd-reply--names-line (pkgv dist)
-  "The last line of a signed keyword answer about PKGV in DIST.
-buildd-mail acts on a signed answer only for the package, version and
-distribution this line names."
-  (format "%s (dist=%s)" pkgv dist))
+(defun buildd-reply--names-line (pkgv dist arch)
+  "The last line of a signed keyword answer about PKGV in DIST for ARCH.
+buildd-mail acts on a signed answer only for the package, version,
+architecture and distribution this line names.  ARCH nil (a subject
+naming none) leaves it out: \"PKG_VERSION (dist=DIST)\"."
+  (if arch
+      (format "%s on %s (dist=%s)" pkgv arch dist)
+    (format "%s (dist=%s)" pkgv dist)))
 
 (defun buildd-reply--with-names (text names)
   "TEXT ending in the line NAMES, added unless the last line already is.
@@ -440,8 +449,8 @@ Blank lines just before that line are dropped."
 
 (defun buildd-reply--sign-body ()
   "Clearsign the body of the reply in the current buffer before it is sent.
-Keyword replies get their \"PKG_VERSION (dist=DIST)\" line back if it was
-removed."
+Keyword replies get their \"PKG_VERSION on ARCH (dist=DIST)\" line back if
+it was removed."
   (when buildd-reply--kind
     (save-excursion
       (message-goto-body)
@@ -485,17 +494,18 @@ removed."
   (current-buffer))
 
 (defun buildd-reply--info (article)
-  "The (KIND PKGV DIST) of ARTICLE's subject; an error if it is no buildd mail."
+  "The (KIND PKGV DIST ARCH) of ARTICLE's subject.
+An error if it is no buildd mail."
   (or (buildd-reply--subject-info (plist-get article :subject))
       (user-error "Not a buildd mail: %s" (plist-get article :subject))))
 
 (defun buildd-reply--reply (article kind body &optional edit point-at)
   "Answer ARTICLE with BODY, a `keyword' or `changes' reply (KIND).
-Keyword bodies get the \"PKG_VERSION (dist=DIST)\" line.  Send it unless EDIT or
-`buildd-reply-send-immediately' is nil; then leave point at the
-POINT-AT'th character of BODY (or after it)."
+Keyword bodies get the \"PKG_VERSION on ARCH (dist=DIST)\" line.  Send
+it unless EDIT or `buildd-reply-send-immediately' is nil; then leave
+point at the POINT-AT'th character of BODY (or after it)."
   (let* ((info (buildd-reply--info article))
-         (names (buildd-reply--names-line (nth 1 info) (nth 2 info)))
+         (names (buildd-reply--names-line (nth 1 info) (nth 2 info) (nth 3 info)))
          (text (if (eq kind 'keyword) (concat body "\n" names "\n") body)))
     (let ((origin (current-buffer)))
       (set-buffer (buildd-reply--draft article))
@@ -644,8 +654,12 @@ an admin writes by hand is the list a package waits for."
       (insert-file-contents buildd-reply-bug-record-file)
       (ignore-errors (read (current-buffer))))))
 
+(defun buildd-reply--bug-key (pkgv dist arch)
+  "The key of the record of a report about PKGV in DIST for ARCH."
+  (concat pkgv " " dist " " arch))
+
 (defun buildd-reply--bug-record (key record)
-  "Remember RECORD for KEY (\"PKG_VERSION DIST\") in the record file."
+  "Remember RECORD for KEY (see `buildd-reply--bug-key') in the record file."
   (let ((records (cons (cons key record)
                        (assoc-delete-all key (buildd-reply--bug-records)))))
     (with-temp-file buildd-reply-bug-record-file
@@ -668,7 +682,8 @@ tracker's acknowledgement answers it."
          (log (plist-get article :body))
          (name (car (split-string pkgv "_")))
          (version (cadr (split-string pkgv "_")))
-         (arch (or (buildd-reply--log-field log "Architecture")
+         (arch (or (nth 3 info)
+                   (buildd-reply--log-field log "Architecture")
                    (buildd-reply--log-field log "Machine Architecture")
                    "unknown"))
          (stage (buildd-reply--log-field log "Fail-Stage"))
@@ -678,7 +693,7 @@ tracker's acknowledgement answers it."
                    72 nil nil "...")))
     (unless (eq (car info) 'log)
       (user-error "Not a build log: %s" (plist-get article :subject)))
-    (buildd-reply--bug-record (concat pkgv " " dist)
+    (buildd-reply--bug-record (buildd-reply--bug-key pkgv dist arch)
                               (list :to (or (plist-get article :reply-to)
                                             (plist-get article :from))
                                     :subject (plist-get article :subject)
@@ -702,9 +717,10 @@ tracker's acknowledgement answers it."
     (current-buffer)))
 
 (defconst buildd-reply--ack-regexp
-  "Bug#\\([0-9]+\\): Acknowledgement (\\(\\S-+_\\S-+\\) (\\([^)[:space:]]+\\))"
+  "Bug#\\([0-9]+\\): Acknowledgement (\\(\\S-+_\\S-+\\) (\\([^)[:space:]]+\\))\\(?::[ \t\n]+FTBFS[ \t\n]+on[ \t\n]+\\([[:alnum:]_-]+\\)\\)?"
   "The tracker's acknowledgement of a report `buildd-reply-bug' composed.
-Group 1 is the bug number, 2 PKG_VERSION, 3 the distribution.")
+Group 1 is the bug number, 2 PKG_VERSION, 3 the distribution, 4 the
+architecture (the report's \"FTBFS on ARCH\").")
 
 (defun buildd-reply-bug-ack-append (&optional edit)
   "Answer the buildd with \"fail\" and \"(see #NNN)\" from a bug acknowledgement.
@@ -720,7 +736,12 @@ compose without sending."
     (let* ((bug (match-string 1 subject))
            (pkgv (match-string 2 subject))
            (dist (match-string 3 subject))
-           (record (cdr (assoc (concat pkgv " " dist) (buildd-reply--bug-records)))))
+           (arch (match-string 4 subject))
+           (records (buildd-reply--bug-records))
+           ;; A record made before records named the architecture has
+           ;; the key "PKG_VERSION DIST".
+           (record (cdr (or (and arch (assoc (buildd-reply--bug-key pkgv dist arch) records))
+                            (assoc (concat pkgv " " dist) records)))))
       (unless record
         (user-error "No log mail of %s (%s) recorded by buildd-reply-bug; answer the log with C-c C-f" pkgv dist))
       (buildd-reply--reply (list :subject (plist-get record :subject)

@@ -21,6 +21,10 @@ import (
 // verify, tie it to the mail it answers, interpret, act. Mistakes of the
 // sender go to j.errs; the error returned is a temporary failure.
 //
+// The reply acts on one build: a package version in a dist for an
+// architecture (see target), and only with that queue and that build's
+// files.
+//
 // A signature is spent (remembered in mail-signatures) only once every
 // check that can refuse the answer without side effects has passed, just
 // before it acts: a refused mail leaves the signature to the mail that
@@ -28,11 +32,12 @@ import (
 func (j *job) answer(ctx context.Context, perr error) error {
 	p := j.p
 	pkgv, distName := j.subj.PkgVersion, j.subj.Dist
-	dist, ok := p.Cfg.Dist(distName)
-	if !ok {
+	if len(p.Cfg.Arches(distName)) == 0 {
 		var names []string
 		for _, d := range p.Cfg.Dists {
-			names = append(names, d.DistName)
+			if !slices.Contains(names, d.DistName) {
+				names = append(names, d.DistName)
+			}
 		}
 		j.fail("Unknown distribution %q in the subject: this buildd builds for %s.", distName, strings.Join(names, ", "))
 		return nil
@@ -43,6 +48,10 @@ func (j *job) answer(ctx context.Context, perr error) error {
 	}
 	if perr != nil {
 		j.fail("The mail cannot be read: %v", perr)
+		return nil
+	}
+	dist, ok := j.target()
+	if !ok {
 		return nil
 	}
 	text, ok, err := j.verified()
@@ -56,7 +65,7 @@ func (j *job) answer(ctx context.Context, perr error) error {
 	first, seen := mem.Seen(j.sig.ID)
 	j.resumed = seen && first == j.id
 	if seen && !j.resumed {
-		p.logf("%s(%s): replayed signature by %s refused (first used by mail %s)", pkgv, distName, j.sig.Fingerprint, first)
+		p.logf("%s(%s): replayed signature by %s refused (first used by mail %s)", pkgv, dist.Where(), j.sig.Fingerprint, first)
 		j.fail("Signature check failed (replay): %s", verify.Replay(j.sig, first).Msg)
 		return nil
 	}
@@ -64,16 +73,16 @@ func (j *job) answer(ctx context.Context, perr error) error {
 	if j.subj.Kind == reply.ShouldBuild {
 		kind = "should-build"
 	}
-	if !j.checkSent(pkgv, distName, kind) {
+	if !j.checkSent(pkgv, dist, kind) {
 		return nil
 	}
 	if j.resumed {
-		p.logf("%s(%s): resuming mail %s signed by %s", pkgv, distName, j.id, j.sig.Fingerprint)
+		p.logf("%s(%s): resuming mail %s signed by %s", pkgv, dist.Where(), j.id, j.sig.Fingerprint)
 	}
 	if j.subj.Kind == reply.LogReply && reply.LooksLikeChanges(text) {
 		return j.upload(ctx, dist, pkgv, text)
 	}
-	r, err := reply.ParseKeywordReply(j.subj.Kind, text, pkgv, distName)
+	r, err := reply.ParseKeywordReply(j.subj.Kind, text, pkgv, dist.BuiltArchitecture, distName, len(p.Cfg.Arches(distName)) == 1)
 	if err != nil {
 		j.fail("%v", err)
 		return nil
@@ -88,6 +97,45 @@ func (j *job) answer(ctx context.Context, perr error) error {
 		return nil
 	}
 	return j.perform(ctx, dist, pkgv, r, a)
+}
+
+// target is the [[dist]] of the build the reply answers: its subject's
+// dist, for the architecture its subject names ("on ARCH"); a subject
+// without one (a reply to a mail sent before subjects named it, or
+// written by hand) answers the architecture the sent mail it names in
+// In-Reply-To was about, when its record names one, else the dist's only
+// architecture here. A dist
+// built here for several, with no architecture to tell, is refused, and
+// so is one not built for the architecture named (ok false, the reason
+// in j.errs). checkSent then ties the reply to a mail sent about that
+// very build.
+func (j *job) target() (d *config.Dist, ok bool) {
+	p := j.p
+	pkgv, dist, arch := j.subj.PkgVersion, j.subj.Dist, j.subj.Arch
+	if arch == "" && j.m.InReplyTo != "" {
+		s, found, err := p.Home.Sent().Lookup(j.m.InReplyTo)
+		if err != nil {
+			j.fail("Cannot read the record of sent mails: %v", err)
+			return nil, false
+		}
+		if found && s.PkgVersion == pkgv && s.Dist == dist {
+			arch = s.Arch
+		}
+	}
+	d, rerr := p.Cfg.Resolve(dist, arch)
+	switch {
+	case rerr == nil:
+		return d, true
+	case arch == "":
+		p.logf("%s(%s): reply refused: no architecture: %v", pkgv, dist, rerr)
+		j.fail("The subject names %s (dist=%s) without its architecture, and this buildd builds\n"+
+			"dist=%s for %s. Answer the log mail itself: its subject names the architecture\n"+
+			"(\"... of %s on ARCH (dist=%s)\").", pkgv, dist, dist, strings.Join(p.Cfg.Arches(dist), " and "), pkgv, dist)
+	default:
+		p.logf("%s(%s): reply refused: %v", pkgv, dist, rerr)
+		j.fail("Unknown architecture %q in the subject: this buildd builds dist=%s for %s.", arch, dist, strings.Join(p.Cfg.Arches(dist), ", "))
+	}
+	return nil, false
 }
 
 // verified checks the signature and returns the signed text; ok is false
@@ -132,13 +180,17 @@ func (j *job) verified() (text string, ok bool, err error) {
 func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 
 // checkSent ties the reply to the mail it answers: the In-Reply-To must be
-// a mail buildd sent about this package and dist (else the reply was
-// re-aimed), not older than reply_window (sent-mails and mail-signatures
-// forget what is older), and the signature must be younger than that mail
-// and than the newest mail buildd sent about the package since (else it is
-// an old answer replayed at a newer build).
-func (j *job) checkSent(pkgv, dist, kind string) bool {
+// a mail buildd sent about this package, dist and architecture (else the
+// reply was re-aimed; a record written before records carried the
+// architecture cannot tell it, and the signed text binds it instead), not
+// older than reply_window (sent-mails and mail-signatures forget what is
+// older), and the signature must be younger than that mail and than the
+// newest mail buildd sent about the package there since (else it is an
+// old answer replayed at a newer build).
+func (j *job) checkSent(pkgv string, d *config.Dist, kind string) bool {
 	sent := j.p.Home.Sent()
+	means := func(dist, arch string) (bool, error) { return j.p.Cfg.Means(d, dist, arch) }
+	named := fmt.Sprintf("%s on %s (dist=%s)", pkgv, d.BuiltArchitecture, d.DistName)
 	var sm home.SentMail
 	var found bool
 	if j.m.InReplyTo != "" {
@@ -147,14 +199,15 @@ func (j *job) checkSent(pkgv, dist, kind string) bool {
 			j.fail("Cannot read the record of sent mails: %v", err)
 			return false
 		}
-		if ok && (s.PkgVersion != pkgv || s.Dist != dist) {
-			j.p.logf("%s(%s): re-aimed reply refused: In-Reply-To %s is about %s(%s)", pkgv, dist, j.m.InReplyTo, s.PkgVersion, s.Dist)
-			j.fail("The reply answers the mail <%s> about %s (dist=%s), but its subject\nnames %s (dist=%s). Answer the mail about the package you mean.", s.MessageID, s.PkgVersion, s.Dist, pkgv, dist)
+		if ours, err := means(s.Dist, s.Arch); ok && (s.PkgVersion != pkgv || !ours && err == nil) {
+			about := home.RedoEntry{PkgVersion: s.PkgVersion, Dist: s.Dist, Arch: s.Arch}.Named()
+			j.p.logf("%s(%s): re-aimed reply refused: In-Reply-To %s is about %s", pkgv, d.Where(), j.m.InReplyTo, about)
+			j.fail("The reply answers the mail <%s> about %s, but its subject\nnames %s. Answer the mail about the package you mean.", s.MessageID, about, named)
 			return false
 		}
 		sm, found = s, ok
 	}
-	latest, haveLatest, err := sent.Latest(dist, pkgv, kind)
+	latest, haveLatest, err := sent.Latest(pkgv, kind, means)
 	if err != nil {
 		j.fail("Cannot read the record of sent mails: %v", err)
 		return false
@@ -167,26 +220,26 @@ func (j *job) checkSent(pkgv, dist, kind string) bool {
 		if kind == "should-build" {
 			what = `"Should I build" question`
 		}
-		j.fail("This buildd sent no %s for %s (dist=%s): answer the mail itself.", what, pkgv, dist)
+		j.fail("This buildd sent no %s for %s: answer the mail itself.", what, named)
 		return false
 	}
 	// An interrupted mail is finished whatever its age: its signature was
 	// already taken and part of its effect may be there.
 	if window := time.Duration(j.p.Cfg.ReplyWindow) * 24 * time.Hour; !j.resumed && j.p.Now().Sub(sm.Time) > window {
-		j.p.logf("%s(%s): reply refused: it answers mail <%s> sent %s, older than reply_window", pkgv, dist, sm.MessageID, sm.Time.UTC().Format(time.RFC3339))
+		j.p.logf("%s(%s): reply refused: it answers mail <%s> sent %s, older than reply_window", pkgv, d.Where(), sm.MessageID, sm.Time.UTC().Format(time.RFC3339))
 		j.fail("The reply answers a mail older than reply_window (%d days); answer the newer log mail\n(mail <%s> was sent %s).", j.p.Cfg.ReplyWindow, sm.MessageID, sm.Time.UTC().Format(time.RFC3339))
 		return false
 	}
 	if j.sig.Created.Before(sm.Time) {
-		j.p.logf("%s(%s): signature by %s from %s predates the mail it answers (%s)", pkgv, dist, j.sig.Fingerprint, j.sig.Created.UTC().Format(time.RFC3339), sm.Time.UTC().Format(time.RFC3339))
+		j.p.logf("%s(%s): signature by %s from %s predates the mail it answers (%s)", pkgv, d.Where(), j.sig.Fingerprint, j.sig.Created.UTC().Format(time.RFC3339), sm.Time.UTC().Format(time.RFC3339))
 		j.fail("Signature check failed (replay): the signature was made %s, before the mail\nit answers was sent (%s). An old answer cannot be reused; sign a new one.",
 			j.sig.Created.UTC().Format(time.RFC3339), sm.Time.UTC().Format(time.RFC3339))
 		return false
 	}
 	if haveLatest && j.sig.Created.Before(latest.Time) {
-		j.p.logf("%s(%s): signature by %s from %s predates the newest mail about it (<%s>, %s)", pkgv, dist, j.sig.Fingerprint, j.sig.Created.UTC().Format(time.RFC3339), latest.MessageID, latest.Time.UTC().Format(time.RFC3339))
-		j.fail("Signature check failed (replay): the signature was made %s, before the newest\nmail about %s (dist=%s) was sent (<%s>, %s). Answer that mail.",
-			j.sig.Created.UTC().Format(time.RFC3339), pkgv, dist, latest.MessageID, latest.Time.UTC().Format(time.RFC3339))
+		j.p.logf("%s(%s): signature by %s from %s predates the newest mail about it (<%s>, %s)", pkgv, d.Where(), j.sig.Fingerprint, j.sig.Created.UTC().Format(time.RFC3339), latest.MessageID, latest.Time.UTC().Format(time.RFC3339))
+		j.fail("Signature check failed (replay): the signature was made %s, before the newest\nmail about %s was sent (<%s>, %s). Answer that mail.",
+			j.sig.Created.UTC().Format(time.RFC3339), named, latest.MessageID, latest.Time.UTC().Format(time.RFC3339))
 		return false
 	}
 	return true
@@ -270,10 +323,10 @@ func giveBack(ctx context.Context, q Queue, pkgv string, _ *reply.Reply) error {
 // perform runs an action (see action).
 func (j *job) perform(ctx context.Context, d *config.Dist, pkgv string, r *reply.Reply, a action) error {
 	if j.resumed && a.done != nil && a.done(ctx, j, d, pkgv, r) {
-		j.act(pkgv, d.DistName, "%s already done (resumed)", r.Keyword)
+		j.act(pkgv, d, "%s already done (resumed)", r.Keyword)
 		return j.finish(d, pkgv, a.purge)
 	}
-	if a.outdated && j.outdated(d, pkgv, []string{d.DistName}) {
+	if a.outdated && j.outdated(d, pkgv, []*config.Dist{d}) {
 		return nil
 	}
 	if a.states != nil {
@@ -281,7 +334,7 @@ func (j *job) perform(ctx context.Context, d *config.Dist, pkgv string, r *reply
 			return err
 		}
 	}
-	if err := j.spend(pkgv, d.DistName); err != nil {
+	if err := j.spend(pkgv, d); err != nil {
 		return err
 	}
 	if err := a.do(ctx, j, d, pkgv, r); err != nil || len(j.errs) > 0 {
@@ -298,8 +351,9 @@ func (j *job) finish(d *config.Dist, pkgv string, purge bool) error {
 }
 
 // spend records the signature as used by this mail, durably, before the
-// mail acts: whatever happens from here on, it cannot act twice.
-func (j *job) spend(pkgv, dist string) error {
+// mail acts on pkgv in d: whatever happens from here on, it cannot act
+// twice.
+func (j *job) spend(pkgv string, d *config.Dist) error {
 	mem, err := j.p.mem()
 	if err != nil {
 		return err
@@ -307,7 +361,7 @@ func (j *job) spend(pkgv, dist string) error {
 	if err := mem.Remember(j.sig.ID, j.sig.Created, j.sig.Fingerprint, j.id); err != nil {
 		return err
 	}
-	j.p.logf("%s(%s): reply from %s signed by %s (%s) at %s", pkgv, dist, j.m.FromAddr, j.sig.Fingerprint, j.sig.UID, j.sig.Created.UTC().Format(time.RFC3339))
+	j.p.logf("%s(%s): reply from %s signed by %s (%s) at %s", pkgv, d.Where(), j.m.FromAddr, j.sig.Fingerprint, j.sig.UID, j.sig.Created.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -320,7 +374,7 @@ func inState(states ...queue.State) func(context.Context, *job, *config.Dist, st
 
 func inREDO(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) bool {
 	es, _, _ := j.p.Home.REDO().Read()
-	return hasRedo(es, pkgv, d.DistName)
+	return j.p.hasRedo(es, pkgv, d)
 }
 
 func failedWith(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
@@ -331,16 +385,16 @@ func failedWith(ctx context.Context, j *job, d *config.Dist, pkgv string, r *rep
 // queueAction is an action that is one wanna-build call.
 func queueAction(what, done string, call func(context.Context, Queue, string, *reply.Reply) error) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
 	return func(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) error {
-		if ok, err := j.queueCall(pkgv, d.DistName, what, call(ctx, j.p.queue(d), pkgv, r)); !ok {
+		if ok, err := j.queueCall(pkgv, d, what, call(ctx, j.p.queue(d), pkgv, r)); !ok {
 			return err
 		}
 		switch r.Keyword {
 		case reply.Fail:
-			j.act(pkgv, d.DistName, "%s: %s", done, firstLine(r.Reason))
+			j.act(pkgv, d, "%s: %s", done, firstLine(r.Reason))
 		case reply.DepWait:
-			j.act(pkgv, d.DistName, "%s; dependencies: %s", done, r.Args)
+			j.act(pkgv, d, "%s; dependencies: %s", done, r.Args)
 		default:
-			j.act(pkgv, d.DistName, "%s", done)
+			j.act(pkgv, d, "%s", done)
 		}
 		return nil
 	}
@@ -348,7 +402,7 @@ func queueAction(what, done string, call func(context.Context, Queue, string, *r
 
 func logOnly(done string) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
 	return func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
-		j.act(pkgv, d.DistName, "%s", done)
+		j.act(pkgv, d, "%s", done)
 		return nil
 	}
 }
@@ -359,10 +413,10 @@ func removeFromUpload(_ context.Context, j *job, d *config.Dist, pkgv string, _ 
 
 func redo(done string) func(context.Context, *job, *config.Dist, string, *reply.Reply) error {
 	return func(_ context.Context, j *job, d *config.Dist, pkgv string, _ *reply.Reply) error {
-		if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: d.DistName}); err != nil {
+		if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: pkgv, Dist: d.DistName, Arch: d.BuiltArchitecture}); err != nil {
 			return err
 		}
-		j.act(pkgv, d.DistName, "%s", done)
+		j.act(pkgv, d, "%s", done)
 		return nil
 	}
 }
@@ -374,19 +428,19 @@ func newVersionOf(pkgv string, r *reply.Reply) string {
 
 func newVersionInREDO(_ context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) bool {
 	es, _, _ := j.p.Home.REDO().Read()
-	return hasRedo(es, newVersionOf(pkgv, r), d.DistName)
+	return j.p.hasRedo(es, newVersionOf(pkgv, r), d)
 }
 
 // takeNewVersion is newvers: take the version named and build it.
 func takeNewVersion(ctx context.Context, j *job, d *config.Dist, pkgv string, r *reply.Reply) error {
 	newv := newVersionOf(pkgv, r)
-	if ok, err := j.queueCall(newv, d.DistName, "take", j.p.queue(d).Take(ctx, newv)); !ok {
+	if ok, err := j.queueCall(newv, d, "take", j.p.queue(d).Take(ctx, newv)); !ok {
 		return err
 	}
-	if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: newv, Dist: d.DistName}); err != nil {
+	if err := j.p.Home.REDO().Add(home.RedoEntry{PkgVersion: newv, Dist: d.DistName, Arch: d.BuiltArchitecture}); err != nil {
 		return err
 	}
-	j.act(pkgv, d.DistName, "going to build %s instead (taken, REDO)", newv)
+	j.act(pkgv, d, "going to build %s instead (taken, REDO)", newv)
 	return nil
 }
 
@@ -400,16 +454,16 @@ func failAsBefore(ctx context.Context, j *job, d *config.Dist, pkgv string, _ *r
 	} else {
 		j.fail("Couldn't find Old-Failed in info for %s", pkgv)
 	}
-	if ok, err := j.queueCall(pkgv, d.DistName, "--failed", q.Failed(ctx, pkgv, failText(msg))); !ok {
+	if ok, err := j.queueCall(pkgv, d, "--failed", q.Failed(ctx, pkgv, failText(msg))); !ok {
 		return err
 	}
-	j.act(pkgv, d.DistName, "should build: no, set to Failed as before")
+	j.act(pkgv, d, "should build: no, set to Failed as before")
 	return nil
 }
 
-// act logs an action with the signer's fingerprint.
-func (j *job) act(pkgv, dist, format string, args ...any) {
-	j.p.logf("%s(%s): %s [signed by %s]", pkgv, dist, fmt.Sprintf(format, args...), j.sig.Fingerprint)
+// act logs an action on pkgv in d with the signer's fingerprint.
+func (j *job) act(pkgv string, d *config.Dist, format string, args ...any) {
+	j.p.logf("%s(%s): %s [signed by %s]", pkgv, d.Where(), fmt.Sprintf(format, args...), j.sig.Fingerprint)
 }
 
 func isBugNo(reason string) bool {
@@ -429,24 +483,28 @@ func failText(s string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func hasRedo(es []home.RedoEntry, pkgv, dist string) bool {
-	for _, e := range es {
-		if e.PkgVersion == pkgv && e.Dist == dist {
-			return true
-		}
-	}
-	return false
+// hasRedo reports whether es has a line for pkgv in d: its dist for its
+// architecture, or its dist alone when d is the dist's only architecture.
+func (p *Processor) hasRedo(es []home.RedoEntry, pkgv string, d *config.Dist) bool {
+	return slices.ContainsFunc(es, func(e home.RedoEntry) bool { return e.PkgVersion == pkgv && p.means(d, e) })
+}
+
+// means reports whether the REDO entry e is about d (see
+// config.Config.Means).
+func (p *Processor) means(d *config.Dist, e home.RedoEntry) bool {
+	ok, _ := p.Cfg.Means(d, e.Dist, e.Arch)
+	return ok
 }
 
 // queueCall turns a queue refusal into an error for the sender (false,
 // nil) and anything else into a temporary failure (false, err).
-func (j *job) queueCall(pkgv, dist, what string, err error) (bool, error) {
+func (j *job) queueCall(pkgv string, d *config.Dist, what string, err error) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
 	if queue.IsRefused(err) {
-		j.p.logf("%s(%s): wanna-build %s refused: %v", pkgv, dist, what, err)
-		j.fail("wanna-build %s failed for %s (dist=%s):\n%v", what, pkgv, dist, err)
+		j.p.logf("%s(%s): wanna-build %s refused: %v", pkgv, d.Where(), what, err)
+		j.fail("wanna-build %s failed for %s on %s (dist=%s):\n%v", what, pkgv, d.BuiltArchitecture, d.DistName, err)
 		return false, nil
 	}
 	return false, err
@@ -476,10 +534,10 @@ func (j *job) state(ctx context.Context, d *config.Dist, pkgv string) (queue.Sta
 func (j *job) checkState(ctx context.Context, d *config.Dist, pkgv string, states ...queue.State) (bool, error) {
 	pv := debversion.SplitPkgVersion(pkgv)
 	name := pv.Name
-	msg := fmt.Sprintf("%s(%s) check_state(%s): ", pkgv, d.DistName, joinStates(states, " "))
+	msg := fmt.Sprintf("%s(%s) check_state(%s): ", pkgv, d.Where(), joinStates(states, " "))
 	info, err := j.p.queue(d).Info(ctx, name)
 	if errors.Is(err, queue.ErrNotRegistered) {
-		j.fail("%s%s is not registered in the wanna-build queue of %s.\nCheck the package name in the subject.", msg, name, d.DistName)
+		j.fail("%s%s is not registered in the wanna-build queue of %s.\nCheck the package name in the subject.", msg, name, d.Where())
 		return false, nil
 	}
 	if queue.IsRefused(err) {
@@ -519,24 +577,31 @@ func ownerless(state queue.State) bool {
 	return state == queue.NeedsBuild || state == queue.BDUninstallable
 }
 
-// outdated is the classic check_is_outdated over dists.
-func (j *job) outdated(d *config.Dist, pkgv string, dists []string) bool {
+// outdated is the classic check_is_outdated over dists (each for its
+// architecture). A line of outdated-packages naming the package in a dist
+// without the architecture the host builds it for several of cannot be
+// told: the reply is refused until the admin fixes the line.
+func (j *job) outdated(d *config.Dist, pkgv string, dists []*config.Dist) bool {
 	var lines []string
-	for _, dn := range dists {
-		newv, ok, err := j.p.Home.Outdated().IsOutdated(pkgv, dn)
-		if err != nil {
+	for _, od := range dists {
+		newv, ok, err := j.p.Home.Outdated().IsOutdated(pkgv, func(dist, arch string) (bool, error) { return j.p.Cfg.Means(od, dist, arch) })
+		var le *home.LineError
+		switch {
+		case errors.As(err, &le):
+			j.fail("%v\nThe line does not tell which architecture's build was superseded: write DIST/ARCH in it\n(%s), or remove it, and answer again.", err, od.Where())
+			return true
+		case err != nil:
 			j.fail("Cannot read outdated-packages: %v", err)
 			return true
-		}
-		if ok {
-			lines = append(lines, dn+": "+newv)
+		case ok:
+			lines = append(lines, od.Where()+": "+newv)
 		}
 	}
 	if len(lines) == 0 {
 		return false
 	}
-	j.p.logf("%s(%s) outdated; new versions %s", pkgv, d.DistName, strings.Join(lines, ", "))
-	j.fail("Package %s (%s) is outdated.\nThe following new versions have appeared in the meantime:\n %s", pkgv, d.DistName, strings.Join(lines, "\n "))
+	j.p.logf("%s(%s) outdated; new versions %s", pkgv, d.Where(), strings.Join(lines, ", "))
+	j.fail("Package %s (%s) is outdated.\nThe following new versions have appeared in the meantime:\n %s", pkgv, d.Where(), strings.Join(lines, "\n "))
 	return true
 }
 

@@ -47,7 +47,7 @@ type Processor struct {
 	keyringErr  error
 	keyringTime time.Time
 	memory      *home.Signatures
-	queues      map[string]Queue
+	queues      map[string]Queue // per dist and arch (config.Dist.Where)
 }
 
 // New returns a processor; the log goes to w (the daemon log).
@@ -63,11 +63,12 @@ func (p *Processor) logf(format string, args ...any) {
 	p.Log.Printf(format, args...)
 }
 
+// queue is the wanna-build queue of d: its dist for its architecture.
 func (p *Processor) queue(d *config.Dist) Queue {
-	q, ok := p.queues[d.DistName]
+	q, ok := p.queues[d.Where()]
 	if !ok {
 		q = port.Open(p.Cfg, d)
-		p.queues[d.DistName] = q
+		p.queues[d.Where()] = q
 	}
 	return q
 }
@@ -237,7 +238,8 @@ func (p *Processor) drainLocked(ctx context.Context, q *mqueue.Queue, kept map[s
 
 // packageKey names what a mail is about, for keeping the order of the
 // mails about one package: "dist name" for replies and "new version"
-// notices, "" for the rest.
+// notices (whatever the architecture: a notice names none), "" for the
+// rest.
 func packageKey(m *message.Mail) string {
 	if m == nil {
 		return ""

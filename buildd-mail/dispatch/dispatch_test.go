@@ -251,13 +251,13 @@ func TestReplies(t *testing.T) {
 				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
 				return one(m.Compose())
 			}, check: func(t *testing.T, e *env) {
-				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); !ok || nv != "hello_1.2-1" {
+				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, e.means()); !ok || nv != "hello_1.2-1" {
 					t.Errorf("outdated: %q %v", nv, ok)
 				}
 				if es, _, _ := e.h.REDO().Read(); len(es) != 0 {
 					t.Errorf("REDO still has %v", es)
 				}
-				if found, _ := e.h.Skip().Take(pkgv, dist); found {
+				if found, _ := e.h.Skip().Take(pkgv, e.means()); found {
 					t.Error("a version dropped from REDO was also put in SKIP")
 				}
 			}},
@@ -269,10 +269,10 @@ func TestReplies(t *testing.T) {
 				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
 				return one(m.Compose())
 			}, check: func(t *testing.T, e *env) {
-				if found, _ := e.h.Skip().Take(pkgv, dist); !found {
+				if found, _ := e.h.Skip().Take(pkgv, e.means()); !found {
 					t.Errorf("%s not in SKIP", pkgv)
 				}
-				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); !ok || nv != "hello_1.2-1" {
+				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, e.means()); !ok || nv != "hello_1.2-1" {
 					t.Errorf("outdated: %q %v", nv, ok)
 				}
 			}},
@@ -283,13 +283,13 @@ func TestReplies(t *testing.T) {
 				m.Body = "You are registered as builder of hello\nin version 1.0-1.\nnew source version 1.2-1.\n"
 				return one(m.Compose())
 			}, check: func(t *testing.T, e *env) {
-				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, dist); ok {
+				if nv, ok, _ := e.h.Outdated().IsOutdated(pkgv, e.means()); ok {
 					t.Errorf("outdated recorded: %q", nv)
 				}
 				if !redoHas(t, e, pkgv) {
 					t.Error("REDO entry purged")
 				}
-				if found, _ := e.h.Skip().Take(pkgv, dist); found {
+				if found, _ := e.h.Skip().Take(pkgv, e.means()); found {
 					t.Error("put in SKIP")
 				}
 				if !strings.Contains(e.daemonLog(), "not a newer version") {
@@ -388,7 +388,7 @@ func TestReplies(t *testing.T) {
 			return [][]byte{first, []byte(again)}
 		}, want: []string{"(replay)", "already used"}},
 		{name: "signature older than the log mail", setup: func(e *env) {
-			e.h.Sent().Add(home.SentMail{MessageID: "later@buildd", Time: time.Now().Add(time.Minute), Dist: dist, PkgVersion: pkgv, Kind: "log"})
+			e.h.Sent().Add(home.SentMail{MessageID: "later@buildd", Time: time.Now().Add(time.Minute), Dist: dist, Arch: "amd64", PkgVersion: pkgv, Kind: "log"})
 		}, mails: func(e *env) [][]byte {
 			return one(e.signed(pkgv, "retry", func(m *replytest.Mail) { m.InReplyTo = "later@buildd" }))
 		}, want: []string{"(replay)", "before the mail"}, check: unchanged},
@@ -398,7 +398,7 @@ func TestReplies(t *testing.T) {
 			m.InReplyTo = "log.other_2.0-1@buildd.example.org"
 			m.Body = gpg.Clearsign(replytest.Admin, replytest.KeywordText("retry", pkgv, dist), "SHA256", "")
 			return one(m.Compose())
-		}, want: []string{"does not name the package", `"other_2.0-1 (dist=bookworm)"`}, check: func(t *testing.T, e *env) {
+		}, want: []string{"does not name the package", `"other_2.0-1 on amd64 (dist=bookworm)"`}, check: func(t *testing.T, e *env) {
 			if redoHas(t, e, "other_2.0-1") {
 				t.Error("other in REDO")
 			}
@@ -455,7 +455,7 @@ func TestReplies(t *testing.T) {
 			m.Body = "retry\n"
 			return one(m.Compose())
 		}, want: []string{`Unknown distribution "sid"`}},
-		{name: "outdated", setup: func(e *env) { e.h.Outdated().Add(pkgv, "hello_1.3-1", dist, timeNow()) },
+		{name: "outdated", setup: func(e *env) { e.h.Outdated().Add(pkgv, "hello_1.3-1", dist, "amd64", timeNow()) },
 			mails: func(e *env) [][]byte { return one(e.signed(pkgv, "retry", nil)) },
 			want:  []string{"is outdated", "hello_1.3-1"}, check: unchanged},
 		// Builders sharing one queue: an answer to this buildd's log mail

@@ -127,7 +127,13 @@ func (e *env) processor() *dispatch.Processor {
 	return dispatch.New(e.cfg, lg)
 }
 
-func (e *env) dist() *config.Dist { d, _ := e.cfg.Dist(dist); return d }
+func (e *env) dist() *config.Dist { d, _ := e.cfg.DistArch(dist, "amd64"); return d }
+
+// means is what a record of the home means for bookworm/amd64.
+func (e *env) means() home.Means {
+	d := e.dist()
+	return func(dn, arch string) (bool, error) { return e.cfg.Means(d, dn, arch) }
+}
 
 func (e *env) client() queue.Port { return port.Open(e.cfg, e.dist()) }
 
@@ -143,7 +149,7 @@ func (e *env) take(pkgv string) {
 
 func (e *env) sent(pkgv, id, kind string) {
 	e.t.Helper()
-	if err := e.h.Sent().Add(home.SentMail{MessageID: id, Time: time.Now().Add(-time.Hour), Dist: dist, PkgVersion: pkgv, Kind: kind}); err != nil {
+	if err := e.h.Sent().Add(home.SentMail{MessageID: id, Time: time.Now().Add(-time.Hour), Dist: dist, Arch: "amd64", PkgVersion: pkgv, Kind: kind}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -30,21 +30,23 @@ var (
 )
 
 // newVersion handles wanna-build's "new version of PKG_VERSION (dist=D)":
-// the old version is recorded as outdated in D, leaves D's REDO (or, when
-// D's REDO does not have it, goes into SKIP for D), and its build results
-// are purged. The notice is unsigned, so it is only a hint: its names must
-// be a package and versions by policy's syntax, and the queue must confirm
-// it (hold a newer version of the package in D) before anything is
-// touched. It touches only D's lines and only exactly the old version,
-// epoch included; build/ is shared by every dist, so the results are
-// purged only when no other dist's queue still holds that version (see
-// purgeSuperseded).
+// in each architecture this host builds D for whose queue confirms it,
+// the old version is recorded as outdated, leaves D's REDO for that
+// architecture (or, when REDO does not have it there, goes into SKIP for
+// it), and its build results there are purged. The notice is unsigned,
+// so it is only a hint: its names must be a package and versions by
+// policy's syntax, and the queue must confirm it (hold a newer version
+// of the package in D for that architecture; the notice names none, as
+// the merge of one architecture sends it) before anything is touched.
+// It touches only the lines of D and that architecture and only exactly
+// the old version, epoch included; build/ is shared by every dist, so the
+// results are purged only when no other dist's queue of that
+// architecture still holds that version (see purgeSuperseded).
 func (j *job) newVersion(ctx context.Context) error {
 	p := j.p
-	d, ok := p.Cfg.Dist(j.subj.Dist)
 	mv := inVersionRE.FindStringSubmatch(j.m.Body)
 	nv := newSourceRE.FindStringSubmatch(j.m.Body)
-	if !ok || mv == nil || nv == nil {
+	if len(p.Cfg.Arches(j.subj.Dist)) == 0 || mv == nil || nv == nil {
 		return p.forward(j)
 	}
 	pkg := j.subj.Package
@@ -60,65 +62,86 @@ func (j *job) newVersion(ctx context.Context) error {
 		p.logf("new-version notice from %s ignored: %v", j.m.FromAddr, err)
 		return nil
 	}
-	pkgv, newpkgv := old.String(), newer.String()
-	info, err := p.queue(d).Info(ctx, pkg)
-	if queue.IsRefused(err) {
-		p.logf("new-version notice for %s (%s) ignored: the queue does not know %s: %v", pkgv, d.DistName, pkg, err)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if debversion.Compare(info.Version, old.Version) <= 0 || debversion.Compare(info.Version, nv[1]) < 0 {
-		p.logf("new-version notice for %s (%s) ignored: the queue has %s_%s, not a newer version (the notice says %s)", pkgv, d.DistName, pkg, info.Version, nv[1])
-		return nil
-	}
-	p.logf("Build of %s (%s) obsolete -- new version %s", pkgv, d.DistName, nv[1])
-	if cur, ok, err := p.Home.Outdated().IsOutdated(pkgv, d.DistName); err != nil {
-		return err
-	} else if !ok || cur != newpkgv {
-		if err := p.Home.Outdated().Add(pkgv, newpkgv, d.DistName, p.Now()); err != nil {
-			return err
-		}
-	}
-	// build/ holds one set of results per package version whatever the
-	// dist: while another dist's queue has this very version they may be
-	// its own (awaiting the admin's "ok"), and build/NAME-UPSTREAM may be
-	// of any version with that upstream part. (Asked before REDO and SKIP
-	// change, so that a queue that cannot be reached leaves them as they
-	// are for the next run.)
-	var building, holding []string
-	upstreams := map[string]bool{newer.Upstream(): true}
+	// Every queue is asked first, so that one that cannot be reached
+	// leaves REDO, SKIP and build/ as they are for the next run.
+	infos := map[string]*queue.Info{} // per queue (Where); none when it does not know pkg
 	for i := range p.Cfg.Dists {
-		od := &p.Cfg.Dists[i]
-		if od == d {
-			continue
-		}
-		oi, err := p.queue(od).Info(ctx, pkg)
+		d := &p.Cfg.Dists[i]
+		info, err := p.queue(d).Info(ctx, pkg)
 		if queue.IsRefused(err) {
+			if d.DistName == j.subj.Dist {
+				p.logf("new-version notice for %s (%s) ignored: the queue does not know %s: %v", old, d.Where(), pkg, err)
+			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		upstreams[debversion.PkgVersion{Name: pkg, Version: oi.Version}.Upstream()] = true
-		if oi.Version != old.Version {
+		infos[d.Where()] = info
+	}
+	for i := range p.Cfg.Dists {
+		d := &p.Cfg.Dists[i]
+		info := infos[d.Where()]
+		if d.DistName != j.subj.Dist || info == nil {
 			continue
 		}
-		holding = append(holding, od.DistName)
-		if oi.State == queue.Building && oi.Builder == od.WannaBuildDBUser {
-			building = append(building, od.DistName)
+		if debversion.Compare(info.Version, old.Version) <= 0 || debversion.Compare(info.Version, nv[1]) < 0 {
+			p.logf("new-version notice for %s (%s) ignored: the queue has %s_%s, not a newer version (the notice says %s)", old, d.Where(), pkg, info.Version, nv[1])
+			continue
+		}
+		if err := p.superseded(d, old, newer, infos); err != nil {
+			return err
 		}
 	}
-	// Not in D's REDO: buildd may still have it in hand, so SKIP tells it
-	// not to build it in D (the classic buildd-mail's append_to_SKIP).
+	return nil
+}
+
+// superseded acts on a new-version notice that d's queue confirmed: old
+// superseded by newer in d's dist for its architecture; infos are every
+// queue's info on the package (see newVersion).
+func (p *Processor) superseded(d *config.Dist, old, newer debversion.PkgVersion, infos map[string]*queue.Info) error {
+	pkgv, newpkgv := old.String(), newer.String()
+	p.logf("Build of %s (%s) obsolete -- new version %s", pkgv, d.Where(), newer.Version)
+	mine := func(dist, arch string) (bool, error) { return p.Cfg.Means(d, dist, arch) }
+	if cur, ok, err := p.Home.Outdated().IsOutdated(pkgv, mine); err != nil && !errors.As(err, new(*home.LineError)) {
+		return err
+	} else if !ok || cur != newpkgv {
+		if err := p.Home.Outdated().Add(pkgv, newpkgv, d.DistName, d.BuiltArchitecture, p.Now()); err != nil {
+			return err
+		}
+	}
+	// build/ holds one set of results per package version and
+	// architecture whatever the dist: while another dist's queue of this
+	// architecture has this very version they may be its own (awaiting
+	// the admin's "ok"); and build/NAME-UPSTREAM may be of any version
+	// with that upstream part, of any architecture.
+	var building, holding []string
+	upstreams := map[string]bool{newer.Upstream(): true}
+	for i := range p.Cfg.Dists {
+		od := &p.Cfg.Dists[i]
+		oi := infos[od.Where()]
+		if od.Where() == d.Where() || oi == nil {
+			continue
+		}
+		upstreams[debversion.PkgVersion{Name: old.Name, Version: oi.Version}.Upstream()] = true
+		if oi.Version != old.Version || od.BuiltArchitecture != d.BuiltArchitecture {
+			continue
+		}
+		holding = append(holding, od.Where())
+		if oi.State == queue.Building && oi.Builder == od.WannaBuildDBUser {
+			building = append(building, od.Where())
+		}
+	}
+	// Not in REDO: buildd may still have it in hand, so SKIP tells it not
+	// to build it in D for this architecture (the classic buildd-mail's
+	// append_to_SKIP).
 	if dropped, err := p.dropRedo(d, pkgv); err != nil {
 		return err
 	} else if !dropped {
-		if err := p.Home.Skip().Add(pkgv, d.DistName); err != nil {
+		if err := p.Home.Skip().Add(pkgv, d.DistName, d.BuiltArchitecture); err != nil {
 			return err
 		}
-		p.logf("%s (%s) added to SKIP", pkgv, d.DistName)
+		p.logf("%s (%s) added to SKIP", pkgv, d.Where())
 	}
 	switch {
 	case len(building) > 0:
@@ -131,22 +154,24 @@ func (j *job) newVersion(ctx context.Context) error {
 	return p.purgeSuperseded(d, old, upstreams[old.Upstream()])
 }
 
-// dropRedo removes d's REDO entries for exactly pkgv and reports whether
-// there were any. REDO is rewritten (under its lock) only when it changes.
+// dropRedo removes the REDO entries for exactly pkgv in d (its dist for
+// its architecture, or its dist alone when d is the dist's only
+// architecture) and reports whether there were any. REDO is rewritten
+// (under its lock) only when it changes.
 func (p *Processor) dropRedo(d *config.Dist, pkgv string) (bool, error) {
 	dropped := false
 	err := p.Home.REDO().Update(func(es []home.RedoEntry) []home.RedoEntry {
 		return slices.DeleteFunc(es, func(e home.RedoEntry) bool {
-			mine := e.PkgVersion == pkgv && e.Dist == d.DistName
+			mine := e.PkgVersion == pkgv && p.means(d, e)
 			dropped = dropped || mine
 			return mine
 		})
 	})
 	if err != nil {
-		return false, fmt.Errorf("dropping %s (%s) from REDO: %w", pkgv, d.DistName, err)
+		return false, fmt.Errorf("dropping %s (%s) from REDO: %w", pkgv, d.Where(), err)
 	}
 	if dropped {
-		p.logf("Deleted %s (%s) from REDO list.", pkgv, d.DistName)
+		p.logf("Deleted %s (%s) from REDO list.", pkgv, d.Where())
 	}
 	return dropped, nil
 }
@@ -154,8 +179,8 @@ func (p *Processor) dropRedo(d *config.Dist, pkgv string) (bool, error) {
 // purgeSuperseded deletes what a build of exactly old (name and version,
 // epoch included) for d left in build/: the .changes named for d's
 // architecture, if its contents say it is that build (its Source and
-// Version are old's, and its Distribution names d or no dist of this
-// buildd), and the files it lists; and it schedules build/NAME-UPSTREAM
+// Version are old's, and its Distribution names d's dist or no dist this
+// buildd builds for d's architecture), and the files it lists; and it schedules build/NAME-UPSTREAM
 // for deletion unless sharedDir (a version still in a queue unpacks
 // there too). The file name carries no epoch, so the contents decide: a
 // .changes of another version, another dist's, or one that cannot be read
@@ -221,7 +246,7 @@ func (p *Processor) buildOf(d *config.Dist, old debversion.PkgVersion, path stri
 		if dn == d.DistName {
 			return c, nil
 		}
-		if _, ok := p.Cfg.Dist(dn); ok {
+		if _, ok := p.Cfg.DistArch(dn, d.BuiltArchitecture); ok {
 			others = append(others, dn)
 		}
 	}

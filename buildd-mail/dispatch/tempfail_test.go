@@ -34,7 +34,7 @@ func (e *env) withTrixie(unreachable bool) *config.Dist {
 	}
 	e.cfg = cfg
 	e.p = e.processor()
-	d, _ := cfg.Dist("trixie")
+	d, _ := cfg.DistArch("trixie", "amd64")
 	return d
 }
 
@@ -54,7 +54,7 @@ func (e *env) takeTrixie() {
 	if err := port.Open(e.cfg, d).Take(context.Background(), pkgv); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.h.Sent().Add(home.SentMail{MessageID: trixieLogID, Time: time.Now().Add(-time.Hour), Dist: "trixie", PkgVersion: pkgv, Kind: "log"}); err != nil {
+	if err := e.h.Sent().Add(home.SentMail{MessageID: trixieLogID, Time: time.Now().Add(-time.Hour), Dist: "trixie", Arch: "amd64", PkgVersion: pkgv, Kind: "log"}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"buildd/internal/config"
@@ -18,10 +19,12 @@ import (
 	"buildd/internal/queue"
 )
 
-// upload handles "ok": the signed text is the .changes. Its files, checked
-// against build/, and the signed .changes are copied into the upload queue
-// of every dist it names, atomically (temporary names, fsync, rename, the
-// .changes last), then removed from build/. The .changes in the upload
+// upload handles "ok": the signed text is the .changes of the build on
+// d's architecture (its Architecture field names no other). Its files,
+// checked against build/, and the signed .changes are copied into the
+// upload queue of every dist it names (each for d's architecture),
+// atomically (temporary names, fsync, rename, the .changes last), then
+// removed from build/. The .changes in the upload
 // queue is byte for byte the clearsigned block that was verified (for
 // PGP/MIME, the signed text).
 func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) error {
@@ -32,8 +35,15 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		return nil
 	}
 	if got := (debversion.PkgVersion{Name: c.Source, Version: c.Version}).String(); got != pkgv {
-		p.logf("%s(%s): re-aimed .changes for %s refused", pkgv, d.DistName, got)
+		p.logf("%s(%s): re-aimed .changes for %s refused", pkgv, d.Where(), got)
 		j.fail("The signed .changes is for %s, but the subject names %s.\nAnswer the log mail of %s with its own .changes.", got, pkgv, got)
+		return nil
+	}
+	if other := slices.DeleteFunc(slices.Clone(c.Architecture), func(a string) bool {
+		return a == d.BuiltArchitecture || a == "all" || a == "source"
+	}); len(other) > 0 {
+		p.logf("%s(%s): .changes for %s refused under the subject of %s", pkgv, d.Where(), strings.Join(other, " "), d.BuiltArchitecture)
+		j.fail("The signed .changes is for the build on %s, but this reply answers the build on %s.\nAnswer the log mail of that build with its own .changes.", strings.Join(other, " "), d.BuiltArchitecture)
 		return nil
 	}
 	dists := strings.Fields(c.Distribution)
@@ -44,16 +54,16 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 	var targets []*config.Dist
 	named := false
 	for _, dn := range dists {
-		td, ok := p.Cfg.Dist(dn)
+		td, ok := p.Cfg.DistArch(dn, d.BuiltArchitecture)
 		if !ok {
-			j.fail("Package %s has target distribution %s, which this buildd does not build for.\nFix the Distribution: field.", pkgv, dn)
+			j.fail("Package %s has target distribution %s, which this buildd does not build for %s.\nFix the Distribution: field.", pkgv, dn, d.BuiltArchitecture)
 			return nil
 		}
-		named = named || td == d
+		named = named || td.Where() == d.Where()
 		targets = append(targets, td)
 	}
 	if !named {
-		p.logf("%s(%s): .changes for %s refused under the subject of dist %s", pkgv, d.DistName, strings.Join(dists, " "), d.DistName)
+		p.logf("%s(%s): .changes for %s refused under the subject of dist %s", pkgv, d.Where(), strings.Join(dists, " "), d.DistName)
 		j.fail("The signed .changes is for %s, but the subject says dist=%s.\nAnswer the log mail of that distribution.", strings.Join(dists, " "), d.DistName)
 		return nil
 	}
@@ -64,10 +74,10 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		changesData = j.sig.Block
 	}
 	if j.resumed && allHold(queues, name, changesData) {
-		j.act(pkgv, d.DistName, "already moved to upload (resumed)")
+		j.act(pkgv, d, "already moved to upload (resumed)")
 		return j.purge(d, pkgv)
 	}
-	if j.outdated(d, pkgv, dists) {
+	if j.outdated(d, pkgv, targets) {
 		return nil
 	}
 	var wrong []string
@@ -77,7 +87,7 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 			return err
 		}
 		if !ok {
-			wrong = append(wrong, td.DistName)
+			wrong = append(wrong, td.Where())
 		}
 	}
 	if len(wrong) > 0 {
@@ -87,7 +97,7 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 	if ok, err := j.checkBuilt(pkgv, c.Files); !ok {
 		return err
 	}
-	if err := j.spend(pkgv, d.DistName); err != nil {
+	if err := j.spend(pkgv, d); err != nil {
 		return err
 	}
 	var files []string
@@ -98,7 +108,7 @@ func (j *job) upload(ctx context.Context, d *config.Dist, pkgv, text string) err
 		if err := q.Add(p.Home.BuildDir(), files, name, changesData); err != nil {
 			return err
 		}
-		j.act(pkgv, d.DistName, "moved to %s as %s", q.Dir(), name)
+		j.act(pkgv, d, "moved to %s as %s", q.Dir(), name)
 	}
 	for _, f := range c.Files {
 		if err := os.Remove(filepath.Join(p.Home.BuildDir(), f.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -209,7 +219,7 @@ func sha256File(path string) (string, int64, error) {
 func (j *job) removeFromUpload(d *config.Dist, pkgv string) error {
 	q := j.p.Home.UploadQueue(d.DuploadLocalQueueDir)
 	name := home.ChangesName(debversion.SplitPkgVersion(pkgv), d.BuiltArchitecture)
-	j.act(pkgv, d.DistName, "remove from upload dir %s", q.Dir())
+	j.act(pkgv, d, "remove from upload dir %s", q.Dir())
 	data, err := q.ReadChanges(name)
 	if errors.Is(err, os.ErrNotExist) {
 		j.p.logf("%s does not exist", name)
@@ -305,9 +315,10 @@ func distPtrs(c *config.Config) []*config.Dist {
 	return out
 }
 
-// purge is the classic purge_pkg: drop the package from REDO, delete its
-// .changes and files from build/, and schedule its build directory for
-// deletion (build/PURGE, done by buildd-watcher).
+// purge is the classic purge_pkg for d's dist and architecture: drop the
+// package's lines of d from REDO, delete the .changes of its build on d's
+// architecture and its files from build/, and schedule its build
+// directory for deletion (build/PURGE, done by buildd-watcher).
 func (j *job) purge(d *config.Dist, pkgv string) error {
 	return j.p.purge(d, pkgv)
 }
@@ -316,11 +327,11 @@ func (p *Processor) purge(d *config.Dist, pkgv string) error {
 	// REDO is rewritten (under its lock) only when it names the package.
 	if es, _, err := p.Home.REDO().Read(); err != nil {
 		return err
-	} else if hasRedoPkg(es, pkgv) {
-		if err := p.Home.REDO().Remove(func(e home.RedoEntry) bool { return e.PkgVersion == pkgv }); err != nil {
+	} else if p.hasRedo(es, pkgv, d) {
+		if err := p.Home.REDO().Remove(func(e home.RedoEntry) bool { return e.PkgVersion == pkgv && p.means(d, e) }); err != nil {
 			return err
 		}
-		p.logf("Deleted %s from REDO list.", pkgv)
+		p.logf("Deleted %s (%s) from REDO list.", pkgv, d.Where())
 	}
 	pv := debversion.SplitPkgVersion(pkgv).NoEpoch()
 	changes := home.ChangesName(pv, d.BuiltArchitecture)
@@ -336,13 +347,4 @@ func (p *Processor) purge(d *config.Dist, pkgv string) error {
 	}
 	p.logf("Scheduled %s for purging", dir)
 	return nil
-}
-
-func hasRedoPkg(es []home.RedoEntry, pkgv string) bool {
-	for _, e := range es {
-		if e.PkgVersion == pkgv {
-			return true
-		}
-	}
-	return false
 }

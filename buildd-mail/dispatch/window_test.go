@@ -47,7 +47,7 @@ func TestReplyWindow(t *testing.T) {
 		if err := e.client().Take(context.Background(), pkgv); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.h.Sent().Add(home.SentMail{MessageID: id, Time: at, Dist: dist, PkgVersion: pkgv, Kind: "log"}); err != nil {
+		if err := e.h.Sent().Add(home.SentMail{MessageID: id, Time: at, Dist: dist, Arch: "amd64", PkgVersion: pkgv, Kind: "log"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestReplyWindow(t *testing.T) {
 			t.Errorf("replay to a forgotten mail:\n%s", r)
 		}
 		// A newer log mail for the same package: the old signature predates it.
-		if err := e.h.Sent().Add(home.SentMail{MessageID: "log2.hello@buildd.example.org", Time: later.Add(-time.Hour), Dist: dist, PkgVersion: pkgv, Kind: "log"}); err != nil {
+		if err := e.h.Sent().Add(home.SentMail{MessageID: "log2.hello@buildd.example.org", Time: later.Add(-time.Hour), Dist: dist, Arch: "amd64", PkgVersion: pkgv, Kind: "log"}); err != nil {
 			t.Fatal(err)
 		}
 		if r := e.deliverOne(raw); !strings.Contains(r, "Signature check failed (replay)") || !strings.Contains(r, "before the mail") {

@@ -87,13 +87,25 @@ func LooksLikeChanges(text string) bool {
 	return false
 }
 
+// NamesLine is the last line of a signed keyword answer about pkgv in
+// dist for arch: "PKG_VERSION on ARCH (dist=DIST)", as the log mail's
+// subject names the build.
+func NamesLine(pkgv, arch, dist string) string {
+	return fmt.Sprintf("%s on %s (dist=%s)", pkgv, arch, dist)
+}
+
+var namesRE = regexp.MustCompile(`^(\S+?)(?: on ([\w-]+))? \(dist=(\S+)\)$`)
+
 // ParseKeywordReply interprets the signed text of a reply to a mail about
-// pkgv in dist. The keyword (and its arguments) is the first line, fail's
-// reason the lines after it; the last non-blank line must name the package
-// and its distribution, "PKG_VERSION (dist=DIST)", so that a signed answer
-// cannot be re-aimed at another package or distribution. Quoted lines are
-// ignored.
-func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
+// pkgv in dist for arch. The keyword (and its arguments) is the first
+// line, fail's reason the lines after it; the last non-blank line must
+// name the package, its architecture and its distribution, "PKG_VERSION
+// on ARCH (dist=DIST)" (see NamesLine), so that a signed answer cannot be
+// re-aimed at another package, architecture or distribution. The older
+// line without the architecture, "PKG_VERSION (dist=DIST)", is taken only
+// when archOptional (the buildd builds dist for arch alone). Quoted lines
+// are ignored.
+func ParseKeywordReply(kind Kind, text, pkgv, arch, dist string, archOptional bool) (*Reply, error) {
 	var lines []string
 	for _, l := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
 		if IsQuoteLine(l) {
@@ -111,17 +123,26 @@ func ParseKeywordReply(kind Kind, text, pkgv, dist string) (*Reply, error) {
 		return nil, &KeywordError{"The signed text is empty: put the keyword on its first line."}
 	}
 	last := strings.TrimSpace(lines[len(lines)-1])
-	line := pkgv + " (dist=" + dist + ")"
-	if len(lines) < 2 || last != line {
-		switch name, namedDist, _ := strings.Cut(strings.TrimSuffix(last, ")"), " (dist="); {
-		case len(lines) >= 2 && name == pkgv && namedDist != "" && namedDist != dist:
-			return nil, &KeywordError{fmt.Sprintf("The signed text names dist=%s, but the subject says dist=%s.\n"+
-				"A signed answer acts only in the distribution it names.", namedDist, dist)}
-		case len(lines) >= 2 && last == pkgv:
-			return nil, &KeywordError{fmt.Sprintf("The signed text names %s but not its distribution.\n"+
-				"Put %q alone on the last line of the signed text, after the keyword\n"+
-				"(buildd-reply.el does this); a signed answer acts only where it names.", pkgv, line)}
-		}
+	line := NamesLine(pkgv, arch, dist)
+	m := namesRE.FindStringSubmatch(last)
+	ours := len(lines) >= 2 && m != nil && m[1] == pkgv
+	switch {
+	case ours && m[3] != dist:
+		return nil, &KeywordError{fmt.Sprintf("The signed text names dist=%s, but the subject says dist=%s.\n"+
+			"A signed answer acts only in the distribution it names.", m[3], dist)}
+	case ours && m[2] != "" && m[2] != arch:
+		return nil, &KeywordError{fmt.Sprintf("The signed text names the build on %s, but this reply answers the build on %s.\n"+
+			"A signed answer acts only on the architecture it names.", m[2], arch)}
+	case ours && m[2] == "" && !archOptional:
+		return nil, &KeywordError{fmt.Sprintf("The signed text names %s but not its architecture, and this buildd\n"+
+			"builds dist=%s for several. Put %q alone on the last line of the\n"+
+			"signed text, after the keyword (buildd-reply.el does this).", last, dist, line)}
+	case ours:
+	case len(lines) >= 2 && last == pkgv:
+		return nil, &KeywordError{fmt.Sprintf("The signed text names %s but not its distribution.\n"+
+			"Put %q alone on the last line of the signed text, after the keyword\n"+
+			"(buildd-reply.el does this); a signed answer acts only where it names.", pkgv, line)}
+	default:
 		return nil, &KeywordError{fmt.Sprintf("The signed text does not name the package and dist=%s it answers for.\n"+
 			"Put %q alone on the last line of the signed text, after the keyword\n"+
 			"(buildd-reply.el does this); a signed answer for another package is refused.", dist, line)}

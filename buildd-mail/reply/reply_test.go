@@ -11,8 +11,10 @@ func TestClassifySubject(t *testing.T) {
 		want Subject
 	}{
 		{"Re: Log for successful build of hello_1.0-1 (dist=bookworm)", Subject{Kind: LogReply, PkgVersion: "hello_1.0-1", Dist: "bookworm"}},
-		{"RE: log for failed build of hello_1:2.0-1+b1 on amd64-host (dist=sid)", Subject{Kind: LogReply, PkgVersion: "hello_1:2.0-1+b1", Dist: "sid"}},
+		{"RE: log for failed build of hello_1:2.0-1+b1 on arm64 (dist=sid)", Subject{Kind: LogReply, PkgVersion: "hello_1:2.0-1+b1", Arch: "arm64", Dist: "sid"}},
+		{"Re: Log for successful build of hello_1.0-1 on kfreebsd-amd64 (dist=bookworm)", Subject{Kind: LogReply, PkgVersion: "hello_1.0-1", Arch: "kfreebsd-amd64", Dist: "bookworm"}},
 		{"Re: Should I build hello_1.0-1 (dist=bookworm)?", Subject{Kind: ShouldBuild, PkgVersion: "hello_1.0-1", Dist: "bookworm"}},
+		{"Re: Should I build hello_1.0-1 on arm64 (dist=bookworm)?", Subject{Kind: ShouldBuild, PkgVersion: "hello_1.0-1", Arch: "arm64", Dist: "bookworm"}},
 		{"Processing of hello_1.0-1_amd64.changes", Subject{Kind: Processing, Job: "hello_1.0-1_amd64.changes"}},
 		{"hello_1.0-1_amd64.changes INSTALLED into bookworm", Subject{Kind: Installed, Changes: "hello_1.0-1_amd64.changes"}},
 		{"hello_1.0-1_amd64.changes ACCEPTED", Subject{Kind: Installed, Changes: "hello_1.0-1_amd64.changes"}},
@@ -37,6 +39,8 @@ func TestParseKeywordReply(t *testing.T) {
 		err        string
 	}{
 		{"retry", "retry\nhello_1.0-1 (dist=bookworm)\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
+		{"retry on its arch", "retry\nhello_1.0-1 on amd64 (dist=bookworm)\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
+		{"another arch", "retry\nhello_1.0-1 on arm64 (dist=bookworm)\n", LogReply, Reply{}, "names the build on arm64, but this reply answers the build on amd64"},
 		{"retry CRLF", "retry\r\nhello_1.0-1 (dist=bookworm)\r\n", LogReply, Reply{Keyword: Retry, Word: "retry"}, ""},
 		{"no dist", "retry\nhello_1.0-1\n", LogReply, Reply{}, "not its distribution"},
 		{"dist mismatch", "retry\nhello_1.0-1 (dist=sid)\n", LogReply, Reply{}, "names dist=sid"},
@@ -65,7 +69,7 @@ func TestParseKeywordReply(t *testing.T) {
 		{"empty", "\n\n", LogReply, Reply{}, "empty"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r, err := ParseKeywordReply(c.kind, c.text, p, "bookworm")
+			r, err := ParseKeywordReply(c.kind, c.text, p, "amd64", "bookworm", true)
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err %v, want %q", err, c.err)
@@ -94,10 +98,44 @@ func FuzzParseReply(f *testing.F) {
 		if !log {
 			k = ShouldBuild
 		}
-		r, err := ParseKeywordReply(k, text, "hello_1.0-1", "bookworm")
+		r, err := ParseKeywordReply(k, text, "hello_1.0-1", "amd64", "bookworm", log)
 		if err == nil && r.Keyword == "" {
 			t.Fatalf("accepted %q without a keyword", text)
 		}
 		LooksLikeChanges(text)
 	})
+}
+
+// TestKeywordReplyArch: where the buildd builds the dist for several
+// architectures, the signed line must name the architecture of the build
+// the reply answers; the line without one is refused, saying what to
+// write, and so is the line of another architecture.
+func TestKeywordReplyArch(t *testing.T) {
+	for _, c := range []struct {
+		name, text, arch string
+		err              string
+	}{
+		{"named", "giveback\nhello_1.0-1 on arm64 (dist=bookworm)\n", "arm64", ""},
+		{"the other arch", "giveback\nhello_1.0-1 on amd64 (dist=bookworm)\n", "arm64",
+			"The signed text names the build on amd64, but this reply answers the build on arm64."},
+		{"no arch", "giveback\nhello_1.0-1 (dist=bookworm)\n", "arm64",
+			"The signed text names hello_1.0-1 (dist=bookworm) but not its architecture, and this buildd\nbuilds dist=bookworm for several. Put \"hello_1.0-1 on arm64 (dist=bookworm)\" alone"},
+		{"other dist", "giveback\nhello_1.0-1 on arm64 (dist=sid)\n", "arm64", "names dist=sid"},
+		{"bare", "giveback\nhello_1.0-1\n", "arm64", "Put \"hello_1.0-1 on arm64 (dist=bookworm)\" alone"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := ParseKeywordReply(LogReply, c.text, "hello_1.0-1", c.arch, "bookworm", false)
+			switch {
+			case c.err == "" && err != nil:
+				t.Fatal(err)
+			case c.err == "" && r.Keyword != GiveBack:
+				t.Fatalf("%+v", r)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Fatalf("err %v, want %q", err, c.err)
+			}
+		})
+	}
+	if got := NamesLine("hello_1.0-1+b1", "arm64", "bookworm"); got != "hello_1.0-1+b1 on arm64 (dist=bookworm)" {
+		t.Errorf("NamesLine = %q", got)
+	}
 }

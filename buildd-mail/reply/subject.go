@@ -16,8 +16,8 @@ type Kind int
 
 const (
 	Unknown     Kind = iota
-	LogReply         // Re: Log for ... build of PKG_VERSION (dist=D)
-	ShouldBuild      // Re: Should I build PKG_VERSION (dist=D)?
+	LogReply         // Re: Log for ... build of PKG_VERSION [on ARCH] (dist=D)
+	ShouldBuild      // Re: Should I build PKG_VERSION [on ARCH] (dist=D)?
 	Processing       // Processing of X (upload queue daemon)
 	Installed        // X.changes INSTALLED / ACCEPTED
 	IsNew            // X.changes is NEW
@@ -34,14 +34,18 @@ type Subject struct {
 	PkgVersion string // LogReply, ShouldBuild, NewVersion: name_version
 	Package    string // NewVersion: the source name
 	Dist       string
+	Arch       string // LogReply, ShouldBuild: "on ARCH", "" when the subject has none
 	Changes    string // Installed, IsNew: the .changes file name
 	Job        string // Processing
 }
 
-// The classic buildd-mail's subjects, tried in its order.
+// The classic buildd-mail's subjects, tried in its order. The "on ARCH"
+// of a log mail's subject, which the classic buildd-mail passed over, is
+// the architecture of the build (classic sbuild's subject has it too);
+// the "Should I build" question names it the same way.
 var (
-	logRE        = regexp.MustCompile(`(?i)^Re: Log for \S+ build of (\S+)(?: on [\w-]+)? \(dist=(\S+)\)`)
-	shouldRE     = regexp.MustCompile(`(?i)^Re: Should I build (\S+) \(dist=(\S+)\)`)
+	logRE        = regexp.MustCompile(`(?i)^Re: Log for \S+ build of (\S+)(?: on ([\w-]+))? \(dist=(\S+)\)`)
+	shouldRE     = regexp.MustCompile(`(?i)^Re: Should I build (\S+?)(?: on ([\w-]+))? \(dist=(\S+)\)`)
 	processingRE = regexp.MustCompile(`^Processing of (\S+)`)
 	installedRE  = regexp.MustCompile(`^([-+~.\w]+\.changes) (INSTALL|ACCEPT)ED`)
 	isNewRE      = regexp.MustCompile(`^(\S+\.changes) is NEW$`)
@@ -51,10 +55,10 @@ var (
 // ClassifySubject recognises a (decoded) subject.
 func ClassifySubject(s string) Subject {
 	if m := logRE.FindStringSubmatch(s); m != nil {
-		return Subject{Kind: LogReply, PkgVersion: m[1], Dist: m[2]}
+		return Subject{Kind: LogReply, PkgVersion: m[1], Arch: m[2], Dist: m[3]}
 	}
 	if m := shouldRE.FindStringSubmatch(s); m != nil {
-		return Subject{Kind: ShouldBuild, PkgVersion: m[1], Dist: m[2]}
+		return Subject{Kind: ShouldBuild, PkgVersion: m[1], Arch: m[2], Dist: m[3]}
 	}
 	if m := processingRE.FindStringSubmatch(s); m != nil {
 		return Subject{Kind: Processing, Job: m[1]}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"buildd/buildd-mail/reply"
 )
 
 // Key names (user ids are NAME@example.org).
@@ -222,10 +224,17 @@ func (m *Mail) PGPMIME(g *GPG, key, text, digest string, tamper func(string) str
 	return []byte(s)
 }
 
-// KeywordText is the signed text buildd-reply.el writes: the keyword
-// line(s), then "PKG_VERSION (dist=DIST)" alone on the last line.
+// KeywordText is the signed text buildd-reply.el wrote before log mail
+// subjects named the architecture: the keyword line(s), then
+// "PKG_VERSION (dist=DIST)" alone on the last line.
 func KeywordText(keyword, pkgv, dist string) string {
 	return strings.TrimRight(keyword, "\n") + "\n" + pkgv + " (dist=" + dist + ")\n"
+}
+
+// KeywordTextOn is the signed text buildd-reply.el writes: the keyword
+// line(s), then "PKG_VERSION on ARCH (dist=DIST)" alone on the last line.
+func KeywordTextOn(keyword, pkgv, arch, dist string) string {
+	return strings.TrimRight(keyword, "\n") + "\n" + reply.NamesLine(pkgv, arch, dist) + "\n"
 }
 
 // QuotedLog is quoted log text as a mailer puts below a reply.

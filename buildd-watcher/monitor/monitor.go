@@ -60,6 +60,9 @@ type state struct {
 	Log Cursor `json:"daemon_log"`
 	// Space is the last level (ok, warn, stop) of each volume.
 	Space map[string]string `json:"space"`
+	// Emulation is, by architecture, what was mailed of its qemu-user
+	// emulation being gone.
+	Emulation map[string]string `json:"emulation,omitempty"`
 }
 
 // Report says what a run found and did.
@@ -68,8 +71,9 @@ type Report struct {
 	Clean       machine.CleanReport
 	CleanErr    error
 	Space       []Volume
-	Diagnostics []string // new daemon.log lines mailed
-	Hold        []string // the reasons in HOLD-BUILDS after the run
+	Diagnostics []string          // new daemon.log lines mailed
+	Hold        []string          // the reasons in HOLD-BUILDS after the run
+	Emulation   map[string]string // architectures whose qemu-user emulation is missing, and why
 }
 
 // Run does one monitor pass under the lock buildd-monitor.lock.
@@ -95,6 +99,7 @@ func (m *Monitor) Run(ctx context.Context) (*Report, error) {
 	var machineHold, spaceHold []string
 	r.Clean, r.CleanErr, machineHold = m.clean(ctx)
 	r.Space, spaceHold = m.checkSpace(st)
+	r.Emulation = m.checkEmulation(st)
 	hold, err := m.setHold(machineHold, spaceHold)
 	if err != nil {
 		m.Log.Printf("%s: %v", home.HoldBuilds, err)
@@ -122,6 +127,9 @@ func (m *Monitor) loadState() *state {
 	}
 	if st.Space == nil {
 		st.Space = map[string]string{}
+	}
+	if st.Emulation == nil {
+		st.Emulation = map[string]string{}
 	}
 	return st
 }

@@ -75,7 +75,10 @@ type Result struct {
 	// RevisionUUID names Revision on every host that holds it (a revision
 	// shipped by push keeps it).
 	RevisionUUID string
-	UnmetDeps    string // Fail-Stage install-deps, attempted: the relations apt could not satisfy ("a (>= 2), b | c"), if it named them
+	// Mode is how it was built for its architecture: native, emulated
+	// (through qemu-user) or cross.
+	Mode      string
+	UnmetDeps string // Fail-Stage install-deps, attempted: the relations apt could not satisfy ("a (>= 2), b | c"), if it named them
 }
 
 // Run builds job with cfg's timeouts and log limit in a working snapshot of
@@ -98,6 +101,7 @@ type builder struct {
 	src     debversion.PkgVersion // the source package, its version with epoch as in the archive
 	bin     debversion.PkgVersion // src as its binaries carry it: +bN for a binNMU
 	arch    string
+	target  target
 	log     *logFile
 	res     Result
 	binds   []string        // the file: directories of the dist's apt_sources, bound for the apt steps
@@ -116,7 +120,7 @@ func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, er
 	if store == nil {
 		return nil, fmt.Errorf("build %s: no machine store", job.PkgVersion)
 	}
-	b := &builder{cfg: cfg, store: store, job: job, arch: job.Dist.BuiltArchitecture, start: time.Now()}
+	b := &builder{cfg: cfg, store: store, job: job, arch: job.Dist.BuiltArchitecture, target: targetOf(job.Dist), start: time.Now()}
 	if job.DSC != "" {
 		src, err := dscIdentity(job.DSC)
 		if err != nil {
@@ -203,6 +207,14 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	}()
 	b.header()
 	b.section("Create working snapshot")
+	m, err := b.store.Machine(b.job.Dist.Machine)
+	if err == nil {
+		b.res.Mode, err = b.target.check(m)
+	}
+	if err != nil {
+		b.fail(GivenBack, StageSnapshot, err.Error())
+		return
+	}
 	w, err := b.store.NewWorking(b.job.Dist.Machine, b.src.String())
 	if err != nil {
 		b.fail(GivenBack, StageSnapshot, err.Error())
@@ -228,7 +240,7 @@ func (b *builder) run(ctx context.Context) (res *Result) {
 	}()
 	b.root = w.Path()
 	b.res.Revision, b.res.RevisionUUID = w.Revision, w.UUID
-	fmt.Fprintf(b.log, "Machine %s, revision %s (UUID %s)\nWorking snapshot %s\n", w.Machine, w.Revision, w.UUID, w.Path())
+	fmt.Fprintf(b.log, "Machine %s, revision %s (UUID %s), %s build for %s\nWorking snapshot %s\n", w.Machine, w.Revision, w.UUID, b.res.Mode, b.arch, w.Path())
 	if b.job.Memory > 0 {
 		if ctl := sandbox.MemoryController(); ctl != "" {
 			fmt.Fprintf(b.log, "Memory limit %d MiB per step (%s)\n", b.job.Memory>>20, ctl)

@@ -14,9 +14,10 @@ import (
 	"buildd/internal/program"
 )
 
-const cliUsage = `usage: buildd build [--config FILE] --dist DIST [options] PKG_VERSION
-       buildd build [--config FILE] --dist DIST [options] --dsc FILE
+const cliUsage = `usage: buildd build [--config FILE] --dist DIST [--arch ARCH] [options] PKG_VERSION
+       buildd build [--config FILE] --dist DIST [--arch ARCH] [options] --dsc FILE
 options: --binnmu N --binnmu-changelog TEXT --parallel N --memory MIB --log FILE
+--arch is needed when the config builds DIST for several architectures
 exit status: 0 successful, 3 attempted (the package failed), 4 given back, 1 error, 2 usage
 `
 
@@ -27,6 +28,7 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, cliUsage) }
 	cfgPath := fs.String("config", "", "config file")
 	dist := fs.String("dist", "", "distribution (a [[dist]] of the config)")
+	arch := fs.String("arch", "", "architecture (the [[dist]]'s built_architecture; needed when DIST is built for several)")
 	dsc := fs.String("dsc", "", "build this .dsc instead of fetching from the archive")
 	binnmu := fs.Int("binnmu", 0, "binNMU number")
 	binText := fs.String("binnmu-changelog", "", "binNMU changelog entry")
@@ -46,9 +48,9 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "buildd build: %v\n", err)
 		return 1
 	}
-	d, ok := cfg.Dist(*dist)
-	if !ok {
-		fmt.Fprintf(stderr, "buildd build: %s: no [[dist]] %q\n", cfg.File, *dist)
+	d, err := cfg.Resolve(*dist, *arch)
+	if err != nil {
+		fmt.Fprintf(stderr, "buildd build: %v\n", err)
 		return 1
 	}
 	store, err := machine.Open(cfg.MachinesDir)

@@ -130,10 +130,11 @@ func (f aptFile) verify(path string) error {
 	return nil
 }
 
-// layerKey names the set of files apt would install on revision rev.
-func layerKey(rev string, archOnly bool, files []aptFile) string {
+// layerKey names the set of files apt would install on revision rev for
+// a build of variant (target.layerVariant).
+func layerKey(rev, variant string, files []aptFile) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "buildd layer 1\nrevision %s\narch-only %v\n", rev, archOnly)
+	fmt.Fprintf(h, "buildd layer 2\nrevision %s\n%s", rev, variant)
 	for _, f := range files {
 		fmt.Fprintf(h, "%s %d %s\n", f.name, f.size, f.hash)
 	}

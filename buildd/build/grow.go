@@ -235,7 +235,7 @@ func (b *builder) grow(ctx context.Context, opt string, files []aptFile, key str
 		if why := b.installExactly(ctx, need, "install "+strings.Join(specs, " "), base, g.step); why != "" {
 			return undo(why)
 		}
-		from = b.keepLayer(layerKey(b.work.Revision, b.archOnly(), g.step), g.step, need, false)
+		from = b.keepLayer(layerKey(b.work.Revision, b.target.layerVariant(b.archOnly()), g.step), g.step, need, false)
 		have = setOf(g.step)
 	}
 	rest := without(files, have)

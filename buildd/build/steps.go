@@ -269,15 +269,12 @@ func (b *builder) deps(ctx context.Context) bool {
 	b.section("Install build dependencies")
 	t0 := time.Now()
 	defer func() { b.res.InstallTime = time.Since(t0) }()
-	opt := ""
-	if b.archOnly() {
-		opt = "--arch-only "
-	}
+	opt := b.target.aptOptions(b.archOnly())
 	files := b.resolve(ctx, opt)
 	key := ""
 	if files != nil {
 		size := sizeOf(files)
-		key = layerKey(b.work.Revision, b.archOnly(), files)
+		key = layerKey(b.work.Revision, b.target.layerVariant(b.archOnly()), files)
 		fmt.Fprintf(b.log, "%d packages to install (%d bytes); layer key %s\n", len(files), size, key)
 		if len(files) > 0 && b.cfg.LayerCacheSize > 0 && b.fromLayer(key) {
 			b.res.Layer = b.work.Layer
@@ -310,7 +307,11 @@ func (b *builder) deps(ctx context.Context) bool {
 				fmt.Fprintf(b.log, "\nUnmet build dependencies: %s\n", unmet)
 				why = unmet
 			}
-			b.fail(Attempted, StageDeps, "unmet build dependencies of "+b.src.String()+": "+why)
+			st, cross := b.target.unmet()
+			if cross != "" {
+				why += "; " + b.src.String() + " " + cross
+			}
+			b.fail(st, StageDeps, "unmet build dependencies of "+b.src.String()+": "+why)
 			return false
 		}
 	}
@@ -336,13 +337,9 @@ func (t *tailBuffer) String() string { return string(t.b) }
 
 func (b *builder) build(ctx context.Context) bool {
 	b.section("Build")
-	opt := "-B"
-	if !b.archOnly() {
-		opt = "-b"
-	}
-	script := fmt.Sprintf("dpkg-buildpackage -us -uc %s -rfakeroot", opt)
+	script := fmt.Sprintf("dpkg-buildpackage -us -uc %s -rfakeroot", b.target.buildOptions(b.archOnly()))
 	t0 := time.Now()
-	msg, killed := b.sh(ctx, machine.BuildUser, false, b.srcDir, script, fmt.Sprintf("DEB_BUILD_OPTIONS=parallel=%d", b.job.Parallel))
+	msg, killed := b.sh(ctx, machine.BuildUser, false, b.srcDir, script, b.target.buildOptionsEnv(b.job.Parallel))
 	b.res.BuildTime = time.Since(t0)
 	b.res.BuildSpace = treeKiB(filepath.Join(b.root, b.srcDir))
 	switch {
@@ -428,6 +425,7 @@ func (b *builder) finish() {
 		{"Machine", b.res.Machine},
 		{"Revision", b.res.Revision},
 		{"Revision-UUID", b.res.RevisionUUID},
+		{"Build-Mode", b.res.Mode},
 		{"Build-Time", seconds(b.res.BuildTime)},
 		{"Build-Space", fmt.Sprintf("%d", b.res.BuildSpace)},
 		{"Install-Time", seconds(b.res.InstallTime)},
@@ -439,7 +437,7 @@ func (b *builder) finish() {
 		{"Fail-Reason", b.res.Message},
 	}
 	for _, p := range kv {
-		if p[1] == "" && (p[0] == "Fail-Stage" || p[0] == "Fail-Reason" || p[0] == "Revision" || p[0] == "Revision-UUID") {
+		if p[1] == "" && (p[0] == "Fail-Stage" || p[0] == "Fail-Reason" || p[0] == "Revision" || p[0] == "Revision-UUID" || p[0] == "Build-Mode") {
 			continue
 		}
 		fmt.Fprintf(b.log, "%s: %s\n", p[0], p[1])

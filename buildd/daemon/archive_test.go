@@ -119,12 +119,16 @@ func newArchive(t testing.TB, pkgs ...srcPkg) *archive {
 	return a
 }
 
-// merge merges the archive's indexes into the queue db with the real
-// wanna-build CLI: Packages . Sources.
-func (a *archive) merge(t testing.TB, db string) {
+// merge merges the archive's indexes into the queue db of bookworm/amd64
+// with the real wanna-build CLI: Packages . Sources.
+func (a *archive) merge(t testing.TB, db string) { a.mergeArch(t, db, "amd64") }
+
+// mergeArch merges the archive's sources into the queue db of bookworm
+// for arch (its Packages, empty, stands for every architecture's).
+func (a *archive) mergeArch(t testing.TB, db, arch string) {
 	t.Helper()
 	wb := wannaBuild(t)
-	run(t, a.dir, wb, "--db", db, "--dist=bookworm", "-A", "amd64", "--merge-v3",
+	run(t, a.dir, wb, "--db", db, "--dist=bookworm", "-A", arch, "--merge-v3",
 		"dists/bookworm/main/binary-amd64/Packages", ".", "dists/bookworm/main/source/Sources")
 }
 

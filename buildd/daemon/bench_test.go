@@ -215,7 +215,7 @@ func dispatchLatency(b *testing.B, usePG bool, idle int) {
 	const ready = "Nothing to do"
 	waitFor(b, time.Minute, "the daemon to be idle", func() bool {
 		l := e.daemonLog()
-		return strings.Contains(l, ready) && (!usePG || strings.Contains(l, "bookworm: waiting for the queue's notifications"))
+		return strings.Contains(l, ready) && (!usePG || strings.Contains(l, "bookworm/amd64: waiting for the queue's notifications"))
 	})
 	log := &logTail{path: e.path("daemon.log"), off: int64(len(e.daemonLog()))}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -231,7 +231,7 @@ func dispatchLatency(b *testing.B, usePG bool, idle int) {
 		total += took
 		worst = max(worst, took)
 		merging += merged.Sub(began)
-		log.wait(b, 10*time.Minute, "Build of "+pkgs[i].name+"_1.0 finished (successful)")
+		log.wait(b, 10*time.Minute, "Build of "+pkgs[i].name+"_1.0 on amd64 (dist=bookworm) finished (successful)")
 		log.wait(b, time.Minute, ready)
 	}
 	b.StopTimer()

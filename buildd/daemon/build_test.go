@@ -154,7 +154,7 @@ func TestOnceBuildsInParallel(t *testing.T) {
 	idRE := regexp.MustCompile(`(?mi)^Message-Id: <([^>]+)>`)
 	for _, m := range mails {
 		raw := strings.ReplaceAll(string(m.Data), "\r\n", "\n")
-		for _, s := range []string{"Log for successful build of goodpkg_1.0 (dist=bookworm)", "Log for failed build of badpkg_1.0 (dist=bookworm)"} {
+		for _, s := range []string{"Log for successful build of goodpkg_1.0 on amd64 (dist=bookworm)", "Log for failed build of badpkg_1.0 on amd64 (dist=bookworm)"} {
 			if strings.Contains(raw, "Subject: "+s+"\n") {
 				subjects[s] = raw
 			}
@@ -170,7 +170,7 @@ func TestOnceBuildsInParallel(t *testing.T) {
 	if len(subjects) != 2 {
 		t.Fatalf("subjects found: %v", subjects)
 	}
-	good := subjects["Log for successful build of goodpkg_1.0 (dist=bookworm)"]
+	good := subjects["Log for successful build of goodpkg_1.0 on amd64 (dist=bookworm)"]
 	i := strings.LastIndex(good, "goodpkg_1.0_amd64.changes:")
 	if i < 0 {
 		t.Fatalf("no .changes heading in the successful log mail:\n%s", good)
@@ -243,7 +243,7 @@ func TestSignalsMidBuild(t *testing.T) {
 		t.Fatalf("%s still there", stray[0])
 	}
 	log := e.daemonLog()
-	if !strings.Contains(log, "Deleted stray snapshot") || !strings.Contains(log, "slowpkg_1.0 (dist=bookworm) was building when buildd died -- back in REDO") {
+	if !strings.Contains(log, "Deleted stray snapshot") || !strings.Contains(log, "slowpkg_1.0 on amd64 (dist=bookworm) was building when buildd died -- back in REDO") {
 		t.Fatalf("daemon.log:\n%s", log)
 	}
 	if !inREDO() {

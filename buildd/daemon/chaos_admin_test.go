@@ -52,6 +52,7 @@ type logMail struct {
 	node    *chaosNode
 	id      string
 	pkgv    string
+	arch    string // X-Buildd-Arch: the architecture of the build
 	status  string // the log's Status: successful, attempted or given-back
 	subject string
 	date    time.Time
@@ -152,7 +153,7 @@ func (a *chaosAdmin) handle(n *chaosNode, raw []byte) {
 	subject := m.Header.Get("Subject")
 	switch {
 	case m.Header.Get("X-Buildd-Package") != "" && strings.HasPrefix(subject, "Log for "):
-		lm := &logMail{node: n, id: strings.Trim(m.Header.Get("Message-Id"), "<>"), pkgv: m.Header.Get("X-Buildd-Package"), subject: subject}
+		lm := &logMail{node: n, id: strings.Trim(m.Header.Get("Message-Id"), "<>"), pkgv: m.Header.Get("X-Buildd-Package"), arch: m.Header.Get("X-Buildd-Arch"), subject: subject}
 		lm.date, _ = m.Header.Date()
 		if st := statusRE.FindAllStringSubmatch(body, -1); len(st) > 0 {
 			lm.status = st[len(st)-1][1]
@@ -241,7 +242,7 @@ func (a *chaosAdmin) answer(lm *logMail) {
 		r.keyword, text = "ok", lm.changes
 	default:
 		r.keyword = "fail"
-		text = replytest.KeywordText("fail\nchaos admin: the build failed (answered by <"+id+">)", lm.pkgv, "bookworm")
+		text = replytest.KeywordTextOn("fail\nchaos admin: the build failed (answered by <"+id+">)", lm.pkgv, lm.arch, "bookworm")
 	}
 	r.signed = c.gpg.Clearsign(replytest.Admin, text, "SHA256", "")
 	m := &replytest.Mail{From: replytest.Addr(replytest.Admin), To: "buildd@example.org", Subject: "Re: " + lm.subject,

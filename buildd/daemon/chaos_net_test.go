@@ -476,7 +476,7 @@ func lastLines(s string, n int) string {
 // PostgreSQL queue, listens to it).
 func (n *chaosNode) waitUp(timeout time.Duration) {
 	t := n.c.t
-	want := "bookworm: waiting for the queue's notifications"
+	want := "bookworm/amd64: waiting for the queue's notifications"
 	if n.via != "pg" {
 		want = "Stage 5: loop"
 	}

@@ -2,11 +2,13 @@
 // (config, instance, machines, queue, loop), the loop of the classic
 // buildd (REDO first in distribution order, then each dist's needs-build
 // list), up to max_build builds at once each in its own snapshot, a dist
-// taken from only while its machine is on the revision its queue
-// requires, the results reported to the queue and mailed as logs, and
-// the daemon's habits: pid file and single instance, detaching,
-// daemon.log, signals, re-exec when its binary or config changes,
-// EXIT-DAEMON-PLEASE and HOLD-BUILDS.
+// built for several architectures taken from each (dist, arch) queue
+// with its own machine and kept apart everywhere (jobs, leases, gates,
+// give-backs, the home's records), a queue taken from only while its
+// machine is on the revision it requires, the results reported to the
+// queue and mailed as logs, and the daemon's habits: pid file and single
+// instance, detaching, daemon.log, signals, re-exec when its binary or
+// config changes, EXIT-DAEMON-PLEASE and HOLD-BUILDS.
 package daemon
 
 import (
@@ -60,14 +62,15 @@ type Daemon struct {
 	pausedUntil time.Time
 	held        bool                  // HOLD-BUILDS seen and logged
 	badREDO     map[string]bool       // bad REDO lines already logged
-	renewed     map[string]time.Time  // per dist: the last lease renewal
+	renewed     map[string]time.Time  // per dist and arch (Dist.Where): the last lease renewal
 	ports       map[string]queue.Port // per dist's queue settings (portKey)
-	gates       map[string]*gate      // per dist: its machine's revision and the queue's (revision.go)
+	gates       map[string]*gate      // per dist and arch (Dist.Where): its machine's revision and the queue's (revision.go)
 	jobs        sync.WaitGroup
 }
 
 // job is a running build: what buildd/build is given, and the REDO entry
-// it was started from (REDO and BUILDING hold that form, without +bN).
+// it was started from (REDO and BUILDING hold that form, without +bN;
+// its Arch is always given).
 type job struct {
 	build.Job
 	entry       home.RedoEntry
@@ -77,7 +80,15 @@ type job struct {
 	taken       string // why it was cancelled: the queue no longer has the package as ours
 }
 
-func jobKey(dist, pkgv string) string { return dist + " " + pkgv }
+// jobKey keys the builds of running and ending: a package version in a
+// dist for an architecture.
+func jobKey(e home.RedoEntry) string { return e.Where() + " " + e.PkgVersion }
+
+// on names a dist and its architecture after a package version, as log
+// mail subjects do: "on ARCH (dist=DIST)".
+func on(d *config.Dist) string {
+	return fmt.Sprintf("on %s (dist=%s)", d.BuiltArchitecture, d.DistName)
+}
 
 // New returns a daemon for the config, logging to log.
 func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
@@ -200,9 +211,9 @@ func (d *Daemon) Round(ctx context.Context) int {
 		}
 	}
 	started := 0
-	for _, e := range d.fromREDO(dists, free) {
-		dist, _ := c.Dist(e.Dist)
-		if d.skip(e.Dist, e.PkgVersion) {
+	for _, e := range d.fromREDO(c, dists, free) {
+		dist, _ := c.DistArch(e.Dist, e.Arch)
+		if d.skip(c, dist, e) {
 			continue
 		}
 		leased, ok := d.claim(ctx, c, dist, e)
@@ -214,23 +225,29 @@ func (d *Daemon) Round(ctx context.Context) int {
 		if d.pool.Free() == 0 || ctx.Err() != nil {
 			break
 		}
-		if slices.ContainsFunc(dists, func(t config.Dist) bool { return t.DistName == c.Dists[i].DistName }) {
+		if slices.ContainsFunc(dists, func(t config.Dist) bool { return t.Where() == c.Dists[i].Where() }) {
 			started += d.fromQueue(ctx, c, &c.Dists[i], d.pool.Free())
 		}
 	}
 	return started
 }
 
-// skip consumes the lines in build/SKIP that name pkgv in dist, if there
-// are any: that build is not to be done (a newer version superseded it
-// there, or the admin said so).
-func (d *Daemon) skip(dist, pkgv string) bool {
-	found, err := d.home.Skip().Take(pkgv, dist)
-	if err != nil {
+// skip consumes the lines in build/SKIP that name e's build (in dist for
+// its architecture), if there are any: that build is not to be done (a
+// newer version superseded it there, or the admin said so). A line that
+// names the package in the dist without the architecture the host builds
+// it for several of names nothing; it is logged.
+func (d *Daemon) skip(c *config.Config, dist *config.Dist, e home.RedoEntry) bool {
+	found, err := d.home.Skip().Take(e.PkgVersion, func(dn, arch string) (bool, error) { return c.Means(dist, dn, arch) })
+	var le *home.LineError
+	switch {
+	case errors.As(err, &le):
+		d.log.Printf("Ignoring a line of SKIP for %s (kept in the file; fix or remove it): %v", e.Named(), err)
+	case err != nil:
 		d.log.Printf("Can't read SKIP: %v", err)
 	}
 	if found {
-		d.log.Printf("%s found in SKIP file -- skipping building it", pkgv)
+		d.log.Printf("%s found in SKIP file -- skipping building it", e.Named())
 	}
 	return found
 }
@@ -241,12 +258,13 @@ func (d *Daemon) stopped() bool {
 	return d.stopping
 }
 
-// busy reports whether pkgv of dist is building, or has ended and its end
-// is not yet known to all.
-func (d *Daemon) busy(dist, pkgv string) bool {
+// busy reports whether e's build (its package version in its dist for its
+// architecture) is running, or has ended and its end is not yet known to
+// all.
+func (d *Daemon) busy(e home.RedoEntry) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.running[jobKey(dist, pkgv)] != nil || d.ending[jobKey(dist, pkgv)] != nil
+	return d.running[jobKey(e)] != nil || d.ending[jobKey(e)] != nil
 }
 
 // lowSpace reports the free KiB of the build area (the machines volume)
@@ -267,15 +285,37 @@ func (d *Daemon) lowSpace(c *config.Config) (int64, string, bool) {
 }
 
 // fromREDO takes up to n entries of dists out of REDO, distribution
-// order first; the other dists' entries stay, and bad lines stay in the
-// file for the admin to fix and are logged once.
-func (d *Daemon) fromREDO(dists []config.Dist, n int) []home.RedoEntry {
+// order first, each with its architecture; the other dists' entries stay,
+// and bad lines, and lines naming a dist without the architecture the
+// host builds it for several of, stay in the file for the admin to fix
+// and are logged once.
+func (d *Daemon) fromREDO(c *config.Config, dists []config.Dist, n int) []home.RedoEntry {
 	redo := d.home.REDO()
 	entries, bad, err := redo.Read()
 	if err != nil {
 		d.log.Printf("File REDO exists, but can't read it: %v", err)
 		return nil
 	}
+	d.logBadREDO(bad)
+	if len(entries) == 0 && len(bad) == 0 {
+		return nil
+	}
+	var take []home.RedoEntry
+	err = redo.Update(func(es []home.RedoEntry) []home.RedoEntry {
+		var keep []home.RedoEntry
+		take, keep, bad = SelectREDO(c, es, dists, n, d.busy)
+		return keep
+	})
+	if err != nil {
+		d.log.Printf("Can't rewrite REDO: %v", err)
+		return nil
+	}
+	d.logBadREDO(bad)
+	return take
+}
+
+// logBadREDO logs each bad line of REDO once.
+func (d *Daemon) logBadREDO(bad []error) {
 	for _, b := range bad {
 		if d.badREDO == nil {
 			d.badREDO = map[string]bool{}
@@ -285,20 +325,6 @@ func (d *Daemon) fromREDO(dists []config.Dist, n int) []home.RedoEntry {
 			d.log.Printf("Ignoring bad line in REDO (kept in the file; fix or remove it): %v", b)
 		}
 	}
-	if len(entries) == 0 && len(bad) == 0 {
-		return nil
-	}
-	var take []home.RedoEntry
-	err = redo.Update(func(es []home.RedoEntry) []home.RedoEntry {
-		var keep []home.RedoEntry
-		take, keep = SelectREDO(es, dists, n, d.busy)
-		return keep
-	})
-	if err != nil {
-		d.log.Printf("Can't rewrite REDO: %v", err)
-		return nil
-	}
-	return take
 }
 
 // claim makes sure that the queue has e's package as this builder's
@@ -318,11 +344,11 @@ func (d *Daemon) claim(ctx context.Context, c *config.Config, dist *config.Dist,
 	}
 	q := d.queue(c, dist)
 	failed := func(op string, err error) (bool, bool) {
-		d.backToREDO(e, fmt.Sprintf("wanna-build %s --dist=%s failed: %v", op, e.Dist, err))
+		d.backToREDO(e, fmt.Sprintf("wanna-build %s --dist=%s --arch=%s failed: %v", op, e.Dist, e.Arch, err))
 		return false, false
 	}
 	notOurs := func(why string) (bool, bool) {
-		d.log.Printf("%s (dist=%s) in REDO is not this builder's in the queue: %s -- not building it", e.PkgVersion, e.Dist, why)
+		d.log.Printf("%s in REDO is not this builder's in the queue: %s -- not building it", e.Named(), why)
 		return false, false
 	}
 	info, err := q.Info(ctx, e.PkgVersion)
@@ -341,12 +367,12 @@ func (d *Daemon) claim(ctx context.Context, c *config.Config, dist *config.Dist,
 			return failed("--renew", err)
 		}
 		if len(lost) == 0 {
-			d.log.Printf("%s (dist=%s) in REDO is still this builder's in the queue (lease renewed)", e.PkgVersion, e.Dist)
+			d.log.Printf("%s in REDO is still this builder's in the queue (lease renewed)", e.Named())
 			return true, true
 		}
 		// Its lease ended and another builder gave it back just now.
 	case mine && (info.State == queue.Built || info.State == queue.BuildAttempted):
-		d.log.Printf("%s (dist=%s) in REDO is %s by this builder in the queue: building it again, without a lease", e.PkgVersion, e.Dist, info.State)
+		d.log.Printf("%s in REDO is %s by this builder in the queue: building it again, without a lease", e.Named(), info.State)
 		return false, true
 	case info.State != queue.NeedsBuild:
 		return notOurs("it is " + describe(info))
@@ -363,7 +389,7 @@ func (d *Daemon) claim(ctx context.Context, c *config.Config, dist *config.Dist,
 	if info.LastChange != "" {
 		last = " (last change: " + info.LastChange + ")"
 	}
-	d.log.Printf("%s (dist=%s) in REDO was Needs-Build in the queue again%s: taken again", e.PkgVersion, e.Dist, last)
+	d.log.Printf("%s in REDO was Needs-Build in the queue again%s: taken again", e.Named(), last)
 	return true, true
 }
 
@@ -374,18 +400,20 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 	q := d.queue(c, dist)
 	listed, err := q.NeedsBuild(ctx)
 	if err != nil {
-		d.log.Printf("wanna-build --list=needs-build --dist=%s failed: %v", dist.DistName, err)
+		d.log.Printf("wanna-build --list=needs-build --dist=%s --arch=%s failed: %v", dist.DistName, dist.BuiltArchitecture, err)
 		return 0
 	}
 	if len(listed) == 0 {
 		return 0
 	}
-	d.log.Printf("%s: total %d packages to build.", dist.DistName, len(listed))
-	givenBack, err := d.home.GivenBack().Recent(time.Now(), time.Duration(c.DelayAfterGiveBack)*time.Minute)
+	d.log.Printf("%s: total %d packages to build.", dist.Where(), len(listed))
+	givenBack, err := d.home.GivenBack().Recent(time.Now(), time.Duration(c.DelayAfterGiveBack)*time.Minute, dist.DistName, dist.BuiltArchitecture)
 	if err != nil {
 		d.log.Printf("Can't read SBUILD-GIVEN-BACK: %v", err)
 	}
-	cands, _, err := SelectQueue(dist, listed, givenBack, func(pkgv string) bool { return d.busy(dist.DistName, pkgv) })
+	cands, _, err := SelectQueue(dist, listed, givenBack, func(pkgv string) bool {
+		return d.busy(home.RedoEntry{PkgVersion: pkgv, Dist: dist.DistName, Arch: dist.BuiltArchitecture})
+	})
 	if err != nil {
 		d.log.Printf("%v", err)
 		return 0
@@ -396,23 +424,23 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 			break
 		}
 		pkgv := l.PkgVersion()
-		if d.skip(dist.DistName, pkgv) {
+		e := home.RedoEntry{PkgVersion: pkgv, Dist: dist.DistName, Arch: dist.BuiltArchitecture, BinNMU: l.BinNMU}
+		if d.skip(c, dist, e) {
 			continue
 		}
 		if err := q.Take(ctx, pkgv); err != nil {
 			if queue.IsRefused(err) {
-				d.log.Printf("Can't take %s: %v", pkgv, err)
+				d.log.Printf("Can't take %s %s: %v", pkgv, on(dist), err)
 				continue
 			}
-			d.log.Printf("wanna-build --take --dist=%s %s failed: %v", dist.DistName, pkgv, err)
+			d.log.Printf("wanna-build --take --dist=%s --arch=%s %s failed: %v", dist.DistName, dist.BuiltArchitecture, pkgv, err)
 			break
 		}
 		d.stats("taken", 1)
-		e := home.RedoEntry{PkgVersion: pkgv, Dist: dist.DistName, BinNMU: l.BinNMU}
 		if c.ShouldBuildMsgs || l.BinNMU > 0 {
 			info, err := q.Info(ctx, l.Name)
 			if err != nil {
-				d.log.Printf("wanna-build --info --dist=%s %s failed: %v -- building it", dist.DistName, l.Name, err)
+				d.log.Printf("wanna-build --info --dist=%s --arch=%s %s failed: %v -- building it", dist.DistName, dist.BuiltArchitecture, l.Name, err)
 				info = &queue.Info{}
 			}
 			if old := strings.TrimSpace(info.OldFailed); c.ShouldBuildMsgs && old != "" {
@@ -432,9 +460,9 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 // package taken whose previous version failed; the answer, through
 // buildd-mail, builds it (REDO) or fails it.
 func (d *Daemon) askShouldBuild(c *config.Config, dist *config.Dist, pkgv, failed string) {
-	d.log.Printf("%s previously failed -- asking admin first", pkgv)
-	msg := logmail.Question(c, dist.DistName, pkgv, failed)
-	err := logmail.Send(d.mailer(), d.home, msg, dist.DistName, pkgv, logmail.KindShouldBuild)
+	d.log.Printf("%s %s previously failed -- asking admin first", pkgv, on(dist))
+	msg := logmail.Question(c, dist, pkgv, failed)
+	err := logmail.Send(d.mailer(), d.home, msg, dist, pkgv, logmail.KindShouldBuild)
 	if errors.Is(err, logmail.ErrNotSent) {
 		// No answer could be matched: give the package back rather than
 		// hold it with no question asked.
@@ -442,7 +470,7 @@ func (d *Daemon) askShouldBuild(c *config.Config, dist *config.Dist, pkgv, faile
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if err := d.queue(c, dist).GiveBack(ctx, pkgv); err != nil {
-			d.log.Printf("wanna-build --give-back --dist=%s %s failed: %v", dist.DistName, pkgv, err)
+			d.log.Printf("wanna-build --give-back --dist=%s --arch=%s %s failed: %v", dist.DistName, dist.BuiltArchitecture, pkgv, err)
 		}
 		return
 	}
@@ -451,8 +479,9 @@ func (d *Daemon) askShouldBuild(c *config.Config, dist *config.Dist, pkgv, faile
 	}
 }
 
-// start starts the build of e in a free slot; leased: its lease is to be
-// renewed while it builds. A job it cannot start goes back to REDO.
+// start starts the build of e (its Arch given: dist's) in a free slot;
+// leased: its lease is to be renewed while it builds. A job it cannot
+// start goes back to REDO.
 func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry, leased bool) bool {
 	tok, ok := d.pool.TryAcquire()
 	if !ok {
@@ -460,14 +489,14 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry, le
 		return false
 	}
 	if err := d.home.Building().Add(e); err != nil {
-		d.log.Printf("Can't record %s in BUILDING: %v", e.PkgVersion, err)
+		d.log.Printf("Can't record %s in BUILDING: %v", e.Named(), err)
 	}
 	f, err := home.CreateLog(d.home.LogsDir(), subjectPkgv(e), dist.BuiltArchitecture, time.Now())
 	if err != nil {
 		tok.Release()
-		d.log.Printf("Can't start %s: %v", e.PkgVersion, err)
+		d.log.Printf("Can't start %s: %v", e.Named(), err)
 		d.backToREDO(e, "no log file")
-		d.home.Building().Remove(func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist })
+		d.home.Building().Remove(sameJob(e))
 		return false
 	}
 	f.Close()
@@ -481,15 +510,15 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry, le
 		Parallel: slice.CPUs, Memory: slice.RAMKiB << 10, LogPath: f.Name(),
 	}, entry: e, cancel: cancel, leased: leased}
 	d.mu.Lock()
-	d.running[jobKey(e.Dist, e.PkgVersion)] = j
+	d.running[jobKey(e)] = j
 	builder := d.builder
 	d.mu.Unlock()
 	binNMU := ""
 	if e.BinNMU > 0 {
 		binNMU = fmt.Sprintf("!%d!", e.BinNMU)
 	}
-	d.log.Printf("Starting build (dist=%s) of %s%s (slot %d of %d, parallel=%d, %d MiB; log %s)",
-		e.Dist, binNMU, e.PkgVersion, tok.Slot()+1, d.pool.Size(), slice.CPUs, slice.RAMKiB/1024, j.LogPath)
+	d.log.Printf("Starting build (dist=%s) of %s%s on %s (slot %d of %d, parallel=%d, %d MiB; log %s)",
+		e.Dist, binNMU, e.PkgVersion, e.Arch, tok.Slot()+1, d.pool.Size(), slice.CPUs, slice.RAMKiB/1024, j.LogPath)
 	d.stats("builds", 1)
 	d.jobs.Add(1)
 	go func() {
@@ -511,27 +540,27 @@ func subjectPkgv(e home.RedoEntry) string {
 
 func (d *Daemon) backToREDO(e home.RedoEntry, why string) {
 	if err := d.home.REDO().Add(e); err != nil {
-		d.log.Printf("%s (dist=%s): %s, and it cannot go back to REDO: %v", e.PkgVersion, e.Dist, why, err)
+		d.log.Printf("%s: %s, and it cannot go back to REDO: %v", e.Named(), why, err)
 		return
 	}
-	d.log.Printf("%s (dist=%s): %s -- back in REDO", e.PkgVersion, e.Dist, why)
+	d.log.Printf("%s: %s -- back in REDO", e.Named(), why)
 }
 
-// mailLog mails the log of the ended job j, if it has one; an error
-// wrapping logmail.ErrNotSent means nothing was sent.
-func (d *Daemon) mailLog(c *config.Config, j *job, status build.Status, changes string) error {
+// mailLog mails the log of the ended job j, built for dist, if it has
+// one; an error wrapping logmail.ErrNotSent means nothing was sent.
+func (d *Daemon) mailLog(c *config.Config, dist *config.Dist, j *job, status build.Status, changes string) error {
 	if st, err := os.Stat(j.LogPath); err != nil || st.Size() == 0 {
 		return nil
 	}
 	pkgv := subjectPkgv(j.entry)
-	msg, err := logmail.Message(c, j.Dist, logmail.Build{
-		Dist: j.entry.Dist, PkgVersion: pkgv, Successful: status == build.Successful,
+	msg, err := logmail.Message(c, dist, logmail.Build{
+		PkgVersion: pkgv, Successful: status == build.Successful,
 		LogPath: j.LogPath, ChangesPath: changes,
 	})
 	if err != nil {
-		return fmt.Errorf("log mail of %s: %w", pkgv, err)
+		return fmt.Errorf("log mail of %s %s: %w", pkgv, on(dist), err)
 	}
-	return logmail.Send(d.mailer(), d.home, msg, j.entry.Dist, pkgv, logmail.KindLog)
+	return logmail.Send(d.mailer(), d.home, msg, dist, pkgv, logmail.KindLog)
 }
 
 // countFails counts give-backs in a row; more than max_sbuild_fails mails
@@ -559,7 +588,7 @@ func (d *Daemon) countFails(c *config.Config, j *job, status build.Status) {
 	body := fmt.Sprintf("The execution of sbuild now failed for %d times.\n"+
 		"These are the last %d lines of the last failed build (%s, full log %s):\n%s\n"+
 		"The daemon is going to sleep for %v, or can be restarted with SIGUSR2.\n",
-		n, TailLines, j.entry.PkgVersion, j.LogPath, tail, pause)
+		n, TailLines, j.entry.Named(), j.LogPath, tail, pause)
 	if err := d.mailer().Send(&mailer.Message{To: []string{c.AdminMail}, Subject: "Repeated mess with sbuild", Body: body}); err != nil {
 		d.log.Printf("Repeated mess mail: %v", err)
 	}

@@ -51,15 +51,15 @@ func (en *ending) reported() bool { return en.told.Load() }
 func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr error) {
 	e := j.entry
 	d.mu.Lock()
-	delete(d.running, jobKey(e.Dist, e.PkgVersion))
+	delete(d.running, jobKey(e))
 	interrupted, taken := j.interrupted, j.taken
 	d.mu.Unlock()
 	if taken != "" {
-		d.forget(j, out.ChangesPath, fmt.Sprintf("Build of %s stopped, no longer this builder's: %s", e.PkgVersion, taken))
+		d.forget(j, out.ChangesPath, fmt.Sprintf("Build of %s stopped, no longer this builder's: %s", e.Named(), taken))
 		return
 	}
 	if buildErr != nil {
-		d.log.Printf("Build of %s failed to run: %v", e.PkgVersion, buildErr)
+		d.log.Printf("Build of %s failed to run: %v", e.Named(), buildErr)
 		out.Status = build.GivenBack
 	}
 	if interrupted && out.Status == build.GivenBack {
@@ -69,13 +69,13 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 	}
 	switch out.Status {
 	case build.Successful:
-		d.log.Printf("Build of %s succeeded -- marking as built in wanna-build", e.PkgVersion)
+		d.log.Printf("Build of %s succeeded -- marking as built in wanna-build", e.Named())
 	case build.Attempted:
-		d.log.Printf("Build of %s failed (build failed, stage %s) -- marking as attempted in wanna-build", e.PkgVersion, out.FailStage)
+		d.log.Printf("Build of %s failed (build failed, stage %s) -- marking as attempted in wanna-build", e.Named(), out.FailStage)
 		d.stats("failed", 1)
 	default:
-		d.log.Printf("Build of %s failed (local problem, stage %s) -- giving back", e.PkgVersion, out.FailStage)
-		if err := d.home.GivenBack().Add(e.PkgVersion, time.Now()); err != nil {
+		d.log.Printf("Build of %s failed (local problem, stage %s) -- giving back", e.Named(), out.FailStage)
+		if err := d.home.GivenBack().Add(e.PkgVersion, e.Dist, e.Arch, time.Now()); err != nil {
 			d.log.Printf("Can't write SBUILD-GIVEN-BACK: %v", err)
 		}
 		d.stats("give-back", 1)
@@ -86,7 +86,7 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 	en := &ending{job: j, rec: home.Finished{RedoEntry: e, Status: string(out.Status), FailStage: out.FailStage,
 		LogPath: j.LogPath, ChangesPath: out.ChangesPath, Ended: time.Now()}}
 	d.mu.Lock()
-	d.ending[jobKey(e.Dist, e.PkgVersion)] = en
+	d.ending[jobKey(e)] = en
 	d.mu.Unlock()
 	d.complete(c, en)
 }
@@ -106,8 +106,12 @@ func (d *Daemon) logTail(path string) {
 	}
 }
 
+// sameJob matches the lines of e's job: its package version in its dist
+// for its architecture.
 func sameJob(e home.RedoEntry) func(home.RedoEntry) bool {
-	return func(b home.RedoEntry) bool { return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist }
+	return func(b home.RedoEntry) bool {
+		return b.PkgVersion == e.PkgVersion && b.Dist == e.Dist && b.Arch == e.Arch
+	}
 }
 
 // CompleteEndings tries again the steps not yet done of every ended build
@@ -143,14 +147,14 @@ func (d *Daemon) complete(c *config.Config, en *ending) {
 	e := en.rec.RedoEntry
 	if !en.durable {
 		if err := d.home.Finished().Put(en.rec); err != nil {
-			d.log.Printf("Build of %s ended (%s), but it cannot be recorded in %s: %v -- the queue is told once it can", e.PkgVersion, en.rec.Status, d.home.Finished().Path(), err)
+			d.log.Printf("Build of %s ended (%s), but it cannot be recorded in %s: %v -- the queue is told once it can", e.Named(), en.rec.Status, d.home.Finished().Path(), err)
 			return
 		}
 		en.durable = true
 	}
-	dist, ok := c.Dist(e.Dist)
-	if !ok {
-		d.log.Printf("Build of %s ended, but dist %s is no longer in the config -- left in %s", e.PkgVersion, e.Dist, d.home.Finished().Path())
+	dist, err := c.Resolve(e.Dist, e.Arch)
+	if err != nil {
+		d.log.Printf("Build of %s ended, but %v -- left in %s", e.Named(), err, d.home.Finished().Path())
 		return
 	}
 	if !en.rec.Reported {
@@ -164,8 +168,8 @@ func (d *Daemon) complete(c *config.Config, en *ending) {
 	}
 	d.countEnding(c, en)
 	if !en.rec.Spooled {
-		if err := d.spoolLog(c, en.job, build.Status(en.rec.Status)); err != nil {
-			d.log.Printf("Log of %s not yet spooled for the log store (tried again next round): %v", e.PkgVersion, err)
+		if err := d.spoolLog(c, dist, en.job, build.Status(en.rec.Status)); err != nil {
+			d.log.Printf("Log of %s not yet spooled for the log store (tried again next round): %v", e.Named(), err)
 			return
 		}
 		if !d.mark(en, func(r *home.Finished) { r.Spooled = true }) {
@@ -173,9 +177,9 @@ func (d *Daemon) complete(c *config.Config, en *ending) {
 		}
 	}
 	if !en.rec.Mailed {
-		err := d.mailLog(c, en.job, build.Status(en.rec.Status), en.rec.ChangesPath)
+		err := d.mailLog(c, dist, en.job, build.Status(en.rec.Status), en.rec.ChangesPath)
 		if errors.Is(err, logmail.ErrNotSent) {
-			d.log.Printf("Log of %s not yet mailed (tried again next round): %v", e.PkgVersion, err)
+			d.log.Printf("Log of %s not yet mailed (tried again next round): %v", e.Named(), err)
 			return
 		}
 		if err != nil {
@@ -194,12 +198,12 @@ func (d *Daemon) complete(c *config.Config, en *ending) {
 		return
 	}
 	d.endingDone(e)
-	d.log.Printf("Build of %s finished (%s).", e.PkgVersion, en.rec.Status)
+	d.log.Printf("Build of %s finished (%s).", e.Named(), en.rec.Status)
 }
 
 func (d *Daemon) endingDone(e home.RedoEntry) {
 	d.mu.Lock()
-	delete(d.ending, jobKey(e.Dist, e.PkgVersion))
+	delete(d.ending, jobKey(e))
 	d.mu.Unlock()
 	d.poke()
 }
@@ -209,7 +213,7 @@ func (d *Daemon) mark(en *ending, done func(*home.Finished)) bool {
 	r := en.rec
 	done(&r)
 	if err := d.home.Finished().Put(r); err != nil {
-		d.log.Printf("Can't update %s for %s (tried again next round): %v", d.home.Finished().Path(), r.PkgVersion, err)
+		d.log.Printf("Can't update %s for %s (tried again next round): %v", d.home.Finished().Path(), r.Named(), err)
 		return false
 	}
 	en.rec = r
@@ -237,7 +241,7 @@ func (d *Daemon) report(dist *config.Dist, en *ending) bool {
 	taken := en.job.taken
 	d.mu.Unlock()
 	if taken != "" {
-		d.forget(en.job, en.rec.ChangesPath, fmt.Sprintf("Build of %s (%s) not reported: no longer this builder's: %s", e.PkgVersion, en.rec.Status, taken))
+		d.forget(en.job, en.rec.ChangesPath, fmt.Sprintf("Build of %s (%s) not reported: no longer this builder's: %s", e.Named(), en.rec.Status, taken))
 		return false
 	}
 	q := d.queue(d.config(), dist)
@@ -257,13 +261,13 @@ func (d *Daemon) report(dist *config.Dist, en *ending) bool {
 		return true
 	case queue.IsRefused(err):
 		if d.toldBefore(ctx, q, dist, en) {
-			d.log.Printf("%s (dist=%s): the queue has its outcome (%s) from this builder already", e.PkgVersion, e.Dist, en.rec.Status)
+			d.log.Printf("%s: the queue has its outcome (%s) from this builder already", e.Named(), en.rec.Status)
 			return true
 		}
-		d.forget(en.job, en.rec.ChangesPath, fmt.Sprintf("Build of %s (%s) not reported: the queue refuses it: %v", e.PkgVersion, en.rec.Status, err))
+		d.forget(en.job, en.rec.ChangesPath, fmt.Sprintf("Build of %s (%s) not reported: the queue refuses it: %v", e.Named(), en.rec.Status, err))
 		return false
 	}
-	d.log.Printf("wanna-build (%s) --dist=%s %s failed: %v -- tried again next round; its lease is renewed meanwhile", en.rec.Status, e.Dist, e.PkgVersion, err)
+	d.log.Printf("wanna-build (%s) --dist=%s --arch=%s %s failed: %v -- tried again next round; its lease is renewed meanwhile", en.rec.Status, e.Dist, e.Arch, e.PkgVersion, err)
 	return false
 }
 
@@ -314,8 +318,14 @@ func (d *Daemon) removeResults(changes string) {
 
 // resumeEndings takes up, at start-up, the builds whose end a dead buildd
 // left in FINISHED, and returns them: their BUILDING lines stay, and
-// CompleteEndings goes on with them.
-func (d *Daemon) resumeEndings() ([]home.RedoEntry, error) {
+// CompleteEndings goes on with them. A record written before records
+// carried the architecture first gets its dist's (archOf); one of a dist
+// built here for several keeps none, and CompleteEndings leaves it, and
+// says so.
+func (d *Daemon) resumeEndings(archOf func(dist string) string) ([]home.RedoEntry, error) {
+	if err := d.home.Finished().FillArch(archOf); err != nil {
+		return nil, err
+	}
 	recs, bad, err := d.home.Finished().Read()
 	if err != nil {
 		return nil, err
@@ -329,15 +339,15 @@ func (d *Daemon) resumeEndings() ([]home.RedoEntry, error) {
 	for _, r := range recs {
 		j := &job{Job: build.Job{PkgVersion: r.PkgVersion, BinNMU: r.BinNMU, BinNMUChangelog: r.Changelog, LogPath: r.LogPath},
 			entry: r.RedoEntry}
-		if dc, ok := d.cfg.Dist(r.Dist); ok {
+		if dc, ok := d.cfg.DistArch(r.Dist, r.Arch); ok {
 			j.Dist, j.leased = dc, dc.Lease() > 0
 		}
 		en := &ending{job: j, rec: r, durable: true}
 		en.told.Store(r.Reported)
-		d.ending[jobKey(r.Dist, r.PkgVersion)] = en
+		d.ending[jobKey(r.RedoEntry)] = en
 		out = append(out, r.RedoEntry)
-		d.log.Printf("%s (dist=%s) had ended (%s) when buildd died -- going on with its end (told the queue: %v, log spooled: %v, mailed: %v)",
-			r.PkgVersion, r.Dist, r.Status, r.Reported, r.Spooled, r.Mailed)
+		d.log.Printf("%s had ended (%s) when buildd died -- going on with its end (told the queue: %v, log spooled: %v, mailed: %v)",
+			r.Named(), r.Status, r.Reported, r.Spooled, r.Mailed)
 	}
 	return out, nil
 }

@@ -91,21 +91,21 @@ func TestEndings(t *testing.T) {
 				q.restore()
 			},
 			state: queue.Built, builds: 1, mails: 1,
-			logged: "wanna-build (successful) --dist=bookworm endme_1.0 failed: "},
+			logged: "wanna-build (successful) --dist=bookworm --arch=amd64 endme_1.0 failed: "},
 		{name: "a crash after the report",
 			setup: func(q *env) {
 				crashed(q, home.Finished{Status: string(build.Successful), Reported: true},
 					func() error { return q.ours.Built(ctx, pv) })
 			},
 			state: queue.Built, builds: 0, mails: 1,
-			logged: "endme_1.0 (dist=bookworm) had ended (successful) when buildd died -- going on with its end (told the queue: true"},
+			logged: "endme_1.0 on amd64 (dist=bookworm) had ended (successful) when buildd died -- going on with its end (told the queue: true"},
 		{name: "a crash between the report and its mark",
 			setup: func(q *env) {
 				crashed(q, home.Finished{Status: string(build.Successful)},
 					func() error { return q.ours.Built(ctx, pv) })
 			},
 			state: queue.Built, builds: 0, mails: 1,
-			logged: "endme_1.0 (dist=bookworm): the queue has its outcome (successful) from this builder already"},
+			logged: "endme_1.0 on amd64 (dist=bookworm): the queue has its outcome (successful) from this builder already"},
 		{name: "a crash before the report",
 			setup: func(q *env) { crashed(q, home.Finished{Status: string(build.Successful)}, nil) },
 			state: queue.Built, builds: 0, mails: 1,
@@ -120,7 +120,7 @@ func TestEndings(t *testing.T) {
 				}
 			},
 			state: queue.Building, builds: 1, mails: 0,
-			logged: "Build of endme_1.0 (successful) not reported: the queue refuses it: "},
+			logged: "Build of endme_1.0 on amd64 (dist=bookworm) (successful) not reported: the queue refuses it: "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

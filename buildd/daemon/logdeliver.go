@@ -17,6 +17,7 @@ import (
 	"buildd/internal/atomicfile"
 	"buildd/internal/config"
 	"buildd/internal/debversion"
+	"buildd/internal/home"
 	"buildd/internal/queue"
 )
 
@@ -36,9 +37,11 @@ const LogSpoolDir = "log-spool"
 const badSuffix = ".bad"
 
 // spoolEntry is the first line of a spool file, as JSON; the gzip stream
-// of the log follows it.
+// of the log follows it. An entry spooled before entries carried the
+// architecture has none: it is of its dist's only architecture here.
 type spoolEntry struct {
 	Dist    string `json:"dist"`
+	Arch    string `json:"arch,omitempty"`
 	Package string `json:"package"`
 	Version string `json:"version"`
 	Time    int64  `json:"time"`
@@ -48,11 +51,12 @@ type spoolEntry struct {
 
 func (d *Daemon) logSpool() string { return d.home.Path(LogSpoolDir) }
 
-// spoolLog puts the log of the ended job j into the spool (temporary
-// file, then rename), compressed, to be delivered by DeliverLogs. A job
-// without a log, or whose log is too large for the store (it stays in
-// logs/), has nothing to spool; an error is worth trying again.
-func (d *Daemon) spoolLog(c *config.Config, j *job, status build.Status) error {
+// spoolLog puts the log of the ended job j, built for dist, into the
+// spool (temporary file, then rename), compressed, to be delivered by
+// DeliverLogs. A job without a log, or whose log is too large for the
+// store (it stays in logs/), has nothing to spool; an error is worth
+// trying again.
+func (d *Daemon) spoolLog(c *config.Config, dist *config.Dist, j *job, status build.Status) error {
 	pv := debversion.SplitPkgVersion(subjectPkgv(j.entry))
 	f, err := os.Open(j.LogPath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -70,11 +74,11 @@ func (d *Daemon) spoolLog(c *config.Config, j *job, status build.Status) error {
 		return nil
 	}
 	end := time.Now()
-	e := spoolEntry{Dist: j.entry.Dist, Package: pv.Name, Version: pv.Version, Time: end.Unix(), Status: string(status),
+	e := spoolEntry{Dist: dist.DistName, Arch: dist.BuiltArchitecture, Package: pv.Name, Version: pv.Version, Time: end.Unix(), Status: string(status),
 		Expires: end.Add(time.Duration(c.LogKeep) * 24 * time.Hour).Unix()}
 	err = d.writeSpool(e, f, st.Size())
 	if errors.Is(err, queue.ErrLogTooLarge) {
-		d.log.Printf("Log of %s not spooled for the log store: %v", pv, err)
+		d.log.Printf("Log of %s %s not spooled for the log store: %v", pv, on(dist), err)
 		return nil
 	}
 	return err
@@ -84,7 +88,7 @@ func (d *Daemon) writeSpool(e spoolEntry, log io.ReaderAt, size int64) error {
 	if err := os.MkdirAll(d.logSpool(), 0o755); err != nil {
 		return err
 	}
-	name := filepath.Join(d.logSpool(), fmt.Sprintf("%s_%s_%d_%s", e.Package, e.Version, e.Time, e.Dist))
+	name := filepath.Join(d.logSpool(), fmt.Sprintf("%s_%s_%d_%s_%s", e.Package, e.Version, e.Time, e.Dist, e.Arch))
 	out, err := atomicfile.Create(name, 0o644)
 	if err != nil {
 		return err
@@ -106,9 +110,9 @@ func (d *Daemon) writeSpool(e spoolEntry, log io.ReaderAt, size int64) error {
 	return out.Commit()
 }
 
-// DeliverLogs delivers the spooled logs to their dists' log stores and
-// removes each one the store confirmed. A dist whose store fails keeps
-// the rest of its logs for the next round. The temporary files of a
+// DeliverLogs delivers the spooled logs to the log stores of their dists
+// and architectures and removes each one the store confirmed. A queue
+// whose store fails keeps the rest of its logs for the next round. The temporary files of a
 // spooling that a kill interrupted go once they are an hour old.
 func (d *Daemon) DeliverLogs(ctx context.Context) {
 	c := d.config()
@@ -142,13 +146,16 @@ func (d *Daemon) DeliverLogs(ctx context.Context) {
 			}
 		}
 	}
-	for dist, err := range failed {
-		d.log.Printf("Logs of %s wait in %s: %v", dist, d.logSpool(), err)
+	for where, err := range failed {
+		d.log.Printf("Logs of %s wait in %s: %v", where, d.logSpool(), err)
 	}
 }
 
-// deliver sends one spool file to its dist's log store; failed holds the
-// dists whose store failed this round (their logs are not tried again).
+// deliver sends one spool file to the log store of its dist and arch;
+// failed holds the queues (DIST/ARCH, or DIST for an entry without its
+// arch) whose store failed this round (their logs are not tried again).
+// An entry naming a dist without its architecture, which the host builds
+// for several, can go to none: it is renamed as not understood.
 func (d *Daemon) deliver(ctx context.Context, c *config.Config, path string, failed map[string]error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -161,6 +168,17 @@ func (d *Daemon) deliver(ctx context.Context, c *config.Config, path string, fai
 	if err == nil {
 		err = json.Unmarshal(head, &e)
 	}
+	var dist *config.Dist
+	if err == nil {
+		dist, err = c.Resolve(e.Dist, e.Arch)
+		if err != nil && (e.Arch != "" || len(c.Arches(e.Dist)) < 2) {
+			// The dist (or arch) is not built here now: kept for a
+			// config that has it again.
+			where := home.JoinDistArch(e.Dist, e.Arch)
+			failed[where] = err
+			return err
+		}
+	}
 	if err != nil {
 		d.log.Printf("Spooled log %s not understood, renamed %s%s for the admin: %v", path, path, badSuffix, err)
 		if err := os.Rename(path, path+badSuffix); err != nil {
@@ -168,21 +186,16 @@ func (d *Daemon) deliver(ctx context.Context, c *config.Config, path string, fai
 		}
 		return err
 	}
-	if err := failed[e.Dist]; err != nil {
+	if err := failed[dist.Where()]; err != nil {
 		return err
-	}
-	dist, ok := c.Dist(e.Dist)
-	if !ok {
-		failed[e.Dist] = fmt.Errorf("no [[dist]] %s in the config", e.Dist)
-		return failed[e.Dist]
 	}
 	l := queue.BuildLog{Package: e.Package, Version: e.Version, Time: e.Time, Status: queue.Outcome(e.Status), Expires: e.Expires}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if err := d.queue(c, dist).PutLog(qctx, l, r); err != nil {
-		failed[e.Dist] = err
+		failed[dist.Where()] = err
 		return err
 	}
-	d.log.Printf("Log of %s (dist=%s) delivered to the log store", l.PkgVersion(), e.Dist)
+	d.log.Printf("Log of %s %s delivered to the log store", l.PkgVersion(), on(dist))
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"buildd/buildd/build"
+	"buildd/internal/config"
 	"buildd/internal/queue"
 	"buildd/internal/queue/store"
 )
@@ -46,7 +47,7 @@ func TestLogDeliveryRetries(t *testing.T) {
 	if n := len(spooled()); n != 2 {
 		t.Fatalf("the queue unreachable: %d logs left in the spool, want both kept", n)
 	}
-	if !strings.Contains(q.daemonLog(), "Logs of bookworm wait in "+q.path(LogSpoolDir)) {
+	if !strings.Contains(q.daemonLog(), "Logs of bookworm/amd64 wait in "+q.path(LogSpoolDir)) {
 		t.Errorf("daemon.log does not say the logs wait:\n%s", q.daemonLog())
 	}
 	if err := os.WriteFile(q.path(LogSpoolDir, "garbage"), []byte("not a spooled log"), 0o644); err != nil {
@@ -90,5 +91,46 @@ func TestLogDeliveryRetries(t *testing.T) {
 		if want, _ := os.ReadFile(files[0]); !bytes.Equal(text, want) {
 			t.Errorf("stored log of %s = %q, want %q", name, text, want)
 		}
+	}
+}
+
+// TestLogSpoolWithoutArch: a log spooled before spool entries carried
+// the architecture is delivered to the store of its dist's only
+// architecture; on a host that builds the dist for two, it can go to
+// neither and is set aside for the admin, saying so.
+func TestLogSpoolWithoutArch(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 1", pkg("good", "1.0"))
+	spool := func(name string) {
+		t.Helper()
+		text := []byte("build of " + name + "_1.0\nStatus: successful\n")
+		now := time.Now()
+		e := spoolEntry{Dist: "bookworm", Package: name, Version: "1.0", Time: now.Unix(), Status: string(queue.Successful), Expires: now.Add(time.Hour).Unix()}
+		if err := q.d.writeSpool(e, bytes.NewReader(text), int64(len(text))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spool("old")
+	q.d.DeliverLogs(t.Context())
+	db, err := store.Open(q.cfg.WannaBuildDB, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := db.Logs("old")
+	db.Close()
+	if err != nil || len(logs) != 1 || logs[0].Arch != "amd64" {
+		t.Fatalf("the log spooled without its arch: %+v, %v; want it in bookworm/amd64's store", logs, err)
+	}
+
+	q.writeConf("max_build = 1", "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"arm64\"\n")
+	c, err := config.Load(q.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.d.SetConfig(c)
+	spool("older")
+	q.d.DeliverLogs(t.Context())
+	bad, _ := filepath.Glob(q.path(LogSpoolDir, "older_1.0_*"+badSuffix))
+	if len(bad) != 1 || !strings.Contains(q.daemonLog(), "dist bookworm without an architecture: this host builds it for amd64 and arm64") {
+		t.Errorf("set aside %v; daemon.log:\n%s", bad, q.daemonLog())
 	}
 }

@@ -97,7 +97,7 @@ func (nw *network) start() {
 			if n.proc.exited() {
 				nw.t.Fatalf("%s exited: %s\n%s", n.name, n.proc.stderr, n.env.daemonLog())
 			}
-			return strings.Contains(n.env.daemonLog(), "bookworm: waiting for the queue's notifications")
+			return strings.Contains(n.env.daemonLog(), "bookworm/amd64: waiting for the queue's notifications")
 		})
 	}
 }
@@ -501,7 +501,7 @@ func TestNetworkListenerReconnects(t *testing.T) {
 	n.env.waitLog(time.Minute, "-- again in ")
 	nw.merge()
 	waitFor(t, time.Minute, "the listener to listen again", func() bool {
-		return strings.Count(n.env.daemonLog(), "bookworm: waiting for the queue's notifications") == 2
+		return strings.Count(n.env.daemonLog(), "bookworm/amd64: waiting for the queue's notifications") == 2
 	})
 	n.env.waitLog(time.Minute, "Starting build (dist=bookworm) of latepkg_1.0")
 	nw.waitQueue(5*time.Minute, "latepkg to be built", func(v queueView) bool { return v.recs["latepkg"].State == queue.Built })
@@ -543,7 +543,7 @@ func (nw *network) restart(n *node) (mark int) {
 		if n.proc.exited() {
 			nw.t.Fatalf("%s exited: %s\n%s", n.name, n.proc.stderr, n.env.daemonLog())
 		}
-		return strings.Contains(n.env.daemonLog()[mark:], "bookworm: waiting for the queue's notifications")
+		return strings.Contains(n.env.daemonLog()[mark:], "bookworm/amd64: waiting for the queue's notifications")
 	})
 	return mark
 }
@@ -580,9 +580,9 @@ func TestNetworkREDO(t *testing.T) {
 		build bool
 		takes int
 	}{
-		{"still its own", time.Hour, false, "redopkg_1.0 (dist=bookworm) in REDO is still this builder's in the queue (lease renewed)", true, 0},
-		{"given back, the other builder busy", networkLease, true, "redopkg_1.0 (dist=bookworm) in REDO was Needs-Build in the queue again (last change: --expire-leases: lease of VICTIM ended by OTHER at ", true, 1},
-		{"given back and taken by the other builder", networkLease, false, "redopkg_1.0 (dist=bookworm) in REDO is not this builder's in the queue: it is redopkg_1.0 Building by OTHER -- not building it", false, 0},
+		{"still its own", time.Hour, false, "redopkg_1.0 on amd64 (dist=bookworm) in REDO is still this builder's in the queue (lease renewed)", true, 0},
+		{"given back, the other builder busy", networkLease, true, "redopkg_1.0 on amd64 (dist=bookworm) in REDO was Needs-Build in the queue again (last change: --expire-leases: lease of VICTIM ended by OTHER at ", true, 1},
+		{"given back and taken by the other builder", networkLease, false, "redopkg_1.0 on amd64 (dist=bookworm) in REDO is not this builder's in the queue: it is redopkg_1.0 Building by OTHER -- not building it", false, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -720,10 +720,10 @@ func TestNetworkTakenAway(t *testing.T) {
 				if told == 0 && strings.Contains(l, "bookworm: the queue tells that a package of this builder was taken from it") {
 					told = time.Since(taken)
 				}
-				if stopping == 0 && strings.Contains(l, "takenpkg_1.0 (dist=bookworm) is no longer this builder's in the queue: ") {
+				if stopping == 0 && strings.Contains(l, "takenpkg_1.0 on amd64 (dist=bookworm) is no longer this builder's in the queue: ") {
 					stopping = time.Since(taken)
 				}
-				if strings.Contains(l, "Build of takenpkg_1.0 stopped, no longer this builder's: ") {
+				if strings.Contains(l, "Build of takenpkg_1.0 on amd64 (dist=bookworm) stopped, no longer this builder's: ") {
 					stopped = time.Since(taken)
 				}
 				if time.Since(taken) > 2*time.Minute {
@@ -744,7 +744,7 @@ func TestNetworkTakenAway(t *testing.T) {
 			}
 			var line string
 			for _, l := range strings.Split(log(), "\n") {
-				if strings.Contains(l, "Build of takenpkg_1.0 stopped, no longer this builder's: ") {
+				if strings.Contains(l, "Build of takenpkg_1.0 on amd64 (dist=bookworm) stopped, no longer this builder's: ") {
 					line = l
 				}
 			}
@@ -967,7 +967,7 @@ func TestNetworkTLS(t *testing.T) {
 	machines, dist := buildMachine(t, a)
 	e := newEnv(t, machines, "builder_name = \"buildd_amd64\"\n"+dbLine+"\nidle_sleep_time = 3600\n", dist)
 	p := e.start("--no-detach")
-	e.waitLog(2*time.Minute, "bookworm: waiting for the queue's notifications")
+	e.waitLog(2*time.Minute, "bookworm/amd64: waiting for the queue's notifications")
 	admin, err := pg.Open(context.Background(), adminURL, pg.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -73,27 +73,40 @@ func distRegexps(d *config.Dist) (noBuild, build *regexp.Regexp, err error) {
 
 // SelectREDO splits REDO's entries into at most n jobs to start now and
 // the entries to keep. Distribution order from the config decides which
-// lines win, then the order of the file. An entry for a dist this host
+// lines win, then the order of the file. A job carries its architecture:
+// an entry naming its dist alone (a classic line) is of the dist's only
+// architecture in c; one whose dist c builds for several stays in REDO,
+// and is returned in bad: the error, naming the line, says that its
+// architecture is missing. An entry for a dist or architecture this host
 // does not build, or one building here already (busy), stays in REDO.
-func SelectREDO(entries []home.RedoEntry, dists []config.Dist, n int, busy func(dist, pkgv string) bool) (take, keep []home.RedoEntry) {
+func SelectREDO(c *config.Config, entries []home.RedoEntry, dists []config.Dist, n int, busy func(home.RedoEntry) bool) (take, keep []home.RedoEntry, bad []error) {
 	taken := make([]bool, len(entries))
+	job := make([]home.RedoEntry, len(entries)) // each entry with its arch, when it has one here
+	for i, e := range entries {
+		job[i] = e
+		if e.Arch != "" {
+			continue
+		}
+		d, err := c.Resolve(e.Dist, "")
+		switch {
+		case err == nil:
+			job[i].Arch = d.BuiltArchitecture
+		case len(c.Arches(e.Dist)) > 1:
+			bad = append(bad, fmt.Errorf("REDO: %q: %w", e.String(), err))
+		}
+	}
 	for _, d := range dists {
-		for i, e := range entries {
+		for i, e := range job {
 			if len(take) >= n {
 				break
 			}
-			if taken[i] || e.Dist != d.DistName || (busy != nil && busy(e.Dist, e.PkgVersion)) {
-				continue
-			}
-			dup := false
-			for _, t := range take {
-				dup = dup || (t.Dist == e.Dist && t.PkgVersion == e.PkgVersion)
-			}
-			if dup {
-				taken[i] = true // a second line for the same job goes
+			if taken[i] || e.Dist != d.DistName || e.Arch != d.BuiltArchitecture || (busy != nil && busy(e)) {
 				continue
 			}
 			taken[i] = true
+			if slices.ContainsFunc(take, func(t home.RedoEntry) bool { return t.Where() == e.Where() && t.PkgVersion == e.PkgVersion }) {
+				continue // a second line for the same job goes
+			}
 			take = append(take, e)
 		}
 	}
@@ -102,5 +115,5 @@ func SelectREDO(entries []home.RedoEntry, dists []config.Dist, n int, busy func(
 			keep = append(keep, e)
 		}
 	}
-	return take, keep
+	return take, keep, bad
 }

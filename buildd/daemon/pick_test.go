@@ -79,17 +79,30 @@ func TestSelectQueue(t *testing.T) {
 	}
 }
 
+// TestSelectREDO: the config's order of dists and arches decides, then
+// the file's; a line naming its dist alone is of the dist's only arch
+// (sid), and stays, reported, when the dist is built for two (bookworm);
+// the same version for two arches is two jobs.
 func TestSelectREDO(t *testing.T) {
-	dists := []config.Dist{{DistName: "bookworm-security"}, {DistName: "bookworm"}, {DistName: "sid"}}
-	e := func(pv, d string) home.RedoEntry { return home.RedoEntry{PkgVersion: pv, Dist: d} }
+	c, err := config.Parse("buildd.conf", []byte("home = \"/var/lib/buildd\"\n"+
+		"[[dist]]\ndist_name = \"bookworm-security\"\nbuilt_architecture = \"amd64\"\n"+
+		"[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n"+
+		"[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"arm64\"\n"+
+		"[[dist]]\ndist_name = \"sid\"\nbuilt_architecture = \"amd64\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := func(pv, d, a string) home.RedoEntry { return home.RedoEntry{PkgVersion: pv, Dist: d, Arch: a} }
 	entries := []home.RedoEntry{
-		e("a_1", "sid"),
-		e("b_1", "bookworm"),
-		e("c_1", "bookworm-security"),
-		e("d_1", "experimental"),
-		e("b_1", "bookworm"),
-		e("f_1", "bookworm"),
+		e("a_1", "sid", ""),
+		e("b_1", "bookworm", "amd64"),
+		e("c_1", "bookworm-security", "amd64"),
+		e("d_1", "experimental", ""),
+		e("b_1", "bookworm", "amd64"),
+		e("b_1", "bookworm", "arm64"),
+		e("f_1", "bookworm", ""),
 		{PkgVersion: "g_1", Dist: "sid", BinNMU: 2, Changelog: "Rebuild against libfoo2"},
+		e("h_1", "sid", "arm64"),
 	}
 	str := func(es []home.RedoEntry) string {
 		var s []string
@@ -98,33 +111,37 @@ func TestSelectREDO(t *testing.T) {
 		}
 		return strings.Join(s, ", ")
 	}
-	for _, c := range []struct {
+	for _, tc := range []struct {
 		name       string
 		n          int
 		busy       string
 		take, keep string
 	}{
 		{"one: the first dist's line wins", 1, "",
-			"c_1 bookworm-security",
-			"a_1 sid, b_1 bookworm, d_1 experimental, b_1 bookworm, f_1 bookworm, g_1 sid 2 Rebuild against libfoo2"},
-		{"three: dist order, then file order; duplicate dropped", 3, "",
-			"c_1 bookworm-security, b_1 bookworm, f_1 bookworm",
-			"a_1 sid, d_1 experimental, g_1 sid 2 Rebuild against libfoo2"},
-		{"all: unknown dist stays", 10, "",
-			"c_1 bookworm-security, b_1 bookworm, f_1 bookworm, a_1 sid, g_1 sid 2 Rebuild against libfoo2",
-			"d_1 experimental"},
-		{"busy stays", 2, "c_1",
-			"b_1 bookworm, f_1 bookworm",
-			"a_1 sid, c_1 bookworm-security, d_1 experimental, g_1 sid 2 Rebuild against libfoo2"},
+			"c_1 bookworm-security/amd64",
+			"a_1 sid, b_1 bookworm/amd64, d_1 experimental, b_1 bookworm/amd64, b_1 bookworm/arm64, f_1 bookworm, g_1 sid 2 Rebuild against libfoo2, h_1 sid/arm64"},
+		{"three: dist and arch order, then file order; duplicate dropped", 3, "",
+			"c_1 bookworm-security/amd64, b_1 bookworm/amd64, b_1 bookworm/arm64",
+			"a_1 sid, d_1 experimental, f_1 bookworm, g_1 sid 2 Rebuild against libfoo2, h_1 sid/arm64"},
+		{"all: unknown dist or arch, and the ambiguous line, stay", 10, "",
+			"c_1 bookworm-security/amd64, b_1 bookworm/amd64, b_1 bookworm/arm64, a_1 sid/amd64, g_1 sid/amd64 2 Rebuild against libfoo2",
+			"d_1 experimental, f_1 bookworm, h_1 sid/arm64"},
+		{"busy stays, the other arch's job does not", 2, "bookworm/amd64 b_1",
+			"c_1 bookworm-security/amd64, b_1 bookworm/arm64",
+			"a_1 sid, b_1 bookworm/amd64, d_1 experimental, b_1 bookworm/amd64, f_1 bookworm, g_1 sid 2 Rebuild against libfoo2, h_1 sid/arm64"},
 		{"none", 0, "", "", str(entries)},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			take, keep := SelectREDO(entries, dists, c.n, func(d, p string) bool { return p == c.busy })
-			if str(take) != c.take {
-				t.Errorf("take %q\nwant %q", str(take), c.take)
+		t.Run(tc.name, func(t *testing.T) {
+			take, keep, bad := SelectREDO(c, entries, c.Dists, tc.n, func(e home.RedoEntry) bool { return e.Where()+" "+e.PkgVersion == tc.busy })
+			if str(take) != tc.take {
+				t.Errorf("take %q\nwant %q", str(take), tc.take)
 			}
-			if str(keep) != c.keep {
-				t.Errorf("keep %q\nwant %q", str(keep), c.keep)
+			if str(keep) != tc.keep {
+				t.Errorf("keep %q\nwant %q", str(keep), tc.keep)
+			}
+			want := `REDO: "f_1 bookworm": dist bookworm without an architecture: this host builds it for amd64 and arm64 (buildd.conf), name one`
+			if len(bad) != 1 || bad[0].Error() != want {
+				t.Errorf("bad %q\nwant %q", bad, want)
 			}
 		})
 	}

@@ -12,8 +12,8 @@ import (
 )
 
 // The revision is part of every build: before a round takes packages of
-// a dist, the daemon reports the revisions of the dist's machine to its
-// queue (queue.Port.Revisions) and learns the revision the queue
+// a dist for an architecture, the daemon reports the revisions of that
+// [[dist]]'s machine to its queue (queue.Port.Revisions) and learns the revision the queue
 // requires; while the machine's current revision is another one, the
 // round takes nothing of that dist, from its queue or from REDO, and
 // daemon.log says so once. A queue that cannot take the report (a queue
@@ -25,8 +25,8 @@ import (
 // (then every round: the round is what learns that it may take again).
 const ReportEvery = time.Minute
 
-// gate is what a dist's last report left; only the loop's goroutine
-// (Round, MachineMoved) uses it.
+// gate is what the last report of a dist for an architecture left; only
+// the loop's goroutine (Round, MachineMoved) uses it.
 type gate struct {
 	reported time.Time // the last report, answered or not
 	current  string    // the UUID of the machine's current revision it held, "" none
@@ -78,11 +78,11 @@ func (d *Daemon) machineRevisions(name string) ([]queue.HeldRevision, error) {
 // its queue requires a revision that the dist's machine is not on. It
 // reports the machine's revisions first when that is due.
 func (d *Daemon) mayTake(ctx context.Context, c *config.Config, dist *config.Dist) bool {
-	where := dist.DistName + "/" + dist.BuiltArchitecture
-	g := d.gates[dist.DistName]
+	where := dist.Where()
+	g := d.gates[where]
 	if g == nil {
 		g = &gate{}
-		d.gates[dist.DistName] = g
+		d.gates[where] = g
 	}
 	held, err := d.machineRevisions(dist.Machine)
 	if err != nil {
@@ -142,7 +142,7 @@ func (d *Daemon) MachineMoved() bool {
 	c := d.config()
 	for i := range c.Dists {
 		dist := &c.Dists[i]
-		g := d.gates[dist.DistName]
+		g := d.gates[dist.Where()]
 		if g == nil || !g.held {
 			continue
 		}

@@ -226,7 +226,7 @@ func TestRevisionHold(t *testing.T) {
 	}
 	// A revision report is due when the current revision changed: the
 	// UUID of the one current stays, so make it due by time instead.
-	e.d.gates["bookworm"].reported = e.d.gates["bookworm"].reported.Add(-ReportEvery)
+	e.d.gates["bookworm/amd64"].reported = e.d.gates["bookworm/amd64"].reported.Add(-ReportEvery)
 	for i := 0; i < 3; i++ {
 		e.round()
 	}
@@ -268,7 +268,7 @@ func TestRevisionHold(t *testing.T) {
 	// a held-back dist reports every round, and takes again.
 	e.m.set(machine, 0, uuid(1))
 	e.require(uuid(4))
-	e.d.gates["bookworm"].reported = e.d.gates["bookworm"].reported.Add(-ReportEvery)
+	e.d.gates["bookworm/amd64"].reported = e.d.gates["bookworm/amd64"].reported.Add(-ReportEvery)
 	e.round()
 	none := "bookworm/amd64: machine bookworm-amd64 has no current revision here, the queue requires UUID " + uuid(4) + ": taking nothing until it has it"
 	if !strings.Contains(e.daemonLog(), none) {
@@ -309,7 +309,7 @@ func TestRevisionReportFails(t *testing.T) {
 			e.round() // the queue: held back
 			e.port.err = tc.port
 			for i := 0; i < 2; i++ {
-				e.d.gates["bookworm"].reported = e.d.gates["bookworm"].reported.Add(-ReportEvery)
+				e.d.gates["bookworm/amd64"].reported = e.d.gates["bookworm/amd64"].reported.Add(-ReportEvery)
 				e.round()
 			}
 			if got := e.b.built(); got != "alpha_1.0 beta_1.0" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"buildd/internal/home"
 	"buildd/internal/queue"
 	"buildd/internal/queue/port"
+	"buildd/internal/queue/store"
 )
 
 // These tests run rounds of an in-process daemon against the real queue
@@ -26,10 +28,12 @@ import (
 // afterwards. The real builds are in build_test.go.
 
 // stubBuilder "builds" by writing a log and returning the status the
-// test chose for the package (successful when not given).
+// test chose for the package, in its dist and arch ("PKG_VERSION
+// DIST/ARCH") or anywhere ("PKG_VERSION"); successful when not given.
 type stubBuilder struct {
 	mu     sync.Mutex
-	order  []string
+	order  []string // the package versions built, in order
+	jobs   []string // the same, each "PKG_VERSION DIST/ARCH"
 	status map[string]build.Status
 	during func(pkgv string) // if not nil, called in each build
 }
@@ -37,7 +41,12 @@ type stubBuilder struct {
 func (s *stubBuilder) Build(ctx context.Context, j build.Job) (build.Result, error) {
 	s.mu.Lock()
 	s.order = append(s.order, j.PkgVersion)
-	st := s.status[j.PkgVersion]
+	job := j.PkgVersion + " " + j.Dist.Where()
+	s.jobs = append(s.jobs, job)
+	st, ok := s.status[job]
+	if !ok {
+		st = s.status[j.PkgVersion]
+	}
 	during := s.during
 	s.mu.Unlock()
 	if during != nil {
@@ -103,6 +112,18 @@ func (q *queueEnv) state(name string) queue.State {
 		q.t.Fatalf("info %s: %v", name, err)
 	}
 	return info.State
+}
+
+// means is what a record of the home means for d on q's host.
+func (q *queueEnv) means(d *config.Dist) home.Means {
+	return func(dist, arch string) (bool, error) { return q.cfg.Means(d, dist, arch) }
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func pkg(name, version string) srcPkg {
@@ -244,13 +265,13 @@ func TestShouldBuildQuestion(t *testing.T) {
 		t.Fatalf("built %q; a package whose previous version failed waits for the admin", got)
 	}
 	mails := q.smtp.Wait(1, 10*time.Second)
-	if len(mails) != 1 || !strings.Contains(string(mails[0].Data), "Subject: Should I build frail_2.0 (dist=bookworm)?") {
+	if len(mails) != 1 || !strings.Contains(string(mails[0].Data), "Subject: Should I build frail_2.0 on amd64 (dist=bookworm)?") {
 		t.Fatalf("mails: %d", len(mails))
 	}
 	if !strings.Contains(string(mails[0].Data), "no C compiler") {
 		t.Fatalf("question without the old failure:\n%s", mails[0].Data)
 	}
-	if _, ok, _ := home.New(q.home).Sent().Latest("bookworm", "frail_2.0", "should-build"); !ok {
+	if s, ok, _ := home.New(q.home).Sent().Latest("frail_2.0", "should-build", q.means(&q.cfg.Dists[0])); !ok || s.Arch != "amd64" {
 		t.Fatal("question not recorded in sent-mails")
 	}
 	if st := q.state("frail"); st != "Building" {
@@ -258,17 +279,21 @@ func TestShouldBuildQuestion(t *testing.T) {
 	}
 }
 
-// TestSkip: a package version in build/SKIP for its dist ("PKG_VERSION
-// DIST") or for every dist (the classic "PKG_VERSION") is not taken from
-// the queue nor built from REDO, and its line is consumed, as the classic
-// buildd does; a line for another dist is kept and skips nothing here.
+// TestSkip: a package version in build/SKIP for its dist and arch
+// ("PKG_VERSION DIST/ARCH"), for its dist built here for one arch
+// ("PKG_VERSION DIST") or for every dist (the classic "PKG_VERSION") is
+// not taken from the queue nor built from REDO, and its line is consumed,
+// as the classic buildd does; a line for another dist or arch is kept and
+// skips nothing here.
 func TestSkip(t *testing.T) {
 	q := newQueueEnv(t, "max_build = 2", pkg("alpha", "1.0"), pkg("beta", "1.0"))
 	h := home.New(q.cfg.Home)
-	os.WriteFile(h.REDO().Path(), []byte("gamma_1.0 bookworm\n"), 0o644)
-	h.Skip().Add("alpha_1.0", "")
-	h.Skip().Add("gamma_1.0", "bookworm")
-	h.Skip().Add("beta_1.0", "trixie")
+	os.WriteFile(h.REDO().Path(), []byte("gamma_1.0 bookworm\ndelta_1.0 bookworm/amd64\n"), 0o644)
+	h.Skip().Add("alpha_1.0", "", "")
+	h.Skip().Add("gamma_1.0", "bookworm", "amd64")
+	h.Skip().Add("beta_1.0", "trixie", "amd64")
+	h.Skip().Add("beta_1.0", "bookworm", "arm64")
+	os.WriteFile(h.Path("build", "SKIP"), append(must(os.ReadFile(h.Path("build", "SKIP"))), "delta_1.0 bookworm\n"...), 0o644)
 
 	q.round()
 	if got := q.b.built(); got != "beta_1.0" {
@@ -277,13 +302,13 @@ func TestSkip(t *testing.T) {
 	if st := q.state("alpha"); st != "Needs-Build" {
 		t.Errorf("alpha is %s: a skipped package must not be taken", st)
 	}
-	for _, pv := range []string{"alpha_1.0", "gamma_1.0"} {
-		if !strings.Contains(q.daemonLog(), pv+" found in SKIP file -- skipping building it") {
+	for _, pv := range []string{"alpha_1.0", "gamma_1.0", "delta_1.0"} {
+		if !strings.Contains(q.daemonLog(), pv+" on amd64 (dist=bookworm) found in SKIP file -- skipping building it") {
 			t.Errorf("skip of %s not logged:\n%s", pv, q.daemonLog())
 		}
 	}
-	if b, _ := os.ReadFile(h.Path("build", "SKIP")); string(b) != "beta_1.0 trixie\n" {
-		t.Errorf("SKIP %q, want only trixie's line left", b)
+	if b, _ := os.ReadFile(h.Path("build", "SKIP")); string(b) != "beta_1.0 trixie/amd64\nbeta_1.0 bookworm/arm64\n" {
+		t.Errorf("SKIP %q, want only the lines of trixie and of arm64 left", b)
 	}
 	q.round()
 	if got := q.b.built(); got != "beta_1.0 alpha_1.0" {
@@ -308,26 +333,26 @@ func TestREDOClaim(t *testing.T) {
 		kept   bool // the line is still in REDO
 	}{
 		{"still its own", func(q *queueEnv, ours, _ queue.Port) error { return ours.Take(ctx, "redo_1.0") },
-			"redo_1.0", true, "redo_1.0 (dist=bookworm) in REDO is still this builder's in the queue (lease renewed)", false},
+			"redo_1.0", true, "redo_1.0 on amd64 (dist=bookworm) in REDO is still this builder's in the queue (lease renewed)", false},
 		{"given back", func(q *queueEnv, ours, _ queue.Port) error {
 			if err := ours.Take(ctx, "redo_1.0"); err != nil {
 				return err
 			}
 			return ours.GiveBack(ctx, "redo_1.0")
-		}, "redo_1.0", true, "redo_1.0 (dist=bookworm) in REDO was Needs-Build in the queue again (last change: --give-back by ", false},
+		}, "redo_1.0", true, "redo_1.0 on amd64 (dist=bookworm) in REDO was Needs-Build in the queue again (last change: --give-back by ", false},
 		{"retried", func(q *queueEnv, ours, _ queue.Port) error {
 			if err := ours.Take(ctx, "redo_1.0"); err != nil {
 				return err
 			}
 			return ours.Attempted(ctx, "redo_1.0")
-		}, "redo_1.0", true, "redo_1.0 (dist=bookworm) in REDO is Build-Attempted by this builder in the queue: building it again, without a lease", false},
+		}, "redo_1.0", true, "redo_1.0 on amd64 (dist=bookworm) in REDO is Build-Attempted by this builder in the queue: building it again, without a lease", false},
 		{"another builder's", func(q *queueEnv, _, other queue.Port) error { return other.Take(ctx, "redo_1.0") },
-			"redo_1.0", false, "redo_1.0 (dist=bookworm) in REDO is not this builder's in the queue: it is redo_1.0 Building by buildd_other -- not building it", false},
+			"redo_1.0", false, "redo_1.0 on amd64 (dist=bookworm) in REDO is not this builder's in the queue: it is redo_1.0 Building by buildd_other -- not building it", false},
 		{"not in the queue", func(*queueEnv, queue.Port, queue.Port) error { return nil },
-			"gone_1.0", false, "gone_1.0 (dist=bookworm) in REDO is not this builder's in the queue: gone: not registered -- not building it", false},
+			"gone_1.0", false, "gone_1.0 on amd64 (dist=bookworm) in REDO is not this builder's in the queue: gone: not registered -- not building it", false},
 		{"the queue fails", func(q *queueEnv, _, _ queue.Port) error {
 			return os.WriteFile(q.cfg.WannaBuildDB, []byte("not a database"), 0o644)
-		}, "redo_1.0", false, "redo_1.0 (dist=bookworm): wanna-build --info --dist=bookworm failed: ", true},
+		}, "redo_1.0", false, "redo_1.0 on amd64 (dist=bookworm): wanna-build --info --dist=bookworm --arch=amd64 failed: ", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -362,5 +387,164 @@ func TestREDOClaim(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRoundSeveralArches: a host builds bookworm for amd64 and arm64,
+// each [[dist]] with its own machine and queue, the slots of one pool
+// shared by both. Rounds take from REDO (a line naming its arch; one
+// naming bookworm alone stays, reported once) and from each queue in the
+// config's order; a give-back on amd64 holds the package back there only;
+// the arm64 queue requiring another revision of its machine holds back
+// arm64 only. Each build's log, log mail, sent-mails record and
+// SBUILD-GIVEN-BACK line names its arch.
+func TestRoundSeveralArches(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), "max_build = 3", "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n"+
+		"[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"arm64\"\n")
+	a := newArchive(t, pkg("alpha", "1.0"), pkg("beta", "1.0"))
+	c, err := config.Load(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		a.mergeArch(t, c.WannaBuildDB, arch)
+	}
+	h := home.New(c.Home)
+	if err := h.Init(); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := daemonlog.Open(c.DaemonLogFile, "buildd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	q := &queueEnv{env: e, d: New(c, RealParts(), lg), b: &stubBuilder{status: map[string]build.Status{}}, cfg: c}
+	q.d.builder = q.b
+	m := &fakeMachines{}
+	m.set("bookworm-amd64", 1, uuid(1))
+	m.set("bookworm-arm64", 1, uuid(2))
+	q.d.machines = m
+	amd64, arm64 := &c.Dists[0], &c.Dists[1]
+	ports := map[string]queue.Port{"amd64": port.Open(c, amd64), "arm64": port.Open(c, arm64)}
+	for _, p := range ports {
+		defer p.Close()
+	}
+	state := func(arch, name string) queue.State {
+		t.Helper()
+		info, err := ports[arch].Info(ctx, name)
+		if err != nil {
+			t.Fatalf("info %s on %s: %v", name, arch, err)
+		}
+		return info.State
+	}
+	// round runs a round and returns the jobs it built, sorted (they run
+	// at once).
+	done := 0
+	round := func() string {
+		q.round()
+		q.b.mu.Lock()
+		defer q.b.mu.Unlock()
+		got := slices.Clone(q.b.jobs[done:])
+		done = len(q.b.jobs)
+		slices.Sort(got)
+		return strings.Join(got, ", ")
+	}
+
+	// gamma was building on arm64 when a buildd died: back in REDO,
+	// still Building by this builder in the arm64 queue.
+	if err := ports["arm64"].Take(ctx, "gamma_1.0"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(h.REDO().Path(), []byte("delta_1.0 bookworm\ngamma_1.0 bookworm/arm64\n"), 0o644)
+	q.b.status["alpha_1.0 bookworm/amd64"] = build.GivenBack
+
+	if got := round(); got != "alpha_1.0 bookworm/amd64, beta_1.0 bookworm/amd64, gamma_1.0 bookworm/arm64" {
+		t.Fatalf("first round built %q: want REDO's arm64 line, then the amd64 queue, 3 slots", got)
+	}
+	if got := round(); got != "alpha_1.0 bookworm/arm64, beta_1.0 bookworm/arm64" {
+		t.Fatalf("second round: built %q, want the arm64 queue's, and not amd64's alpha, given back there", got)
+	}
+	for _, s := range []struct {
+		arch, name string
+		want       queue.State
+	}{{"amd64", "alpha", queue.NeedsBuild}, {"amd64", "beta", queue.Built}, {"arm64", "alpha", queue.Built}, {"arm64", "beta", queue.Built}, {"arm64", "gamma", queue.Built}} {
+		if got := state(s.arch, s.name); got != s.want {
+			t.Errorf("%s on %s is %s, want %s", s.name, s.arch, got, s.want)
+		}
+	}
+	if gb, _ := os.ReadFile(h.Path("build", "SBUILD-GIVEN-BACK")); !strings.HasPrefix(string(gb), "alpha_1.0 ") || !strings.HasSuffix(string(gb), " bookworm/amd64\n") {
+		t.Errorf("SBUILD-GIVEN-BACK %q, want alpha's line for bookworm/amd64", gb)
+	}
+	if b, _ := os.ReadFile(h.REDO().Path()); string(b) != "delta_1.0 bookworm\n" {
+		t.Errorf("REDO %q, want the line without its arch kept", b)
+	}
+	const ambiguous = `Ignoring bad line in REDO (kept in the file; fix or remove it): REDO: "delta_1.0 bookworm": dist bookworm without an architecture: this host builds it for amd64 and arm64`
+	if n := strings.Count(q.daemonLog(), ambiguous); n != 1 {
+		t.Errorf("the line without its arch logged %d times, want once:\n%s", n, q.daemonLog())
+	}
+	for _, f := range []string{"BUILDING", "FINISHED"} {
+		if b, _ := os.ReadFile(h.Path("build", f)); len(b) != 0 {
+			t.Errorf("%s holds %q", f, b)
+		}
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		if logs, _ := filepath.Glob(h.Path("logs", "alpha_1.0_"+arch+"-*.build")); len(logs) != 1 {
+			t.Errorf("logs of alpha on %s: %v", arch, logs)
+		}
+	}
+	subjects := map[string]bool{}
+	for _, m := range q.smtp.Wait(5, 10*time.Second) {
+		for _, l := range strings.Split(string(m.Data), "\r\n") {
+			if s, ok := strings.CutPrefix(l, "Subject: "); ok {
+				subjects[s] = true
+			}
+		}
+	}
+	for _, s := range []string{"Log for failed build of alpha_1.0 on amd64 (dist=bookworm)", "Log for successful build of beta_1.0 on amd64 (dist=bookworm)",
+		"Log for successful build of alpha_1.0 on arm64 (dist=bookworm)", "Log for successful build of beta_1.0 on arm64 (dist=bookworm)",
+		"Log for successful build of gamma_1.0 on arm64 (dist=bookworm)"} {
+		if !subjects[s] {
+			t.Errorf("no log mail %q; subjects %v", s, subjects)
+		}
+	}
+	for _, d := range []*config.Dist{amd64, arm64} {
+		if s, ok, _ := h.Sent().Latest("alpha_1.0", "log", q.means(d)); !ok || s.Arch != d.BuiltArchitecture {
+			t.Errorf("sent-mails: alpha's log mail on %s: %+v %v", d.BuiltArchitecture, s, ok)
+		}
+	}
+
+	// arm64's queue requires a revision its machine is not on: amd64's
+	// alpha (its give-back delay over) is built, arm64's beta (given back
+	// by the admin) is not, until the requirement is lifted.
+	require := func(uuid string) {
+		t.Helper()
+		db, err := store.Open(c.WannaBuildDB, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.RequireRevision(queue.Pair{Dist: "bookworm", Arch: "arm64"}, uuid, "admin"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	require(uuid(9))
+	g := q.d.gates["bookworm/arm64"] // the report is due (not only within ReportEvery)
+	g.reported = g.reported.Add(-ReportEvery)
+	if err := ports["arm64"].GiveBack(ctx, "beta_1.0"); err != nil {
+		t.Fatal(err)
+	}
+	c.DelayAfterGiveBack = 0
+	q.b.status["alpha_1.0 bookworm/amd64"] = build.Successful
+	if got := round(); got != "alpha_1.0 bookworm/amd64" {
+		t.Errorf("round with arm64 held: built %q, want amd64's alpha only", got)
+	}
+	if !strings.Contains(q.daemonLog(), "bookworm/arm64: machine bookworm-arm64 is on revision bookworm-arm64-1 (UUID "+uuid(2)+"), the queue requires UUID "+uuid(9)) ||
+		strings.Contains(q.daemonLog(), "bookworm/amd64: machine bookworm-amd64 is on revision") {
+		t.Errorf("the hold is not arm64's alone:\n%s", q.daemonLog())
+	}
+	require("")
+	if got := round(); got != "beta_1.0 bookworm/arm64" {
+		t.Errorf("round once arm64 requires nothing: built %q, want arm64's beta", got)
 	}
 }

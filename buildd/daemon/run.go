@@ -18,6 +18,7 @@ import (
 	"buildd/internal/daemonlog"
 	"buildd/internal/flock"
 	"buildd/internal/home"
+	"buildd/internal/machine"
 	"buildd/internal/mailer"
 	"buildd/internal/program"
 )
@@ -327,6 +328,7 @@ func (r *runner) machines(ctx context.Context, c *config.Config, parts Parts) er
 	if err != nil {
 		return err
 	}
+	r.checkEmulation(c)
 	r.d.mu.Lock()
 	r.d.machines = m
 	r.d.builder = parts.Builder(c, m)
@@ -334,13 +336,41 @@ func (r *runner) machines(ctx context.Context, c *config.Config, parts Parts) er
 	return nil
 }
 
+// checkEmulation says, for each dist built in a machine this host runs
+// through qemu-user, whether the emulation is there (binfmt_misc): a
+// build without it is given back, saying what to install or mount, and
+// the watcher's monitor mails when it goes.
+func (r *runner) checkEmulation(c *config.Config) {
+	for _, d := range c.Dists {
+		if d.BuildMode == "cross" {
+			continue
+		}
+		if emu, err := machine.Emulated(d.BuiltArchitecture); err != nil || !emu {
+			continue
+		}
+		if err := machine.CheckEmulation(d.BuiltArchitecture); err != nil {
+			r.log.Printf("%s/%s: cannot build here until this is fixed (its builds are given back): %v", d.DistName, d.BuiltArchitecture, err)
+			continue
+		}
+		r.log.Printf("%s/%s: built in machine %s, emulated through qemu-user", d.DistName, d.BuiltArchitecture, d.Machine)
+	}
+}
+
 // queue takes up the ended builds whose end a crash interrupted
 // (FINISHED), puts the other jobs it interrupted (BUILDING) back in REDO,
-// and checks that each dist's queue answers; it fails only when none
-// does.
+// and checks that each dist's queue, for each architecture, answers; it
+// fails only when none does. Records of both files that name their dist
+// alone (written before records carried the architecture) get the dist's
+// architecture first, when the host builds it for one.
 func (r *runner) queue(ctx context.Context, c *config.Config) error {
 	h := home.New(c.Home)
-	ended, err := r.d.resumeEndings()
+	archOf := func(dist string) string {
+		if d, err := c.Resolve(dist, ""); err == nil {
+			return d.BuiltArchitecture
+		}
+		return ""
+	}
+	ended, err := r.d.resumeEndings(archOf)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", h.Finished().Path(), err)
 	}
@@ -348,6 +378,9 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 	if err := h.Building().Update(func(es []home.RedoEntry) []home.RedoEntry {
 		var keep []home.RedoEntry
 		for _, e := range es {
+			if e.Arch == "" {
+				e.Arch = archOf(e.Dist)
+			}
 			if slices.ContainsFunc(ended, sameJob(e)) {
 				keep = append(keep, e)
 			} else {
@@ -364,7 +397,7 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 			return fmt.Errorf("putting interrupted builds back in REDO: %w", err)
 		}
 		for _, e := range lost {
-			r.log.Printf("%s (dist=%s) was building when buildd died -- back in REDO", e.PkgVersion, e.Dist)
+			r.log.Printf("%s was building when buildd died -- back in REDO", e.Named())
 		}
 	}
 	var errs []string
@@ -374,11 +407,11 @@ func (r *runner) queue(ctx context.Context, c *config.Config) error {
 		listed, err := r.d.queue(c, d).NeedsBuild(qctx)
 		cancel()
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("dist %s: %v", d.DistName, err))
-			r.log.Printf("Queue of %s: %v", d.DistName, err)
+			errs = append(errs, fmt.Sprintf("dist %s: %v", d.Where(), err))
+			r.log.Printf("Queue of %s: %v", d.Where(), err)
 			continue
 		}
-		r.log.Printf("Queue of %s: %d packages need building", d.DistName, len(listed))
+		r.log.Printf("Queue of %s: %d packages need building", d.Where(), len(listed))
 	}
 	if len(errs) == len(c.Dists) {
 		return errors.New(strings.Join(errs, "; "))

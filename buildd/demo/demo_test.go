@@ -75,11 +75,12 @@ func TestEndToEnd(t *testing.T) {
 	// Mails: one log mail per build, nothing else (an error reply from
 	// buildd-mail would land in the same outbox).
 	subjects := outboxSubjects(t, filepath.Join(dir, "home", "outbox", "new"))
+	arch := hostArch(t)
 	wantSubjects := []string{
-		"Log for failed build of buildd-demo-broken_1.0 (dist=bookworm)",
-		"Log for failed build of buildd-demo-depwait_1.0 (dist=bookworm)",
-		"Log for successful build of buildd-demo-dh_1.0 (dist=bookworm)",
-		"Log for successful build of buildd-demo-hello_1.0 (dist=bookworm)",
+		"Log for failed build of buildd-demo-broken_1.0 on " + arch + " (dist=bookworm)",
+		"Log for failed build of buildd-demo-depwait_1.0 on " + arch + " (dist=bookworm)",
+		"Log for successful build of buildd-demo-dh_1.0 on " + arch + " (dist=bookworm)",
+		"Log for successful build of buildd-demo-hello_1.0 on " + arch + " (dist=bookworm)",
 	}
 	if strings.Join(subjects, "\n") != strings.Join(wantSubjects, "\n") {
 		t.Errorf("outbox subjects:\n%s\nwant:\n%s", strings.Join(subjects, "\n"), strings.Join(wantSubjects, "\n"))

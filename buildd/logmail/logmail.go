@@ -2,7 +2,10 @@
 // the log mail of every build (the classic subject, the log as its body
 // with head and tail when it is long, the .changes at the end) and the
 // "Should I build" question, and records each mail's Message-ID in
-// home.Sent() so buildd-mail can tell which package a reply answers.
+// home.Sent() so buildd-mail can tell which package, dist and
+// architecture a reply answers. Both subjects name the architecture, as
+// classic sbuild's do ("... of PKG_VERSION on ARCH (dist=DIST)"): a host
+// may build one dist for several.
 package logmail
 
 import (
@@ -26,22 +29,23 @@ const (
 	KindShouldBuild = "should-build"
 )
 
-// Build is a finished build to mail the log of.
+// Build is a finished build to mail the log of; its dist and architecture
+// are the [[dist]] table's it was built for.
 type Build struct {
-	Dist        string
 	PkgVersion  string // as the subject names it: a binNMU carries its +bN
 	Successful  bool
 	LogPath     string
 	ChangesPath string // "" when the build made no .changes
 }
 
-// Subject is the classic log mail subject.
-func Subject(successful bool, pkgv, dist string) string {
+// Subject is the log mail subject, classic sbuild's: "Log for successful
+// build of PKG_VERSION on ARCH (dist=DIST)" (or "failed").
+func Subject(successful bool, pkgv, arch, dist string) string {
 	how := "failed"
 	if successful {
 		how = "successful"
 	}
-	return fmt.Sprintf("Log for %s build of %s (dist=%s)", how, pkgv, dist)
+	return fmt.Sprintf("Log for %s build of %s on %s (dist=%s)", how, pkgv, arch, dist)
 }
 
 // Recipients are the dist's logs_mailed_to (comma-separated addresses),
@@ -64,7 +68,7 @@ func splitAddrs(s string) []string {
 	return out
 }
 
-// Message composes the log mail of b.
+// Message composes the log mail of b, built for d.
 func Message(c *config.Config, d *config.Dist, b Build) (*mailer.Message, error) {
 	body, err := Body(b.LogPath, c.MailLogLimit, b.ChangesPath)
 	if err != nil {
@@ -77,10 +81,11 @@ func Message(c *config.Config, d *config.Dist, b Build) (*mailer.Message, error)
 	return &mailer.Message{
 		From:    c.MailFrom,
 		To:      Recipients(c, d),
-		Subject: Subject(b.Successful, b.PkgVersion, b.Dist),
+		Subject: Subject(b.Successful, b.PkgVersion, d.BuiltArchitecture, d.DistName),
 		Header: map[string]string{
 			"X-Buildd-Package": b.PkgVersion,
-			"X-Buildd-Dist":    b.Dist,
+			"X-Buildd-Dist":    d.DistName,
+			"X-Buildd-Arch":    d.BuiltArchitecture,
 			"X-Buildd-Status":  status,
 			"X-Buildd-Log":     b.LogPath,
 		},
@@ -162,12 +167,12 @@ func headTail(f *os.File, size int64, limit int, logPath string) ([]byte, error)
 var ErrNotSent = errors.New("not sent")
 
 // Send records msg's Message-ID in the home's sent-mails as kind for pkgv
-// in dist, then sends it through m: a mail that went out is always
+// in d's dist and architecture, then sends it through m: a mail that went out is always
 // recorded, so that every answer to it can be matched. When the record
 // cannot be written nothing is sent and the error wraps ErrNotSent. A mail
 // the mailer could not deliver now is in its spool and goes out with a
 // later Flush; the delivery error is returned for the log.
-func Send(m *mailer.Mailer, h home.Home, msg *mailer.Message, dist, pkgv, kind string) error {
+func Send(m *mailer.Mailer, h home.Home, msg *mailer.Message, d *config.Dist, pkgv, kind string) error {
 	if msg.MessageID == "" {
 		id, err := mailer.NewMessageID()
 		if err != nil {
@@ -175,7 +180,7 @@ func Send(m *mailer.Mailer, h home.Home, msg *mailer.Message, dist, pkgv, kind s
 		}
 		msg.MessageID = id
 	}
-	if err := h.Sent().Add(home.SentMail{MessageID: msg.MessageID, Time: time.Now(), Dist: dist, PkgVersion: pkgv, Kind: kind}); err != nil {
+	if err := h.Sent().Add(home.SentMail{MessageID: msg.MessageID, Time: time.Now(), Dist: d.DistName, Arch: d.BuiltArchitecture, PkgVersion: pkgv, Kind: kind}); err != nil {
 		return fmt.Errorf("mail %q: %w: record Message-ID: %w", msg.Subject, ErrNotSent, err)
 	}
 	if err := m.Send(msg); err != nil {

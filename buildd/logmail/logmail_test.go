@@ -17,9 +17,9 @@ import (
 
 func TestSubjects(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
-		{Subject(true, "hello_1.0-1", "bookworm"), "Log for successful build of hello_1.0-1 (dist=bookworm)"},
-		{Subject(false, "hello_1.0-1+b1", "sid"), "Log for failed build of hello_1.0-1+b1 (dist=sid)"},
-		{QuestionSubject("hello_1.0-2", "bookworm"), "Should I build hello_1.0-2 (dist=bookworm)?"},
+		{Subject(true, "hello_1.0-1", "amd64", "bookworm"), "Log for successful build of hello_1.0-1 on amd64 (dist=bookworm)"},
+		{Subject(false, "hello_1.0-1+b1", "arm64", "sid"), "Log for failed build of hello_1.0-1+b1 on arm64 (dist=sid)"},
+		{QuestionSubject("hello_1.0-2", "arm64", "bookworm"), "Should I build hello_1.0-2 on arm64 (dist=bookworm)?"},
 	} {
 		if c.got != c.want {
 			t.Errorf("subject %q, want %q", c.got, c.want)
@@ -119,12 +119,12 @@ func TestSendRecordsMessageID(t *testing.T) {
 	defer srv.Close()
 	h := home.New(t.TempDir())
 	c := &config.Config{Home: h.Dir, SMTP: srv.Addr, MailFrom: "buildd@example.org", AdminMail: "admin@example.org", MailLogLimit: 1 << 20}
-	d := &config.Dist{DistName: "bookworm"}
-	msg, err := Message(c, d, Build{Dist: "bookworm", PkgVersion: "hello_1.0-1", Successful: true, LogPath: "testdata/success.log", ChangesPath: "testdata/hello_1.0-1_amd64.changes"})
+	d := &config.Dist{DistName: "bookworm", BuiltArchitecture: "arm64"}
+	msg, err := Message(c, d, Build{PkgVersion: "hello_1.0-1", Successful: true, LogPath: "testdata/success.log", ChangesPath: "testdata/hello_1.0-1_amd64.changes"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Send(mailer.New(c), h, msg, "bookworm", "hello_1.0-1", KindLog); err != nil {
+	if err := Send(mailer.New(c), h, msg, d, "hello_1.0-1", KindLog); err != nil {
 		t.Fatal(err)
 	}
 	mails := srv.Wait(1, 10*time.Second)
@@ -132,14 +132,14 @@ func TestSendRecordsMessageID(t *testing.T) {
 		t.Fatalf("%d mails arrived", len(mails))
 	}
 	raw := string(mails[0].Data)
-	if !strings.Contains(raw, "Subject: Log for successful build of hello_1.0-1 (dist=bookworm)") {
-		t.Fatalf("subject missing in\n%s", raw)
+	if !strings.Contains(raw, "Subject: Log for successful build of hello_1.0-1 on arm64 (dist=bookworm)") || !strings.Contains(raw, "X-Buildd-Arch: arm64") {
+		t.Fatalf("subject or X-Buildd-Arch missing in\n%s", raw)
 	}
 	sent, ok, err := h.Sent().Lookup(msg.MessageID)
 	if err != nil || !ok {
 		t.Fatalf("Message-ID %s not recorded: %v", msg.MessageID, err)
 	}
-	if sent.PkgVersion != "hello_1.0-1" || sent.Dist != "bookworm" || sent.Kind != KindLog {
+	if sent.PkgVersion != "hello_1.0-1" || sent.Dist != "bookworm" || sent.Arch != "arm64" || sent.Kind != KindLog {
 		t.Fatalf("recorded %+v", sent)
 	}
 	if !strings.Contains(raw, strings.Trim(msg.MessageID, "<>")) {
@@ -156,11 +156,12 @@ func TestSendSpoolsWhenSMTPIsDown(t *testing.T) {
 	l.Close()
 	h := home.New(t.TempDir())
 	c := &config.Config{Home: h.Dir, SMTP: addr, MailFrom: "buildd@example.org", AdminMail: "admin@example.org"}
-	msg := Question(c, "bookworm", "hello_1.0-2", "hello_1.0-1: configure failed")
-	if err := Send(mailer.New(c), h, msg, "bookworm", "hello_1.0-2", KindShouldBuild); err == nil {
+	d := &config.Dist{DistName: "bookworm", BuiltArchitecture: "amd64"}
+	msg := Question(c, d, "hello_1.0-2", "hello_1.0-1: configure failed")
+	if err := Send(mailer.New(c), h, msg, d, "hello_1.0-2", KindShouldBuild); err == nil {
 		t.Fatal("no error from a send to a closed port")
 	}
-	if _, ok, _ := h.Sent().Latest("bookworm", "hello_1.0-2", KindShouldBuild); !ok {
+	if sent, ok, _ := h.Sent().Lookup(msg.MessageID); !ok || sent.Dist != "bookworm" || sent.Arch != "amd64" || sent.Kind != KindShouldBuild {
 		t.Fatal("a spooled question is not recorded")
 	}
 	ents, _ := os.ReadDir(filepath.Join(h.Dir, "mail-spool"))

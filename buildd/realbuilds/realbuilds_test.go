@@ -238,8 +238,15 @@ func check(t *testing.T, s *src, arch, home string, state map[string]string, log
 		t.Fatalf("%s: %s at %q (%s), state %s; want successful and Built (log %s)",
 			s.pkgv(), last["Status"], last["Fail-Stage"], last["Fail-Reason"], state["State"], logs[len(logs)-1])
 	}
-	name := debversion.PkgVersion{Name: s.name, Version: s.version}.NoEpoch().String() + "_" + arch + ".changes"
-	ch := filepath.Join(home, "build", name)
+	checkChanges(t, s, arch, filepath.Join(home, "build", debversion.PkgVersion{Name: s.name, Version: s.version}.NoEpoch().String()+"_"+arch+".changes"))
+}
+
+// checkChanges checks that the .changes ch holds exactly the binaries
+// Debian built of s for arch (s.want), each NAME_VERSION_ARCH.deb, and
+// the debug packages of those.
+func checkChanges(t testing.TB, s *src, arch, ch string) {
+	t.Helper()
+	name := filepath.Base(ch)
 	data, err := os.ReadFile(ch)
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +305,7 @@ func chosenNames() []string {
 }
 
 // readSources reads the chosen sources' newest versions from Sources.
-func readSources(t *testing.T, path string) map[string]*src {
+func readSources(t testing.TB, path string) map[string]*src {
 	t.Helper()
 	out := map[string]*src{}
 	each(t, path, []string{"Package", "Version", "Directory", "Files"}, func(p *control.Paragraph) {
@@ -328,7 +335,7 @@ func readSources(t *testing.T, path string) map[string]*src {
 // readPackages fills each chosen source's want from Packages and writes
 // the archive's binaries without the chosen sources' arch:any ones (the
 // fields the merge reads) to archive.
-func readPackages(t *testing.T, path, arch string, srcs map[string]*src, archive string) {
+func readPackages(t testing.TB, path, arch string, srcs map[string]*src, archive string) {
 	t.Helper()
 	f, err := os.Create(archive)
 	if err != nil {
@@ -389,7 +396,7 @@ func ourVersion(ver, srcVer string) string {
 	return ver
 }
 
-func each(t *testing.T, path string, keep []string, fn func(*control.Paragraph)) {
+func each(t testing.TB, path string, keep []string, fn func(*control.Paragraph)) {
 	t.Helper()
 	rc, err := control.Open(path)
 	if err != nil {
@@ -555,7 +562,7 @@ func jobLogs(t *testing.T, home string) map[string][]string {
 }
 
 // summary is the Summary block at the end of a job log.
-func summary(t *testing.T, log string) map[string]string {
+func summary(t testing.TB, log string) map[string]string {
 	t.Helper()
 	text := readFile(t, log)
 	i := strings.LastIndex(text, "| Summary ")
@@ -588,7 +595,7 @@ func run(t *testing.T, timeout time.Duration, prog string, args ...string) strin
 	return string(out)
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -69,7 +69,7 @@
           (let ((sent (car (buildd-reply-test-sent))))
             (should (equal (buildd-reply-test-header sent "to") "submit@bugs.debian.org"))
             (should-not (string-match-p "BEGIN PGP" sent)))
-          (let ((r (cdr (assoc "tiny-missing_1.0 bookworm" (buildd-reply--bug-records)))))
+          (let ((r (cdr (assoc "tiny-missing_1.0 bookworm amd64" (buildd-reply--bug-records)))))
             (should (equal (plist-get r :message-id)
                            "<20261121075930.1.tiny-missing@build-amd64.example.org>"))
             (should (string-match-p "buildd-bookworm@build-amd64\\.example\\.org" (plist-get r :to)))))))))
@@ -92,6 +92,22 @@
                                                  (lambda () (execute-kbd-macro (kbd "C-c C-a"))))
                       :type 'user-error))))
       (should (null (buildd-reply-test-sent))))))
+
+(ert-deftest buildd-reply-bug-test-ack-old-record ()
+  "A record made before records named the architecture still answers its log."
+  (buildd-reply-test-with-env
+    (buildd-reply-test-with-bug-record
+      (with-temp-file buildd-reply-bug-record-file
+        (prin1 '(("frobnicate_2.4-1 bookworm"
+                  :to "buildd-bookworm@build-amd64.example.org"
+                  :subject "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
+                  :message-id "<20251121080245.5678.frobnicate@build-amd64.example.org>"))
+               (current-buffer)))
+      (buildd-reply-test-in-gnus "bug-ack.mail" (lambda () (execute-kbd-macro (kbd "C-c C-a"))))
+      (buildd-reply-test-check-reply
+       (car (buildd-reply-test-sent)) "Log for failed build of frobnicate_2.4-1 (dist=bookworm)"
+       "<20251121080245.5678.frobnicate@build-amd64.example.org>"
+       "fail\n(see #1234567)\nfrobnicate_2.4-1 (dist=bookworm)\n"))))
 
 (provide 'buildd-reply-bug-test)
 

@@ -9,7 +9,8 @@
 ;; buffer, piped to the real `buildd-mail' whose admin_keyring holds the
 ;; test key; then the queue, REDO, PURGE and upload/ show the effect.  A
 ;; reply changed after signing is refused with an error reply and changes
-;; nothing.  The programs are $BUILDD_MAIL and $WANNA_BUILD (the Makefile
+;; nothing.  A host that builds bookworm for amd64 and arm64 gets the
+;; answer to its arm64 log mail on its arm64 queue only.  The programs are $BUILDD_MAIL and $WANNA_BUILD (the Makefile
 ;; sets them to ../bin/).
 
 ;;; Code:
@@ -72,9 +73,10 @@
             "Checksums-Sha256:\n" (nth 1 e)
             "Files:\n" (nth 2 e))))
 
-(defun buildd-reply-e2e-log-mail (file successful message-id changes)
+(defun buildd-reply-e2e-log-mail (file successful message-id changes &optional arch)
   "Write to FILE the log mail buildd sends (SUCCESSFUL or failed), with
-MESSAGE-ID, and CHANGES under its heading when non-nil."
+MESSAGE-ID, and CHANGES under its heading when non-nil; its subject
+names ARCH when non-nil, as buildd's do."
   (let ((box (lambda (title)
                (format "[%s] +%s+\n[%s] | %-77s|\n[%s] +%s+\n"
                        "2025-11-21 07:30:12" (make-string 78 ?-)
@@ -86,7 +88,7 @@ MESSAGE-ID, and CHANGES under its heading when non-nil."
       "From: buildd on build-amd64 <buildd@build-amd64.example.org>\n"
       "To: buildd-admin@example.org\n"
       "Subject: Log for " (if successful "successful" "failed")
-      " build of hello_1.0-1 (dist=bookworm)\n"
+      " build of hello_1.0-1" (if arch (concat " on " arch) "") " (dist=bookworm)\n"
       "Date: " (format-time-string "%a, %d %b %Y %T %z") "\n"
       "Message-ID: <" message-id ">\n"
       "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
@@ -313,6 +315,54 @@ REASON is typed where point is left, then the reply is sent."
         (let ((info (buildd-reply-e2e-info env)))
           (should (equal (cdr (assoc "State" info)) "Failed"))
           (should (string-match-p "(see #4242)" (or (cdr (assoc "Failed" info)) ""))))))))
+
+(ert-deftest buildd-reply-e2e-several-arches ()
+  "The answer to the arm64 log mail acts on the arm64 queue only.
+The host builds bookworm for amd64 and arm64, hello_1.0-1 is Building in
+both queues, and the log mails' Message-IDs are recorded with their arch."
+  (buildd-reply-test-with-env
+    (let* ((dir (make-temp-file "buildd-reply-e2e" t))
+           (wb (buildd-reply-e2e-program "WANNA_BUILD"))
+           (home (expand-file-name "home" dir))
+           (conf (expand-file-name "buildd.conf" dir))
+           (keyring (expand-file-name "admins.asc" dir))
+           (log (expand-file-name "log.mail" dir))
+           (env (list :conf conf :home home :log log :wanna-build wb))
+           (state (lambda (arch)
+                    (let ((r (buildd-reply-e2e-run wb nil "--config" conf "--dist=bookworm"
+                                                   (concat "--arch=" arch) "--info" "hello")))
+                      (should (equal (car r) 0))
+                      (and (string-match "^  State *: \\(.*\\)$" (cdr r))
+                           (match-string 1 (cdr r)))))))
+      (unwind-protect
+          (progn
+            (let ((k (buildd-reply-test-gpg "--armor" "--export" buildd-reply-test-fingerprint)))
+              (should (equal (car k) 0))
+              (buildd-reply-e2e-write keyring (cdr k)))
+            (buildd-reply-e2e-write
+             conf
+             (concat (format "home = %S\nadmin_mail = \"buildd-admin@example.org\"\nwanna_build_db = %S\nadmin_keyring = %S\nmail_from = \"buildd@build.example.org\"\n"
+                             home (expand-file-name "wanna-build.db" dir) keyring)
+                     "\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\nwanna_build_db_user = \"buildd-e2e\"\n"
+                     "\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"arm64\"\nwanna_build_db_user = \"buildd-e2e\"\n"))
+            (make-directory (expand-file-name "build" home) t)
+            (dolist (arch '("amd64" "arm64"))
+              (let ((r (buildd-reply-e2e-run wb nil "--config" conf "--dist=bookworm" (concat "--arch=" arch)
+                                             "-U" "buildd-e2e" "-v" "--take" buildd-reply-e2e-pkgv)))
+                (should (equal (car r) 0))))
+            (buildd-reply-e2e-write (expand-file-name "sent-mails" home)
+                                    (format "log.amd64@build %d bookworm/amd64 %s log\nlog.arm64@build %d bookworm/arm64 %s log\n"
+                                            (- (float-time) 3600) buildd-reply-e2e-pkgv
+                                            (- (float-time) 3600) buildd-reply-e2e-pkgv))
+            (buildd-reply-e2e-log-mail log nil "log.arm64@build" nil "arm64")
+            (let ((reply (buildd-reply-e2e-reply env "C-c M-g")))
+              (should (string-match-p "^Subject: Re: Log for failed build of hello_1\\.0-1 on arm64 (dist=bookworm)$" reply))
+              (should (string-match-p "\ngiveback\nhello_1\\.0-1 on arm64 (dist=bookworm)\n-----BEGIN PGP SIGNATURE" reply))
+              (buildd-reply-e2e-deliver env reply))
+            (should (null (buildd-reply-e2e-error-replies env)))
+            (should (member (funcall state "arm64") '("Needs-Build" "BD-Uninstallable")))
+            (should (equal (funcall state "amd64") "Building")))
+        (delete-directory dir t)))))
 
 (provide 'buildd-reply-e2e-test)
 

@@ -209,7 +209,7 @@ buffer showing that mail."
 SHOW is called with the function to run in the reader's buffer."
   (let* ((info (buildd-reply--parse-text (buildd-reply-test-fixture name)))
          (subject-info (buildd-reply--subject-info (plist-get info :subject)))
-         (pkgv (format "%s (dist=%s)" (nth 1 subject-info) (nth 2 subject-info)))
+         (pkgv (buildd-reply--names-line (nth 1 subject-info) (nth 2 subject-info) (nth 3 subject-info)))
          (signed (cond
                   ((string-prefix-p "should-build" name) (concat "build\n" pkgv "\n"))
                   ((equal keys "C-c C-o") (buildd-reply-test-expected-changes name))

@@ -288,13 +288,17 @@ The buffer FN leaves current stays current."
 
 (ert-deftest buildd-reply-test-subject ()
   (dolist (c '(("Log for successful build of hello_1.0-1 (dist=bookworm)"
-                (log "hello_1.0-1" "bookworm"))
-               ("Re: Log for failed build of gizmo_0.9+dfsg-2 on build-arm64 (dist=bookworm)"
-                (log "gizmo_0.9+dfsg-2" "bookworm"))
+                (log "hello_1.0-1" "bookworm" nil))
+               ("Re: Log for failed build of gizmo_0.9+dfsg-2 on arm64 (dist=bookworm)"
+                (log "gizmo_0.9+dfsg-2" "bookworm" "arm64"))
+               ("Log for successful build of hello_1.0-1 on kfreebsd-amd64 (dist=bookworm)"
+                (log "hello_1.0-1" "bookworm" "kfreebsd-amd64"))
                ("Should I build hello_1.0-2 (dist=bookworm)?"
-                (should-build "hello_1.0-2" "bookworm"))
+                (should-build "hello_1.0-2" "bookworm" nil))
+               ("Re: Should I build hello_1.0-2 on arm64 (dist=bookworm)?"
+                (should-build "hello_1.0-2" "bookworm" "arm64"))
                ("Re: Re: log for FAILED build of hello_1:2.0-1+b1 (dist=sid)"
-                (log "hello_1:2.0-1+b1" "sid"))
+                (log "hello_1:2.0-1+b1" "sid" nil))
                ("Build Daemon Statistics" nil)))
     (should (equal (buildd-reply--subject-info (car c)) (cadr c)))))
 
@@ -437,9 +441,9 @@ The buffer FN leaves current stays current."
     (buildd-reply-test-in-rmail "log-failed-unmet.mail" #'buildd-reply-dep-wait)
     (buildd-reply-test-check-reply
      (car (buildd-reply-test-sent))
-     "Log for failed build of gizmo_0.9+dfsg-2 on build-arm64 (dist=bookworm)"
+     "Log for failed build of gizmo_0.9+dfsg-2 on arm64 (dist=bookworm)"
      "<20251121091110.77.gizmo@build-arm64.example.org>"
-     "dep-wait libgizmo-dev (>= 0.9), debhelper-compat, libqt6-dev, python3-all-dev (>> 3.11), libwidget-dev, libzork-dev\ngizmo_0.9+dfsg-2 (dist=bookworm)\n")))
+     "dep-wait libgizmo-dev (>= 0.9), debhelper-compat, libqt6-dev, python3-all-dev (>> 3.11), libwidget-dev, libzork-dev\ngizmo_0.9+dfsg-2 on arm64 (dist=bookworm)\n")))
 
 (ert-deftest buildd-reply-test-newvers ()
   (dolist (ctx buildd-reply-test-contexts)
@@ -476,9 +480,9 @@ The buffer FN leaves current stays current."
                                  (lambda () (execute-kbd-macro (kbd (car k)))))
       (buildd-reply-test-check-reply
        (car (buildd-reply-test-sent))
-       "Should I build hello_1.0-2 (dist=bookworm)?"
+       "Should I build hello_1.0-2 on amd64 (dist=bookworm)?"
        "<20251121110000.9.hello@build-amd64.example.org>"
-       (concat (cdr k) "\nhello_1.0-2 (dist=bookworm)\n")))))
+       (concat (cdr k) "\nhello_1.0-2 on amd64 (dist=bookworm)\n")))))
 
 (ert-deftest buildd-reply-test-not-found-left-for-editing ()
   "dep-wait and newvers with nothing in the log leave the draft open."

@@ -5,15 +5,18 @@
 // Keys are the classic buildd.conf variable names in lower case (admin_mail,
 // max_build, idle_sleep_time, ...) plus our own (home, machines_dir,
 // wanna_build_db, admin_keyring, smtp, sendmail, outbox, ...). Distributions
-// are the table array [[dist]], upload queues the table array
-// [[upload_queue]]. Units are the classic ones: idle_sleep_time in seconds,
+// are the table array [[dist]], one table per dist_name and
+// built_architecture (a host may build one dist for several
+// architectures, each with its own machine), upload queues the table
+// array [[upload_queue]]. Units are the classic ones: idle_sleep_time in seconds,
 // delay_after_give_back in minutes, min_free_space in KiB, the *_keep and
 // *_age keys in days.
 //
 // Every error names the file and the line: an unknown key, a value of the
 // wrong type, a missing required key, a regular expression that does not
 // compile, a number out of its range (a negative time, size or count), a
-// home that is not absolute or is a system directory.
+// home that is not absolute or is a system directory, a dist built twice
+// for one architecture.
 package config
 
 import (
@@ -29,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -153,12 +157,23 @@ type Config struct {
 	File string `toml:"-"`
 }
 
-// Dist is one [[dist]] table: a distribution this host builds for.
+// Dist is one [[dist]] table: a distribution this host builds, for one
+// architecture. Where a record names only its dist, Resolve and Means
+// tell which table it means.
 type Dist struct {
 	DistName          string `toml:"dist_name"`
 	BuiltArchitecture string `toml:"built_architecture"`
 	Machine           string `toml:"machine"`
 	BuildArchAll      bool   `toml:"build_arch_all"`
+	// BuildMode is how this host builds for built_architecture: "native"
+	// (in a machine of that architecture, emulated through qemu-user when
+	// the host does not run it natively) or "cross" (in a cross machine
+	// of the host's architecture, `machine create --cross ARCH`).
+	BuildMode string `toml:"build_mode"`
+	// CrossGiveBack: a package whose build-dependencies cannot be
+	// satisfied for a cross build is given back (for a native or
+	// emulated builder) instead of marked attempted.
+	CrossGiveBack bool `toml:"cross_give_back"`
 	// AptSources are extra apt source lines for builds of this dist
 	// ("deb-src [trusted=yes] file:/srv/archive bookworm main"); file: paths
 	// in them are bind-mounted read-only into the working snapshot.
@@ -361,7 +376,8 @@ func (c *Config) check(lines *lineIndex) error {
 			return fail("wanna_build_listen_db", "wanna_build_listen_db is set, but wanna_build_db (%s) is not a PostgreSQL URL: only a PostgreSQL queue notifies", db)
 		}
 	}
-	seen := map[string]int{}
+	seen := map[string]int{}    // DIST/ARCH -> its [[dist]] line
+	archAll := map[string]int{} // dist -> the [[dist]] line that builds its Architecture: all packages
 	for i := range c.Dists {
 		d := &c.Dists[i]
 		at := func(key string) int {
@@ -376,10 +392,26 @@ func (c *Config) check(lines *lineIndex) error {
 		if d.BuiltArchitecture == "" {
 			return &Error{c.File, d.Line, fmt.Sprintf(`[[dist]] %s: missing required key "built_architecture"`, d.DistName)}
 		}
-		if prev, dup := seen[d.DistName]; dup {
-			return &Error{c.File, d.Line, fmt.Sprintf("[[dist]] %s: already defined at line %d", d.DistName, prev)}
+		for _, k := range []struct{ key, v string }{{"dist_name", d.DistName}, {"built_architecture", d.BuiltArchitecture}} {
+			if strings.ContainsFunc(k.v, func(r rune) bool { return r == '/' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+				return &Error{c.File, at(k.key), fmt.Sprintf("[[dist]] %s = %q: a name without \"/\", blanks or control characters (the home's files write DIST/ARCH)", k.key, k.v)}
+			}
 		}
-		seen[d.DistName] = d.Line
+		if prev, dup := seen[d.Where()]; dup {
+			return &Error{c.File, d.Line, fmt.Sprintf("[[dist]] %s: dist_name %q with built_architecture %q is already defined at line %d: a dist is built once per architecture",
+				d.Where(), d.DistName, d.BuiltArchitecture, prev)}
+		}
+		seen[d.Where()] = d.Line
+		if d.BuildArchAll {
+			if prev, dup := archAll[d.DistName]; dup {
+				return &Error{c.File, at("build_arch_all"), fmt.Sprintf("[[dist]] %s: build_arch_all is already set for %s at line %d: the Architecture: all packages of a dist are built on one architecture (both builds would make the same files)",
+					d.Where(), d.DistName, prev)}
+			}
+			archAll[d.DistName] = d.Line
+		}
+		if d.BuildMode != "" && d.BuildMode != "native" && d.BuildMode != "cross" {
+			return &Error{c.File, at("build_mode"), fmt.Sprintf(`[[dist]] %s: build_mode = %q: "native" or "cross"`, d.DistName, d.BuildMode)}
+		}
 		if d.LeaseTimeout != nil && *d.LeaseTimeout < 0 {
 			return &Error{c.File, at("lease_timeout"), fmt.Sprintf("[[dist]] %s: lease_timeout = %d: must be at least 0 (seconds; 0: no leases)", d.DistName, *d.LeaseTimeout)}
 		}
@@ -508,8 +540,14 @@ func (c *Config) fill() {
 	}
 	for i := range c.Dists {
 		d := &c.Dists[i]
+		if d.BuildMode == "" {
+			d.BuildMode = "native"
+		}
 		if d.Machine == "" {
 			d.Machine = d.DistName + "-" + d.BuiltArchitecture
+			if d.BuildMode == "cross" {
+				d.Machine = d.DistName + "-cross-" + d.BuiltArchitecture
+			}
 		}
 		if d.DuploadLocalQueueDir == "" {
 			d.DuploadLocalQueueDir = "upload"
@@ -546,14 +584,71 @@ func (c *Config) KeyLine(key string) int {
 	return newLineIndex(data).keyLine(toml.Key{key})
 }
 
-// Dist returns the [[dist]] table named name.
-func (c *Config) Dist(name string) (*Dist, bool) {
+// Where names the dist's queue, DIST/ARCH ("bookworm/arm64"): a host
+// builds a dist once per architecture, and the home's files name a
+// build's dist this way.
+func (d *Dist) Where() string { return d.DistName + "/" + d.BuiltArchitecture }
+
+// DistArch returns the [[dist]] table of dist built for arch.
+func (c *Config) DistArch(dist, arch string) (*Dist, bool) {
 	for i := range c.Dists {
-		if c.Dists[i].DistName == name {
+		if c.Dists[i].DistName == dist && c.Dists[i].BuiltArchitecture == arch {
 			return &c.Dists[i], true
 		}
 	}
 	return nil, false
+}
+
+// Arches are the architectures this host builds dist for, in the
+// config's order.
+func (c *Config) Arches(dist string) []string {
+	var out []string
+	for i := range c.Dists {
+		if c.Dists[i].DistName == dist {
+			out = append(out, c.Dists[i].BuiltArchitecture)
+		}
+	}
+	return out
+}
+
+// Resolve returns the [[dist]] table of dist built for arch. Where only
+// the dist is known (arch "": a line of a classic format, a record written
+// before this host built several architectures of one dist), it is the
+// dist's only architecture here; when the host builds the dist for
+// several, the error says that the architecture is missing and which it
+// may be. The error names what is not configured.
+func (c *Config) Resolve(dist, arch string) (*Dist, error) {
+	arches := c.Arches(dist)
+	switch {
+	case len(arches) == 0:
+		return nil, fmt.Errorf("no [[dist]] %s in %s", dist, c.File)
+	case arch == "" && len(arches) > 1:
+		return nil, fmt.Errorf("dist %s without an architecture: this host builds it for %s (%s), name one", dist, strings.Join(arches, " and "), c.File)
+	case arch == "":
+		arch = arches[0]
+	}
+	d, ok := c.DistArch(dist, arch)
+	if !ok {
+		return nil, fmt.Errorf("no [[dist]] %s for architecture %s in %s (it is built for %s)", dist, arch, c.File, strings.Join(arches, ", "))
+	}
+	return d, nil
+}
+
+// Means reports whether a record that names dist and arch is about d:
+// both are d's, or arch is "" (a line of a classic format, or written
+// before this host built several architectures of one dist) and d is the
+// only architecture this host builds dist for. A record without arch of a
+// dist built here for several is about none of them: false, and the
+// error says that its architecture is missing.
+func (c *Config) Means(d *Dist, dist, arch string) (bool, error) {
+	if dist != d.DistName || arch != "" {
+		return dist == d.DistName && arch == d.BuiltArchitecture, nil
+	}
+	r, err := c.Resolve(dist, "")
+	if err != nil {
+		return false, err
+	}
+	return r.Where() == d.Where(), nil
 }
 
 // Dump writes the effective configuration, defaults included, as TOML.

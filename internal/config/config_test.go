@@ -32,6 +32,10 @@ func TestLoadErrors(t *testing.T) {
 		{"home-dotdot.conf", `home-dotdot.conf:1: home "/var/lib/buildd/../.." is a system directory`},
 		{"home-relative.conf", `home-relative.conf:1: home "buildd" is not an absolute path`},
 		{"error-reply-rate-too-high.conf", `error-reply-rate-too-high.conf:2: error_reply_rate = 101: must be from 0 to 100 (error replies an hour to one address; 0: none)`},
+		{"duplicate-dist-arch.conf", `duplicate-dist-arch.conf:11: [[dist]] bookworm/amd64: dist_name "bookworm" with built_architecture "amd64" is already defined at line 3: a dist is built once per architecture`},
+		{"arch-all-twice.conf", `arch-all-twice.conf:11: [[dist]] bookworm/arm64: build_arch_all is already set for bookworm at line 3: `},
+		{"slash-in-dist.conf", `slash-in-dist.conf:4: [[dist]] dist_name = "stretch/updates": a name without "/", blanks or control characters`},
+		{"blank-in-arch.conf", `blank-in-arch.conf:5: [[dist]] built_architecture = "amd64 arm64": a name without "/"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -51,9 +55,9 @@ func TestLoadMinimal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ok := c.Dist("bookworm")
-	if !ok {
-		t.Fatal("dist bookworm missing")
+	d, err := c.Resolve("bookworm", "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	checks := []struct{ name, got, want string }{
 		{"machine", d.Machine, "bookworm-amd64"},
@@ -186,5 +190,81 @@ func TestWannaBuildListenDB(t *testing.T) {
 				t.Errorf("wanna_build_listen_db = %q, want %q", c.WannaBuildListenDB, tt.want)
 			}
 		})
+	}
+}
+
+// TestSeveralArches: one dist built for two architectures loads, each
+// table with its own machine and settings; a lookup by dist and arch
+// finds each, and a name without its arch (a classic line, an old record)
+// means the dist's only arch, or nothing when the dist has two, with an
+// error saying that the architecture is missing.
+func TestSeveralArches(t *testing.T) {
+	c, err := Load("testdata/two-arches.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd64, ok := c.DistArch("bookworm", "amd64")
+	if !ok || amd64.Machine != "bookworm-amd64" || !amd64.BuildArchAll || amd64.Where() != "bookworm/amd64" {
+		t.Fatalf("bookworm/amd64: %+v, %v", amd64, ok)
+	}
+	arm64, ok := c.DistArch("bookworm", "arm64")
+	if !ok || arm64.Machine != "bookworm-arm64" || arm64.WannaBuildSSHUser != "buildd_arm64" || arm64.BuildArchAll {
+		t.Fatalf("bookworm/arm64: %+v, %v", arm64, ok)
+	}
+	if got := c.Arches("bookworm"); !reflect.DeepEqual(got, []string{"amd64", "arm64"}) {
+		t.Errorf("Arches(bookworm) = %v", got)
+	}
+	tests := []struct {
+		dist, arch string
+		want       string // the table's Where, or the error's text
+	}{
+		{"bookworm", "amd64", "bookworm/amd64"},
+		{"bookworm", "arm64", "bookworm/arm64"},
+		{"trixie", "", "trixie/arm64"},
+		{"trixie", "arm64", "trixie/arm64"},
+		{"bookworm", "", "dist bookworm without an architecture: this host builds it for amd64 and arm64 (testdata/two-arches.conf), name one"},
+		{"bookworm", "riscv64", "no [[dist]] bookworm for architecture riscv64 in testdata/two-arches.conf (it is built for amd64, arm64)"},
+		{"trixie", "amd64", "no [[dist]] trixie for architecture amd64 in testdata/two-arches.conf (it is built for arm64)"},
+		{"sid", "", "no [[dist]] sid in testdata/two-arches.conf"},
+	}
+	for _, tt := range tests {
+		d, err := c.Resolve(tt.dist, tt.arch)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			got = d.Where()
+		}
+		if got != tt.want {
+			t.Errorf("Resolve(%q, %q) = %q, want %q", tt.dist, tt.arch, got, tt.want)
+		}
+	}
+	trixie, _ := c.DistArch("trixie", "arm64")
+	means := []struct {
+		d          *Dist
+		dist, arch string
+		want       bool
+		ambiguous  bool
+	}{
+		{amd64, "bookworm", "amd64", true, false},
+		{amd64, "bookworm", "arm64", false, false},
+		{arm64, "bookworm", "arm64", true, false},
+		{amd64, "bookworm", "", false, true},
+		{arm64, "bookworm", "", false, true},
+		{trixie, "trixie", "", true, false},
+		{trixie, "bookworm", "", false, false},
+		{trixie, "trixie", "amd64", false, false},
+	}
+	for _, m := range means {
+		got, err := c.Means(m.d, m.dist, m.arch)
+		if got != m.want || (err != nil) != m.ambiguous {
+			t.Errorf("Means(%s, %q, %q) = %v, %v; want %v, ambiguous %v", m.d.Where(), m.dist, m.arch, got, err, m.want, m.ambiguous)
+		}
+	}
+	// A copy of a table (a running job's, of the config it started
+	// with) is still the same dist and arch.
+	cp := *trixie
+	if ok, err := c.Means(&cp, "trixie", ""); !ok || err != nil {
+		t.Errorf("Means(copy of trixie/arm64, trixie, \"\") = %v, %v", ok, err)
 	}
 }

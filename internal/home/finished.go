@@ -3,6 +3,7 @@ package home
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -63,8 +64,8 @@ func (f *FinishedFile) Read() ([]Finished, []error, error) {
 	return out, bad, nil
 }
 
-// Put writes r, in place of the record of the same package version and
-// dist if there is one.
+// Put writes r, in place of the record of the same package version,
+// dist and arch if there is one.
 func (f *FinishedFile) Put(r Finished) error {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -73,18 +74,45 @@ func (f *FinishedFile) Put(r Finished) error {
 	return f.edit(r.RedoEntry, string(b))
 }
 
-// Remove deletes the record of e's package version and dist.
+// Remove deletes the record of e's package version, dist and arch.
 func (f *FinishedFile) Remove(e RedoEntry) error { return f.edit(e, "") }
 
-// edit replaces the record of e's package version and dist with line, or
-// appends line when there is none; line "" removes it. Bad lines are
-// kept.
+// FillArch gives each record that names its dist alone (written before
+// records carried the architecture) the architecture arch returns for its
+// dist, rewriting the file once; a record arch gives none for ("": the
+// dist is built for several, or not at all) is left as it is, as are bad
+// lines.
+func (f *FinishedFile) FillArch(arch func(dist string) string) error {
+	return lineFile{path: f.path}.update(func(lines []string) ([]string, error) {
+		out := slices.Clone(lines)
+		for i, l := range lines {
+			rs, bad := f.parse([]string{l})
+			if len(bad) > 0 || len(rs) != 1 || rs[0].Arch != "" {
+				continue
+			}
+			r := rs[0]
+			if r.Arch = arch(r.Dist); r.Arch == "" {
+				continue
+			}
+			b, err := json.Marshal(r)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", f.path, r.PkgVersion, err)
+			}
+			out[i] = string(b)
+		}
+		return out, nil
+	})
+}
+
+// edit replaces the record of e's package version, dist and arch with
+// line, or appends line when there is none; line "" removes it. Bad lines
+// are kept.
 func (f *FinishedFile) edit(e RedoEntry, line string) error {
 	return lineFile{path: f.path}.update(func(lines []string) ([]string, error) {
 		var out []string
 		put := false
 		for _, l := range lines {
-			if rs, bad := f.parse([]string{l}); len(bad) == 0 && len(rs) == 1 && rs[0].PkgVersion == e.PkgVersion && rs[0].Dist == e.Dist {
+			if rs, bad := f.parse([]string{l}); len(bad) == 0 && len(rs) == 1 && rs[0].PkgVersion == e.PkgVersion && rs[0].Dist == e.Dist && rs[0].Arch == e.Arch {
 				if line != "" && !put {
 					out = append(out, line)
 					put = true

@@ -84,19 +84,62 @@ func (e *LineError) Error() string {
 	return fmt.Sprintf("%s:%d: %s %q", filepath.Base(e.File), e.Line, e.Why, e.Text)
 }
 
-// RedoEntry is one line of build/REDO: "pkg_version dist [binNMU changelog]".
+// Means tells whether a record that names dist and arch is about the
+// queue a caller means (see config.Config.Means). arch is "" in a record
+// that names only its dist (a line of a classic format, or one written
+// before the host built several architectures of that dist): it means the
+// dist's only architecture on the host, and none when the host builds the
+// dist for several, which the error says.
+type Means func(dist, arch string) (bool, error)
+
+// JoinDistArch is how the home's lines name a build's queue: DIST/ARCH,
+// or DIST alone when arch is "".
+func JoinDistArch(dist, arch string) string {
+	if arch == "" {
+		return dist
+	}
+	return dist + "/" + arch
+}
+
+// SplitDistArch reads a queue as the home's lines name it: DIST/ARCH, or
+// DIST alone (arch "").
+func SplitDistArch(s string) (dist, arch string, err error) {
+	dist, arch, slash := strings.Cut(s, "/")
+	if dist == "" || slash && (arch == "" || strings.Contains(arch, "/")) {
+		return "", "", fmt.Errorf("%q is not DIST or DIST/ARCH", s)
+	}
+	return dist, arch, nil
+}
+
+// RedoEntry is one line of build/REDO: "pkg_version dist/arch [binNMU
+// changelog]". A line of the classic form names the dist alone
+// ("pkg_version dist ..."): Arch is "" (see Means).
 type RedoEntry struct {
 	PkgVersion string `json:"pkgv"` // name_version
 	Dist       string `json:"dist"`
+	Arch       string `json:"arch,omitempty"`      // "": the line names the dist alone
 	BinNMU     int    `json:"binnmu,omitempty"`    // 0: not a binNMU
 	Changelog  string `json:"changelog,omitempty"` // binNMU changelog text
 }
 
 func (e RedoEntry) String() string {
 	if e.BinNMU > 0 {
-		return fmt.Sprintf("%s %s %d %s", e.PkgVersion, e.Dist, e.BinNMU, e.Changelog)
+		return fmt.Sprintf("%s %s %d %s", e.PkgVersion, e.Where(), e.BinNMU, e.Changelog)
 	}
-	return e.PkgVersion + " " + e.Dist
+	return e.PkgVersion + " " + e.Where()
+}
+
+// Where is e's queue as its line names it: DIST/ARCH, or DIST alone.
+func (e RedoEntry) Where() string { return JoinDistArch(e.Dist, e.Arch) }
+
+// Named names e's build in messages, as log mail subjects do:
+// "PKG_VERSION on ARCH (dist=DIST)" ("PKG_VERSION (dist=DIST)" when the
+// line names the dist alone).
+func (e RedoEntry) Named() string {
+	if e.Arch == "" {
+		return fmt.Sprintf("%s (dist=%s)", e.PkgVersion, e.Dist)
+	}
+	return fmt.Sprintf("%s on %s (dist=%s)", e.PkgVersion, e.Arch, e.Dist)
 }
 
 // ParseRedoLine parses one REDO line.
@@ -105,7 +148,11 @@ func ParseRedoLine(s string) (RedoEntry, error) {
 	if len(f) < 2 || !strings.Contains(f[0], "_") || strings.HasPrefix(f[0], "_") || strings.HasSuffix(f[0], "_") {
 		return RedoEntry{}, errors.New("bad line")
 	}
-	e := RedoEntry{PkgVersion: f[0], Dist: f[1]}
+	dist, arch, err := SplitDistArch(f[1])
+	if err != nil {
+		return RedoEntry{}, errors.New("bad dist/arch in line")
+	}
+	e := RedoEntry{PkgVersion: f[0], Dist: dist, Arch: arch}
 	if len(f) > 2 {
 		n, err := strconv.Atoi(f[2])
 		if err != nil || n < 1 {
@@ -152,13 +199,13 @@ func (r *REDOFile) Read() ([]RedoEntry, []error, error) {
 }
 
 // Add appends entries, skipping any already present for the same package
-// version and dist. Bad lines are kept (see Edit).
+// version, dist and arch. Bad lines are kept (see Edit).
 func (r *REDOFile) Add(add ...RedoEntry) error {
 	return r.Update(func(es []RedoEntry) []RedoEntry {
 		for _, a := range add {
 			dup := false
 			for _, e := range es {
-				if e.PkgVersion == a.PkgVersion && e.Dist == a.Dist {
+				if e.PkgVersion == a.PkgVersion && e.Dist == a.Dist && e.Arch == a.Arch {
 					dup = true
 				}
 			}
@@ -261,34 +308,51 @@ func (r *REDOFile) Edit(f func([]RedoEntry) []RedoEntry) (bad []error, err error
 	return bad, err
 }
 
-// GivenBackFile is build/SBUILD-GIVEN-BACK: "pkg_version unixtime" lines.
+// GivenBackFile is build/SBUILD-GIVEN-BACK: "pkg_version unixtime
+// dist/arch" lines, each a build given back in that dist and arch. A line
+// of the classic form, "pkg_version unixtime", names no dist: it holds
+// the package back in every dist and arch.
 type GivenBackFile struct{ path string }
 
-// Add records that pkgv was given back at t.
-func (g *GivenBackFile) Add(pkgv string, t time.Time) error {
+// Add records that pkgv was given back in dist for arch at t.
+func (g *GivenBackFile) Add(pkgv, dist, arch string, t time.Time) error {
+	if pkgv == "" || dist == "" || arch == "" || strings.ContainsFunc(pkgv+dist+arch, unicode.IsSpace) {
+		return fmt.Errorf("%s: cannot add %q for %q: a line is PKG_VERSION UNIXTIME DIST/ARCH, without blanks", g.path, pkgv, JoinDistArch(dist, arch))
+	}
 	return lineFile{path: g.path}.update(func(lines []string) ([]string, error) {
-		return append(lines, fmt.Sprintf("%s %d", pkgv, t.Unix())), nil
+		return append(lines, fmt.Sprintf("%s %d %s", pkgv, t.Unix(), JoinDistArch(dist, arch))), nil
 	})
 }
 
-// Recent returns the packages given back less than delay before now, and
-// drops older lines from the file.
-func (g *GivenBackFile) Recent(now time.Time, delay time.Duration) (map[string]time.Time, error) {
+// Recent returns the packages given back in dist for arch (or, by a
+// classic line, anywhere) less than delay before now, and drops older
+// lines, and lines of no known form, from the file.
+func (g *GivenBackFile) Recent(now time.Time, delay time.Duration, dist, arch string) (map[string]time.Time, error) {
 	recent := map[string]time.Time{}
 	err := lineFile{path: g.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
 			f := strings.Fields(l)
-			if len(f) != 2 {
+			if len(f) != 2 && len(f) != 3 {
 				continue
 			}
 			sec, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
 				continue
 			}
+			here := len(f) == 2
+			if len(f) == 3 {
+				d, a, err := SplitDistArch(f[2])
+				if err != nil || a == "" {
+					continue
+				}
+				here = d == dist && a == arch
+			}
 			t := time.Unix(sec, 0)
 			if now.Sub(t) < delay {
-				recent[f[0]] = t
+				if here {
+					recent[f[0]] = t
+				}
 				keep = append(keep, l)
 			}
 		}
@@ -298,34 +362,45 @@ func (g *GivenBackFile) Recent(now time.Time, delay time.Duration) (map[string]t
 }
 
 // SkipFile is build/SKIP: builds buildd must not do, one a line.
-// "pkg_version dist" names the build of that version in one dist (what
-// buildd-mail writes when a newer version superseded it there);
-// "pkg_version" alone, the classic form admins write by hand, names it in
-// every dist. buildd consumes a line when it skips a build the line names.
-// A line of any other form names nothing and is kept as it is.
+// "pkg_version dist/arch" names the build of that version in one dist for
+// one architecture (what buildd-mail writes when a newer version
+// superseded it there); "pkg_version" alone, the classic form admins
+// write by hand, names it in every dist and architecture; "pkg_version
+// dist" names it in the dist's only architecture on the host, and nothing
+// when the host builds the dist for several (see Means). buildd consumes
+// a line when it skips a build the line names. A line of any other form
+// names nothing and is kept as it is.
 type SkipFile struct{ path string }
 
-// skipNames reports whether line names the build of pkgv in dist.
-func skipNames(line, pkgv, dist string) bool {
+// skipNames reports whether line names the build of pkgv that means
+// stands for; the error is an ambiguous line's (see Means).
+func skipNames(line, pkgv string, means Means) (bool, error) {
 	f := strings.Fields(line)
+	if len(f) == 0 || f[0] != pkgv {
+		return false, nil
+	}
 	switch len(f) {
 	case 1:
-		return f[0] == pkgv
+		return true, nil
 	case 2:
-		return f[0] == pkgv && f[1] == dist
+		dist, arch, err := SplitDistArch(f[1])
+		if err != nil {
+			return false, nil
+		}
+		return means(dist, arch)
 	}
-	return false
+	return false, nil
 }
 
-// Add appends the line for pkgv in dist ("" for every dist) unless it is
-// there already.
-func (s *SkipFile) Add(pkgv, dist string) error {
-	if pkgv == "" || strings.ContainsFunc(pkgv+dist, unicode.IsSpace) {
-		return fmt.Errorf("%s: cannot add %q for dist %q: a line is PKG_VERSION [DIST], without blanks in either", s.path, pkgv, dist)
+// Add appends the line for pkgv in dist for arch (dist "" for every dist
+// and architecture) unless it is there already.
+func (s *SkipFile) Add(pkgv, dist, arch string) error {
+	if pkgv == "" || strings.ContainsFunc(pkgv+dist+arch, unicode.IsSpace) || strings.Contains(dist+arch, "/") || (dist == "") != (arch == "") {
+		return fmt.Errorf("%s: cannot add %q for %q: a line is PKG_VERSION [DIST/ARCH], without blanks", s.path, pkgv, JoinDistArch(dist, arch))
 	}
 	line := pkgv
 	if dist != "" {
-		line += " " + dist
+		line += " " + JoinDistArch(dist, arch)
 	}
 	return lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		for _, l := range lines {
@@ -337,18 +412,33 @@ func (s *SkipFile) Add(pkgv, dist string) error {
 	})
 }
 
-// Take reports whether a line names the build of pkgv in dist, removing
-// every line that does. A missing file names nothing and is not created.
-func (s *SkipFile) Take(pkgv, dist string) (bool, error) {
+// Take reports whether a line names the build of pkgv that means stands
+// for, removing every line that does. A missing file names nothing and is
+// not created. A line naming pkgv in a dist without its architecture that
+// the host builds for several names nothing and is kept; the error (a
+// *LineError for each) says so, beside the result.
+func (s *SkipFile) Take(pkgv string, means Means) (bool, error) {
 	lines, err := lineFile{path: s.path}.read()
-	if err != nil || !slices.ContainsFunc(lines, func(l string) bool { return skipNames(l, pkgv, dist) }) {
+	if err != nil {
 		return false, err
+	}
+	var bad []error
+	named := false
+	for i, l := range lines {
+		ok, err := skipNames(l, pkgv, means)
+		if err != nil {
+			bad = append(bad, &LineError{s.path, i + 1, l, err.Error() + " in line"})
+		}
+		named = named || ok
+	}
+	if !named {
+		return false, errors.Join(bad...)
 	}
 	found := false
 	err = lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
-			if skipNames(l, pkgv, dist) {
+			if ok, _ := skipNames(l, pkgv, means); ok {
 				found = true
 				continue
 			}
@@ -356,7 +446,7 @@ func (s *SkipFile) Take(pkgv, dist string) (bool, error) {
 		}
 		return keep, nil
 	})
-	return found, err
+	return found, errors.Join(append(bad, err)...)
 }
 
 // PurgeFile is build/PURGE: directories to delete, one a line.
@@ -385,15 +475,20 @@ func (p *PurgeFile) Drain(do func(dir string) error) error {
 	})
 }
 
-// OutdatedFile is outdated-packages: "old_pkgv new_pkgv unixtime dist".
+// OutdatedFile is outdated-packages: "old_pkgv new_pkgv unixtime
+// dist/arch". A line of the classic form names the dist alone (see
+// Means).
 type OutdatedFile struct{ path string }
 
 // OutdatedKeep is how long an outdated-packages entry is kept.
 const OutdatedKeep = 21 * 24 * time.Hour
 
-// Add records that old was superseded by new in dist, dropping entries
-// older than OutdatedKeep.
-func (o *OutdatedFile) Add(old, new, dist string, now time.Time) error {
+// Add records that old was superseded by new in dist for arch, dropping
+// entries older than OutdatedKeep.
+func (o *OutdatedFile) Add(old, new, dist, arch string, now time.Time) error {
+	if old == "" || new == "" || dist == "" || arch == "" || strings.ContainsFunc(old+new+dist+arch, unicode.IsSpace) || strings.Contains(dist+arch, "/") {
+		return fmt.Errorf("%s: cannot add %q %q for %q: a line is OLD NEW UNIXTIME DIST/ARCH, without blanks", o.path, old, new, JoinDistArch(dist, arch))
+	}
 	return lineFile{path: o.path}.update(func(lines []string) ([]string, error) {
 		var keep []string
 		for _, l := range lines {
@@ -407,21 +502,36 @@ func (o *OutdatedFile) Add(old, new, dist string, now time.Time) error {
 			}
 			keep = append(keep, l)
 		}
-		return append(keep, fmt.Sprintf("%s %s %d %s", old, new, now.Unix(), dist)), nil
+		return append(keep, fmt.Sprintf("%s %s %d %s", old, new, now.Unix(), JoinDistArch(dist, arch))), nil
 	})
 }
 
-// IsOutdated reports whether pkgv in dist was recorded as superseded, and by what.
-func (o *OutdatedFile) IsOutdated(pkgv, dist string) (string, bool, error) {
+// IsOutdated reports whether pkgv was recorded as superseded in the dist
+// and arch means stands for, and by what. A classic line naming a dist
+// that the host builds for several architectures names none of them; the
+// error (a *LineError) says so when no line names pkgv there.
+func (o *OutdatedFile) IsOutdated(pkgv string, means Means) (string, bool, error) {
 	lines, err := lineFile{path: o.path}.read()
 	if err != nil {
 		return "", false, err
 	}
-	for _, l := range lines {
+	var bad []error
+	for i, l := range lines {
 		f := strings.Fields(l)
-		if len(f) == 4 && f[0] == pkgv && f[3] == dist {
+		if len(f) != 4 || f[0] != pkgv {
+			continue
+		}
+		dist, arch, err := SplitDistArch(f[3])
+		if err != nil {
+			continue
+		}
+		ok, err := means(dist, arch)
+		if err != nil {
+			bad = append(bad, &LineError{o.path, i + 1, l, err.Error() + " in line"})
+		}
+		if ok {
 			return f[1], true, nil
 		}
 	}
-	return "", false, nil
+	return "", false, errors.Join(bad...)
 }

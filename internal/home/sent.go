@@ -9,17 +9,21 @@ import (
 
 // SentMail is one mail buildd sent that an admin may answer: a build log or
 // a "Should I build" question. buildd-mail matches a reply's In-Reply-To
-// against these to know which package, version and dist it answers, and
-// refuses a signature made before the mail it answers was sent.
+// against these to know which package, version, dist and architecture it
+// answers, and refuses a signature made before the mail it answers was
+// sent.
 type SentMail struct {
 	MessageID  string // without <>
 	Time       time.Time
 	Dist       string
+	Arch       string // "": a record written before records carried it (see Means)
 	PkgVersion string
 	Kind       string // "log" or "should-build"
 }
 
-// Sent is sent-mails in the home: "message-id unixtime dist pkg_version kind".
+// Sent is sent-mails in the home: "message-id unixtime dist/arch
+// pkg_version kind" (a record written before records carried the
+// architecture names the dist alone).
 func (h Home) Sent() *SentFile { return &SentFile{path: h.Path("sent-mails")} }
 
 // SentFile is the record of sent mails.
@@ -27,11 +31,11 @@ type SentFile struct{ path string }
 
 // Add records a sent mail.
 func (s *SentFile) Add(m SentMail) error {
-	if strings.ContainsAny(m.MessageID+m.Dist+m.PkgVersion+m.Kind, " \t\n") || m.MessageID == "" {
+	if strings.ContainsAny(m.MessageID+m.Dist+m.Arch+m.PkgVersion+m.Kind, " \t\n/") || m.MessageID == "" || m.Dist == "" || m.Arch == "" {
 		return fmt.Errorf("sent-mails: bad record %+v", m)
 	}
 	return lineFile{path: s.path}.update(func(lines []string) ([]string, error) {
-		return append(lines, fmt.Sprintf("%s %d %s %s %s", strings.Trim(m.MessageID, "<>"), m.Time.Unix(), m.Dist, m.PkgVersion, m.Kind)), nil
+		return append(lines, fmt.Sprintf("%s %d %s %s %s", strings.Trim(m.MessageID, "<>"), m.Time.Unix(), JoinDistArch(m.Dist, m.Arch), m.PkgVersion, m.Kind)), nil
 	})
 }
 
@@ -42,11 +46,17 @@ func (s *SentFile) Lookup(messageID string) (SentMail, bool, error) {
 		func(m SentMail) bool { return m.MessageID == id })
 }
 
-// Latest finds the newest sent mail of kind for pkgv in dist, for replies
-// that lost their In-Reply-To.
-func (s *SentFile) Latest(dist, pkgv, kind string) (SentMail, bool, error) {
+// Latest finds the newest sent mail of kind for pkgv in the dist and
+// arch means stands for, for replies that lost their In-Reply-To and for
+// the newest mail a signature must not predate. A record naming only a
+// dist that the host builds for several architectures may be about any
+// of them: it counts.
+func (s *SentFile) Latest(pkgv, kind string, means Means) (SentMail, bool, error) {
 	return s.newest(func(l string) bool { return strings.Contains(l, pkgv) },
-		func(m SentMail) bool { return m.Dist == dist && m.PkgVersion == pkgv && m.Kind == kind })
+		func(m SentMail) bool {
+			ok, err := means(m.Dist, m.Arch)
+			return (ok || err != nil) && m.PkgVersion == pkgv && m.Kind == kind
+		})
 }
 
 // newest returns the last record that match accepts; unreadable lines are
@@ -68,7 +78,8 @@ func (s *SentFile) newest(quick func(string) bool, match func(SentMail) bool) (S
 	return SentMail{}, false, nil
 }
 
-// parseSent reads one record: "message-id unixtime dist pkg_version kind".
+// parseSent reads one record: "message-id unixtime dist/arch pkg_version
+// kind" (or dist alone).
 func parseSent(line string) (SentMail, bool) {
 	f := strings.Fields(line)
 	if len(f) != 5 {
@@ -78,7 +89,11 @@ func parseSent(line string) (SentMail, bool) {
 	if err != nil {
 		return SentMail{}, false
 	}
-	return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: f[2], PkgVersion: f[3], Kind: f[4]}, true
+	dist, arch, err := SplitDistArch(f[2])
+	if err != nil {
+		return SentMail{}, false
+	}
+	return SentMail{MessageID: f[0], Time: time.Unix(sec, 0), Dist: dist, Arch: arch, PkgVersion: f[3], Kind: f[4]}, true
 }
 
 // Prune drops the records of mails sent before cutoff, under the lock Add

@@ -46,14 +46,14 @@ func TestSentPruneConcurrentAdd(t *testing.T) {
 	h := New(t.TempDir())
 	now := time.Now()
 	for i := 0; i < 50; i++ {
-		if err := h.Sent().Add(SentMail{MessageID: fmt.Sprintf("old%d@h", i), Time: now.Add(-100 * 24 * time.Hour), Dist: "bookworm", PkgVersion: "p_1", Kind: "log"}); err != nil {
+		if err := h.Sent().Add(SentMail{MessageID: fmt.Sprintf("old%d@h", i), Time: now.Add(-100 * 24 * time.Hour), Dist: "bookworm", Arch: "amd64", PkgVersion: "p_1", Kind: "log"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	const n = 200
 	_, prunes := pruneWhile(t, func() (int, error) { return h.Sent().Prune(now.Add(-time.Hour)) }, func() {
 		for i := 0; i < n; i++ {
-			if err := h.Sent().Add(SentMail{MessageID: fmt.Sprintf("new%d@h", i), Time: now, Dist: "bookworm", PkgVersion: "p_1", Kind: "log"}); err != nil {
+			if err := h.Sent().Add(SentMail{MessageID: fmt.Sprintf("new%d@h", i), Time: now, Dist: "bookworm", Arch: "amd64", PkgVersion: "p_1", Kind: "log"}); err != nil {
 				t.Error(err)
 				return
 			}

@@ -24,7 +24,7 @@ import (
 // tool's log. While the uploader has still to tell wanna-build of an upload
 // (from just before the tool runs until every distribution's queue has it
 // Uploaded) it also has NAME_VERSION_ARCH.untold (see UntoldMarker), which
-// names the distributions not told yet, so that a run killed or cut off
+// names the queues (DIST/ARCH) not told yet, so that a run killed or cut off
 // from the queue in between is finished by the next. Uploads are added,
 // listed and removed under the queue's lock, DIR.lock beside the
 // directory, so that the uploader never sees one half added or half
@@ -172,11 +172,11 @@ func (q *UploadQueue) Unmark(changes string) error {
 }
 
 // SetUntold writes the "queue not yet told" marker of the upload changes
-// (see UntoldMarker), naming dists, the distributions whose wanna-build
-// has still to be told that it was uploaded, one a line, atomically. Only
-// buildd-uploader writes it, one run at a time, so it takes no queue lock.
-// With no dists there is nothing left to tell: the marker is removed
-// (RemoveUntold).
+// (see UntoldMarker), naming dists, the queues whose wanna-build has still
+// to be told that it was uploaded, DIST/ARCH (see JoinDistArch), one a
+// line, atomically. Only buildd-uploader writes it, one run at a time, so
+// it takes no queue lock. With no dists there is nothing left to tell:
+// the marker is removed (RemoveUntold).
 func (q *UploadQueue) SetUntold(changes string, dists []string) error {
 	if len(dists) == 0 {
 		return q.RemoveUntold(changes)
@@ -184,17 +184,18 @@ func (q *UploadQueue) SetUntold(changes string, dists []string) error {
 	path := q.Path(UntoldMarker(changes))
 	for _, d := range dists {
 		if !validDist(d) {
-			return fmt.Errorf("write %s: %q is not a distribution name", path, d)
+			return fmt.Errorf("write %s: %q is not DIST/ARCH", path, d)
 		}
 	}
 	return atomicfile.WriteFile(path, []byte(strings.Join(dists, "\n")+"\n"), 0o644)
 }
 
-// ReadUntold returns the distributions the "queue not yet told" marker of
-// the upload changes names. A missing marker is an error wrapping
-// os.ErrNotExist; one that is not a regular file, is empty, is not whole
-// lines or holds a line that is not a distribution name is damaged: an
-// error naming it.
+// ReadUntold returns the queues the "queue not yet told" marker of the
+// upload changes names: DIST/ARCH, or DIST alone in a marker written
+// before markers named the architecture (see SplitDistArch). A missing
+// marker is an error wrapping os.ErrNotExist; one that is not a regular
+// file, is empty, is not whole lines or holds a line that is neither is
+// damaged: an error naming it.
 func (q *UploadQueue) ReadUntold(changes string) ([]string, error) {
 	path := q.Path(UntoldMarker(changes))
 	st, err := os.Lstat(path)
@@ -215,17 +216,17 @@ func (q *UploadQueue) ReadUntold(changes string) ([]string, error) {
 	dists := strings.Split(text, "\n")
 	for _, d := range dists {
 		if !validDist(d) {
-			return nil, fmt.Errorf("damaged %s: %q is not a distribution name", path, d)
+			return nil, fmt.Errorf("damaged %s: %q is not DIST/ARCH", path, d)
 		}
 	}
 	return dists, nil
 }
 
 // validDist reports whether d can be a line of a "queue not yet told"
-// marker: a distribution name, not empty, UTF-8 with no blank or control
-// character.
+// marker: DIST/ARCH or DIST, UTF-8 with no blank or control character.
 func validDist(d string) bool {
-	return d != "" && utf8.ValidString(d) && !strings.ContainsFunc(d, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	_, _, err := SplitDistArch(d)
+	return err == nil && utf8.ValidString(d) && !strings.ContainsFunc(d, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
 
 // RemoveUntold removes the "queue not yet told" marker of the upload

@@ -17,9 +17,21 @@ import (
 	"buildd/internal/machine/sandbox"
 )
 
-// SetupVersion changes whenever what Create puts into a machine changes
-// (test caches of machines are keyed by it).
-const SetupVersion = "2"
+// SetupVersion changes whenever what Create puts into a machine changes,
+// CrossSetupVersion whenever what it adds to a cross machine does (test
+// caches of machines are keyed by them).
+const (
+	SetupVersion      = "2"
+	CrossSetupVersion = "2"
+)
+
+// crossPackages are what a cross machine for arch has installed beside
+// the native build-essential, as sbuild's cross builds have: the cross
+// toolchain, and the architecture's C library and C++ runtime, whose
+// shlibs and symbols dpkg-shlibdeps reads for the programs built.
+func crossPackages(arch string) []string {
+	return []string{"crossbuild-essential-" + arch, "libc6-dev:" + arch, "libstdc++6:" + arch}
+}
 
 // The unprivileged user builds run as, inside every machine.
 const (
@@ -33,6 +45,10 @@ type CreateOptions struct {
 	Dist   string // e.g. bookworm
 	Arch   string // e.g. amd64; "" is the host's (dpkg --print-architecture)
 	Mirror string // archive URI; "" reads the host's apt sources
+	// Cross is the architecture the machine cross-builds for: Arch's
+	// machine with Cross added (dpkg --add-architecture) and
+	// crossbuild-essential-CROSS installed; "" for a native machine.
+	Cross string
 }
 
 // adminTimeout bounds each external command of Create and Upgrade.
@@ -45,11 +61,19 @@ func (s *Store) Create(ctx context.Context, name string, opt CreateOptions) erro
 		return fmt.Errorf("create %s: no dist", name)
 	}
 	if opt.Arch == "" {
-		out, err := exec.Command("dpkg", "--print-architecture").Output()
+		host, err := HostArch()
 		if err != nil {
-			return fmt.Errorf("create %s: dpkg --print-architecture: %w", name, err)
+			return fmt.Errorf("create %s: %w", name, err)
 		}
-		opt.Arch = strings.TrimSpace(string(out))
+		opt.Arch = host
+	}
+	if err := CheckEmulation(opt.Arch); err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	if opt.Cross != "" {
+		if _, ok := qemuNames[opt.Cross]; !ok || opt.Cross == opt.Arch {
+			return fmt.Errorf("create %s: cannot cross-build for %q on %s", name, opt.Cross, opt.Arch)
+		}
 	}
 	if opt.Mirror == "" {
 		m, err := HostMirror("/", opt.Dist)
@@ -102,8 +126,7 @@ func (s *Store) makeRevision(ctx context.Context, name string, opt CreateOptions
 	if _, _, err := currentRevision(d, name); err == nil {
 		return fmt.Errorf("create %s: machine already exists (use upgrade, or delete it first)", name)
 	}
-	marker := fmt.Sprintf("Dist: %s\nArch: %s\n", opt.Dist, opt.Arch)
-	if err := atomicfile.WriteFile(filepath.Join(d, markerName), []byte(marker), 0o644); err != nil {
+	if err := (marker{Dist: opt.Dist, Arch: opt.Arch, Cross: opt.Cross}).write(d); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	n, err := nextRevision(d, name)
@@ -225,7 +248,12 @@ Dpkg::Use-Pty "false";
 	if err := os.Chown(bh, BuildUID, BuildUID); err != nil {
 		return err
 	}
-	return s.inside(ctx, dir, "apt-get -q update && apt-get -q clean && apt-cache gencaches")
+	script := "apt-get -q update"
+	if opt.Cross != "" {
+		script = fmt.Sprintf("dpkg --add-architecture %s && apt-get -q update && apt-get -q install %s",
+			opt.Cross, strings.Join(crossPackages(opt.Cross), " "))
+	}
+	return s.inside(ctx, dir, script+" && apt-get -q clean && apt-cache gencaches")
 }
 
 func appendLine(path, line string) error {
@@ -284,6 +312,11 @@ func (s *Store) Upgrade(ctx context.Context, name string) error {
 	cur, _, err := currentRevision(d, name)
 	if err != nil {
 		return err
+	}
+	if mk := readMarker(d); mk.Arch != "" {
+		if err := CheckEmulation(mk.Arch); err != nil {
+			return fmt.Errorf("upgrade %s: %w", name, err)
+		}
 	}
 	n, err := nextRevision(d, name)
 	if err != nil {

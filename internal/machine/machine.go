@@ -42,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"buildd/internal/atomicfile"
 	"buildd/internal/flock"
 )
 
@@ -80,7 +81,9 @@ type Store struct {
 type Machine struct {
 	Name      string
 	Dist      string // from the marker, "" if unknown
-	Arch      string
+	Arch      string // the architecture of its programs
+	Cross     string // the architecture it cross-builds for; "" for a native machine
+	Emulated  bool   // its programs run through qemu-user on this host
 	Current   string // revision name current points at; "" if none
 	Revisions []Revision
 	Layers    []Layer // least recently used first
@@ -226,7 +229,11 @@ func (s *Store) List() ([]Machine, error) {
 func (s *Store) inspect(name string) (Machine, error) {
 	d := s.machineDir(name)
 	m := Machine{Name: name}
-	m.Dist, m.Arch = readMarker(d)
+	mk := readMarker(d)
+	m.Dist, m.Arch, m.Cross = mk.Dist, mk.Arch, mk.Cross
+	if m.Arch != "" && m.Cross == "" {
+		m.Emulated, _ = Emulated(m.Arch)
+	}
 	m.Current, _, _ = currentRevision(d, name)
 	ents, err := os.ReadDir(d)
 	if err != nil {
@@ -265,20 +272,40 @@ func parseWork(dir, entry string) (WorkingInfo, bool) {
 	return WorkingInfo{Name: entry, Path: filepath.Join(dir, entry), Revision: rev, PID: pid, Started: time.Unix(t, 0), Job: g[4]}, true
 }
 
-func readMarker(dir string) (dist, arch string) {
+// marker is what a machine's .buildd-machine says of it.
+type marker struct {
+	Dist  string
+	Arch  string // the architecture of its programs
+	Cross string // the architecture it cross-builds for; "" for a native machine
+}
+
+func readMarker(dir string) marker {
+	var m marker
 	data, err := os.ReadFile(filepath.Join(dir, markerName))
 	if err != nil {
-		return "", ""
+		return m
 	}
 	for _, l := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(l, "Dist: "); ok {
-			dist = v
+			m.Dist = v
 		}
 		if v, ok := strings.CutPrefix(l, "Arch: "); ok {
-			arch = v
+			m.Arch = v
+		}
+		if v, ok := strings.CutPrefix(l, "Cross: "); ok {
+			m.Cross = v
 		}
 	}
-	return dist, arch
+	return m
+}
+
+// write writes the marker into the machine directory d.
+func (m marker) write(d string) error {
+	text := fmt.Sprintf("Dist: %s\nArch: %s\n", m.Dist, m.Arch)
+	if m.Cross != "" {
+		text += "Cross: " + m.Cross + "\n"
+	}
+	return atomicfile.WriteFile(filepath.Join(d, markerName), []byte(text), 0o644)
 }
 
 // Working is a build's working snapshot: a writable snapshot of a machine's
@@ -392,9 +419,17 @@ func (w *Working) Delete() error {
 	return err
 }
 
+// Machine is one machine of the store, as List sees it.
+func (s *Store) Machine(name string) (Machine, error) {
+	if _, err := s.machineDirOf(name); err != nil {
+		return Machine{}, err
+	}
+	return s.inspect(name)
+}
+
 // Current returns machine name's current revision.
 func (s *Store) Current(name string) (Revision, error) {
-	m, err := s.machineOf(name)
+	m, err := s.Machine(name)
 	if err != nil {
 		return Revision{}, err
 	}
@@ -404,4 +439,13 @@ func (s *Store) Current(name string) (Revision, error) {
 		}
 	}
 	return Revision{}, fmt.Errorf("machine %s: no current revision", name)
+}
+
+// String is "dist/arch", "dist/arch cross to ARCH".
+func (m marker) String() string {
+	s := m.Dist + "/" + m.Arch
+	if m.Cross != "" {
+		s += " cross to " + m.Cross
+	}
+	return s
 }

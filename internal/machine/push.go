@@ -66,7 +66,7 @@ var safeWord = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+_-]*$`)
 // receive` there, and checks the host received what was sent.
 func (s *Store) Push(ctx context.Context, name, host string, opt PushOptions) (PushResult, error) {
 	res := PushResult{Host: host}
-	m, err := s.machineOf(name)
+	m, err := s.Machine(name)
 	if err != nil {
 		return res, err
 	}
@@ -80,7 +80,11 @@ func (s *Store) Push(ctx context.Context, name, host string, opt PushOptions) (P
 		return res, fmt.Errorf("push %s: no current revision to push", name)
 	}
 	res.Revision, res.UUID = cur.Name, cur.UUID
-	for _, w := range []string{name, m.Dist, m.Arch} {
+	words := []string{name, m.Dist, m.Arch}
+	if m.Cross != "" {
+		words = append(words, m.Cross)
+	}
+	for _, w := range words {
 		if !safeWord.MatchString(w) {
 			return res, fmt.Errorf("push %s: %q cannot go on a remote command line", name, w)
 		}
@@ -124,7 +128,11 @@ func (s *Store) Push(ctx context.Context, name, host string, opt PushOptions) (P
 func (s *Store) pushStream(ctx context.Context, name, host, rev, parent string, m Machine, opt PushOptions, n *int64) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := s.remote(ctx, host, opt, "receive", name, "--dist", m.Dist, "--arch", m.Arch)
+	args := []string{"receive", name, "--dist", m.Dist, "--arch", m.Arch}
+	if m.Cross != "" {
+		args = append(args, "--cross", m.Cross)
+	}
+	c := s.remote(ctx, host, opt, args...)
 	stdin, err := c.StdinPipe()
 	if err != nil {
 		return "", err
@@ -189,7 +197,7 @@ func (s *Store) FormatRevisions(name string, w io.Writer) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	m, err := s.machineOf(name)
+	m, err := s.Machine(name)
 	if err != nil {
 		return nil
 	}
@@ -224,14 +232,6 @@ func ParseRevisions(r io.Reader) ([]RemoteRevision, error) {
 		revs = append(revs, RemoteRevision{Name: f[0], UUID: f[1], Current: f[2] == "current"})
 	}
 	return revs, sc.Err()
-}
-
-// machineOf inspects one machine of the store.
-func (s *Store) machineOf(name string) (Machine, error) {
-	if _, err := s.machineDirOf(name); err != nil {
-		return Machine{}, err
-	}
-	return s.inspect(name)
 }
 
 // countingWriter counts the bytes written through it.

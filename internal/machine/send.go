@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 
-	"buildd/internal/atomicfile"
 	"buildd/internal/flock"
 )
 
@@ -116,20 +115,21 @@ func (s *Store) Receive(ctx context.Context, name string, r io.Reader, opt Creat
 		return Revision{}, fmt.Errorf("receive %s: another create, upgrade, receive or delete is running: %w", name, err)
 	}
 	defer al.Unlock()
-	dist, arch := readMarker(d)
+	want := marker{Dist: opt.Dist, Arch: opt.Arch, Cross: opt.Cross}
+	mk := readMarker(d)
 	switch {
-	case dist == "" && arch == "":
+	case mk == marker{}:
 		if opt.Dist == "" || opt.Arch == "" {
 			return Revision{}, fmt.Errorf("receive %s: a new machine needs --dist and --arch", name)
 		}
-		marker := fmt.Sprintf("Dist: %s\nArch: %s\n", opt.Dist, opt.Arch)
-		if err := atomicfile.WriteFile(filepath.Join(d, markerName), []byte(marker), 0o644); err != nil {
+		if err := want.write(d); err != nil {
 			return Revision{}, fmt.Errorf("receive %s: %w", name, err)
 		}
-		arch = opt.Arch
-	case opt.Dist != "" && opt.Dist != dist || opt.Arch != "" && opt.Arch != arch:
-		return Revision{}, fmt.Errorf("receive %s: the stream is of %s/%s, the machine here is %s/%s", name, opt.Dist, opt.Arch, dist, arch)
+		mk = want
+	case opt.Dist != "" && want != mk:
+		return Revision{}, fmt.Errorf("receive %s: the stream is of %s, the machine here is %s", name, want, mk)
 	}
+	arch := mk.Arch
 	n, err := nextRevision(d, name)
 	if err != nil {
 		return Revision{}, err

@@ -1,14 +1,15 @@
 // Package upload owns buildd-uploader: for each upload queue under home,
 // every approved .changes that has no .upload marker beside it is uploaded
 // with the configured tool (dput or dupload), marked with its .upload, and
-// reported to wanna-build as Uploaded in every distribution it names. A
+// reported to wanna-build as Uploaded in every distribution it names, in
+// the queue of the architecture it was built for (see queues). A
 // failed upload is mailed to the admin ("dupload errors", with the tool's
 // output) and left without its marker, so the next run tries again. The
 // lock buildd-uploader.lock in home keeps to one run at a time.
 //
 // From just before the tool runs until every distribution's queue was
 // told, the upload also has its .untold marker (home.UploadQueue.SetUntold)
-// naming the distributions still to tell, so that a run killed in between,
+// naming the queues (DIST/ARCH) still to tell, so that a run killed in between,
 // or a queue that cannot be reached, does not leave the package Built for
 // ever: each run first tells the queues an earlier run left untold (or,
 // for an upload the tool never finished, drops the marker and uploads it
@@ -26,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -100,18 +102,19 @@ type Result struct {
 	Err error
 	// Output is the tool's output.
 	Output string
-	// Dists are the distributions the .changes names; of an Earlier
-	// upload, those its .untold marker named.
+	// Dists are the queues, DIST/ARCH, of the distributions the
+	// .changes names for the architecture it was built for; of an
+	// Earlier upload, those its .untold marker named.
 	Dists []string
-	// Told lists the dists whose queue this run set to Uploaded.
+	// Told lists the queues (DIST/ARCH) this run set to Uploaded.
 	Told []string
-	// NotMarked lists the dists whose --uploaded failed, with why.
+	// NotMarked lists the queues whose --uploaded failed, with why.
 	NotMarked []NotTold
 }
 
-// NotTold is a dist whose queue was not told of an upload, and why. A
-// refusal (queue.IsRefused) is final; any other failure leaves the dist in
-// the upload's .untold marker, for the next runs to tell.
+// NotTold is a queue (DIST/ARCH) that was not told of an upload, and why.
+// A refusal (queue.IsRefused) is final; any other failure leaves the
+// queue in the upload's .untold marker, for the next runs to tell.
 type NotTold struct {
 	Dist string
 	Err  error
@@ -159,9 +162,9 @@ func (u *Uploader) Run(ctx context.Context) ([]Result, error) {
 // marked lists the arch/dist names whose queue a result told.
 func (u *Uploader) marked(r Result) []string {
 	var out []string
-	for _, d := range r.Told {
-		if dc, ok := u.Cfg.Dist(d); ok {
-			out = append(out, dc.BuiltArchitecture+"/"+d)
+	for _, q := range r.Told {
+		if dist, arch, err := home.SplitDistArch(q); err == nil {
+			out = append(out, arch+"/"+dist)
 		}
 	}
 	return out
@@ -292,38 +295,43 @@ func (u *Uploader) retell(ctx context.Context, q Queue, uq *home.UploadQueue) ([
 		if err == nil {
 			c, err = readChanges(uq, name)
 		}
+		var arches []string
+		if err == nil {
+			arches, err = uploadArches(name, c)
+		}
 		if err != nil {
 			r.Err = fmt.Errorf("cannot tell the queue that %s was uploaded: %w", name, err)
 			u.Log.Printf("%v", r.Err)
 			results = append(results, r)
 			continue
 		}
-		r.PkgV, r.Dists = pkgVersion(c), dists
+		r.PkgV, r.Dists = pkgVersion(c), queues(dists, arches)
 		u.tell(ctx, uq, &r)
 		results = append(results, r)
 	}
 	return results, nil
 }
 
-// tell tells the queue of each of r.Dists that r.PkgV was uploaded,
+// tell tells each queue of r.Dists (DIST/ARCH) that r.PkgV was uploaded,
 // filling r.Told and r.NotMarked, then leaves in the upload's .untold
-// marker the dists whose queue failed other than by refusing, removing it
-// when there are none.
+// marker the queues that failed other than by refusing, removing it when
+// there are none.
 func (u *Uploader) tell(ctx context.Context, uq *home.UploadQueue, r *Result) {
 	var left []string
 	for _, d := range r.Dists {
 		if r.Earlier {
-			u.Log.Printf("Telling the queue of dist %s that %s was uploaded (left untold by an earlier run)", d, r.PkgV)
+			u.Log.Printf("Telling the queue of %s that %s was uploaded (left untold by an earlier run)", d, r.PkgV)
 		}
-		err := u.uploaded(ctx, d, r.PkgV)
+		dist, arch, _ := home.SplitDistArch(d)
+		err := u.uploaded(ctx, dist, arch, r.PkgV)
 		switch {
 		case err == nil:
 			r.Told = append(r.Told, d)
 			continue
 		case wb.IsRefused(err):
-			u.Log.Printf("wanna-build --uploaded --dist=%s %s: %v (refused: not told again)", d, r.PkgV, err)
+			u.Log.Printf("wanna-build --uploaded --dist=%s --arch=%s %s: %v (refused: not told again)", dist, arch, r.PkgV, err)
 		default:
-			u.Log.Printf("wanna-build --uploaded --dist=%s %s: %v (kept in %s for the next run)", d, r.PkgV, err, home.UntoldMarker(r.Changes))
+			u.Log.Printf("wanna-build --uploaded --dist=%s --arch=%s %s: %v (kept in %s for the next run)", dist, arch, r.PkgV, err, home.UntoldMarker(r.Changes))
 			left = append(left, d)
 		}
 		r.NotMarked = append(r.NotMarked, NotTold{Dist: d, Err: err})
@@ -334,7 +342,8 @@ func (u *Uploader) tell(ctx context.Context, uq *home.UploadQueue, r *Result) {
 }
 
 // one uploads one .changes of the queue uq: its .untold marker, naming
-// the .changes's dists, is written before the tool runs and removed with
+// the queues of the .changes's dists (see queues), is written before the
+// tool runs and removed with
 // the .upload marker if the upload fails; once uploaded and marked, the
 // dists are told (see tell).
 func (u *Uploader) one(ctx context.Context, q Queue, uq *home.UploadQueue, name string) (r Result) {
@@ -356,7 +365,12 @@ func (u *Uploader) one(ctx context.Context, q Queue, uq *home.UploadQueue, name 
 		return r
 	}
 	r.PkgV = pkgVersion(c)
-	r.Dists = strings.Fields(c.Distribution)
+	arches, err := uploadArches(name, c)
+	if err != nil {
+		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
+		return r
+	}
+	r.Dists = queues(strings.Fields(c.Distribution), arches)
 	if err := checkFiles(uq, c); err != nil {
 		r.Err = fmt.Errorf("upload error on file %s: %w", name, err)
 		return r
@@ -406,6 +420,47 @@ func pkgVersion(c *control.Changes) string {
 	return debversion.PkgVersion{Name: c.Source, Version: c.Version}.String()
 }
 
+// uploadArches are the architectures the upload name, whose .changes is
+// c, was built for: those its Architecture field names but all and
+// source; for an upload of Architecture: all packages only, the ARCH of
+// its name, NAME_VERSION_ARCH.changes (buildd-mail names it for the
+// architecture of the build).
+func uploadArches(name string, c *control.Changes) ([]string, error) {
+	var arches []string
+	for _, a := range c.Architecture {
+		if a != "all" && a != "source" && !slices.Contains(arches, a) {
+			arches = append(arches, a)
+		}
+	}
+	if len(arches) > 0 {
+		return arches, nil
+	}
+	parts := strings.Split(strings.TrimSuffix(name, ".changes"), "_")
+	arch := parts[len(parts)-1]
+	if len(parts) < 3 || arch == "multi" || debversion.CheckName(arch) != nil {
+		return nil, fmt.Errorf("%s: no architecture: its Architecture field names only %q, and its name none", name, strings.Join(c.Architecture, " "))
+	}
+	return []string{arch}, nil
+}
+
+// queues are the queues, DIST/ARCH, of dists for arches. A dist named
+// alone (a line of an .untold marker written before markers named the
+// architecture) is in the queue of each of arches; one named with its
+// architecture stays as it is.
+func queues(dists, arches []string) []string {
+	var out []string
+	for _, d := range dists {
+		if _, arch, err := home.SplitDistArch(d); err != nil || arch != "" {
+			out = append(out, d)
+			continue
+		}
+		for _, a := range arches {
+			out = append(out, home.JoinDistArch(d, a))
+		}
+	}
+	return out
+}
+
 func (q Queue) describe() string {
 	if q.Target == "" {
 		return "the default host"
@@ -413,11 +468,11 @@ func (q Queue) describe() string {
 	return q.Target
 }
 
-// uploaded tells the dist's queue that pkgv was uploaded.
-func (u *Uploader) uploaded(ctx context.Context, dist, pkgv string) error {
-	d, ok := u.Cfg.Dist(dist)
+// uploaded tells the queue of dist for arch that pkgv was uploaded.
+func (u *Uploader) uploaded(ctx context.Context, dist, arch, pkgv string) error {
+	d, ok := u.Cfg.DistArch(dist, arch)
 	if !ok {
-		return fmt.Errorf("distribution %s is not in %s", dist, u.Cfg.File)
+		return fmt.Errorf("distribution %s for %s is not in %s", dist, arch, u.Cfg.File)
 	}
 	q := port.Open(u.Cfg, d)
 	defer q.Close()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"buildd/internal/control"
 	"buildd/internal/daemonlog"
 	"buildd/internal/home"
 	"buildd/internal/hosttest"
@@ -53,10 +54,11 @@ func running(pid int) bool {
 	return i > 0 && !strings.HasPrefix(string(b[i+1:]), " Z")
 }
 
-// buildPackage builds the binary package hello at version with the real
-// dpkg-buildpackage from testdata/hello and returns the directory holding
-// hello_VERSION_amd64.{changes,deb,buildinfo}.
-func buildPackage(t *testing.T, version string) string {
+// buildPackage builds the binary package hello at version for arch with
+// the real dpkg-buildpackage from testdata/hello (its rules compile
+// nothing: any arch builds here) and returns the directory holding
+// hello_VERSION_ARCH.{changes,deb,buildinfo}.
+func buildPackage(t *testing.T, version, arch string) string {
 	t.Helper()
 	out := t.TempDir()
 	src := filepath.Join(out, "hello")
@@ -67,7 +69,7 @@ func buildPackage(t *testing.T, version string) string {
 		t.Fatal(err)
 	}
 	os.WriteFile(cl, []byte(strings.Replace(string(b), "(1.0-1)", "("+version+")", 1)), 0o644)
-	run(t, src, "dpkg-buildpackage", "-b", "-us", "-uc", "-d", "--host-arch=amd64")
+	run(t, src, "dpkg-buildpackage", "-b", "-us", "-uc", "-d", "--host-arch="+arch)
 	return out
 }
 
@@ -117,31 +119,39 @@ func newUploader(t *testing.T, cf, extra string) (*hosttest.Host, *Uploader) {
 	return h, New(h.Cfg, log)
 }
 
-// queue copies a built package's files into the upload queue, the
-// .changes last, as buildd-mail does.
-func queue(t *testing.T, h *hosttest.Host, built, version string) string {
+// queue copies a built package's files (built for arch) into the upload
+// queue, the .changes last, as buildd-mail does.
+func queue(t *testing.T, h *hosttest.Host, built, version, arch string) string {
 	t.Helper()
 	q := h.Home.UploadDir("upload")
 	os.MkdirAll(q, 0o755)
-	base := "hello_" + version + "_amd64"
+	base := "hello_" + version + "_" + arch
 	for _, ext := range []string{".deb", ".buildinfo", ".changes"} {
 		run(t, ".", "cp", filepath.Join(built, base+ext), q)
 	}
 	return filepath.Join(q, base+".changes")
 }
 
-// takeAndBuild puts the package in Built in the local queue database.
+// takeAndBuild puts the package in Built in the local queue database of
+// bookworm/amd64.
 func takeAndBuild(t *testing.T, h *hosttest.Host, pkgv string) wb.Port {
 	t.Helper()
-	d, _ := h.Cfg.Dist("bookworm")
+	d, _ := h.Cfg.DistArch("bookworm", "amd64")
 	return takeAndBuildAs(t, h, pkgv, d.WannaBuildDBUser)
 }
 
 // takeAndBuildAs puts the package in Built by the builder user in the
-// local queue database.
+// local queue database of bookworm/amd64.
 func takeAndBuildAs(t *testing.T, h *hosttest.Host, pkgv, user string) wb.Port {
 	t.Helper()
-	d, _ := h.Cfg.Dist("bookworm")
+	return takeAndBuildIn(t, h, "amd64", pkgv, user)
+}
+
+// takeAndBuildIn puts the package in Built by the builder user in the
+// local queue database of bookworm for arch.
+func takeAndBuildIn(t *testing.T, h *hosttest.Host, arch, pkgv, user string) wb.Port {
+	t.Helper()
+	d, _ := h.Cfg.DistArch("bookworm", arch)
 	as := *d
 	as.WannaBuildDBUser = user
 	c := port.Open(h.Cfg, &as)
@@ -190,19 +200,19 @@ func merge(t *testing.T, wb string, h *hosttest.Host, packages string) {
 // the upload queue.
 func TestUploadIntoReprepro(t *testing.T) {
 	need(t, "dput", "reprepro", "dpkg-buildpackage", "go")
-	built := buildPackage(t, "1.0-1")
+	built := buildPackage(t, "1.0-1", "amd64")
 	arch, dputCf := archive(t)
 	h, u := newUploader(t, dputCf, "")
 	wb := goBuild(t, "buildd/wannabuild/wanna-build")
 	empty := filepath.Join(t.TempDir(), "Packages")
 	os.WriteFile(empty, nil, 0o644)
 	merge(t, wb, h, empty)
-	d, _ := h.Cfg.Dist("bookworm")
+	d, _ := h.Cfg.DistArch("bookworm", "amd64")
 	if s := state(t, port.Open(h.Cfg, d), "hello"); s != "Needs-Build" {
 		t.Fatalf("after the first merge: %s", s)
 	}
 	c := takeAndBuild(t, h, "hello_1.0-1")
-	changes := queue(t, h, built, "1.0-1")
+	changes := queue(t, h, built, "1.0-1", "amd64")
 
 	res, err := u.Run(context.Background())
 	if err != nil {
@@ -267,7 +277,7 @@ func TestUploadIntoReprepro(t *testing.T) {
 
 func TestUploadFailures(t *testing.T) {
 	need(t, "dput", "dpkg-buildpackage")
-	built := buildPackage(t, "1.0-1")
+	built := buildPackage(t, "1.0-1", "amd64")
 	for _, tc := range []struct {
 		name    string
 		dput    func(t *testing.T, incoming string) string
@@ -329,7 +339,7 @@ func TestUploadFailures(t *testing.T) {
 			incoming := t.TempDir()
 			h, u := newUploader(t, tc.dput(t, incoming), tc.extra)
 			c := takeAndBuild(t, h, "hello_1.0-1")
-			changes := queue(t, h, built, "1.0-1")
+			changes := queue(t, h, built, "1.0-1", "amd64")
 			if tc.break_ != nil {
 				tc.break_(t, changes)
 			}
@@ -376,12 +386,12 @@ func TestUploadFailures(t *testing.T) {
 
 func TestUploadRetryAfterFailure(t *testing.T) {
 	need(t, "dput", "dpkg-buildpackage")
-	built := buildPackage(t, "1.0-1")
+	built := buildPackage(t, "1.0-1", "amd64")
 	incoming := t.TempDir()
 	cf := writeDputCf(t, filepath.Join(incoming, "later"), "")
 	h, u := newUploader(t, cf, "")
 	c := takeAndBuild(t, h, "hello_1.0-1")
-	queue(t, h, built, "1.0-1")
+	queue(t, h, built, "1.0-1", "amd64")
 	if res, _ := u.Run(context.Background()); len(res) != 1 || res[0].Err == nil {
 		t.Fatalf("first run %+v", res)
 	}
@@ -409,7 +419,7 @@ func TestUploaderSingleInstance(t *testing.T) {
 
 func TestUploadWithDupload(t *testing.T) {
 	need(t, "dupload", "dpkg-buildpackage")
-	built := buildPackage(t, "1.0-1")
+	built := buildPackage(t, "1.0-1", "amd64")
 	for _, tc := range []struct {
 		name    string
 		corrupt bool
@@ -428,7 +438,7 @@ func TestUploadWithDupload(t *testing.T) {
 			os.WriteFile(cf, []byte(strings.ReplaceAll(string(tmpl), "@INCOMING@", incoming)), 0o644)
 			h, u := newUploader(t, cf, `upload_tool = "dupload"`)
 			c := takeAndBuild(t, h, "hello_1.0-1")
-			changes := queue(t, h, built, "1.0-1")
+			changes := queue(t, h, built, "1.0-1", "amd64")
 			if tc.corrupt {
 				deb := strings.TrimSuffix(changes, ".changes") + ".deb"
 				b, _ := os.ReadFile(deb)
@@ -484,12 +494,12 @@ func daemonLog(t *testing.T, h *hosttest.Host) string {
 // marker and logs it as set to Uploaded, without counting a new upload.
 func TestUploadTellsQueueLater(t *testing.T) {
 	need(t, "dput", "dpkg-buildpackage")
-	built := buildPackage(t, "1.0-1")
+	built := buildPackage(t, "1.0-1", "amd64")
 	incoming := t.TempDir()
 	seen := filepath.Join(t.TempDir(), "untold-while-uploading")
 	h, u := newUploader(t, writeDputCf(t, incoming, "pre_upload_command = sh -c 'cp hello_1.0-1_amd64.untold "+seen+"'\n"), "")
 	c := takeAndBuild(t, h, "hello_1.0-1")
-	changes := queue(t, h, built, "1.0-1")
+	changes := queue(t, h, built, "1.0-1", "amd64")
 	untold := strings.TrimSuffix(changes, ".changes") + ".untold"
 	reachable := h.Cfg.WannaBuildDB
 	h.Cfg.WannaBuildDB = filepath.Join(t.TempDir(), "unmounted", "wanna-build.db")
@@ -502,28 +512,28 @@ func TestUploadTellsQueueLater(t *testing.T) {
 		if res[0].Earlier != (run == 2) {
 			t.Errorf("run %d: Earlier %v", run, res[0].Earlier)
 		}
-		if b, err := os.ReadFile(untold); string(b) != "bookworm\n" {
+		if b, err := os.ReadFile(untold); string(b) != "bookworm/amd64\n" {
 			t.Fatalf("run %d: %s: %q %v", run, untold, b, err)
 		}
 		if !strings.Contains(daemonLog(t, h), "hello_1.0-1: ") {
 			t.Errorf("run %d: failure not logged:\n%s", run, daemonLog(t, h))
 		}
 	}
-	if b, err := os.ReadFile(seen); string(b) != "bookworm\n" {
+	if b, err := os.ReadFile(seen); string(b) != "bookworm/amd64\n" {
 		t.Errorf("%s while dput ran: %q %v", untold, b, err)
 	}
 	m := h.MailsAbout(t, "wanna-build --uploaded errors")
-	if len(m) != 1 || !strings.Contains(m[0].Body, "hello_1.0-1 (hello_1.0-1_amd64.changes): bookworm: ") ||
+	if len(m) != 1 || !strings.Contains(m[0].Body, "hello_1.0-1 (hello_1.0-1_amd64.changes): bookworm/amd64: ") ||
 		!strings.Contains(m[0].Body, "kept in hello_1.0-1_amd64.untold") {
 		t.Fatalf("mails %+v", h.Mails(t))
 	}
-	if strings.Count(daemonLog(t, h), "Telling the queue of dist bookworm that hello_1.0-1 was uploaded (left untold by an earlier run)") != 1 {
+	if strings.Count(daemonLog(t, h), "Telling the queue of bookworm/amd64 that hello_1.0-1 was uploaded (left untold by an earlier run)") != 1 {
 		t.Errorf("retry not logged:\n%s", daemonLog(t, h))
 	}
 
 	h.Cfg.WannaBuildDB = reachable
 	res, err := u.Run(context.Background())
-	if err != nil || len(res) != 1 || !res[0].Earlier || res[0].Err != nil || len(res[0].NotMarked) != 0 || !slices.Equal(res[0].Told, []string{"bookworm"}) {
+	if err != nil || len(res) != 1 || !res[0].Earlier || res[0].Err != nil || len(res[0].NotMarked) != 0 || !slices.Equal(res[0].Told, []string{"bookworm/amd64"}) {
 		t.Fatalf("run with the queue back: %+v %v", res, err)
 	}
 	if s := state(t, c, "hello"); s != "Uploaded" {
@@ -553,8 +563,8 @@ func TestUploadTellsQueueLater(t *testing.T) {
 // (the queue refuses).
 func TestUploadUntold(t *testing.T) {
 	need(t, "dput", "dpkg-buildpackage")
-	built := buildPackage(t, "1.0-1")
-	const refusedLine = "hello_1.0-1 (hello_1.0-1_amd64.changes): bookworm: "
+	built := buildPackage(t, "1.0-1", "amd64")
+	const refusedLine = "hello_1.0-1 (hello_1.0-1_amd64.changes): bookworm/amd64: "
 	for _, tc := range []struct {
 		name string
 		// left writes what an earlier run left beside the queued upload.
@@ -570,6 +580,16 @@ func TestUploadUntold(t *testing.T) {
 		{name: "fresh, refused", other: true, uploaded: true, mail: refusedLine},
 		{
 			name: "killed between the marker and telling",
+			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
+				uq.Mark(changes, "Successfully uploaded\n")
+				if err := uq.SetUntold(changes, []string{"bookworm/amd64"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			earlier: true, told: true,
+		},
+		{
+			name: "killed between the marker and telling, a marker naming the dist alone",
 			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
 				uq.Mark(changes, "Successfully uploaded\n")
 				if err := uq.SetUntold(changes, []string{"bookworm"}); err != nil {
@@ -601,6 +621,14 @@ func TestUploadUntold(t *testing.T) {
 			},
 			earlier: true, wantErr: "hello_1.0-1_amd64.untold: not one distribution name a line",
 		},
+		{
+			name: "marker naming no queue",
+			left: func(t *testing.T, uq *home.UploadQueue, changes string) {
+				uq.Mark(changes, "Successfully uploaded\n")
+				os.WriteFile(uq.Path(home.UntoldMarker(changes)), []byte("bookworm/\n"), 0o644)
+			},
+			earlier: true, wantErr: `hello_1.0-1_amd64.untold: "bookworm/" is not DIST/ARCH`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			incoming := t.TempDir()
@@ -610,7 +638,7 @@ func TestUploadUntold(t *testing.T) {
 				c.GiveBack(context.Background(), "hello_1.0-1")
 				takeAndBuildAs(t, h, "hello_1.0-1", "buildd_other")
 			}
-			changes := queue(t, h, built, "1.0-1")
+			changes := queue(t, h, built, "1.0-1", "amd64")
 			uq := h.Home.UploadQueue("upload")
 			name := filepath.Base(changes)
 			untold := uq.Path(home.UntoldMarker(name))
@@ -654,13 +682,13 @@ func TestUploadUntold(t *testing.T) {
 			if s := state(t, c, "hello"); s != want {
 				t.Errorf("queue state %s, want %s", s, want)
 			}
-			if tc.told != slices.Equal(r.Told, []string{"bookworm"}) {
+			if tc.told != slices.Equal(r.Told, []string{"bookworm/amd64"}) {
 				t.Errorf("told %q", r.Told)
 			}
 			if tc.mail != "" && (len(r.NotMarked) != 1 || !wb.IsRefused(r.NotMarked[0].Err)) {
 				t.Errorf("not marked %+v, want a refusal", r.NotMarked)
 			}
-			if tc.earlier && tc.wantErr == "" && !strings.Contains(daemonLog(t, h), "Telling the queue of dist bookworm that hello_1.0-1 was uploaded (left untold by an earlier run)") {
+			if tc.earlier && tc.wantErr == "" && !strings.Contains(daemonLog(t, h), "Telling the queue of bookworm/amd64 that hello_1.0-1 was uploaded (left untold by an earlier run)") {
 				t.Errorf("retry log:\n%s", daemonLog(t, h))
 			}
 			m := h.Mails(t)
@@ -671,5 +699,92 @@ func TestUploadUntold(t *testing.T) {
 				t.Errorf("mails %+v, want one with %q", m, tc.mail)
 			}
 		})
+	}
+}
+
+// TestUploadSeveralArches: a host builds bookworm for amd64 and arm64,
+// and hello_1.0-1 is Built in both queues. The arm64 upload is uploaded
+// and only the arm64 queue is told; the amd64 one, left by an earlier run
+// killed before it told the queue with a marker naming the dist alone
+// (written before markers named the architecture), tells only the amd64
+// queue. Neither touches the other architecture's queue.
+func TestUploadSeveralArches(t *testing.T) {
+	need(t, "dput", "dpkg-buildpackage")
+	arm64Built := buildPackage(t, "1.0-1", "arm64")
+	amd64Built := buildPackage(t, "1.0-1", "amd64")
+	incoming := t.TempDir()
+	h, u := newUploader(t, writeDputCf(t, incoming, ""),
+		"upload_tool = \"dput\"\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"arm64\"\n")
+	amd64 := takeAndBuild(t, h, "hello_1.0-1")
+	arm64 := takeAndBuildIn(t, h, "arm64", "hello_1.0-1", h.Cfg.BuilderName)
+
+	queue(t, h, arm64Built, "1.0-1", "arm64")
+	res, err := u.Run(context.Background())
+	if err != nil || len(res) != 1 || res[0].Err != nil || res[0].Changes != "hello_1.0-1_arm64.changes" ||
+		!slices.Equal(res[0].Told, []string{"bookworm/arm64"}) || len(res[0].NotMarked) != 0 {
+		t.Fatalf("arm64 upload: %+v %v", res, err)
+	}
+	if s, o := state(t, arm64, "hello"), state(t, amd64, "hello"); s != "Uploaded" || o != "Built" {
+		t.Fatalf("after the arm64 upload: arm64 %s, amd64 %s; want Uploaded, Built", s, o)
+	}
+	if _, err := os.Stat(filepath.Join(incoming, "hello_1.0-1_arm64.deb")); err != nil {
+		t.Errorf("arm64 .deb not uploaded: %v", err)
+	}
+
+	uq := h.Home.UploadQueue("upload")
+	changes := filepath.Base(queue(t, h, amd64Built, "1.0-1", "amd64"))
+	uq.Mark(changes, "Successfully uploaded\n")
+	if err := uq.SetUntold(changes, []string{"bookworm"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = u.Run(context.Background())
+	if err != nil || len(res) != 1 || !res[0].Earlier || res[0].Err != nil ||
+		!slices.Equal(res[0].Told, []string{"bookworm/amd64"}) || len(res[0].NotMarked) != 0 {
+		t.Fatalf("amd64 left untold: %+v %v", res, err)
+	}
+	if s := state(t, amd64, "hello"); s != "Uploaded" {
+		t.Errorf("amd64 is %s after its queue was told, want Uploaded", s)
+	}
+	if !strings.Contains(daemonLog(t, h), "Telling the queue of bookworm/amd64 that hello_1.0-1 was uploaded (left untold by an earlier run)") ||
+		strings.Contains(daemonLog(t, h), "Telling the queue of bookworm/arm64") {
+		t.Errorf("daemon.log:\n%s", daemonLog(t, h))
+	}
+	if m := h.Mails(t); len(m) != 0 {
+		t.Errorf("mails %+v", m)
+	}
+}
+
+// TestUploadArches: the architectures of an upload are those its
+// .changes names but all and source, or, for Architecture: all packages
+// only, the one its name names; an .untold line naming a dist alone is in
+// the queue of each.
+func TestUploadArches(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		arch  []string
+		want  string // the arches, or the error's end
+		dists []string
+		queue string
+	}{
+		{"hello_1.0-1_arm64.changes", []string{"arm64"}, "arm64", []string{"bookworm"}, "bookworm/arm64"},
+		{"hello_1.0-1_arm64.changes", []string{"source", "all", "arm64"}, "arm64", []string{"bookworm/arm64", "sid"}, "bookworm/arm64 sid/arm64"},
+		{"hello_1.0-1_amd64.changes", []string{"all"}, "amd64", []string{"bookworm"}, "bookworm/amd64"},
+		{"hello_1.0-1_multi.changes", []string{"amd64", "arm64"}, "amd64 arm64", []string{"bookworm"}, "bookworm/amd64 bookworm/arm64"},
+		{"hello_1.0-1_multi.changes", []string{"all"}, `no architecture: its Architecture field names only "all", and its name none`, nil, ""},
+		{"hello.changes", []string{"all"}, `no architecture: its Architecture field names only "all", and its name none`, nil, ""},
+	} {
+		got, err := uploadArches(tc.name, &control.Changes{Architecture: tc.arch})
+		if err != nil {
+			if !strings.HasSuffix(err.Error(), tc.want) {
+				t.Errorf("uploadArches(%s, %v): %v, want %q", tc.name, tc.arch, err, tc.want)
+			}
+			continue
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("uploadArches(%s, %v) = %v, want %s", tc.name, tc.arch, got, tc.want)
+		}
+		if q := strings.Join(queues(tc.dists, got), " "); q != tc.queue {
+			t.Errorf("queues(%v, %v) = %s, want %s", tc.dists, got, q, tc.queue)
+		}
 	}
 }

@@ -124,17 +124,22 @@ func (r *run) setup() (status int, ok bool) {
 	if status, ok := r.loadConfig(!(r.dbGiven() && o.dist != "" && o.arch != "")); !ok {
 		return status, false
 	}
-	dist := o.dist
+	dist, arch := o.dist, o.arch
 	if dist == "" && r.cfg != nil {
 		dist = r.cfg.Dists[0].DistName
+		if arch == "" {
+			arch = r.cfg.Dists[0].BuiltArchitecture
+		}
 	}
 	if dist == "" {
 		return r.fail(exitUsage, "no distribution: give --dist (or a config with a [[dist]])")
 	}
-	arch := o.arch
 	if arch == "" && r.cfg != nil {
-		if d, found := r.cfg.Dist(dist); found {
-			arch = d.BuiltArchitecture
+		switch arches := r.cfg.Arches(dist); {
+		case len(arches) == 1:
+			arch = arches[0]
+		case len(arches) > 1:
+			return r.fail(exitUsage, "%s builds %s for %s: give -A ARCH", r.cfg.File, dist, strings.Join(arches, " and "))
 		}
 	}
 	if arch == "" {

@@ -1,9 +1,11 @@
 // Package machinetest gives tests of any package a real machines_dir: a
 // fresh loop-mounted btrfs image per call, holding a debootstrapped bookworm
-// build machine imported from a cache tarball under /var/cache/buildd-test.
-// The cache is made once with the real create path (machine.Store.Create:
-// debootstrap from the host's apt mirror) and kept while its inputs (dist,
-// arch, mirror, machine.SetupVersion) are unchanged; concurrent test
+// build machine imported from a cache tarball under /var/cache/buildd-test:
+// the host's native machine (New), a foreign architecture's emulated
+// through qemu-user (NewArch) or a cross machine (NewCross). Each cache is
+// made once with the real create path (machine.Store.Create: debootstrap
+// from the host's apt mirror) and kept while its inputs (dist, arch, cross
+// architecture, mirror, machine.SetupVersion) are unchanged; concurrent test
 // processes wait on a lock file instead of racing to make it. Everything a
 // call makes is removed by t.Cleanup. Without root, btrfs or debootstrap the
 // test is skipped with a loud message.
@@ -123,21 +125,37 @@ func Arch(t testing.TB) string {
 	return run(t, time.Minute, "dpkg", "--print-architecture")
 }
 
-// Tarball returns the cached machine tarball, making it first if needed.
+// Tarball returns the cached tarball of the host's native machine, making
+// it first if needed.
 func Tarball(t testing.TB) string {
 	t.Helper()
+	return tarball(t, machine.CreateOptions{Dist: Dist, Arch: Arch(t)})
+}
+
+// tarball returns the cached tarball of the machine opt describes (its
+// mirror the host's), made with the real create path the first time.
+func tarball(t testing.TB, opt machine.CreateOptions) string {
+	t.Helper()
 	Require(t)
-	arch := Arch(t)
 	mirror, err := machine.HostMirror("/", Dist)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := sha256.Sum256([]byte(strings.Join([]string{Dist, arch, mirror, machine.SetupVersion}, "\n")))
-	path := filepath.Join(CacheDir, fmt.Sprintf("machine-%s-%s-%x.tar", Dist, arch, key[:8]))
+	opt.Mirror = mirror
+	inputs := []string{opt.Dist, opt.Arch, mirror, machine.SetupVersion}
+	if opt.Cross != "" {
+		inputs = append(inputs, "cross "+opt.Cross+" "+machine.CrossSetupVersion)
+	}
+	key := sha256.Sum256([]byte(strings.Join(inputs, "\n")))
+	kind := opt.Arch
+	if opt.Cross != "" {
+		kind += "-cross-" + opt.Cross
+	}
+	path := filepath.Join(CacheDir, fmt.Sprintf("machine-%s-%s-%x.tar", opt.Dist, kind, key[:8]))
 	if err := os.MkdirAll(CacheDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	lk, err := flock.Acquire(path+".lock", flock.Exclusive, 0o644, 30*time.Minute)
+	lk, err := flock.Acquire(path+".lock", flock.Exclusive, 0o644, 60*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +171,9 @@ func Tarball(t testing.TB) string {
 	}
 	var log strings.Builder
 	s.Log = &log
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	if err := s.Create(ctx, "cache", machine.CreateOptions{Dist: Dist, Arch: arch, Mirror: mirror}); err != nil {
+	if err := s.Create(ctx, "cache", opt); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	tmp := path + ".tmp"
@@ -166,25 +184,81 @@ func Tarball(t testing.TB) string {
 	return path
 }
 
-// New returns a fresh machines_dir holding the machine "bookworm-ARCH".
+// New returns a fresh machines_dir holding the machine "bookworm-ARCH"
+// of the host's architecture.
 func New(t testing.TB) *Env {
 	t.Helper()
-	tar := Tarball(t)
-	arch := Arch(t)
+	return newEnv(t, machine.CreateOptions{Dist: Dist, Arch: Arch(t)}, Dist+"-"+Arch(t))
+}
+
+// NewArch returns a fresh machines_dir holding the machine "bookworm-ARCH"
+// of a foreign architecture, emulated through qemu-user. It skips the
+// test, loudly, when the host cannot run arch (machine.CheckEmulation says
+// what is missing; make deps sets it up).
+func NewArch(t testing.TB, arch string) *Env {
+	t.Helper()
+	Require(t)
+	requireEmulation(t, arch)
+	return newEnv(t, machine.CreateOptions{Dist: Dist, Arch: arch}, Dist+"-"+arch)
+}
+
+// NewCross returns a fresh machines_dir holding "bookworm-cross-ARCH", a
+// cross machine of the host's architecture for arch.
+func NewCross(t testing.TB, arch string) *Env {
+	t.Helper()
+	return newEnv(t, machine.CreateOptions{Dist: Dist, Arch: Arch(t), Cross: arch}, Dist+"-cross-"+arch)
+}
+
+// newEnv imports the cached machine of opt as name into a fresh
+// machines_dir. Env.Arch is the architecture the machine builds for.
+func newEnv(t testing.TB, opt machine.CreateOptions, name string) *Env {
+	t.Helper()
+	tar := tarball(t, opt)
 	mirror, _ := machine.HostMirror("/", Dist)
 	dir := NewDir(t)
 	s, err := machine.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Env{Dir: dir, Store: s, Machine: Dist + "-" + arch, Dist: Dist, Arch: arch, Mirror: mirror}
+	arch := opt.Arch
+	if opt.Cross != "" {
+		arch = opt.Cross
+	}
+	e := &Env{Dir: dir, Store: s, Machine: name, Dist: Dist, Arch: arch, Mirror: mirror}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var log strings.Builder
 	s.Log = &log
-	if err := s.Import(ctx, e.Machine, tar, machine.CreateOptions{Dist: Dist, Arch: arch}); err != nil {
+	if err := s.Import(ctx, e.Machine, tar, opt); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	s.Log = nil
 	return e
+}
+
+// AddArch imports the emulated machine "bookworm-ARCH" of a foreign
+// architecture into e's machines_dir (skipping the test, loudly, when the
+// host cannot run arch) and returns its name.
+func (e *Env) AddArch(t testing.TB, arch string) string {
+	t.Helper()
+	requireEmulation(t, arch)
+	opt := machine.CreateOptions{Dist: Dist, Arch: arch}
+	tar := tarball(t, opt)
+	name := Dist + "-" + arch
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := e.Store.Import(ctx, name, tar, opt); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// requireEmulation skips t, loudly, unless this host runs arch.
+func requireEmulation(t testing.TB, arch string) {
+	t.Helper()
+	if err := machine.CheckEmulation(arch); err != nil {
+		msg := fmt.Sprintf("!!!!! SKIPPED %s: %v !!!!!", t.Name(), err)
+		fmt.Fprintln(os.Stderr, msg)
+		t.Skip(msg)
+	}
 }
