@@ -148,7 +148,9 @@ put your status web's host in it."
 KIND is `log' or `should-build'; ARCH is nil when the subject names no
 architecture."
   (when subject
-    (let ((s (buildd-reply--strip-re subject))
+    (let ((s (buildd-reply--strip-re
+              ;; A long subject comes folded: unfold it (RFC 5322 2.2.3).
+              (replace-regexp-in-string "\r?\n\\([ \t]\\)" "\\1" subject)))
           (case-fold-search t))
       (cond
        ((string-match buildd-reply-log-subject-regexp s)

@@ -299,6 +299,9 @@ The buffer FN leaves current stays current."
                 (should-build "hello_1.0-2" "bookworm" "arm64"))
                ("Re: Re: log for FAILED build of hello_1:2.0-1+b1 (dist=sid)"
                 (log "hello_1:2.0-1+b1" "sid" nil))
+               ;; Folded, as a mailer folds a long subject.
+               ("Log for failed build of buildd-demo-depwait_1.0 on amd64\n (dist=bookworm)"
+                (log "buildd-demo-depwait_1.0" "bookworm" "amd64"))
                ("Build Daemon Statistics" nil)))
     (should (equal (buildd-reply--subject-info (car c)) (cadr c)))))
 
