@@ -2,7 +2,6 @@ package build_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,7 +49,7 @@ func TestForeignBuilds(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(cfg.Home, "build", "tiny-c_1.0_arm64.changes")); err != nil {
 				t.Error(err)
 			}
-			if m := elfMachine(t, filepath.Join(cfg.Home, "build", "tiny-c_1.0_arm64.deb"), "usr/bin/tiny-c"); m != "AArch64" {
+			if m := machinetest.ELFMachine(t, filepath.Join(cfg.Home, "build", "tiny-c_1.0_arm64.deb"), "usr/bin/tiny-c"); m != "AArch64" {
 				t.Errorf("usr/bin/tiny-c is for %q, not AArch64", m)
 			}
 		})
@@ -72,25 +71,6 @@ func TestMachineKindChecked(t *testing.T) {
 		t.Errorf("%s: %s", res.Status, res.Message)
 	}
 	noWorking(t, e)
-}
-
-// elfMachine is readelf's Machine of member path of the .deb.
-func elfMachine(t *testing.T, deb, path string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
-	}
-	out, err := exec.Command("readelf", "-h", filepath.Join(dir, path)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("readelf -h: %v\n%s", err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Machine:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // TestCrossUnmet: a package whose build-dependencies cannot be satisfied

@@ -5,7 +5,6 @@ package realbuilds
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,7 +132,7 @@ func foreignHello(tb testing.TB, native bool) []foreignResult {
 			continue
 		}
 		checkChanges(tb, hello, "arm64", res.ChangesPath)
-		if m := elfMachine(tb, filepath.Join(cfg.Home, "build", "hello_"+hello.version+"_arm64.deb"), "usr/bin/hello"); m != "AArch64" {
+		if m := machinetest.ELFMachine(tb, filepath.Join(cfg.Home, "build", "hello_"+hello.version+"_arm64.deb"), "usr/bin/hello"); m != "AArch64" {
 			tb.Errorf("%s build: /usr/bin/hello is for %q", w.mode, m)
 		}
 		ranTests := strings.Contains(log, "PASS: tests/")
@@ -142,23 +141,4 @@ func foreignHello(tb testing.TB, native bool) []foreignResult {
 		}
 	}
 	return out
-}
-
-// elfMachine is readelf's Machine of member path of the .deb.
-func elfMachine(tb testing.TB, deb, path string) string {
-	tb.Helper()
-	dir := tb.TempDir()
-	if out, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
-		tb.Fatalf("dpkg-deb -x %s: %v\n%s", deb, err, out)
-	}
-	out, err := exec.Command("readelf", "-h", filepath.Join(dir, path)).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("readelf -h %s: %v\n%s", path, err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Machine:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
