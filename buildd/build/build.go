@@ -2,8 +2,9 @@
 // archive (or a given .dsc) built with dpkg-buildpackage inside a fresh
 // working snapshot of the dist's build machine, in private namespaces, as
 // the machine's unprivileged user, with no network during the build step.
-// It owns the build log (sbuild-like sections, a summary block, the .changes)
-// and the mapping of what happened to a Status.
+// It owns the build log (sbuild-like sections, a summary block, the .changes),
+// the mapping of what happened to a Status and to a queue.Class (measure.go),
+// and what the build used (queue.Resources).
 package build
 
 import (
@@ -79,6 +80,16 @@ type Result struct {
 	// (through qemu-user) or cross.
 	Mode      string
 	UnmetDeps string // Fail-Stage install-deps, attempted: the relations apt could not satisfy ("a (>= 2), b | c"), if it named them
+	// Class is what the outcome was caused by (classify), from what the
+	// build saw.
+	Class queue.Class
+	// Resources are what the build used: the largest peak memory of its
+	// steps and their CPU time (what their sandboxes measured: peak memory
+	// only with a memory controller and Job.Memory), BuildSpace plus the
+	// installed size of the build-dependencies (measured after the build
+	// step, 0 when it did not run), the job's wall time (Job-Time) and
+	// Job.Memory.
+	Resources queue.Resources
 }
 
 // Run builds job with cfg's timeouts and log limit in a working snapshot of
@@ -95,22 +106,24 @@ func Run(ctx context.Context, cfg *config.Config, store *machine.Store, job Job)
 }
 
 type builder struct {
-	cfg     *config.Config
-	store   *machine.Store
-	job     Job
-	src     debversion.PkgVersion // the source package, its version with epoch as in the archive
-	bin     debversion.PkgVersion // src as its binaries carry it: +bN for a binNMU
-	arch    string
-	target  target
-	log     *logFile
-	res     Result
-	binds   []string        // the file: directories of the dist's apt_sources, bound for the apt steps
-	pending []*pendingLayer // layers being kept while the build goes on
-	work    *machine.Working
-	root    string // the snapshot: work's path
-	srcDir  string // inside the sandbox: /build/PKG-VERSION
-	start   time.Time
-	oom     bool // the last step's command was hit by the OOM killer
+	cfg      *config.Config
+	store    *machine.Store
+	job      Job
+	src      debversion.PkgVersion // the source package, its version with epoch as in the archive
+	bin      debversion.PkgVersion // src as its binaries carry it: +bN for a binNMU
+	arch     string
+	target   target
+	log      *logFile
+	res      Result
+	binds    []string        // the file: directories of the dist's apt_sources, bound for the apt steps
+	pending  []*pendingLayer // layers being kept while the build goes on
+	work     *machine.Working
+	root     string // the snapshot: work's path
+	srcDir   string // inside the sandbox: /build/PKG-VERSION
+	start    time.Time
+	oom      bool // the last step's command was hit by the OOM killer
+	timedOut bool // the last step was killed by build_timeout or no_output_timeout
+	diskFull bool // the working snapshot's volume was (nearly) full after the failure (volumeFull)
 }
 
 func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, error) {
@@ -160,9 +173,22 @@ func newBuilder(cfg *config.Config, store *machine.Store, job Job) (*builder, er
 // fail records the first failure. If the log failed (during the step that
 // fails, or before), that is the failure instead: the step's own
 // classification cannot be trusted, its output may be what went missing.
+// A failure with the working snapshot's volume full or nearly full
+// (volumeFull) is given back whatever the step said: a full disk is never
+// the package's fault.
 func (b *builder) fail(st Status, stage, msg string) {
 	if b.res.Status != "" || b.logFailed(true) {
 		return
+	}
+	if b.root != "" {
+		full, why, err := volumeFull(b.root)
+		if err != nil {
+			fmt.Fprintf(b.log, "W: %v\n", err)
+		}
+		if full {
+			b.diskFull = true
+			st, msg = GivenBack, msg+" (the volume of the working snapshot is full: "+why+")"
+		}
 	}
 	b.record(st, stage, msg)
 }

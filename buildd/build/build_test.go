@@ -16,6 +16,7 @@ import (
 	"buildd/internal/config"
 	"buildd/internal/machine/machinetest"
 	"buildd/internal/machine/sandbox"
+	"buildd/internal/queue"
 )
 
 // sourcePackage makes a source package from testdata/NAME with dpkg-source
@@ -94,33 +95,36 @@ func TestBuilds(t *testing.T) {
 		binNMU       int
 		memory       int64 // build.Job.Memory
 		status       build.Status
+		class        queue.Class
 		reason       string // the Fail-Reason, when it matters
 		stage        string
+		minPeak      int64 // KiB: the least Resources.PeakMemory
+		deps         bool  // build-dependencies installed: Resources.Disk beyond BuildSpace
 		changes      string
 		inLog        []string
 		maxLogLen    int64
 	}{
-		{name: "ok", pkg: "tiny-ok", status: build.Successful, changes: "tiny-ok_1.0_amd64.changes",
+		{name: "ok", pkg: "tiny-ok", status: build.Successful, class: queue.ClassOK, changes: "tiny-ok_1.0_amd64.changes",
 			inLog: []string{"building tiny-ok", "tiny-ok_1.0_amd64.changes:\n--------------------------\n\nFormat: 1.8", "Status: successful\n"}},
-		{name: "binnmu", pkg: "tiny-ok", binNMU: 3, status: build.Successful, changes: "tiny-ok_1.0+b3_amd64.changes",
+		{name: "binnmu", pkg: "tiny-ok", binNMU: 3, status: build.Successful, class: queue.ClassOK, changes: "tiny-ok_1.0+b3_amd64.changes",
 			inLog: []string{"tiny-ok (1.0+b3) bookworm; urgency=low, binary-only=yes", "Version: 1.0+b3\n"}},
-		{name: "fails-to-compile", pkg: "tiny-fail", status: build.Attempted, stage: build.StageBuild,
+		{name: "fails-to-compile", pkg: "tiny-fail", status: build.Attempted, class: queue.ClassPackage, stage: build.StageBuild,
 			inLog: []string{"broken.c", "Fail-Stage: build\n"}},
-		{name: "build-dep-from-archive", pkg: "tiny-dh", status: build.Successful, changes: "tiny-dh_1.0_amd64.changes",
+		{name: "build-dep-from-archive", pkg: "tiny-dh", status: build.Successful, class: queue.ClassOK, deps: true, changes: "tiny-dh_1.0_amd64.changes",
 			inLog: []string{"Setting up debhelper", "dh_builddeb"}},
-		{name: "hangs", pkg: "tiny-hang", noOutput: 3, status: build.GivenBack, stage: build.StageBuild,
+		{name: "hangs", pkg: "tiny-hang", noOutput: 3, status: build.GivenBack, class: queue.ClassTimeout, stage: build.StageBuild,
 			limitSays: "no output for %d s", inLog: []string{"going to hang"}},
-		{name: "job-timeout", pkg: "tiny-hang", buildTimeout: 8, status: build.GivenBack, stage: build.StageBuild,
+		{name: "job-timeout", pkg: "tiny-hang", buildTimeout: 8, status: build.GivenBack, class: queue.ClassTimeout, stage: build.StageBuild,
 			limitSays: "build timeout of %d s exceeded (build_timeout bounds the whole job)", inLog: []string{"going to hang"}},
-		{name: "floods", pkg: "tiny-flood", logLimit: 64 * 1024, status: build.Attempted, stage: build.StageBuild,
+		{name: "floods", pkg: "tiny-flood", logLimit: 64 * 1024, status: build.Attempted, class: queue.ClassPackage, stage: build.StageBuild,
 			inLog: []string{"log truncated:", "FLOOD-END"}, maxLogLen: 64*1024 + 8192},
-		{name: "out-of-memory", pkg: "tiny-hog", memory: 128 << 20, status: build.Attempted, stage: build.StageBuild,
+		{name: "out-of-memory", pkg: "tiny-hog", memory: 128 << 20, status: build.Attempted, class: queue.ClassOOM, stage: build.StageBuild,
 			reason: "out of memory: the build needed more than its 128 MiB slice",
 			inLog: []string{"Memory limit 128 MiB per step (cgroup v", "hogging memory", "OOM killer",
 				"E: out of memory: the build needed more than its 128 MiB slice\n"}},
-		{name: "within-memory-slice", pkg: "tiny-hog", memory: 512 << 20, status: build.Successful, changes: "tiny-hog_1.0_amd64.changes",
+		{name: "within-memory-slice", pkg: "tiny-hog", memory: 512 << 20, status: build.Successful, class: queue.ClassOK, minPeak: 200 << 10, changes: "tiny-hog_1.0_amd64.changes",
 			inLog: []string{"Memory limit 512 MiB per step (cgroup v", "hog survived"}},
-		{name: "not-in-archive", pkg: "no-such-package-buildd-test_1.0-1", archive: true, status: build.GivenBack, stage: build.StageFetch,
+		{name: "not-in-archive", pkg: "no-such-package-buildd-test_1.0-1", archive: true, status: build.GivenBack, class: queue.ClassInfra, stage: build.StageFetch,
 			inLog: []string{"no-such-package-buildd-test_1.0-1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,6 +171,20 @@ func TestBuilds(t *testing.T) {
 			kv := summary(t, res.LogPath)
 			if kv["Status"] != string(tc.status) || kv["Fail-Stage"] != tc.stage || kv["Machine"] != e.Machine {
 				t.Errorf("summary %v", kv)
+			}
+			r := res.Resources
+			if res.Class != tc.class || kv["Class"] != string(tc.class) {
+				t.Errorf("class %s, summary's %q, want %s", res.Class, kv["Class"], tc.class)
+			}
+			if kv["Job-Time"] != fmt.Sprint(r.Wall) || kv["CPU-Time"] != fmt.Sprintf("%.1f", float64(r.CPUTime)/1000) ||
+				kv["Peak-Memory"] != fmt.Sprint(r.PeakMemory) || kv["Disk-Space"] != fmt.Sprint(r.Disk) {
+				t.Errorf("summary %v, resources %+v", kv, r)
+			}
+			if r.CPUTime <= 0 || r.PeakMemory < tc.minPeak || tc.memory == 0 && r.PeakMemory != 0 || r.SlotMemory != tc.memory>>10 {
+				t.Errorf("resources %+v: want CPU time, a peak memory of at least %d KiB (none without a memory limit), slot memory %d KiB", r, tc.minPeak, tc.memory>>10)
+			}
+			if r.Disk < res.BuildSpace || (r.Disk > res.BuildSpace) != tc.deps {
+				t.Errorf("disk %d KiB, build space %d KiB: want the installed build-dependencies beyond it: %v", r.Disk, res.BuildSpace, tc.deps)
 			}
 			if tc.changes != "" {
 				if filepath.Base(res.ChangesPath) != tc.changes {
@@ -219,8 +237,8 @@ func TestBuildMissingMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != build.GivenBack || res.FailStage != build.StageSnapshot || !strings.Contains(res.Message, "no-such-machine") {
-		t.Errorf("got %s/%s: %s", res.Status, res.FailStage, res.Message)
+	if res.Status != build.GivenBack || res.FailStage != build.StageSnapshot || res.Class != queue.ClassInfra || !strings.Contains(res.Message, "no-such-machine") {
+		t.Errorf("got %s/%s class %s: %s", res.Status, res.FailStage, res.Class, res.Message)
 	}
 }
 
@@ -235,8 +253,8 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != build.GivenBack || !strings.Contains(res.Message, "cancelled") {
-		t.Errorf("got %s/%s: %s", res.Status, res.FailStage, res.Message)
+	if res.Status != build.GivenBack || res.Class != queue.ClassInfra || !strings.Contains(res.Message, "cancelled") {
+		t.Errorf("got %s/%s class %s: %s", res.Status, res.FailStage, res.Class, res.Message)
 	}
 	noWorking(t, e)
 }
@@ -409,8 +427,8 @@ func TestBuildLogDiskFull(t *testing.T) {
 	noWorking(t, e)
 	log, _ := os.ReadFile(logPath)
 	want := "cannot write the build log " + logPath + ": no space left on device"
-	if res.Status != build.GivenBack || res.FailStage != build.StageLog || res.Message != want {
-		t.Fatalf("got %s/%s %q, want %s/%s %q\n%s", res.Status, res.FailStage, res.Message, build.GivenBack, build.StageLog, want, log)
+	if res.Status != build.GivenBack || res.FailStage != build.StageLog || res.Class != queue.ClassInfra || res.Message != want {
+		t.Fatalf("got %s/%s class %s %q, want %s/%s class %s %q\n%s", res.Status, res.FailStage, res.Class, res.Message, build.GivenBack, build.StageLog, queue.ClassInfra, want, log)
 	}
 	if res.ChangesPath != "" {
 		t.Errorf("changes %s from a build that failed", res.ChangesPath)

@@ -69,7 +69,7 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "buildd build: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Status: %s\n", res.Status)
+	fmt.Fprintf(stdout, "Status: %s\nClass: %s\n", res.Status, res.Class)
 	if res.FailStage != "" {
 		fmt.Fprintf(stdout, "Fail-Stage: %s\nFail-Reason: %s\n", res.FailStage, res.Message)
 	}

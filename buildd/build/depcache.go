@@ -149,25 +149,26 @@ func sourcesKey(lines []string) string {
 }
 
 // updateLists gives the snapshot fresh package lists: the machine's shared
-// ones when they are younger than lists_max_age, else apt-get update, whose
-// lists are then shared. It returns "" or why it failed.
-func (b *builder) updateLists(ctx context.Context) string {
+// ones when they are younger than lists_max_age (shared reports it),
+// else apt-get update, whose lists are then shared; force skips the
+// shared ones. It returns "" or why it failed.
+func (b *builder) updateLists(ctx context.Context, force bool) (msg string, shared bool) {
 	maxAge := time.Duration(b.cfg.ListsMaxAge) * time.Second
 	update := func() string {
 		msg, _ := b.apt(ctx, "apt-get -q update", nil)
 		return msg
 	}
 	if maxAge <= 0 {
-		return update()
+		return update(), false
 	}
 	lists, err := b.store.OpenLists(b.work.Machine, b.work.Revision, sourcesKey(b.job.Dist.AptSources))
 	if err != nil {
 		fmt.Fprintf(b.log, "W: shared package lists: %v\n", err)
-		return update()
+		return update(), false
 	}
-	restore := func() bool {
+	restore := func(since time.Time) bool {
 		t := lists.Fetched()
-		if t.IsZero() || time.Since(t) > maxAge {
+		if t.IsZero() || time.Since(t) > maxAge || t.Before(since) {
 			return false
 		}
 		if err := lists.Restore(b.root); err != nil {
@@ -178,32 +179,37 @@ func (b *builder) updateLists(ctx context.Context) string {
 			t.UTC().Format(time.RFC1123Z), time.Since(t).Round(time.Second), b.cfg.ListsMaxAge)
 		return true
 	}
-	lk, err := lists.Lock(false, listsWait)
-	if err == nil {
-		ok := restore()
+	// A forced refresh takes no lists older than itself (another build's
+	// refresh that it waited for is new enough).
+	var since time.Time
+	if force {
+		since = time.Now()
+	} else if lk, err := lists.Lock(false, listsWait); err == nil {
+		ok := restore(since)
 		lk.Unlock()
 		if ok {
-			return ""
+			return "", true
 		}
 	}
 	// Refresh under the exclusive lock; a build that waited for another's
 	// refresh uses it.
-	if lk, err = lists.Lock(true, listsWait); err != nil {
+	lk, err := lists.Lock(true, listsWait)
+	if err != nil {
 		fmt.Fprintf(b.log, "W: %v\n", err)
-		return update()
+		return update(), false
 	}
 	defer lk.Unlock()
-	if restore() {
-		return ""
+	if restore(since) {
+		return "", true
 	}
 	t0 := time.Now()
 	if msg := update(); msg != "" {
-		return msg
+		return msg, false
 	}
 	if err := lists.Save(b.root, t0); err != nil {
 		fmt.Fprintf(b.log, "W: keeping the package lists for later builds: %v\n", err)
 	}
-	return ""
+	return "", false
 }
 
 // resolve asks apt, without installing, which .deb files the

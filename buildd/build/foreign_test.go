@@ -8,6 +8,7 @@ import (
 
 	"buildd/buildd/build"
 	"buildd/internal/machine/machinetest"
+	"buildd/internal/queue"
 )
 
 // TestForeignBuilds builds a C package for arm64 on this host both ways:
@@ -85,12 +86,12 @@ func TestCrossUnmet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := build.Attempted
+		want, class := build.Attempted, queue.ClassDeps
 		if giveBack {
-			want = build.GivenBack
+			want, class = build.GivenBack, queue.ClassInfra
 		}
-		if res.Status != want || res.FailStage != build.StageDeps || !strings.Contains(res.Message, "cannot be cross-built for arm64") {
-			t.Errorf("cross_give_back %v: %s at %s: %s", giveBack, res.Status, res.FailStage, res.Message)
+		if res.Status != want || res.FailStage != build.StageDeps || res.Class != class || !strings.Contains(res.Message, "cannot be cross-built for arm64") {
+			t.Errorf("cross_give_back %v: %s at %s class %s: %s", giveBack, res.Status, res.FailStage, res.Class, res.Message)
 		}
 	}
 	noWorking(t, e)

@@ -336,6 +336,10 @@ type installed struct {
 	kib     int64  // its Installed-Size
 }
 
+// full reports whether the package is fully installed ("install ok
+// installed").
+func (i installed) full() bool { return !strings.HasPrefix(i.version, "(") }
+
 // dpkgStatus reads the dpkg status of the tree root: each package present
 // (not merely known), by NAME:ARCH.
 func dpkgStatus(root string) (map[string]installed, error) {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"buildd/buildd/build"
 	"buildd/internal/config"
 	"buildd/internal/machine/machinetest"
+	"buildd/internal/queue"
 )
 
 // TestLayerBuilds builds a debhelper package four times on one machine
@@ -211,5 +215,41 @@ func TestSharedLists(t *testing.T) {
 		if res.Status != build.Successful || !strings.Contains(string(log), want) {
 			t.Fatalf("build %d: %s, log lacks %q\n%s", i+1, res.Status, want, log)
 		}
+	}
+}
+
+// TestSharedListsStale: a package uploaded after the shared package lists
+// were fetched (the queue merged it since) is not in them; the build
+// refreshes them, for later builds too, and fetches it, instead of
+// failing at fetch-src as if the mirror were broken. The archive is
+// served over HTTP, as a mirror is (apt reads a file: archive's indexes
+// in place, never from the lists).
+func TestSharedListsStale(t *testing.T) {
+	e := machinetest.New(t)
+	cfg := testConfig(t, e)
+	archive := localArchive(t, e.Dist, e.Arch, "tiny-ok")
+	srv := httptest.NewServer(http.FileServer(http.Dir(archive)))
+	defer srv.Close()
+	cfg.Dists[0].AptSources = []string{"deb [trusted=yes] " + srv.URL + "/ " + e.Dist + " main", "deb-src [trusted=yes] " + srv.URL + "/ " + e.Dist + " main"}
+	first, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], PkgVersion: "tiny-ok_1.0", LogPath: logPath(t, "first")})
+	if err != nil || first.Status != build.Successful {
+		t.Fatalf("first build: %+v, %v", first, err)
+	}
+	// The upload: the archive gains tiny-fail.
+	newer := localArchive(t, e.Dist, e.Arch, "tiny-ok", "tiny-fail")
+	if err := os.RemoveAll(archive); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", newer, archive).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	res, err := build.Run(context.Background(), cfg, e.Store, build.Job{Dist: &cfg.Dists[0], PkgVersion: "tiny-fail_1.0", LogPath: logPath(t, "second")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(res.LogPath)
+	if res.Status != build.Attempted || res.FailStage != build.StageBuild || res.Class != queue.ClassPackage ||
+		!strings.Contains(string(log), "tiny-fail_1.0 is not in the shared package lists: refreshing them") {
+		t.Fatalf("the upload after the shared lists: %s at %s (%s), want it fetched after a refresh and attempted at build\n%s", res.Status, res.FailStage, res.Class, log)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"buildd/internal/config"
 	"buildd/internal/machine"
+	"buildd/internal/queue"
 )
 
 // openFull opens a log on /dev/full: every write fails with ENOSPC, as on a
@@ -216,8 +217,11 @@ func TestLogFailureGivesBack(t *testing.T) {
 				t.Fatalf("result %s/%s %q, want given-back/%s %q", b.res.Status, b.res.FailStage, b.res.Message, tc.stage, msg)
 			}
 			kv := summaryOf(t, p)
-			if kv["Status"] != string(GivenBack) || kv["Fail-Stage"] != tc.stage || kv["Fail-Reason"] != msg {
+			if kv["Status"] != string(GivenBack) || kv["Fail-Stage"] != tc.stage || kv["Fail-Reason"] != msg || kv["Class"] != string(queue.ClassInfra) {
 				t.Errorf("summary %v", kv)
+			}
+			if b.res.Class != queue.ClassInfra {
+				t.Errorf("class %s, want %s", b.res.Class, queue.ClassInfra)
 			}
 			if data, _ := os.ReadFile(p); tc.stage == StageLog && !strings.Contains(string(data), "\nE: "+msg+"\n") {
 				t.Errorf("the log does not say why:\n%s", data)
@@ -247,7 +251,7 @@ func TestLogFullThroughSummary(t *testing.T) {
 	b.log.f.Close()
 	b.log.f = full.f
 	b.finish()
-	if b.res.Status != GivenBack || b.res.FailStage != StageLog {
-		t.Fatalf("log failing in the summary: result %s/%s %q", b.res.Status, b.res.FailStage, b.res.Message)
+	if b.res.Status != GivenBack || b.res.FailStage != StageLog || b.res.Class != queue.ClassInfra {
+		t.Fatalf("log failing in the summary: result %s/%s class %s %q", b.res.Status, b.res.FailStage, b.res.Class, b.res.Message)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"buildd/internal/home"
 	"buildd/internal/machine"
 	"buildd/internal/machine/sandbox"
+	"buildd/internal/queue"
 )
 
 // step is one command run in the snapshot.
@@ -102,8 +103,9 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 	c := &sandbox.Cmd{Root: b.root, Args: []string{"/bin/sh", "-ec", script}, User: user, Dir: st.dir,
 		Env: append(base, st.env...), Network: st.network, Output: out, ReadOnly: st.binds,
 		Nice: b.cfg.NiceLevel, MemoryMax: b.job.Memory, NoSync: st.noSync}
-	b.oom = false
+	b.oom, b.timedOut = false, false
 	err := c.Run(wctx)
+	b.measured(c.Usage())
 	if err == nil {
 		return "", false
 	}
@@ -111,6 +113,8 @@ func (b *builder) runStep(ctx context.Context, st step) (string, bool) {
 		cause := context.Cause(wctx)
 		if ctx.Err() != nil {
 			cause = fmt.Errorf("cancelled: %w", context.Cause(ctx))
+		} else {
+			b.timedOut = true
 		}
 		return fmt.Sprintf("killed: %v", cause), true
 	}
@@ -160,14 +164,25 @@ func (b *builder) fetch(ctx context.Context) bool {
 		}
 		return true
 	}
-	if msg := b.updateLists(ctx); msg != "" {
+	msg, shared := b.updateLists(ctx, false)
+	if msg != "" {
 		b.fail(GivenBack, StageFetch, "cannot update the package lists of "+b.job.Dist.DistName+": "+msg)
 		return false
 	}
 	// Source-Symlinks=false: from a file: archive apt would otherwise leave
 	// symlinks into the bound directory, dangling once the step ends.
 	script := fmt.Sprintf("apt-get -q -o Acquire::Source-Symlinks=false source --download-only '%s=%s'", b.src.Name, b.src.Version)
-	if msg, _ := b.apt(ctx, script, nil); msg != "" {
+	msg, _ = b.apt(ctx, script, nil)
+	if msg != "" && shared {
+		// Shared lists older than the upload (the queue merged it since):
+		// the archive may have it. Refresh them, for later builds too,
+		// and fetch again.
+		fmt.Fprintf(b.log, "%s is not in the shared package lists: refreshing them\n", b.src)
+		if msg, _ = b.updateLists(ctx, true); msg == "" {
+			msg, _ = b.apt(ctx, script, nil)
+		}
+	}
+	if msg != "" {
 		b.fail(GivenBack, StageFetch, fmt.Sprintf("cannot fetch %s from the archive of %s: %s", b.src, b.job.Dist.DistName, msg))
 		return false
 	}
@@ -342,6 +357,11 @@ func (b *builder) build(ctx context.Context) bool {
 	msg, killed := b.sh(ctx, machine.BuildUser, false, b.srcDir, script, b.target.buildOptionsEnv(b.job.Parallel))
 	b.res.BuildTime = time.Since(t0)
 	b.res.BuildSpace = treeKiB(filepath.Join(b.root, b.srcDir))
+	deps, err := depsKiB(b.root, b.revisionRoot())
+	if err != nil {
+		fmt.Fprintf(b.log, "W: installed size of the build dependencies: %v\n", err)
+	}
+	b.res.Resources.Disk = b.res.BuildSpace + deps
 	switch {
 	case msg == "":
 		return true
@@ -406,7 +426,9 @@ func (b *builder) collect(ctx context.Context) bool {
 // that failed by then (logFailed) makes the build given back, and the
 // summary says so if it can still be written; one that fails while the
 // summary is written makes it given back too, though the summary (what of
-// it reached the log) said otherwise.
+// it reached the log) said otherwise. The summary's Class is the build's
+// (classify); Build-Space, Disk-Space (Resources.Disk) and Peak-Memory are
+// KiB; the times are whole seconds but CPU-Time, seconds with one decimal.
 func (b *builder) finish() {
 	b.log.endBody()
 	b.logFailed(true)
@@ -414,6 +436,9 @@ func (b *builder) finish() {
 		b.res.Status, b.res.FailStage, b.res.Message = GivenBack, "internal", "build ended without a status"
 	}
 	now := time.Now()
+	b.res.Class = b.class()
+	b.res.Resources.Wall = int64(now.Sub(b.start).Round(time.Second) / time.Second)
+	b.res.Resources.SlotMemory = b.job.Memory / 1024
 	fmt.Fprintf(b.log, "\n%s\n\n", boxed("Summary", now, '-'))
 	fail := b.res.FailStage
 	kv := [][2]string{
@@ -428,11 +453,15 @@ func (b *builder) finish() {
 		{"Build-Mode", b.res.Mode},
 		{"Build-Time", seconds(b.res.BuildTime)},
 		{"Build-Space", fmt.Sprintf("%d", b.res.BuildSpace)},
+		{"Disk-Space", fmt.Sprintf("%d", b.res.Resources.Disk)},
 		{"Install-Time", seconds(b.res.InstallTime)},
 		{"Install-Layer", b.layerSummary()},
 		{"Package-Time", seconds(b.res.PackageTime)},
-		{"Job-Time", seconds(now.Sub(b.start))},
+		{"Job-Time", fmt.Sprintf("%d", b.res.Resources.Wall)},
+		{"CPU-Time", cpuSeconds(b.res.Resources.CPUTime)},
+		{"Peak-Memory", fmt.Sprintf("%d", b.res.Resources.PeakMemory)},
 		{"Status", string(b.res.Status)},
+		{"Class", string(b.res.Class)},
 		{"Fail-Stage", fail},
 		{"Fail-Reason", b.res.Message},
 	}
@@ -449,12 +478,25 @@ func (b *builder) finish() {
 	}
 	fmt.Fprintf(b.log, "\n%s\n", boxed("Finished", now, '='))
 	b.log.Close()
-	b.logFailed(false)
+	if b.logFailed(false) {
+		b.res.Class = b.class() // given back by now
+	}
+}
+
+// class is the build's class as it stands (classify).
+func (b *builder) class() queue.Class {
+	return classify(b.res.Status, b.res.FailStage, b.oom, b.timedOut, b.diskFull)
 }
 
 // seconds is d in whole seconds, as the summary gives times.
 func seconds(d time.Duration) string {
 	return fmt.Sprintf("%d", int64(d.Round(time.Second)/time.Second))
+}
+
+// cpuSeconds is the summary's CPU-Time of ms milliseconds: seconds with
+// one decimal.
+func cpuSeconds(ms int64) string {
+	return fmt.Sprintf("%.1f", float64(ms)/1000)
 }
 
 // layerSummary is the summary's Install-Layer: the layer the build

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"buildd/buildd-mail/replytest"
 	"buildd/internal/home"
 	"buildd/internal/queue"
+	"buildd/internal/queue/pg/pgtest"
 )
 
 // The admin of the chaos run, as a quick one answers from Emacs: every
@@ -43,6 +45,7 @@ type chaosAdmin struct {
 	replies  []*chaosReply
 	errors   map[string][]string // error replies, by the reply they answer
 	held     []*chaosReply       // until PostgreSQL stops
+	retried  int                 // packages let go after being held (retryHeld)
 	other    map[string]int      // other mails, by subject
 	seq      int
 }
@@ -296,6 +299,7 @@ func (a *chaosAdmin) review() {
 	if err != nil {
 		return
 	}
+	a.retryHeld()
 	for _, r := range v.recs {
 		if (r.State != queue.Built && r.State != queue.BuildAttempted) || time.Since(time.Unix(r.StateChange, 0)) < 15*time.Second {
 			continue
@@ -328,6 +332,40 @@ func (a *chaosAdmin) review() {
 			a.answer(latest)
 		}
 	}
+}
+
+// retryHeld lets the queue's builders take again each package it holds
+// for the admin after its give-backs (infrastructure failures on two
+// builders: here, the sick one and one hit by a fault), as an admin
+// who read the mail and found the package blameless does
+// (wanna-build --retry).
+func (a *chaosAdmin) retryHeld() {
+	c := a.c
+	var held []string
+	err := c.view.View("bookworm", "amd64", func(tx queue.Tx) error {
+		last := map[string]*queue.BuildRecord{}
+		if err := tx.Builds("", func(b *queue.BuildRecord) error { last[b.Package] = b; return nil }); err != nil {
+			return err
+		}
+		for name, b := range last {
+			if b.Outcome == queue.GivenBack && b.Held != "" {
+				held = append(held, name)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(held) == 0 {
+		return
+	}
+	slices.Sort(held)
+	out, err := exec.Command(c.wbBin, append([]string{"--db", c.db.URL(pgtest.Admin), "-d", "bookworm", "-A", "amd64", "--retry"}, held...)...).CombinedOutput()
+	if err != nil {
+		return // the queue is down: the next review tries again
+	}
+	a.mu.Lock()
+	a.retried += len(held)
+	a.mu.Unlock()
+	c.figure("the admin let %s be taken again (held after infrastructure failures): %s", strings.Join(held, ", "), strings.TrimSpace(string(out)))
 }
 
 // node is the builder named name, or nil.

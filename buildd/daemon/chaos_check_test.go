@@ -178,6 +178,7 @@ func (c *chaos) check() {
 	c.checkReplies(v, uploads)
 	c.checkHomes()
 	c.checkVolume()
+	c.checkSick(v)
 	figures := c.tally(v, uploads)
 	c.mu.Lock()
 	c.figures = append(c.figures, figures...)
@@ -286,6 +287,56 @@ func (c *chaos) checkHistory(v chaosView) map[string][]*holding {
 		own[p.name] = hs
 	}
 	return own
+}
+
+// checkSick checks the sick builder (sickNode): it put itself in
+// quarantine (build/QUARANTINE, and its heartbeat says so), took no
+// package after that, and built, attempted or failed none; and no
+// healthy builder is left quarantined (a fault that made one fail
+// builds in a row is over, and its probe build ended the quarantine).
+func (c *chaos) checkSick(v chaosView) {
+	sick := c.nodes[sickNode]
+	q, err := home.New(sick.env.home).Quarantine().Read()
+	if err != nil || q == nil {
+		c.violation("%s (sick) is not quarantined: %v", sick.name, err)
+		return
+	}
+	c.figure("%s (sick) quarantined at %.1fs: %s", sick.name, q.Since.Sub(c.began).Seconds(), q.Reason)
+	takes := 0
+	for _, tr := range v.history {
+		if tr.User != sick.name {
+			continue
+		}
+		switch {
+		case tr.Action == "--take" && tr.Time > q.Since.Unix()+1:
+			c.violation("%s (sick) took %s at %d, after its quarantine at %d", sick.name, tr.Package, tr.Time, q.Since.Unix())
+		case tr.Action == "--take":
+			takes++
+		case tr.Action == "--built" || tr.Action == "--attempted" || tr.Action == "--failed" || tr.Action == "--uploaded":
+			c.violation("%s (sick): %s", sick.name, tr.Line("bookworm"))
+		}
+	}
+	c.figure("%s (sick) took %d packages before its quarantine, and gave each back", sick.name, takes)
+	sts, err := c.view.Builders(queue.Pair{Dist: "bookworm", Arch: "amd64"})
+	if err != nil {
+		c.violation("heartbeats: %v", err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, st := range sts {
+		seen[st.Builder] = true
+		switch {
+		case st.Builder == sick.name && st.Quarantined == "":
+			c.violation("%s (sick): its heartbeat does not say it is quarantined", sick.name)
+		case st.Builder != sick.name && st.Quarantined != "":
+			c.violation("%s (healthy) is left quarantined: %s", st.Builder, st.Quarantined)
+		}
+	}
+	for _, n := range c.nodes {
+		if !seen[n.name] {
+			c.violation("%s sent no heartbeat", n.name)
+		}
+	}
 }
 
 // upload is a package uploaded to the target by a builder.

@@ -97,6 +97,15 @@ var chaosVias = []string{"pg", "pg", "pg", "pg", "pg", "pg", "ssh", "ssh-cut"}
 // home-full faults.
 const smallHomeNode = 5
 
+// sickNode is the sick builder: its mirror (the dist's apt_sources)
+// refuses every connection, so every build it takes fails at fetch-src,
+// the infrastructure's fault, never the package's. It must put itself in
+// quarantine and build nothing; the healthy ones build everything.
+const sickNode = 4
+
+// sickMirror is the sick builder's mirror: nothing listens there.
+const sickMirror = "http://127.0.0.1:9/"
+
 // chaosNode is one builder: its home, its buildd process and what was
 // done to it.
 type chaosNode struct {
@@ -291,7 +300,11 @@ func (c *chaos) setUp() {
 		if err := os.WriteFile(n.dputCf, []byte(cf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		n.env = c.nodeEnv(n, home, dist)
+		nodeDist := dist
+		if i == sickNode {
+			nodeDist = strings.ReplaceAll(dist, c.archive.url, sickMirror)
+		}
+		n.env = c.nodeEnv(n, home, nodeDist)
 		c.nodes = append(c.nodes, n)
 	}
 	view, err := pg.Open(context.Background(), c.db.URL(pgtest.Admin), pg.Options{ReadOnly: true})
@@ -313,8 +326,9 @@ func (c *chaos) setUp() {
 
 // nodeEnv writes n's config: its queue (PostgreSQL as its own role, or
 // ssh to the queue host), the admin's keyring, the upload target, and
-// the settings that keep a run short (no delay after a give-back, no
-// pause after give-backs in a row, error replies unthrottled).
+// the settings that keep a run short (no delay after a give-back, a
+// quarantine probed every ten seconds with a quick package, error replies
+// unthrottled).
 func (c *chaos) nodeEnv(n *chaosNode, home, dist string) *env {
 	t := c.t
 	srv, err := smtptest.NewServer()
@@ -338,7 +352,8 @@ wanna_build_db = %q
 max_build = 1
 idle_sleep_time = %d
 delay_after_give_back = 0
-sbuild_fails_pause = 0
+sbuild_fails_pause = 10
+quarantine_probe = "chaosq00_1.0"
 error_reply_rate = 100
 admin_keyring = %q
 upload_tool = "dput"

@@ -33,7 +33,9 @@ import (
 //     less than the tolerances (see chaosSkew);
 //   - a builder reaching the queue over ssh whose connection is cut in the
 //     middle of a call, before or after the call's change is committed;
-//   - signed replies delivered while the queue is down.
+//   - signed replies delivered while the queue is down;
+//   - a sick builder, whose mirror refuses every connection, among the
+//     healthy ones (sickNode).
 //
 // When the schedule is over the run settles (every package reaches its
 // end: Uploaded, or Failed by the admin's answer), the builders stop, and
@@ -173,8 +175,8 @@ func (c *chaos) report() string {
 	fmt.Fprintf(&b, "  run: %d builders, %d packages (%d quick, %d slow, %d failing), lease %v; setup %v, schedule %v, settle %v, stop and checks %v\n",
 		len(c.nodes), len(c.pkgs), c.plan.quick, c.plan.slow, c.plan.failing, chaosLease,
 		c.times.setup.Round(time.Second), c.times.schedule.Round(time.Second), c.times.settle.Round(time.Second), c.times.checks.Round(time.Second))
-	fmt.Fprintf(&b, "  buildd_7's queue host stamps its changes with a clock %+ds off; buildd_8 reaches the queue through the cutting proxy; buildd_%d's home is a %s loop volume\n",
-		c.skew, smallHomeNode+1, smallHome)
+	fmt.Fprintf(&b, "  buildd_7's queue host stamps its changes with a clock %+ds off; buildd_8 reaches the queue through the cutting proxy; buildd_%d's home is a %s loop volume; buildd_%d is sick (its mirror refuses)\n",
+		c.skew, smallHomeNode+1, smallHome, sickNode+1)
 	fmt.Fprintf(&b, "  faults injected (%d):\n", len(c.faults))
 	for _, f := range c.faults {
 		fmt.Fprintf(&b, "    %6.1fs %s\n", f.at.Sub(c.began).Seconds(), f.what)

@@ -6,9 +6,12 @@
 // with its own machine and kept apart everywhere (jobs, leases, gates,
 // give-backs, the home's records), a queue taken from only while its
 // machine is on the revision it requires, the results reported to the
-// queue and mailed as logs, and the daemon's habits: pid file and single
-// instance, detaching, daemon.log, signals, re-exec when its binary or
-// config changes, EXIT-DAEMON-PLEASE and HOLD-BUILDS.
+// queue (with the build's class and what it used) and mailed as logs,
+// the builder's health (health.go: heartbeats, quarantine after
+// infrastructure failures in a row, placement by memory), and the
+// daemon's habits: pid file and single instance, detaching, daemon.log,
+// signals, re-exec when its binary or config changes, EXIT-DAEMON-PLEASE
+// and HOLD-BUILDS.
 package daemon
 
 import (
@@ -32,12 +35,11 @@ import (
 	"buildd/internal/mailer"
 	"buildd/internal/pool"
 	"buildd/internal/queue"
-	"buildd/internal/slicing"
 )
 
 // TailLines is how much of a failed job's log goes into daemon.log: the
-// summary block (about 20 lines) and the build output just before it.
-const TailLines = 40
+// summary block (about 25 lines) and the build output just before it.
+const TailLines = 50
 
 // StopWait bounds how long a stopping daemon waits for its builds to end.
 const StopWait = 2 * time.Minute
@@ -58,8 +60,11 @@ type Daemon struct {
 	running     map[string]*job
 	ending      map[string]*ending // builds ended, their end not yet known to all (ending.go)
 	stopping    bool
-	fails       int // give-backs in a row
-	pausedUntil time.Time
+	fails       []infraFailure        // infrastructure failures in a row (health.go)
+	quarantined bool                  // build/QUARANTINE seen
+	probe       context.CancelFunc    // cancels the running probe build, nil when none (health.go)
+	probed      time.Time             // when the last probe build started
+	heard       map[string]time.Time  // per dist and arch (Dist.Where): the last heartbeat
 	held        bool                  // HOLD-BUILDS seen and logged
 	badREDO     map[string]bool       // bad REDO lines already logged
 	renewed     map[string]time.Time  // per dist and arch (Dist.Where): the last lease renewal
@@ -77,6 +82,7 @@ type job struct {
 	cancel      context.CancelFunc
 	leased      bool   // its lease is renewed while it builds
 	interrupted bool   // cancelled by a stopping daemon: back to REDO
+	quarantined bool   // cancelled by the builder's quarantine: given back
 	taken       string // why it was cancelled: the queue no longer has the package as ours
 }
 
@@ -103,6 +109,7 @@ func New(c *config.Config, parts Parts, log *daemonlog.Log) *Daemon {
 		running: map[string]*job{},
 		ending:  map[string]*ending{},
 		renewed: map[string]time.Time{},
+		heard:   map[string]time.Time{},
 		ports:   map[string]queue.Port{},
 		gates:   map[string]*gate{},
 	}
@@ -182,6 +189,11 @@ func (d *Daemon) Round(ctx context.Context) int {
 	}
 	d.CompleteEndings()
 	d.DeliverLogs(ctx)
+	d.heartbeats(ctx, c)
+	if d.quarantineState() != nil {
+		d.probeBuild(c)
+		return 0
+	}
 	if d.home.Flag(home.HoldBuilds) {
 		if !d.held {
 			d.log.Printf("%s exists -- starting no new build while it does", d.home.Path(home.HoldBuilds))
@@ -190,10 +202,7 @@ func (d *Daemon) Round(ctx context.Context) int {
 		return 0
 	}
 	d.held = false
-	d.mu.Lock()
-	paused := time.Now().Before(d.pausedUntil)
-	d.mu.Unlock()
-	if paused || d.stopped() {
+	if d.stopped() {
 		return 0
 	}
 	free := d.pool.Free()
@@ -407,16 +416,17 @@ func (d *Daemon) fromQueue(ctx context.Context, c *config.Config, dist *config.D
 		return 0
 	}
 	d.log.Printf("%s: total %d packages to build.", dist.Where(), len(listed))
-	givenBack, err := d.home.GivenBack().Recent(time.Now(), time.Duration(c.DelayAfterGiveBack)*time.Minute, dist.DistName, dist.BuiltArchitecture)
-	if err != nil {
-		d.log.Printf("Can't read SBUILD-GIVEN-BACK: %v", err)
-	}
-	cands, _, err := SelectQueue(dist, listed, givenBack, func(pkgv string) bool {
+	cands, skipped, err := SelectQueue(dist, listed, d.slice(c).RAMKiB, func(pkgv string) bool {
 		return d.busy(home.RedoEntry{PkgVersion: pkgv, Dist: dist.DistName, Arch: dist.BuiltArchitecture})
 	})
 	if err != nil {
 		d.log.Printf("%v", err)
 		return 0
+	}
+	for _, s := range skipped {
+		if strings.HasPrefix(s.Why, "too big") {
+			d.log.Printf("%s %s: %s", s.PkgVersion, on(dist), s.Why)
+		}
 	}
 	started := 0
 	for _, l := range cands {
@@ -500,10 +510,7 @@ func (d *Daemon) start(c *config.Config, dist *config.Dist, e home.RedoEntry, le
 		return false
 	}
 	f.Close()
-	slice, err := slicing.HostSlice(d.pool.Size())
-	if err != nil {
-		slice = slicing.Slice{CPUs: 1}
-	}
+	slice := d.slice(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &job{Job: build.Job{
 		Dist: dist, PkgVersion: e.PkgVersion, BinNMU: e.BinNMU, BinNMUChangelog: e.Changelog,
@@ -563,51 +570,9 @@ func (d *Daemon) mailLog(c *config.Config, dist *config.Dist, j *job, status bui
 	return logmail.Send(d.mailer(), d.home, msg, dist, pkgv, logmail.KindLog)
 }
 
-// countFails counts give-backs in a row; more than max_sbuild_fails mails
-// the admin "Repeated mess with sbuild" and pauses new builds for
-// sbuild_fails_pause seconds (SIGUSR2 ends the pause).
-func (d *Daemon) countFails(c *config.Config, j *job, status build.Status) {
-	d.mu.Lock()
-	if status != build.GivenBack {
-		d.fails = 0
-		d.mu.Unlock()
-		return
-	}
-	d.fails++
-	n := d.fails
-	if n <= c.MaxSbuildFails {
-		d.mu.Unlock()
-		return
-	}
-	d.fails = 0
-	pause := time.Duration(c.SbuildFailsPause) * time.Second
-	d.pausedUntil = time.Now().Add(pause)
-	d.mu.Unlock()
-	d.log.Printf("Builds now failed %d times in a row; going to sleep for %v", n, pause)
-	tail, _, _ := home.Tail(j.LogPath, TailLines)
-	body := fmt.Sprintf("The execution of sbuild now failed for %d times.\n"+
-		"These are the last %d lines of the last failed build (%s, full log %s):\n%s\n"+
-		"The daemon is going to sleep for %v, or can be restarted with SIGUSR2.\n",
-		n, TailLines, j.entry.Named(), j.LogPath, tail, pause)
-	if err := d.mailer().Send(&mailer.Message{To: []string{c.AdminMail}, Subject: "Repeated mess with sbuild", Body: body}); err != nil {
-		d.log.Printf("Repeated mess mail: %v", err)
-	}
-}
-
-// EndPause ends a pause after repeated give-backs (SIGUSR2).
-func (d *Daemon) EndPause() {
-	d.mu.Lock()
-	was := time.Now().Before(d.pausedUntil)
-	d.pausedUntil = time.Time{}
-	d.mu.Unlock()
-	if was {
-		d.log.Printf("SIGUSR2: pause ended, building again")
-	}
-}
-
 // Stop interrupts every running build (their snapshots are deleted by the
-// build as its context ends), waits up to StopWait for them, and leaves
-// them in REDO.
+// build as its context ends) and the probe build of a quarantine, waits
+// up to StopWait for them, and leaves the builds in REDO.
 func (d *Daemon) Stop() {
 	d.mu.Lock()
 	d.stopping = true
@@ -615,6 +580,10 @@ func (d *Daemon) Stop() {
 	for _, j := range d.running {
 		j.interrupted = true
 		j.cancel()
+	}
+	if d.probe != nil {
+		d.probe()
+		n++
 	}
 	d.mu.Unlock()
 	if n == 0 {

@@ -37,7 +37,8 @@ type ending struct {
 	job     *job
 	rec     home.Finished
 	durable bool        // rec is in FINISHED
-	counted bool        // counted in the give-backs in a row
+	counted bool        // counted in the infrastructure failures in a row
+	held    bool        // the queue held the package for the admin: not counted
 	told    atomic.Bool // rec.Reported, for readers that do not hold mu
 }
 
@@ -60,7 +61,23 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 	}
 	if buildErr != nil {
 		d.log.Printf("Build of %s failed to run: %v", e.Named(), buildErr)
+		out.Status, out.Class = build.GivenBack, queue.ClassInfra
+	}
+	d.mu.Lock()
+	quarantined := j.quarantined
+	d.mu.Unlock()
+	if quarantined && out.Status != build.Successful {
 		out.Status = build.GivenBack
+		if out.Class != queue.ClassInfra {
+			out.Class = queue.ClassInfra
+		}
+	}
+	out.Class = classOf(&out)
+	if out.Class == queue.ClassOOM && out.Status == build.Attempted {
+		if by, ok := d.biggerSlot(c, j.Dist, j.Memory>>10); ok {
+			d.log.Printf("Build of %s ran out of memory in its slot of %d MiB; %s has bigger slots -- giving it back for them", e.Named(), j.Memory>>20, by)
+			out.Status = build.GivenBack
+		}
 	}
 	if interrupted && out.Status == build.GivenBack {
 		d.backToREDO(e, "build interrupted")
@@ -74,17 +91,14 @@ func (d *Daemon) finish(c *config.Config, j *job, out build.Result, buildErr err
 		d.log.Printf("Build of %s failed (build failed, stage %s) -- marking as attempted in wanna-build", e.Named(), out.FailStage)
 		d.stats("failed", 1)
 	default:
-		d.log.Printf("Build of %s failed (local problem, stage %s) -- giving back", e.Named(), out.FailStage)
-		if err := d.home.GivenBack().Add(e.PkgVersion, e.Dist, e.Arch, time.Now()); err != nil {
-			d.log.Printf("Can't write SBUILD-GIVEN-BACK: %v", err)
-		}
+		d.log.Printf("Build of %s failed (%s, stage %s) -- giving back", e.Named(), out.Class, out.FailStage)
 		d.stats("give-back", 1)
 	}
 	if out.Status != build.Successful {
 		d.logTail(j.LogPath)
 	}
 	en := &ending{job: j, rec: home.Finished{RedoEntry: e, Status: string(out.Status), FailStage: out.FailStage,
-		LogPath: j.LogPath, ChangesPath: out.ChangesPath, Ended: time.Now()}}
+		Class: out.Class, Resources: out.Resources, LogPath: j.LogPath, ChangesPath: out.ChangesPath, Ended: time.Now()}}
 	d.mu.Lock()
 	d.ending[jobKey(e)] = en
 	d.mu.Unlock()
@@ -220,13 +234,13 @@ func (d *Daemon) mark(en *ending, done func(*home.Finished)) bool {
 	return true
 }
 
-// countEnding counts en in the give-backs in a row, once.
+// countEnding counts en in the infrastructure failures in a row, once.
 func (d *Daemon) countEnding(c *config.Config, en *ending) {
 	if en.counted {
 		return
 	}
 	en.counted = true
-	d.countFails(c, en.job, build.Status(en.rec.Status))
+	d.countFails(c, en)
 }
 
 // report tells dist's queue en's outcome and reports whether it is told.
@@ -244,20 +258,20 @@ func (d *Daemon) report(dist *config.Dist, en *ending) bool {
 		d.forget(en.job, en.rec.ChangesPath, fmt.Sprintf("Build of %s (%s) not reported: no longer this builder's: %s", e.Named(), en.rec.Status, taken))
 		return false
 	}
-	q := d.queue(d.config(), dist)
+	c := d.config()
+	q := d.queue(c, dist)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var err error
-	switch build.Status(en.rec.Status) {
-	case build.Successful:
-		err = q.Built(ctx, e.PkgVersion)
-	case build.Attempted:
-		err = q.Attempted(ctx, e.PkgVersion)
-	default:
-		err = q.GiveBack(ctx, e.PkgVersion)
+	if en.rec.Class == "" {
+		en.rec.Class = classOf(&build.Result{Status: build.Status(en.rec.Status)}) // a record of a buildd before classes
 	}
+	kept, err := q.End(ctx, e.PkgVersion, buildEnd(c, &en.rec))
 	switch {
 	case err == nil:
+		if kept != nil && kept.Held != "" {
+			en.held = true
+			d.heldMail(c, dist, e, kept)
+		}
 		return true
 	case queue.IsRefused(err):
 		if d.toldBefore(ctx, q, dist, en) {

@@ -55,7 +55,7 @@ func (p *proc) exited() bool {
 
 // network is a queue, its archive and its builders.
 type network struct {
-	t       *testing.T
+	t       testing.TB
 	db      *pgtest.DB
 	archive *archive
 	q       *pg.DB // the admin's connection, for looking
@@ -65,7 +65,13 @@ type network struct {
 // newNetwork makes n builders buildd_1..buildd_n on a fresh queue (empty
 // until merge) fetching pkgs from a local archive; distExtra is added to
 // their [[dist]] table. Nothing runs yet (start).
-func newNetwork(t *testing.T, n int, distExtra string, pkgs ...srcPkg) *network {
+func newNetwork(t testing.TB, n int, distExtra string, pkgs ...srcPkg) *network {
+	return newNetworkOf(t, n, distExtra, func(int) string { return "" }, pkgs...)
+}
+
+// newNetworkOf is newNetwork with extra(i) added to the config of
+// buildd_i.
+func newNetworkOf(t testing.TB, n int, distExtra string, extra func(i int) string, pkgs ...srcPkg) *network {
 	t.Helper()
 	pgtest.Require(t)
 	machinetest.Require(t)
@@ -76,8 +82,8 @@ func newNetwork(t *testing.T, n int, distExtra string, pkgs ...srcPkg) *network 
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("buildd_%d", i)
 		nw.db.Cluster.Role(t, name)
-		extra := fmt.Sprintf("builder_name = %q\nwanna_build_db = %q\nmax_build = 1\nidle_sleep_time = 3600\n", name, nw.db.URL(name))
-		nw.nodes = append(nw.nodes, &node{name: name, env: newEnv(t, machines, extra, dist)})
+		conf := fmt.Sprintf("builder_name = %q\nwanna_build_db = %q\nmax_build = 1\nidle_sleep_time = 3600\n", name, nw.db.URL(name)) + extra(i)
+		nw.nodes = append(nw.nodes, &node{name: name, env: newEnv(t, machines, conf, dist)})
 	}
 	return nw
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"time"
 
 	"buildd/internal/config"
 	"buildd/internal/home"
@@ -25,7 +24,7 @@ type Skipped struct {
 // build_regex does not accept (matched, as the classic buildd does,
 // against "SECTION/PKG_VERSION" as wanna-build lists it) and those busy
 // says are building here already.
-func SelectQueue(d *config.Dist, listed []queue.Candidate, givenBack map[string]time.Time, busy func(pkgv string) bool) (take []queue.Candidate, skipped []Skipped, err error) {
+func SelectQueue(d *config.Dist, listed []queue.Candidate, slotKiB int64, busy func(pkgv string) bool) (take []queue.Candidate, skipped []Skipped, err error) {
 	noBuild, build, err := distRegexps(d)
 	if err != nil {
 		return nil, nil, err
@@ -44,8 +43,8 @@ func SelectQueue(d *config.Dist, listed []queue.Candidate, givenBack map[string]
 			skipped = append(skipped, Skipped{pkgv, "build_regex"})
 		case slices.Contains(d.NoAutoBuild, l.Name):
 			skipped = append(skipped, Skipped{pkgv, "no_auto_build"})
-		case !givenBack[pkgv].IsZero():
-			skipped = append(skipped, Skipped{pkgv, "given back at " + givenBack[pkgv].Format(time.DateTime)})
+		case slotKiB > 0 && l.Memory > slotKiB:
+			skipped = append(skipped, Skipped{pkgv, fmt.Sprintf("too big for this builder's slots: expected to need %d MiB, a slot has %d MiB", l.Memory>>10, slotKiB>>10)})
 		case busy != nil && busy(pkgv):
 			skipped = append(skipped, Skipped{pkgv, "building already"})
 		case slices.Contains(d.WeakNoAutoBuild, l.Name):

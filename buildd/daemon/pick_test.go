@@ -3,7 +3,6 @@ package daemon
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"buildd/internal/config"
 	"buildd/internal/home"
@@ -23,38 +22,39 @@ func TestSelectQueue(t *testing.T) {
 		{Name: "gcc", Version: "14-1", Section: "devel"},
 		{Name: "hello", Version: "1.0-1", Section: "misc"},
 		{Name: "openoffice", Version: "7-1", Section: "editors"},
-		{Name: "firefox", Version: "120-1", Section: "web"},
+		{Name: "firefox", Version: "120-1", Section: "web", Memory: 6 << 20},
 		{Name: "nonfree-tool", Version: "2-1", Section: "non-free/utils"},
 		{Name: "zlib", Version: "1.3-1", Section: "libs"},
 	}
-	now := time.Now()
 	for _, c := range []struct {
-		name      string
-		dist      config.Dist
-		givenBack map[string]time.Time
-		busy      string
-		want      string
-		skipped   string
+		name    string
+		dist    config.Dist
+		slotKiB int64
+		busy    string
+		want    string
+		skipped string
 	}{
-		{"everything in queue order", config.Dist{}, nil, "", "gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1", ""},
-		{"no_auto_build", config.Dist{NoAutoBuild: []string{"gcc", "firefox"}}, nil, "",
+		{"everything in queue order", config.Dist{}, 0, "", "gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1", ""},
+		{"no_auto_build", config.Dist{NoAutoBuild: []string{"gcc", "firefox"}}, 0, "",
 			"hello_1.0-1 openoffice_7-1 nonfree-tool_2-1 zlib_1.3-1", "gcc_14-1:no_auto_build firefox_120-1:no_auto_build"},
-		{"weak_no_auto_build last", config.Dist{WeakNoAutoBuild: []string{"openoffice", "gcc"}}, nil, "",
+		{"weak_no_auto_build last", config.Dist{WeakNoAutoBuild: []string{"openoffice", "gcc"}}, 0, "",
 			"hello_1.0-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1 gcc_14-1 openoffice_7-1", ""},
-		{"no_build_regex on SECTION/PKG_VERSION", config.Dist{NoBuildRegex: "^non-free/"}, nil, "",
+		{"no_build_regex on SECTION/PKG_VERSION", config.Dist{NoBuildRegex: "^non-free/"}, 0, "",
 			"gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 zlib_1.3-1", "nonfree-tool_2-1:no_build_regex"},
-		{"build_regex", config.Dist{BuildRegex: `^(libs|misc)/`}, nil, "",
+		{"build_regex", config.Dist{BuildRegex: `^(libs|misc)/`}, 0, "",
 			"hello_1.0-1 zlib_1.3-1", "gcc_14-1:build_regex openoffice_7-1:build_regex firefox_120-1:build_regex nonfree-tool_2-1:build_regex"},
-		{"given back recently", config.Dist{}, map[string]time.Time{"hello_1.0-1": now}, "",
-			"gcc_14-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1", "hello_1.0-1:given back"},
-		{"building here already", config.Dist{}, nil, "zlib_1.3-1",
+		{"too big for the slots", config.Dist{}, 4 << 20, "",
+			"gcc_14-1 hello_1.0-1 openoffice_7-1 nonfree-tool_2-1 zlib_1.3-1", "firefox_120-1:too big"},
+		{"fits a big slot", config.Dist{}, 6 << 20, "",
+			"gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1 zlib_1.3-1", ""},
+		{"building here already", config.Dist{}, 0, "zlib_1.3-1",
 			"gcc_14-1 hello_1.0-1 openoffice_7-1 firefox_120-1 nonfree-tool_2-1", "zlib_1.3-1:building already"},
-		{"only weak ones left", config.Dist{NoAutoBuild: []string{"gcc", "hello", "firefox", "nonfree-tool", "zlib"}, WeakNoAutoBuild: []string{"openoffice"}}, nil, "",
+		{"only weak ones left", config.Dist{NoAutoBuild: []string{"gcc", "hello", "firefox", "nonfree-tool", "zlib"}, WeakNoAutoBuild: []string{"openoffice"}}, 0, "",
 			"openoffice_7-1", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.dist.DistName = "bookworm"
-			got, skipped, err := SelectQueue(&c.dist, listed, c.givenBack, func(p string) bool { return p == c.busy })
+			got, skipped, err := SelectQueue(&c.dist, listed, c.slotKiB, func(p string) bool { return p == c.busy })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,8 +64,8 @@ func TestSelectQueue(t *testing.T) {
 			var sk []string
 			for _, s := range skipped {
 				why := s.Why
-				if strings.HasPrefix(why, "given back") {
-					why = "given back"
+				if strings.HasPrefix(why, "too big") {
+					why = "too big"
 				}
 				sk = append(sk, s.PkgVersion+":"+why)
 			}
@@ -74,7 +74,7 @@ func TestSelectQueue(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := SelectQueue(&config.Dist{DistName: "x", BuildRegex: "("}, listed, nil, nil); err == nil || !strings.Contains(err.Error(), "dist x: build_regex") {
+	if _, _, err := SelectQueue(&config.Dist{DistName: "x", BuildRegex: "("}, listed, 0, nil); err == nil || !strings.Contains(err.Error(), "dist x: build_regex") {
 		t.Fatalf("bad regex: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +25,7 @@ import (
 // (a bbolt database merged by the real wanna-build from a local archive)
 // and the real mailer (to smtptest). The build step is stood in for by
 // stubBuilder: what is under test is which packages are taken, in which
-// order, and what the queue, REDO, SBUILD-GIVEN-BACK and the mails say
+// order, and what the queue, REDO and the mails say
 // afterwards. The real builds are in build_test.go.
 
 // stubBuilder "builds" by writing a log and returning the status the
@@ -206,8 +207,14 @@ func TestParallelRoundFillsSlots(t *testing.T) {
 	}
 }
 
-func TestGiveBackDelayAndRepeatedMess(t *testing.T) {
-	q := newQueueEnv(t, "max_build = 1\nmax_sbuild_fails = 1\nsbuild_fails_pause = 3600", pkg("flaky", "1.0"), pkg("other", "1.0"))
+// TestGiveBackBackoffAndQuarantine: a package given back waits in the
+// queue (delay_after_give_back) instead of being taken again at once;
+// infrastructure failures in a row, more than max_sbuild_fails, put the
+// builder in quarantine (build/QUARANTINE, the admin mailed what failed
+// and why, a heartbeat saying so), and it takes nothing until the
+// quarantine ends; no package is failed for it.
+func TestGiveBackBackoffAndQuarantine(t *testing.T) {
+	q := newQueueEnv(t, "max_build = 1\nmax_sbuild_fails = 1\ndelay_after_give_back = 60", pkg("flaky", "1.0"), pkg("other", "1.0"))
 	q.b.status["flaky_1.0"] = build.GivenBack
 	q.b.status["other_1.0"] = build.GivenBack
 	q.round()
@@ -217,34 +224,51 @@ func TestGiveBackDelayAndRepeatedMess(t *testing.T) {
 	if st := q.state("flaky"); st != "Needs-Build" && st != "BD-Uninstallable" {
 		t.Fatalf("given-back flaky is %s", st)
 	}
-	gb, _ := os.ReadFile(q.path("build", "SBUILD-GIVEN-BACK"))
-	if !strings.HasPrefix(string(gb), "flaky_1.0 ") {
-		t.Fatalf("SBUILD-GIVEN-BACK: %q", gb)
+	p := port.Open(q.cfg, &q.cfg.Dists[0])
+	defer p.Close()
+	if info, err := p.Info(context.Background(), "flaky"); err != nil || !strings.Contains(info.Waiting, "in backoff until") {
+		t.Fatalf("flaky after its give-back: %+v, %v; want it in backoff", info, err)
 	}
 	q.round()
 	if got := q.b.built(); got != "flaky_1.0 other_1.0" {
-		t.Fatalf("built %q: flaky taken again within delay_after_give_back", got)
+		t.Fatalf("built %q: flaky taken again within its backoff", got)
+	}
+	quar, err := home.New(q.cfg.Home).Quarantine().Read()
+	if err != nil || quar == nil || !strings.Contains(quar.Reason, "2 infrastructure failures in a row") {
+		t.Fatalf("after 2 infrastructure failures with max_sbuild_fails = 1: quarantine %+v, %v", quar, err)
 	}
 	mails := q.smtp.Wait(3, 10*time.Second)
 	var mess string
 	for _, m := range mails {
-		if strings.Contains(string(m.Data), "Subject: Repeated mess with sbuild") {
+		if strings.Contains(string(m.Data), "Subject: Repeated mess with sbuild: quarantined") {
 			mess = string(m.Data)
 		}
 	}
-	if mess == "" || !strings.Contains(mess, "now failed for 2 times") {
-		t.Fatalf("no Repeated mess mail after 2 give-backs with max_sbuild_fails = 1; %d mails", len(mails))
+	if mess == "" || !strings.Contains(mess, "flaky_1.0") || !strings.Contains(mess, "other_1.0") || !strings.Contains(mess, "buildd quarantine --end") {
+		t.Fatalf("no quarantine mail naming both failures and how to end it; %d mails", len(mails))
+	}
+	sts, err := p.Builders(context.Background())
+	if err != nil || len(sts) != 1 || sts[0].Quarantined == "" || sts[0].Slots != 1 || sts[0].SlotMemory <= 0 {
+		t.Fatalf("heartbeats %+v, %v; want one saying quarantined", sts, err)
 	}
 	q.cfg.DelayAfterGiveBack = 0
+	if out, err := exec.Command(wannaBuild(t), "--db", q.cfg.WannaBuildDB, "-d", "bookworm", "-A", "amd64", "--retry", "flaky", "other").CombinedOutput(); err != nil {
+		t.Fatalf("--retry: %v\n%s", err, out)
+	}
 	q.round()
 	if got := q.b.built(); got != "flaky_1.0 other_1.0" {
-		t.Fatalf("built %q during the pause", got)
+		t.Fatalf("built %q while quarantined", got)
 	}
-	q.d.EndPause()
+	q.d.EndQuarantine("test")
 	q.b.status["flaky_1.0"] = build.Successful
 	q.round()
-	if got := q.b.built(); !strings.HasPrefix(got, "flaky_1.0 other_1.0 ") {
-		t.Fatalf("built %q after the pause with delay 0", got)
+	if got := q.b.built(); !strings.HasPrefix(got, "flaky_1.0 other_1.0 flaky_1.0") {
+		t.Fatalf("built %q after the quarantine", got)
+	}
+	for _, name := range []string{"flaky", "other"} {
+		if st := q.state(name); st == queue.Failed || st == queue.BuildAttempted {
+			t.Errorf("%s is %s: failed for the builder's faults", name, st)
+		}
 	}
 }
 
@@ -397,7 +421,7 @@ func TestREDOClaim(t *testing.T) {
 // config's order; a give-back on amd64 holds the package back there only;
 // the arm64 queue requiring another revision of its machine holds back
 // arm64 only. Each build's log, log mail, sent-mails record and
-// SBUILD-GIVEN-BACK line names its arch.
+// backoff is its arch's.
 func TestRoundSeveralArches(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, t.TempDir(), "max_build = 3", "[[dist]]\ndist_name = \"bookworm\"\nbuilt_architecture = \"amd64\"\n"+
@@ -473,8 +497,8 @@ func TestRoundSeveralArches(t *testing.T) {
 			t.Errorf("%s on %s is %s, want %s", s.name, s.arch, got, s.want)
 		}
 	}
-	if gb, _ := os.ReadFile(h.Path("build", "SBUILD-GIVEN-BACK")); !strings.HasPrefix(string(gb), "alpha_1.0 ") || !strings.HasSuffix(string(gb), " bookworm/amd64\n") {
-		t.Errorf("SBUILD-GIVEN-BACK %q, want alpha's line for bookworm/amd64", gb)
+	if info, err := ports["amd64"].Info(ctx, "alpha"); err != nil || !strings.Contains(info.Waiting, "in backoff") {
+		t.Errorf("alpha on amd64: %+v, %v; want it in backoff there", info, err)
 	}
 	if b, _ := os.ReadFile(h.REDO().Path()); string(b) != "delta_1.0 bookworm\n" {
 		t.Errorf("REDO %q, want the line without its arch kept", b)
@@ -534,7 +558,9 @@ func TestRoundSeveralArches(t *testing.T) {
 	if err := ports["arm64"].GiveBack(ctx, "beta_1.0"); err != nil {
 		t.Fatal(err)
 	}
-	c.DelayAfterGiveBack = 0
+	if out, err := exec.Command(wannaBuild(t), "--db", c.WannaBuildDB, "-d", "bookworm", "-A", "amd64", "--retry", "alpha").CombinedOutput(); err != nil {
+		t.Fatalf("--retry alpha: %v\n%s", err, out)
+	}
 	q.b.status["alpha_1.0 bookworm/amd64"] = build.Successful
 	if got := round(); got != "alpha_1.0 bookworm/amd64" {
 		t.Errorf("round with arm64 held: built %q, want amd64's alpha only", got)

@@ -470,7 +470,7 @@ func (r *runner) loop(ctx context.Context, sigs <-chan os.Signal) int {
 				leases.Reset(LeaseEvery(d.config()))
 				due = true
 			case syscall.SIGUSR2:
-				d.EndPause()
+				d.EndQuarantine("SIGUSR2")
 				due = true
 			}
 		case <-d.Wake():

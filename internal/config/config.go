@@ -35,6 +35,8 @@ import (
 	"unicode"
 
 	"github.com/BurntSushi/toml"
+
+	"buildd/internal/debversion"
 )
 
 // DefaultPath is used when neither --config nor $BUILDD_CONF is given.
@@ -102,6 +104,20 @@ type Config struct {
 	// MaintJobs is how many jobs the scheduled machine maintenance runs
 	// at once (buildd machine maint -j).
 	MaintJobs int `toml:"maint_jobs"`
+
+	// GiveBackRetries: a package given back this many times in a row (by
+	// any builder of its queue) is held for the admin (wanna-build
+	// --retry) instead of waiting again; each give-back before makes it
+	// wait delay_after_give_back, twice as long each time.
+	GiveBackRetries int `toml:"give_back_retries"`
+	// QuarantineProbe is a known-good package ("hello_2.10-3") that a
+	// quarantined buildd builds every sbuild_fails_pause seconds, in its
+	// first [[dist]], without taking it from the queue; the quarantine
+	// ends when it builds. "": only the admin ends a quarantine.
+	QuarantineProbe string `toml:"quarantine_probe"`
+	// SlotMemory (MiB) is the memory limit of each build slot; 0: the
+	// host's memory (less its reserve) shared among max_build slots.
+	SlotMemory int `toml:"slot_memory"`
 
 	// UploadToolConfig is the dput/dupload config file naming the upload
 	// targets (dput -c FILE, dupload --configfile FILE); "" for the tool's own.
@@ -242,7 +258,8 @@ func Defaults() Config {
 		DaemonLogKeep:      7,
 		DaemonLogRotate:    1,
 		DaemonLogSend:      true,
-		DelayAfterGiveBack: 8 * 60,
+		DelayAfterGiveBack: 15,
+		GiveBackRetries:    5,
 		ErrorMailWindow:    8 * 60 * 60,
 		IdleSleepTime:      5 * 60,
 		MaxBuild:           runtime.NumCPU(),
@@ -360,6 +377,12 @@ func (c *Config) check(lines *lineIndex) error {
 	}
 	if c.MachinesFrom != "" && len(c.PushHosts) > 0 {
 		return fail("machines_from", "machines_from = %q and push_hosts are both set: a host that receives its machines does not push them", c.MachinesFrom)
+	}
+	if c.QuarantineProbe != "" {
+		pv := debversion.SplitPkgVersion(c.QuarantineProbe)
+		if debversion.CheckName(pv.Name) != nil || pv.Version == "" || debversion.CheckVersion(pv.Version) != nil {
+			return fail("quarantine_probe", "quarantine_probe = %q: not PACKAGE_VERSION", c.QuarantineProbe)
+		}
 	}
 	if _, err := regexp.Compile(c.NoWarnPattern); err != nil {
 		return fail("no_warn_pattern", "no_warn_pattern: %v", err)
@@ -492,8 +515,10 @@ func (c *Config) ranges() []intRange {
 		{"error_mail_window", &c.ErrorMailWindow, 1, inf, "seconds"},
 		{"idle_sleep_time", &c.IdleSleepTime, 1, inf, "seconds"},
 		{"max_build", &c.MaxBuild, 1, inf, "builds"},
-		{"max_sbuild_fails", &c.MaxSbuildFails, 0, inf, "give-backs"},
+		{"max_sbuild_fails", &c.MaxSbuildFails, 0, inf, "infrastructure failures in a row"},
 		{"sbuild_fails_pause", &c.SbuildFailsPause, 0, inf, "seconds"},
+		{"give_back_retries", &c.GiveBackRetries, 1, 1000, "give-backs in a row"},
+		{"slot_memory", &c.SlotMemory, 0, inf, "MiB; 0: the host's share"},
 		{"min_free_space", &c.MinFreeSpace, 0, inf, "KiB"},
 		{"nice_level", &c.NiceLevel, -20, 19, "a nice value"},
 		{"pkg_log_keep", &c.PkgLogKeep, 0, inf, "days"},

@@ -72,8 +72,14 @@ func TestLoadMinimal(t *testing.T) {
 			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
 		}
 	}
-	if c.IdleSleepTime != 300 || c.DelayAfterGiveBack != 480 || c.MaxSbuildFails != 2 {
+	if c.IdleSleepTime != 300 || c.MaxSbuildFails != 2 {
 		t.Errorf("classic defaults wrong: %+v", c)
+	}
+	// The classic buildd's 8 hours were one builder's own wait; the
+	// queue's backoff holds a package from every builder, and grows.
+	if c.DelayAfterGiveBack != 15 || c.GiveBackRetries != 5 || c.SlotMemory != 0 || c.QuarantineProbe != "" {
+		t.Errorf("delay_after_give_back %d, give_back_retries %d, slot_memory %d, quarantine_probe %q; want 15, 5, 0, none",
+			c.DelayAfterGiveBack, c.GiveBackRetries, c.SlotMemory, c.QuarantineProbe)
 	}
 	if c.ReplyWindow != 60 || c.MQueueMaxAge != 72 || c.ErrorReplyRate != 5 {
 		t.Errorf("reply_window %d, mqueue_max_age %d, error_reply_rate %d; want 60, 72, 5", c.ReplyWindow, c.MQueueMaxAge, c.ErrorReplyRate)

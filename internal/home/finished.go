@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"buildd/internal/queue"
 )
 
 // Finished is a build that has ended but whose end not everyone knows
@@ -17,14 +19,18 @@ import (
 // done, instead of building the package again or losing its report.
 type Finished struct {
 	RedoEntry
-	Status      string    `json:"status"` // the build's outcome (queue.Outcome)
-	FailStage   string    `json:"fail_stage,omitempty"`
-	LogPath     string    `json:"log"`
-	ChangesPath string    `json:"changes,omitempty"`
-	Ended       time.Time `json:"ended"`
-	Reported    bool      `json:"reported,omitempty"` // the queue has the outcome
-	Spooled     bool      `json:"spooled,omitempty"`  // the log is in the log spool
-	Mailed      bool      `json:"mailed,omitempty"`   // the log mail is sent or in the mail spool
+	Status    string `json:"status"` // the build's outcome (queue.Outcome)
+	FailStage string `json:"fail_stage,omitempty"`
+	// Class and Resources are the build's (queue.BuildEnd), told to the
+	// queue with its outcome.
+	Class       queue.Class     `json:"class,omitempty"`
+	Resources   queue.Resources `json:"resources,omitzero"`
+	LogPath     string          `json:"log"`
+	ChangesPath string          `json:"changes,omitempty"`
+	Ended       time.Time       `json:"ended"`
+	Reported    bool            `json:"reported,omitempty"` // the queue has the outcome
+	Spooled     bool            `json:"spooled,omitempty"`  // the log is in the log spool
+	Mailed      bool            `json:"mailed,omitempty"`   // the log mail is sent or in the mail spool
 }
 
 // Finished is build/FINISHED.

@@ -70,9 +70,9 @@ func (h Home) Init() error {
 }
 
 // StateFiles are the names of the suite's own state files in build/
-// (REDO, BUILDING, FINISHED, SBUILD-GIVEN-BACK, SKIP, PURGE and the default pid
+// (REDO, BUILDING, FINISHED, QUARANTINE, SKIP, PURGE and the default pid
 // file): old when nothing happened, never leftovers of a build.
-var StateFiles = []string{"REDO", "BUILDING", "FINISHED", "SBUILD-GIVEN-BACK", "SKIP", "PURGE", "buildd.pid"}
+var StateFiles = []string{"REDO", "BUILDING", "FINISHED", "QUARANTINE", "SKIP", "PURGE", "buildd.pid"}
 
 // REDO is build/REDO.
 func (h Home) REDO() *REDOFile { return &REDOFile{path: h.Path("build", "REDO")} }
@@ -82,11 +82,6 @@ func (h Home) REDO() *REDOFile { return &REDOFile{path: h.Path("build", "REDO")}
 // everyone knows the build's end (see Finished); lines left by a crash
 // whose build had not ended go back to REDO when buildd starts again.
 func (h Home) Building() *REDOFile { return &REDOFile{path: h.Path("build", "BUILDING")} }
-
-// GivenBack is build/SBUILD-GIVEN-BACK.
-func (h Home) GivenBack() *GivenBackFile {
-	return &GivenBackFile{path: h.Path("build", "SBUILD-GIVEN-BACK")}
-}
 
 // Skip is build/SKIP.
 func (h Home) Skip() *SkipFile { return &SkipFile{path: h.Path("build", "SKIP")} }

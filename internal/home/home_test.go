@@ -2,7 +2,6 @@ package home
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,34 +163,10 @@ func TestLockExcludes(t *testing.T) {
 	}
 }
 
-func TestGivenBackAndOutdated(t *testing.T) {
+func TestOutdated(t *testing.T) {
 	h := New(t.TempDir())
 	c := twoArches(t)
 	now := time.Unix(1_800_000_000, 0)
-	gb := h.GivenBack()
-	gb.Add("old_1", "bookworm", "amd64", now.Add(-9*time.Hour))
-	gb.Add("new_1", "bookworm", "amd64", now.Add(-time.Hour))
-	gb.Add("arm_1", "bookworm", "arm64", now.Add(-time.Hour))
-	if err := gb.Add("blank_1", "bookworm", "", now); err == nil {
-		t.Error("a give-back without its architecture was recorded")
-	}
-	os.WriteFile(h.Path("build", "SBUILD-GIVEN-BACK"), append(must(os.ReadFile(h.Path("build", "SBUILD-GIVEN-BACK"))),
-		fmt.Sprintf("classic_1 %d\nnoarch_1 %d bookworm\n", now.Add(-time.Hour).Unix(), now.Unix())...), 0o644)
-	recent, err := gb.Recent(now, 8*time.Hour, "bookworm", "amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := recent["new_1"]; !ok || recent["classic_1"].IsZero() || len(recent) != 2 {
-		t.Errorf("Recent(bookworm/amd64) = %v, want new_1 and the classic line's classic_1", recent)
-	}
-	if recent, _ := gb.Recent(now, 8*time.Hour, "bookworm", "arm64"); len(recent) != 2 || recent["arm_1"].IsZero() || recent["classic_1"].IsZero() {
-		t.Errorf("Recent(bookworm/arm64) = %v, want arm_1 and classic_1", recent)
-	}
-	if b, _ := os.ReadFile(h.Path("build", "SBUILD-GIVEN-BACK")); string(b) != fmt.Sprintf("new_1 %d bookworm/amd64\narm_1 %d bookworm/arm64\nclassic_1 %d\n",
-		now.Add(-time.Hour).Unix(), now.Add(-time.Hour).Unix(), now.Add(-time.Hour).Unix()) {
-		t.Errorf("SBUILD-GIVEN-BACK kept %q: want the old line and the one of no known form dropped", b)
-	}
-
 	o := h.Outdated()
 	o.Add("a_1", "a_2", "sid", "amd64", now.Add(-22*24*time.Hour))
 	o.Add("b_1", "b_2", "bookworm", "arm64", now)

@@ -308,59 +308,6 @@ func (r *REDOFile) Edit(f func([]RedoEntry) []RedoEntry) (bad []error, err error
 	return bad, err
 }
 
-// GivenBackFile is build/SBUILD-GIVEN-BACK: "pkg_version unixtime
-// dist/arch" lines, each a build given back in that dist and arch. A line
-// of the classic form, "pkg_version unixtime", names no dist: it holds
-// the package back in every dist and arch.
-type GivenBackFile struct{ path string }
-
-// Add records that pkgv was given back in dist for arch at t.
-func (g *GivenBackFile) Add(pkgv, dist, arch string, t time.Time) error {
-	if pkgv == "" || dist == "" || arch == "" || strings.ContainsFunc(pkgv+dist+arch, unicode.IsSpace) {
-		return fmt.Errorf("%s: cannot add %q for %q: a line is PKG_VERSION UNIXTIME DIST/ARCH, without blanks", g.path, pkgv, JoinDistArch(dist, arch))
-	}
-	return lineFile{path: g.path}.update(func(lines []string) ([]string, error) {
-		return append(lines, fmt.Sprintf("%s %d %s", pkgv, t.Unix(), JoinDistArch(dist, arch))), nil
-	})
-}
-
-// Recent returns the packages given back in dist for arch (or, by a
-// classic line, anywhere) less than delay before now, and drops older
-// lines, and lines of no known form, from the file.
-func (g *GivenBackFile) Recent(now time.Time, delay time.Duration, dist, arch string) (map[string]time.Time, error) {
-	recent := map[string]time.Time{}
-	err := lineFile{path: g.path}.update(func(lines []string) ([]string, error) {
-		var keep []string
-		for _, l := range lines {
-			f := strings.Fields(l)
-			if len(f) != 2 && len(f) != 3 {
-				continue
-			}
-			sec, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				continue
-			}
-			here := len(f) == 2
-			if len(f) == 3 {
-				d, a, err := SplitDistArch(f[2])
-				if err != nil || a == "" {
-					continue
-				}
-				here = d == dist && a == arch
-			}
-			t := time.Unix(sec, 0)
-			if now.Sub(t) < delay {
-				if here {
-					recent[f[0]] = t
-				}
-				keep = append(keep, l)
-			}
-		}
-		return keep, nil
-	})
-	return recent, err
-}
-
 // SkipFile is build/SKIP: builds buildd must not do, one a line.
 // "pkg_version dist/arch" names the build of that version in one dist for
 // one architecture (what buildd-mail writes when a newer version

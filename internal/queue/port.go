@@ -40,7 +40,8 @@ func IsRefused(err error) bool {
 // same answers. A per-package refusal is a *Refused with the classic
 // message (errors.Is ErrNotRegistered for an unknown package).
 type Port interface {
-	// NeedsBuild lists the packages in Needs-Build, best first.
+	// NeedsBuild lists the packages in Needs-Build, best first, but for
+	// those given back that wait (Waiting).
 	NeedsBuild(ctx context.Context) ([]Candidate, error)
 	// Take takes pkgv ("name_version") for building.
 	Take(ctx context.Context, pkgv string) error
@@ -66,6 +67,20 @@ type Port interface {
 	// distribution, architecture and builder are the port's. nil means the
 	// store has it.
 	PutLog(ctx context.Context, l BuildLog, gz io.Reader) error
+	// End tells the queue that the build of pkgv, this builder's
+	// Building package, ended as e says: its outcome (Built,
+	// Build-Attempted, or given back) and, in the same transaction, the
+	// build kept with its class and resources, given back with a wait
+	// before it may be taken again (health.go). It returns the build as
+	// kept: Held when the package now waits for the admin. A package not
+	// Building by this builder gets the outcome's classic refusal and no
+	// build is kept.
+	End(ctx context.Context, pkgv string, e BuildEnd) (*BuildRecord, error)
+	// Heartbeat reports st (its builder and queue are the port's),
+	// idle or not.
+	Heartbeat(ctx context.Context, st BuilderStatus) error
+	// Builders lists the heartbeats of the port's queue.
+	Builders(ctx context.Context) ([]BuilderStatus, error)
 	// Revisions reports held, the revisions of the builder's machine for
 	// the port's queue (replacing its last report), and returns the UUID
 	// of the revision the queue requires, "" when none (revisions.go).
@@ -109,6 +124,9 @@ type Candidate struct {
 	BinNMU   int    `json:"binnmu,omitempty"`
 	Notes    string `json:"notes,omitempty"`
 	CalPrio  int    `json:"calprio"`
+	// Memory (KiB) is what the package is expected to need (NeedsMemory
+	// of its kept builds), 0 when never measured.
+	Memory int64 `json:"memory_kib,omitempty"`
 }
 
 // PkgVersion is "name_version".
@@ -140,4 +158,12 @@ type Info struct {
 	// LastChange is the package's last history entry, "ACTION by USER at
 	// TIME" (UTC, TimeFormat); "" when it has none.
 	LastChange string `json:"last_change,omitempty"`
+	// LeaseUntil is when a Building package's lease ends, LastHeard when
+	// its builder was last heard (its newest renewal or heartbeat), both
+	// TimeFormat UTC, "" when none.
+	LeaseUntil string `json:"lease_until,omitempty"`
+	LastHeard  string `json:"last_heard,omitempty"`
+	// Waiting is why a Needs-Build package is not taken yet (health.go's
+	// Waiting), "" when it may be.
+	Waiting string `json:"waiting,omitempty"`
 }

@@ -2,7 +2,9 @@
 // transitions between them with the classic checks and messages, the records
 // and their transaction history, build priorities (calprio), the merge of
 // archive indexes, the export format, the builders' build machine
-// revisions and the revision a queue requires (revisions.go), the Store
+// revisions and the revision a queue requires (revisions.go), the ended
+// builds with their classes and resources, the backoff of give-backs and
+// the builders' heartbeats (health.go), the Store
 // interface a database implements (queue/bolt, queue/pg; queue/store
 // opens the one a wanna_build_db names), and the Port a build host's
 // programs reach one (dist, arch) through (queue/port), with the errors

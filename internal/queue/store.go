@@ -19,6 +19,8 @@ type Store interface {
 	// The builders' machine revisions and those the queues require
 	// (revisions.go).
 	RevisionStore
+	// The builders' heartbeats (health.go).
+	BuilderStore
 	Close() error
 }
 
@@ -47,6 +49,8 @@ type Tx interface {
 	// History calls fn for the transactions of name ("" for all), oldest
 	// first.
 	History(name string, fn func(*Transaction) error) error
+	// The ended builds of the queue's packages (health.go).
+	BuildStore
 	// Writable reports whether the transaction may change anything.
 	Writable() bool
 }

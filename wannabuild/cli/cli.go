@@ -321,14 +321,7 @@ func (r *run) dispatch() int {
 	case "list":
 		return r.view(func(tx queue.Tx) error { return s.List(tx, o.listState, o.user, o.minAge) })
 	case "info":
-		return r.view(func(tx queue.Tx) error {
-			for _, a := range o.args {
-				if err := s.Info(tx, a); err != nil && !queue.IsPackageError(err) {
-					return err
-				}
-			}
-			return nil
-		})
+		return r.info()
 	case "history":
 		return r.view(func(tx queue.Tx) error {
 			if len(o.args) == 0 {
@@ -374,6 +367,13 @@ func (r *run) dispatch() int {
 		return r.requireRevision()
 	case "revisions":
 		return r.listRevisions()
+	case "builders":
+		return r.listBuilders()
+	case "retry":
+		return r.retry()
+	case "end", "heartbeat":
+		status, _ := r.fail(exitUsage, "--%s is buildd's call over ssh: only with --json", o.mode)
+		return status
 	}
 	status, _ := r.fail(exitUsage, "Unexpected operation mode %s", o.mode)
 	return status
@@ -499,6 +499,13 @@ Options:
         until it has it; --require-revision= requires none.
     --revisions: List the required revision of -d/-A, the revisions each
         builder reported, and the builders behind.
+    --builders: List the builders of -d/-A as they last reported in: their
+        slots, each slot's memory, the builds running, when each was last
+        heard, and which are silent or quarantined.
+    --retry PKG...: End the backoff of packages given back, or their hold
+        for the admin: they may be taken again at once.
+    --end PKG_VERSION, --heartbeat: buildd's calls over ssh (--json only):
+        a build's end, or a builder's heartbeat, as JSON on stdin.
 
 The remaining arguments (depending on operation) usually start with
 "name_version", the trailer is ignored. This allows to pass the names

@@ -27,8 +27,11 @@ func (r *run) serveJSON() int {
 		req.Log = queue.BuildLog{Time: o.logTime, Status: queue.Outcome(o.logStatus), Expires: o.logExpires}
 		req.LogData = r.stdin
 	}
-	if o.mode == "report-revisions" {
+	switch o.mode {
+	case "report-revisions":
 		req.Revisions = r.stdin
+	case "end", "heartbeat":
+		req.Body = r.stdin
 	}
 	if err := port.Serve(context.Background(), p, req, r.stdout); err != nil {
 		status, _ := r.fail(exitUsage, "%v", err)

@@ -144,6 +144,10 @@ var optTable = []opt{
 	{[]string{"report-revisions"}, false, mode("report-revisions")},
 	{[]string{"require-revision"}, true, requireArg},
 	{[]string{"revisions"}, false, mode("revisions")},
+	{[]string{"builders"}, false, mode("builders")},
+	{[]string{"retry"}, false, mode("retry")},
+	{[]string{"end"}, false, mode("end")},
+	{[]string{"heartbeat"}, false, mode("heartbeat")},
 	{[]string{"json"}, true, func(o *options, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n != port.WireVersion {

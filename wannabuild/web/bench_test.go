@@ -130,6 +130,7 @@ func BenchmarkPages(b *testing.B) {
 		"/dist/bookworm/amd64?sort=name&page=50",
 		"/dist/bookworm/arm64?state=needs-build",
 		"/builder/bench",
+		"/builders",
 	} {
 		b.Run(strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", "_"), func(b *testing.B) {
 			var same, changed []time.Duration

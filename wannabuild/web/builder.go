@@ -8,17 +8,20 @@ import (
 )
 
 // builderPage is "/builder/NAME": what the builder is building, in every
-// queue, since when, when it was last heard from, and the revisions of
-// its build machines it reported, with the queues whose required
-// revision its machine is not on (it takes nothing from them).
+// queue, since when, when it was last heard from, its last heartbeat in
+// each queue it reports in to (builders.go: idle or not, silent,
+// quarantined), and the revisions of its build machines it reported,
+// with the queues whose required revision its machine is not on (it
+// takes nothing from them).
 type builderPage struct {
 	Builder       string         `json:"builder"`
 	Since         string         `json:"building_since,omitempty"` // the oldest of its builds' start, queue.TimeFormat UTC
 	SinceUnix     int64          `json:"building_since_unix,omitempty"`
-	LastHeard     string         `json:"last_heard,omitempty"` // its newest change of the queue (or of a lease), queue.TimeFormat UTC
+	LastHeard     string         `json:"last_heard,omitempty"` // its newest change of the queue, lease renewal or heartbeat, queue.TimeFormat UTC
 	LastHeardUnix int64          `json:"last_heard_unix,omitempty"`
 	LastHeardAgo  string         `json:"last_heard_ago,omitempty"` // how long before now, e.g. "3 h 5 min"
 	Building      []builderRow   `json:"building"`
+	Queues        []builderState `json:"queues"` // its heartbeats, one per queue it reports in to
 	Machines      []machineQueue `json:"machines"`
 }
 
@@ -64,7 +67,8 @@ func builderData(q *request) (any, error) {
 		return nil, err
 	}
 	p := &builderPage{Builder: name, Building: []builderRow{}}
-	var renewed int64 // its newest renewal of a lease
+	var heard int64 // its newest lease renewal or heartbeat
+	rn := renewals{}
 	err := eachQueue(q.db, func(pr queue.Pair, tx queue.Tx) error {
 		return tx.ForEachInState(queue.Building, func(r *queue.Record) error {
 			if r.Builder != name {
@@ -74,7 +78,8 @@ func builderData(q *request) (any, error) {
 			if r.StateChange != 0 {
 				row.Since, row.SinceUnix = r.StateChangeTime().Format(queue.TimeFormat), r.StateChange
 			}
-			renewed = max(renewed, r.LeaseRenewed)
+			heard = max(heard, r.LeaseRenewed)
+			rn.add(pr, r)
 			if r.LeaseUntil != 0 {
 				row.Lease = time.Unix(r.LeaseUntil, 0).UTC().Format(queue.TimeFormat)
 				row.LeaseUnix, row.LeaseEnded = r.LeaseUntil, r.LeaseUntil <= q.now.Unix()
@@ -91,6 +96,12 @@ func builderData(q *request) (any, error) {
 			p.Since, p.SinceUnix = row.Since, row.SinceUnix
 		}
 	}
+	if p.Queues, err = builderStates(q.db, name, rn, q.now); err != nil {
+		return nil, err
+	}
+	for _, st := range p.Queues {
+		heard = max(heard, st.LastHeardUnix)
+	}
 	if p.Machines, err = machineQueues(q, name); err != nil {
 		return nil, err
 	}
@@ -98,7 +109,7 @@ func builderData(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t := max(lastHeard(digests, name), renewed); t != 0 {
+	if t := max(lastHeard(digests, name), heard); t != 0 {
 		p.LastHeard, p.LastHeardUnix = time.Unix(t, 0).UTC().Format(queue.TimeFormat), t
 		p.LastHeardAgo = ago(q.now.Unix() - t)
 	}

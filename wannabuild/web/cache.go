@@ -9,8 +9,9 @@ import (
 
 // The server keeps each page as sent and the metrics' data while the
 // store's mark (queue.Marker) stays, for at most cacheTTL (calprio and
-// ages move with the clock). The history's digests are kept apart
-// (depth.go).
+// ages move with the clock); each queue's health (health.go), which
+// pages and metrics share, is kept the same way in a cache of its own.
+// The history's digests are kept apart (depth.go).
 
 // cacheTTL is how long a value is kept at most.
 const cacheTTL = time.Minute
@@ -74,6 +75,11 @@ func (c *cache) get(mark, key string, fn func() (any, error)) (any, error) {
 // cached is the value of key read from db: kept while db's mark
 // (queue.Marker) stays, when it has one.
 func (s *Server) cached(db queue.Store, key string, fn func() (any, error)) (any, error) {
+	return cachedIn(&s.cache, db, key, fn)
+}
+
+// cachedIn is cached, kept in c.
+func cachedIn(c *cache, db queue.Store, key string, fn func() (any, error)) (any, error) {
 	m, ok := db.(queue.Marker)
 	if !ok {
 		return fn()
@@ -82,5 +88,5 @@ func (s *Server) cached(db queue.Store, key string, fn func() (any, error)) (any
 	if err != nil {
 		return nil, err
 	}
-	return s.cache.get(mark, key, fn)
+	return c.get(mark, key, fn)
 }

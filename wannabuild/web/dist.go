@@ -3,6 +3,7 @@ package web
 import (
 	"slices"
 	"strconv"
+	"time"
 
 	"buildd/internal/queue"
 )
@@ -37,6 +38,7 @@ type distRow struct {
 	Version   string `json:"version"`
 	State     string `json:"state"`
 	Builder   string `json:"builder,omitempty"`
+	ByAdmin   bool   `json:"by_admin,omitempty"` // Builder is the admin's login, no builder of the queue
 	Since     string `json:"since,omitempty"`
 	SinceUnix int64  `json:"since_unix,omitempty"`
 	Section   string `json:"section,omitempty"`
@@ -45,6 +47,18 @@ type distRow struct {
 	CalPrio   int    `json:"calprio"`
 	Days      int    `json:"days"`
 	Why       string `json:"why"`
+	// A Needs-Build package's expected duration (estimate.go), in
+	// seconds, and where it comes from.
+	Duration     int64  `json:"expected_duration_s,omitempty"`
+	DurationFrom string `json:"expected_duration_from,omitempty"`
+}
+
+// DurationText is the expected duration as a person reads it.
+func (r *distRow) DurationText() string {
+	if r.DurationFrom == "" {
+		return ""
+	}
+	return ago(r.Duration) + " (" + r.DurationFrom + ")"
 }
 
 // SortOrders are the values of ?sort=, for the page's links.
@@ -138,12 +152,21 @@ func distData(q *request) (any, error) {
 	if p.Required, p.Behind, err = requirement(q.db, queue.Pair{Dist: dist, Arch: arch}); err != nil {
 		return nil, err
 	}
+	var h *queueHealth
+	if slices.ContainsFunc(page.Rows, func(l queue.Listed) bool { return l.State == queue.NeedsBuild || l.Builder != "" }) {
+		if h, err = q.s.health(q.db, queue.Pair{Dist: dist, Arch: arch}, q.now); err != nil {
+			return nil, err
+		}
+	}
 	for _, l := range page.Rows {
 		r := l.Record
 		row := distRow{
 			Package: text(r.Package), Version: text(r.FullVersion()), State: text(string(r.State)),
-			Builder: text(r.Builder), Section: text(r.Section), Priority: text(r.Priority), Notes: text(r.Notes),
-			CalPrio: l.CalPrio, Days: l.Days, Why: why(r, l.Ahead),
+			Builder: text(r.Builder), ByAdmin: h.byAdmin(r), Section: text(r.Section), Priority: text(r.Priority), Notes: text(r.Notes),
+			CalPrio: l.CalPrio, Days: l.Days, Why: h.why(r, l.Ahead),
+		}
+		if pd := h.pendingOf(r); pd != nil {
+			row.Duration, row.DurationFrom = int64(pd.duration/time.Second), pd.durationFrom
 		}
 		if r.StateChange != 0 {
 			row.Since, row.SinceUnix = r.StateChangeTime().Format(queue.TimeFormat), r.StateChange

@@ -2,6 +2,7 @@ package web
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"buildd/internal/queue"
@@ -18,13 +19,31 @@ type pairCounts struct {
 	Graph  graph               `json:"-"`
 }
 
-// builderCount is a builder, how many packages it is building, and when
-// it was last heard from.
+// builderCount is a builder (one building or reporting in, idle or
+// not), how many packages it is building, when it was last heard from,
+// and what its heartbeats say (builders.go).
 type builderCount struct {
-	Builder       string `json:"builder"`
-	Building      int    `json:"building"`
-	LastHeard     string `json:"last_heard,omitempty"` // queue.TimeFormat UTC
-	LastHeardUnix int64  `json:"last_heard_unix,omitempty"`
+	Builder       string   `json:"builder"`
+	Building      int      `json:"building"`
+	LastHeard     string   `json:"last_heard,omitempty"` // queue.TimeFormat UTC
+	LastHeardUnix int64    `json:"last_heard_unix,omitempty"`
+	ReportsIn     bool     `json:"reports_in"`               // it sent heartbeats
+	Slots         int      `json:"slots"`                    // over every queue it reports in to
+	Silent        bool     `json:"silent,omitempty"`         // every heartbeat of it is silent
+	QuarantinedIn []string `json:"quarantined_in,omitempty"` // the queues (DIST/ARCH) it is quarantined in
+}
+
+// State is the builder's state in a few words.
+func (b *builderCount) State() string {
+	switch {
+	case !b.ReportsIn:
+		return "never reported in"
+	case len(b.QuarantinedIn) > 0:
+		return "quarantined in " + strings.Join(b.QuarantinedIn, ", ")
+	case b.Silent:
+		return "silent"
+	}
+	return "taking packages"
 }
 
 // overviewPage is "/": every queue's counts by state and depth, and the
@@ -34,7 +53,8 @@ type overviewPage struct {
 	Pairs    []pairCounts   `json:"pairs"`
 	Builders []builderCount `json:"builders"`
 
-	heard map[string]int64 // every builder's last heard, for the metrics
+	heard  map[string]int64 // every builder's last heard, for the metrics
+	states []builderState   // every heartbeat, for the metrics
 }
 
 func overviewData(q *request) (any, error) {
@@ -42,8 +62,9 @@ func overviewData(q *request) (any, error) {
 	return p, err
 }
 
-// overview counts the packages of every queue of db by state, and reads
-// the digests of their history, which it returns too.
+// overview counts the packages of every queue of db by state, lists the
+// builders (those building and those reporting in), and reads the
+// digests of their history, which it returns too.
 func overview(s *Server, db queue.Store, now time.Time) (*overviewPage, map[queue.Pair]*queue.Digest, error) {
 	p := &overviewPage{Pairs: []pairCounts{}, Builders: []builderCount{}}
 	counts, err := allCounts(db)
@@ -56,6 +77,7 @@ func overview(s *Server, db queue.Store, now time.Time) (*overviewPage, map[queu
 	}
 	seen := map[queue.State]bool{}
 	building := map[string]int{}
+	rn := renewals{}
 	p.heard = map[string]int64{}
 	for _, d := range digests {
 		for u, h := range d.Heard {
@@ -79,6 +101,7 @@ func overview(s *Server, db queue.Store, now time.Time) (*overviewPage, map[queu
 			if r.Builder != "" {
 				building[r.Builder]++
 				p.heard[r.Builder] = max(p.heard[r.Builder], r.LeaseRenewed)
+				rn.add(pr, r)
 			}
 			return nil
 		})
@@ -87,12 +110,34 @@ func overview(s *Server, db queue.Store, now time.Time) (*overviewPage, map[queu
 		return nil, nil, err
 	}
 	p.States = orderStates(seen)
+	if p.states, err = builderStates(db, "", rn, now); err != nil {
+		return nil, nil, err
+	}
+	builders := map[string]*builderCount{}
+	count := func(name string) *builderCount {
+		if builders[name] == nil {
+			builders[name] = &builderCount{Builder: text(name), Silent: true}
+		}
+		return builders[name]
+	}
 	for b, n := range building {
-		c := builderCount{Builder: b, Building: n}
-		if t := p.heard[b]; t != 0 {
+		count(b).Building = n
+	}
+	for i := range p.states {
+		st := &p.states[i]
+		c := count(st.Builder)
+		c.ReportsIn, c.Slots, c.Silent = true, c.Slots+st.Slots, c.Silent && st.Silent
+		if st.Quarantined != "" {
+			c.QuarantinedIn = append(c.QuarantinedIn, st.Dist+"/"+st.Arch)
+		}
+		p.heard[st.Builder] = max(p.heard[st.Builder], st.LastHeardUnix)
+	}
+	for name, c := range builders {
+		c.Silent = c.Silent && c.ReportsIn
+		if t := p.heard[name]; t != 0 {
 			c.LastHeard, c.LastHeardUnix = time.Unix(t, 0).UTC().Format(queue.TimeFormat), t
 		}
-		p.Builders = append(p.Builders, c)
+		p.Builders = append(p.Builders, *c)
 	}
 	sort.Slice(p.Builders, func(i, j int) bool { return p.Builders[i].Builder < p.Builders[j].Builder })
 	return p, digests, nil

@@ -1,16 +1,19 @@
 // Package web is wanna-build's status web (wanna-build --web ADDR): a
 // read-only HTTP server over the queue. It owns the pages (the overview of
 // every distribution and architecture, a package across them with its
-// history, one queue's list and its required build machine revision,
-// what a builder is building and the revisions of its machines (and
-// where it takes nothing for want of the required one), a build log
-// from the queue's log store), their JSON form under /api/, the
-// Prometheus metrics, the one-sentence answer to "why isn't it
-// building?", and how the queue's data (text from outside) is
-// shown: escaped, control bytes and invisible format characters (bidi
-// controls, zero-width characters) made visible, long texts cut. A bbolt
-// queue is opened read-only for each request, so it is never locked
-// between requests; a few PostgreSQL connections are kept open.
+// kept builds (their class and resources) and history, one queue's list
+// and its required build machine revision, every builder's heartbeats,
+// idle or not (silent, quarantined), what a builder is building and the
+// revisions of its machines (and where it takes nothing for want of the
+// required one), a build log from the queue's log store), their JSON
+// form under /api/, the Prometheus metrics, the one-sentence answer to
+// "why isn't it building?" (for a Needs-Build package down to its
+// estimated start: estimate.go), and how the queue's data (text from
+// outside) is shown: escaped, control bytes and invisible format
+// characters (bidi controls, zero-width characters) made visible, long
+// texts cut. A bbolt queue is opened read-only for each request, so it
+// is never locked between requests; a few PostgreSQL connections are
+// kept open.
 package web
 
 import (
@@ -38,6 +41,7 @@ type Server struct {
 	handleOnce  sync.Once
 	handle      *store.Handle // the queue, kept for the server's life (see withStore)
 	cache       cache         // pages and metrics, while the queue does not change
+	healthCache cache         // each queue's health (health.go), while it does not change
 	digestCache digestCache   // the history's digests, while it does not change
 }
 
@@ -131,6 +135,7 @@ func (s *Server) Handler() http.Handler {
 		{"/package/{src}", page{"package", packageData}},
 		{"/dist/{dist}/{arch}", page{"dist", distData}},
 		{"/builder/{name}", page{"builder", builderData}},
+		{"/builders", page{"builders", buildersData}},
 	} {
 		mux.Handle(p.pattern, s.serve(p.page, false))
 		mux.Handle("/api"+p.pattern, s.serve(p.page, true))

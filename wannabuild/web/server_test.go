@@ -176,7 +176,7 @@ func TestPages(t *testing.T) {
 		{"GET", "/package/hello", 200, []string{
 			"<h1>hello</h1>",
 			"bookworm", "built and in the archive",
-			"sid", "amd64", "2.10-3", "Needs-Build", "2026 Nov 16", "waiting for a builder (1 in the queue before it)",
+			"sid", "amd64", "2.10-3", "Needs-Build", "2026 Nov 16", "no builder of sid/amd64 ever reported in",
 			"arm64", "BD-Uninstallable", "build-dependencies not installable: libbar is not installable",
 			"History", "--merge-v3: needs-build"}, nil},
 		{"GET", "/api/package/hello", 200, []string{`"package": "hello"`, `"why": "built and in the archive"`, `"bd_problem": "libbar is not installable"`, `"history"`}, nil},
@@ -187,7 +187,8 @@ func TestPages(t *testing.T) {
 		{"GET", "/package/Bad_Name", 400, []string{"invalid package name"}, nil},
 		{"GET", "/package/a", 400, []string{"invalid package name"}, nil},
 		{"GET", "/api/package/%3Cscript%3E", 400, []string{`\u003cscript\u003e`}, []string{"<script>"}},
-		{"GET", "/dist/sid/amd64", 200, []string{"<h1>sid/amd64</h1>", "7 package(s), sorted by prio", "aaa", "waiting for a builder (0 in the queue before it)", "hello", "waiting for a builder (1 in the queue before it)", "failed: compile error"}, nil},
+		{"GET", "/dist/sid/amd64", 200, []string{"<h1>sid/amd64</h1>", "7 package(s), sorted by prio", "aaa", "10 min (the default)", "no builder of sid/amd64 ever reported in", "hello", "no builder of sid/amd64 ever reported in", "failed: compile error",
+			`<td>marked by the admin b&#34;&lt;i&gt;</td>`}, nil},
 		{"GET", "/dist/sid/amd64?state=needs-build", 200, []string{"In Needs-Build: 2 package(s)", "aaa", "hello"}, []string{"zlib"}},
 		{"GET", "/api/dist/sid/amd64?sort=name", 200, []string{`"package": "aaa"`, `"package": "broken"`, `"package": "evil"`, `"package": "gcc"`, `"package": "hello"`, `"package": "waiter"`, `"package": "zlib"`}, nil},
 		{"GET", "/api/dist/sid/amd64?sort=since", 200, []string{`"package": "zlib"`, `"package": "hello"`, `"package": "aaa"`, `"package": "gcc"`}, nil},
@@ -316,7 +317,7 @@ func TestLockNotHeld(t *testing.T) {
 		}
 	}
 	// The writes are seen by the next request.
-	if _, body := get(t, ts, "GET", "/package/new"); !strings.Contains(body, "waiting for a builder") {
+	if _, body := get(t, ts, "GET", "/package/new"); !strings.Contains(body, "no builder of sid/amd64 ever reported in") {
 		t.Errorf("/package/new:\n%.1000s", body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -428,5 +429,263 @@ func TestDigestFollows(t *testing.T) {
 				t.Errorf("%s lacks %q", tc.path, w)
 			}
 		}
+	}
+}
+
+// farm is healthFixture's queue: its clock (a minute after the newest
+// heartbeat: the store stamps them with its own clock) and the
+// heartbeats as the store keeps them, by builder.
+type farm struct {
+	spec  string
+	now   int64
+	beats map[string]queue.BuilderStatus
+}
+
+// healthFixture is a farm of four queues. sid/amd64: buildd_a (one slot
+// of 4 GiB) builds building1; buildd_q is quarantined; its Needs-Build
+// packages, in the build order: held (held for the admin), huge (needs
+// 10 GiB), backoff (given back, waiting a day), first and second;
+// admin-failed was marked Failed by root, builder-failed by buildd_a.
+// sid/arm64: its only builder is quarantined. sid/i386: no builder ever
+// reported in. sid/armhf: buildd_idle reports in, idle. Each has hello
+// in Needs-Build.
+func healthFixture(t *testing.T) farm {
+	t.Helper()
+	f := farm{spec: storetest.New(t), beats: map[string]queue.BuilderStatus{}}
+	db := openQueue(t, f.spec)
+	defer db.Close()
+	gib := int64(1 << 20)
+	since := time.Now().Unix() - 7200
+	for _, st := range []queue.BuilderStatus{
+		{Builder: "buildd_a", Pair: queue.Pair{Dist: "sid", Arch: "amd64"}, Slots: 1, SlotMemory: 4 * gib, Running: 1},
+		{Builder: "buildd_q", Pair: queue.Pair{Dist: "sid", Arch: "amd64"}, Slots: 2, SlotMemory: 16 * gib, Quarantined: "disk full\n<b>df</b>", QuarantinedSince: since},
+		{Builder: "buildd_arm", Pair: queue.Pair{Dist: "sid", Arch: "arm64"}, Slots: 4, SlotMemory: 8 * gib, Quarantined: "fetch failures", QuarantinedSince: since},
+		{Builder: "buildd_idle", Pair: queue.Pair{Dist: "sid", Arch: "armhf"}, Slots: 2, SlotMemory: 2 * gib},
+	} {
+		if err := db.Heartbeat(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sts, err := db.Builders(queue.Pair{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sts {
+		f.beats[st.Builder] = st
+		f.now = max(f.now, st.Heard+60)
+	}
+	T := f.now
+	day := int64(86400)
+	type pkg struct {
+		r      queue.Record
+		builds []queue.BuildRecord
+	}
+	put := func(arch string, pkgs ...pkg) {
+		t.Helper()
+		err := db.Update("sid", arch, func(tx queue.Tx) error {
+			for i := range pkgs {
+				p := &pkgs[i]
+				p.r.Version = "1-1"
+				if p.r.StateChange == 0 {
+					p.r.StateChange = T - day
+				}
+				if err := tx.Put(&p.r); err != nil {
+					return err
+				}
+				for j := range p.builds {
+					b := &p.builds[j]
+					b.Package, b.Version = p.r.Package, p.r.Version
+					if err := tx.AddBuild(b); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := func(at, wall, peakKiB int64) queue.BuildRecord {
+		return queue.BuildRecord{Builder: "buildd_a", Time: at, Outcome: queue.Successful, Class: queue.ClassOK,
+			Resources: queue.Resources{Wall: wall, PeakMemory: peakKiB, CPUTime: wall * 900, Disk: gib, SlotMemory: 4 * gib}}
+	}
+	hello := pkg{r: queue.Record{Package: "hello", State: queue.NeedsBuild}}
+	put("amd64",
+		pkg{queue.Record{Package: "building1", State: queue.Building, Builder: "buildd_a", StateChange: T - 300, LeaseUntil: T + 3600},
+			[]queue.BuildRecord{ok(T-day, 1800, gib)}},
+		pkg{queue.Record{Package: "first", State: queue.NeedsBuild, PermBuildPri: 30}, []queue.BuildRecord{
+			{Builder: "buildd_a", Time: T - 2*day, Outcome: queue.Attempted, Class: queue.ClassPackage, Stage: "build",
+				Resources: queue.Resources{PeakMemory: 3 * gib / 2, CPUTime: 125000, Disk: 3 * gib, Wall: 400, SlotMemory: 4 * gib}},
+			{Builder: "root", Time: T - 2*day + 100, Class: queue.ClassRetry},
+			ok(T-day, 600, gib)}},
+		pkg{queue.Record{Package: "second", State: queue.NeedsBuild, PermBuildPri: 20}, nil},
+		pkg{queue.Record{Package: "held", State: queue.NeedsBuild, PermBuildPri: 50}, []queue.BuildRecord{
+			{Builder: "buildd_a", Time: T - 3600, Outcome: queue.GivenBack, Class: queue.ClassInfra, Stage: "fetch", Held: "given back 3 times in a row"}}},
+		pkg{queue.Record{Package: "huge", State: queue.NeedsBuild, PermBuildPri: 45}, []queue.BuildRecord{ok(T-day, 3000, 8*gib)}},
+		pkg{queue.Record{Package: "backoff", State: queue.NeedsBuild, PermBuildPri: 40}, []queue.BuildRecord{
+			{Builder: "buildd_a", Time: T - 600, Outcome: queue.GivenBack, Class: queue.ClassTimeout, Stage: "build", RetryAfter: T + day}}},
+		pkg{queue.Record{Package: "admin-failed", State: queue.Failed, Builder: "root", Failed: "FTBFS, see #1234"}, nil},
+		pkg{queue.Record{Package: "builder-failed", State: queue.Failed, Builder: "buildd_a", Failed: "compile error"}, nil},
+		hello,
+	)
+	for _, arch := range []string{"arm64", "i386", "armhf"} {
+		put(arch, hello)
+	}
+	return f
+}
+
+// serverAt serves spec with the clock at unix time clock.
+func serverAt(t *testing.T, spec string, clock int64) *httptest.Server {
+	t.Helper()
+	s := &Server{DB: spec, Timeout: 5 * time.Second, Now: func() time.Time { return time.Unix(clock, 0) }}
+	t.Cleanup(func() { s.Close() })
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// unixUTC is a unix time as the pages write it.
+func unixUTC(u int64) string { return time.Unix(u, 0).UTC().Format(queue.TimeFormat) }
+
+// TestFarm (issue "a farm that heals itself"): the kept builds with
+// their classes and resources, every builder that reports in (idle,
+// quarantined), the admin's marks shown as the admin's, every reason a
+// Needs-Build package waits and its estimated start, on the pages and
+// in their JSON; and, an hour later, the silent builders.
+func TestFarm(t *testing.T) {
+	f := healthFixture(t)
+	T := f.now
+	ts := serverAt(t, f.spec, T)
+	a, q, arm, idle := f.beats["buildd_a"], f.beats["buildd_q"], f.beats["buildd_arm"], f.beats["buildd_idle"]
+	qSince := unixUTC(q.QuarantinedSince)
+	for _, tc := range []struct {
+		path string
+		want []string // in the body, in this order
+		not  []string
+	}{
+		{"/package/first", []string{
+			"<td>Needs-Build</td>", "waiting for a builder (3 in the queue before it; estimated start " + unixUTC(T+1500) + " UTC)",
+			"<h2>Builds</h2>",
+			"<td>sid</td><td>amd64</td><td>" + unixUTC(T-86400) + `</td><td>1-1</td><td><a href="/builder/buildd_a">buildd_a</a></td><td>successful</td><td>ok</td><td></td>`,
+			`<td class="n">1.0 GiB</td><td class="n">9 min</td><td class="n">1.0 GiB</td><td class="n">10 min</td>`,
+			"<td>" + unixUTC(T-2*86400+100) + "</td><td>1-1</td><td>marked by the admin root</td><td></td><td>retry</td>",
+			"<td>" + unixUTC(T-2*86400) + `</td><td>1-1</td><td><a href="/builder/buildd_a">buildd_a</a></td><td>attempted</td><td>package</td><td>build</td>`,
+			`<td class="n">1.5 GiB</td><td class="n">2 min</td><td class="n">3.0 GiB</td><td class="n">6 min</td>`,
+		}, []string{`href="/builder/root"`}},
+		{"/api/package/first", []string{`"why": "waiting for a builder (3 in the queue before it; estimated start ` + unixUTC(T+1500) + ` UTC)"`,
+			`"expected_duration_s": 600`, `"expected_duration_from": "its last build"`, `"estimated_start_unix": ` + strconv.FormatInt(T+1500, 10),
+			`"builds": [`, `"class": "ok"`, `"wall_s": 600`, `"builder": "root"`, `"by_admin": true`, `"class": "retry"`,
+			`"outcome": "attempted"`, `"class": "package"`, `"stage": "build"`, `"peak_memory_kib": 1572864`, `"cpu_ms": 125000`, `"disk_kib": 3145728`, `"wall_s": 400`, `"slot_memory_kib": 4194304`}, nil},
+		{"/package/second", []string{"waiting for a builder (4 in the queue before it; estimated start " + unixUTC(T+2100) + " UTC)", "No ended build kept."}, nil},
+		{"/api/package/second", []string{`"expected_duration_s": 1800`, `"expected_duration_from": "the queue's median"`, `"builds": []`}, nil},
+		{"/package/held", []string{"held for the admin (wanna-build --retry): given back 3 times in a row", "<td>given-back</td><td>infrastructure</td><td>fetch</td>",
+			"held for the admin: given back 3 times in a row"}, nil},
+		{"/package/backoff", []string{"in backoff until " + unixUTC(T+86400) + " UTC (given back timeout by buildd_a)", "not taken again before " + unixUTC(T+86400)}, nil},
+		{"/api/package/backoff", []string{`"why": "in backoff until ` + unixUTC(T+86400) + ` UTC (given back timeout by buildd_a)"`, `"retry_after": "` + unixUTC(T+86400) + `"`, `"retry_after_unix": ` + strconv.FormatInt(T+86400, 10)}, nil},
+		{"/package/huge", []string{"too big for every live builder of sid/amd64: it needs 10.0 GiB, the largest slot has 4.0 GiB"}, nil},
+		{"/package/hello", []string{
+			`/dist/sid/amd64">amd64</a>`, "waiting for a builder (5 in the queue before it; estimated start " + unixUTC(T+2100+1800) + " UTC)",
+			`/dist/sid/arm64">arm64</a>`, "every builder of sid/arm64 is quarantined: buildd_arm since " + unixUTC(arm.QuarantinedSince) + ": fetch failures",
+			`/dist/sid/armhf">armhf</a>`, "waiting for a builder (0 in the queue before it; estimated start " + unixUTC(T) + " UTC)",
+			`/dist/sid/i386">i386</a>`, "no builder of sid/i386 ever reported in"}, nil},
+		{"/api/package/hello", []string{`"why": "every builder of sid/arm64 is quarantined: buildd_arm since `, `"why": "no builder of sid/i386 ever reported in"`}, nil},
+		{"/package/admin-failed", []string{"<td>Failed</td>", "<td>marked by the admin root</td>", "failed: FTBFS, see #1234"}, []string{`href="/builder/root"`}},
+		{"/api/package/admin-failed", []string{`"builder": "root"`, `"by_admin": true`}, nil},
+		{"/package/builder-failed", []string{`<td><a href="/builder/buildd_a">buildd_a</a></td>`}, []string{"marked by the admin"}},
+		{"/package/building1", []string{`<a href="/builder/buildd_a">buildd_a</a>`, "being built by buildd_a since " + unixUTC(T-300)}, []string{"marked by the admin"}},
+		{"/dist/sid/amd64?sort=name", []string{
+			"<th>expected duration</th>",
+			`<a href="/package/admin-failed">admin-failed</a></td><td>1-1</td><td>Failed</td><td>marked by the admin root</td>`,
+			`<a href="/package/backoff">backoff</a>`, "<td>30 min (the queue&#39;s median)</td><td>in backoff until ",
+			`<a href="/package/builder-failed">builder-failed</a></td><td>1-1</td><td>Failed</td><td><a href="/builder/buildd_a">buildd_a</a></td>`,
+			`<a href="/package/first">first</a>`, "<td>10 min (its last build)</td><td>waiting for a builder (3 in the queue before it; estimated start " + unixUTC(T+1500) + " UTC)</td>",
+			`<a href="/package/huge">huge</a>`, "<td>50 min (its last build)</td><td>too big for every live builder"}, []string{`href="/builder/root"`}},
+		{"/api/dist/sid/amd64?sort=name", []string{`"package": "admin-failed"`, `"by_admin": true`, `"package": "first"`, `"expected_duration_s": 600`, `"expected_duration_from": "its last build"`}, nil},
+		{"/builders", []string{"<h1>Builders</h1>", "4 heartbeat(s): 0 silent (unheard for more than 10 min), 2 quarantined.",
+			`<td><a href="/builder/buildd_a">buildd_a</a></td><td>sid</td><td><a href="/dist/sid/amd64">amd64</a></td><td class="n">1</td><td class="n">4.0 GiB</td><td class="n">1</td>`,
+			"<td>" + unixUTC(a.Heard) + " (" + ago(T-a.Heard) + " ago)</td><td>taking packages</td>",
+			`<a href="/builder/buildd_q">buildd_q</a>`, "<td>quarantined since " + qSince + "<pre>disk full\n&lt;b&gt;df&lt;/b&gt;</pre></td>",
+			`<a href="/builder/buildd_arm">buildd_arm</a>`, "quarantined since " + unixUTC(arm.QuarantinedSince),
+			`<td><a href="/builder/buildd_idle">buildd_idle</a></td><td>sid</td><td><a href="/dist/sid/armhf">armhf</a></td><td class="n">2</td><td class="n">2.0 GiB</td><td class="n">0</td>`,
+			"<td>" + unixUTC(idle.Heard) + " (" + ago(T-idle.Heard) + " ago)</td><td>taking packages</td>"}, []string{"<b>df"}},
+		{"/api/builders", []string{`"builder": "buildd_a"`, `"slots": 1`, `"slot_memory_kib": 4194304`, `"running": 1`, `"silent": false`,
+			`"builder": "buildd_q"`, `"quarantined": "disk full\n\u003cb\u003edf\u003c/b\u003e"`, `"quarantined_since_unix": ` + strconv.FormatInt(q.QuarantinedSince, 10),
+			`"builder": "buildd_idle"`, `"last_heard_unix": ` + strconv.FormatInt(idle.Heard, 10), `"silent": 0`, `"quarantined": 2`}, nil},
+		{"/builder/buildd_idle", []string{"<h1>buildd_idle</h1>", "Last heard from " + unixUTC(idle.Heard) + " (UTC)", "Building nothing.", "<h2>Heartbeats</h2>",
+			`<a href="/dist/sid/armhf">armhf</a></td><td class="n">2</td>`, "taking packages"}, []string{"Never reported in."}},
+		{"/api/builder/buildd_q", []string{`"queues": [`, `"last_heard_unix": ` + strconv.FormatInt(q.Heard, 10), `"quarantined": "disk full`}, nil},
+		{"/builder/root", []string{"Never heard from.", "Never reported in."}, nil},
+		{"/", []string{
+			`<a href="/builder/buildd_a">buildd_a</a></td><td class="n">1</td><td>` + unixUTC(a.Heard) + `</td><td class="n">1</td><td>taking packages</td>`,
+			`<a href="/builder/buildd_idle">buildd_idle</a></td><td class="n">0</td><td>` + unixUTC(idle.Heard) + `</td><td class="n">2</td><td>taking packages</td>`,
+			`<a href="/builder/buildd_q">buildd_q</a></td><td class="n">0</td>`, "<td>quarantined in sid/amd64</td>", `<a href="/builders">`}, nil},
+		{"/api/", []string{`"builder": "buildd_idle"`, `"building": 0`, `"reports_in": true`, `"slots": 2`, `"quarantined_in": [`}, nil},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, body := get(t, ts, "GET", tc.path)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d; body:\n%.2000s", resp.StatusCode, body)
+			}
+			checkBody(t, body, tc.want, tc.not)
+		})
+	}
+
+	// An hour later nobody was heard: every builder is silent.
+	later := serverAt(t, f.spec, T+3600)
+	for _, tc := range []struct {
+		path string
+		want []string
+	}{
+		{"/package/second", []string{"no live builder of sid/amd64 since " + unixUTC(a.Heard) + " UTC (the last heard, " + ago(T+3600-a.Heard) +
+			" ago); quarantined: buildd_q since " + qSince + ": disk full"}},
+		{"/package/hello", []string{"no live builder of sid/armhf since " + unixUTC(idle.Heard) + " UTC"}},
+		{"/builders", []string{"4 heartbeat(s): 4 silent (unheard for more than 10 min), 2 quarantined.", "<td>silent</td>",
+			"quarantined since " + qSince + ", and silent"}},
+		{"/api/builders", []string{`"silent": true`}},
+		{"/", []string{`<a href="/builder/buildd_idle">buildd_idle</a></td><td class="n">0</td><td>` + unixUTC(idle.Heard) + `</td><td class="n">2</td><td>silent</td>`}},
+	} {
+		t.Run("later "+tc.path, func(t *testing.T) {
+			_, body := get(t, later, "GET", tc.path)
+			checkBody(t, body, tc.want, nil)
+		})
+	}
+}
+
+// TestMetricsFarm: the kept builds by class, and each builder's
+// heartbeat, as metrics.
+func TestMetricsFarm(t *testing.T) {
+	f := healthFixture(t)
+	ts := serverAt(t, f.spec, f.now)
+	_, body := get(t, ts, "GET", "/metrics")
+	a, idle := f.beats["buildd_a"], f.beats["buildd_idle"]
+	for _, w := range []string{
+		"# TYPE wanna_build_builds_kept gauge",
+		`wanna_build_builds_kept{dist="sid",arch="amd64",class="ok"} 3`,
+		`wanna_build_builds_kept{dist="sid",arch="amd64",class="package"} 1`,
+		`wanna_build_builds_kept{dist="sid",arch="amd64",class="deps"} 0`,
+		`wanna_build_builds_kept{dist="sid",arch="amd64",class="timeout"} 1`,
+		`wanna_build_builds_kept{dist="sid",arch="amd64",class="oom"} 0`,
+		`wanna_build_builds_kept{dist="sid",arch="amd64",class="infrastructure"} 1`,
+		`wanna_build_builds_kept{dist="sid",arch="i386",class="ok"} 0`,
+		"# TYPE wanna_build_builder_slots gauge",
+		`wanna_build_builder_slots{builder="buildd_a",dist="sid",arch="amd64"} 1`,
+		`wanna_build_builder_slots{builder="buildd_idle",dist="sid",arch="armhf"} 2`,
+		`wanna_build_builder_running{builder="buildd_a",dist="sid",arch="amd64"} 1`,
+		`wanna_build_builder_running{builder="buildd_idle",dist="sid",arch="armhf"} 0`,
+		`wanna_build_builder_quarantined{builder="buildd_a",dist="sid",arch="amd64"} 0`,
+		`wanna_build_builder_quarantined{builder="buildd_q",dist="sid",arch="amd64"} 1`,
+		`wanna_build_builder_quarantined{builder="buildd_arm",dist="sid",arch="arm64"} 1`,
+		fmt.Sprintf(`wanna_build_builder_heard_timestamp_seconds{builder="buildd_a",dist="sid",arch="amd64"} %d`, a.Heard),
+		fmt.Sprintf(`wanna_build_builder_heard_timestamp_seconds{builder="buildd_idle",dist="sid",arch="armhf"} %d`, idle.Heard),
+		fmt.Sprintf(`wanna_build_builder_last_heard_seconds{builder="buildd_idle"} %d`, f.now-idle.Heard),
+		`wanna_build_packages{dist="sid",arch="amd64",state="Needs-Build"} 6`,
+	} {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("metrics lack %q:\n%s", w, body)
+		}
+	}
+	if strings.Contains(body, `class="retry"`) {
+		t.Errorf("metrics count the admin's retries as builds")
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"buildd/internal/queue"
 )
 
-// why answers "why isn't it building?" for r in one sentence. ahead is
-// the number of Needs-Build packages before r in the build order, or
-// negative when it is not known.
+// why answers "why isn't it building?" for r in one sentence, from its
+// record alone (queueHealth.why answers for a Needs-Build package from
+// its queue's builders and kept builds). ahead is the number of
+// Needs-Build packages before r in the build order, or negative when it
+// is not known.
 func why(r *queue.Record, ahead int) string {
 	by := ""
 	if r.Builder != "" {

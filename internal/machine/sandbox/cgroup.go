@@ -240,6 +240,25 @@ func (cg *memCgroup) oomKills(status int) int {
 	return 0
 }
 
+// peak is the most memory (bytes) the cgroup held at once, as the kernel
+// counts it (page cache included): cgroup v2 memory.peak (Linux 5.19 and
+// later), v1 memory.max_usage_in_bytes; 0 when the kernel does not say.
+func (cg *memCgroup) peak() int64 {
+	name := "memory.max_usage_in_bytes"
+	if cg.h.version == 2 {
+		name = "memory.peak"
+	}
+	b, err := os.ReadFile(filepath.Join(cg.dir, name))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // counter reads "key N" from a cgroup file ("" key: the file is one
 // number); -1 when it is missing.
 func counter(path, key string) int {

@@ -122,8 +122,8 @@ echo survived`
 }
 
 // TestMemoryMaxCancelled: a command killed through its context (build
-// timeout, watchdog, TERM) kills the helper before it can clean up; Run
-// removes the helper's cgroup itself.
+// timeout, watchdog, TERM) kills the helper before it can clean up or
+// measure; Run removes the helper's cgroup itself, and Usage is zero.
 func TestMemoryMaxCancelled(t *testing.T) {
 	ctl := sandbox.MemoryController()
 	if ctl == "" {
@@ -139,6 +139,9 @@ func TestMemoryMaxCancelled(t *testing.T) {
 	defer cancel()
 	if err := c.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the context's error\n%s", err, out.String())
+	}
+	if u := c.Usage(); u != (sandbox.Usage{}) {
+		t.Errorf("Usage %+v of a killed sandbox, want zero", u)
 	}
 	cg := strings.TrimSpace(out.String())
 	if !strings.HasPrefix(cg, "/buildd/") {

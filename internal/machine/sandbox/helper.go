@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,48 +19,50 @@ func init() {
 	}
 }
 
-// reportFD is the helper's pipe to Run (Cmd.ExtraFiles[0]) when the
-// command has a memory limit: the helper writes its report there.
+// reportFD is the helper's pipe to Run (Cmd.ExtraFiles[0]): the helper
+// writes its report there.
 const reportFD = 3
 
 // report is what the helper tells Run besides the exit status.
 type report struct {
-	OOMKills int // processes the OOM killer killed in the command's cgroup
+	OOMKills   int           // processes the OOM killer killed in the command's cgroup
+	PeakMemory int64         // bytes: the most the command's cgroup held at once (memCgroup.peak); 0 without one
+	CPU        time.Duration // user and system time of every process the helper reaped (childrenCPU)
 }
 
 // helper is the sandbox's first process (PID 1 of its PID namespace): it
 // puts itself into a memory cgroup when the spec has a limit, mounts, runs
-// the command and returns its exit status.
+// the command, kills and reaps what the command left behind, reports what
+// it measured and returns the command's exit status.
 func helper(js string) int {
 	var sp spec
 	if err := json.Unmarshal([]byte(js), &sp); err != nil {
 		fmt.Fprintf(os.Stderr, "buildd-sandbox: bad spec: %v\n", err)
 		return 125
 	}
-	if sp.MemoryMax <= 0 {
-		return runCommand(&sp)
-	}
 	syscall.CloseOnExec(reportFD)
 	rep := os.NewFile(reportFD, "report")
 	var cg *memCgroup
-	if h, ok := findMemoryHierarchy(); ok {
-		var err error
-		if cg, err = newMemCgroup(h, sp.MemoryMax); err != nil {
-			fmt.Fprintf(os.Stderr, "buildd-sandbox: memory limit not enforced: %v\n", err)
+	if sp.MemoryMax > 0 {
+		if h, ok := findMemoryHierarchy(); ok {
+			var err error
+			if cg, err = newMemCgroup(h, sp.MemoryMax); err != nil {
+				fmt.Fprintf(os.Stderr, "buildd-sandbox: memory limit not enforced: %v\n", err)
+			}
 		}
 	}
 	status := runCommand(&sp)
-	if cg == nil {
-		return status
-	}
 	killAll()
-	var r report
-	if r.OOMKills = cg.oomKills(status); r.OOMKills > 0 {
-		fmt.Fprintf(os.Stderr, "buildd-sandbox: out of memory: the kernel's OOM killer killed %d process(es) of the command (memory limit %d MiB)\n",
-			r.OOMKills, sp.MemoryMax>>20)
-	}
-	if err := cg.remove(); err != nil {
-		fmt.Fprintf(os.Stderr, "buildd-sandbox: %v\n", err)
+	r := report{CPU: childrenCPU()}
+	if cg != nil {
+		r.PeakMemory = cg.peak()
+		if r.OOMKills = cg.oomKills(status); r.OOMKills > 0 {
+			fmt.Fprintf(os.Stderr, "buildd-sandbox: out of memory: the kernel's OOM killer killed %d process(es) of the command (memory limit %d MiB)\n",
+				r.OOMKills, sp.MemoryMax>>20)
+		}
+		if err := cg.remove(); err != nil {
+			fmt.Fprintf(os.Stderr, "buildd-sandbox: %v\n", err)
+		}
 	}
 	if err := json.NewEncoder(rep).Encode(r); err != nil {
 		fmt.Fprintf(os.Stderr, "buildd-sandbox: report: %v\n", err)
@@ -67,9 +70,22 @@ func helper(js string) int {
 	return status
 }
 
+// childrenCPU is the user and system time of the calling process's
+// children that it waited for, and of theirs (getrusage RUSAGE_CHILDREN).
+// In the helper, after killAll, that is every process the sandbox ran: the
+// orphans were reparented to it and reaped too.
+func childrenCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // killAll kills every other process of the PID namespace and reaps them,
-// so that the helper is the last one in its cgroup. Only PID 1 of a PID
-// namespace may do this: kill(-1) elsewhere would reach the host.
+// so that the helper is the last one in its cgroup and its children's
+// rusage (childrenCPU) covers them all. Only PID 1 of a PID namespace may
+// do this: kill(-1) elsewhere would reach the host.
 func killAll() {
 	if os.Getpid() != 1 {
 		return

@@ -6,7 +6,9 @@
 // unless Network is set, its own network namespace holding only lo. Host
 // directories can be bound read-only at the same path inside the tree; like
 // every mount of the sandbox they exist only in its mount namespace, which
-// the kernel destroys with the sandbox's last process.
+// the kernel destroys with the sandbox's last process. When the command
+// ends, every process it left behind is killed, and Run reports what they
+// all used (Usage): CPU time, and with a memory limit the cgroup's peak.
 //
 // The namespaces are set up by a re-exec of the running binary
 // (/proc/self/exe) with the spec in the environment: the package's init
@@ -63,21 +65,43 @@ type Cmd struct {
 	// (nosync.go): for installs into a throwaway snapshot that the caller
 	// makes durable once, if it keeps it.
 	NoSync bool
+
+	usage Usage // what the last Run measured
 }
 
+// Usage is what a command, and everything it started, used: measured by
+// the sandbox's first process once the command has ended and it has
+// killed and reaped every other process of the sandbox.
+type Usage struct {
+	// PeakMemory (bytes) is the most the command's memory cgroup held at
+	// once, page cache included (cgroup v2 memory.peak, v1
+	// memory.max_usage_in_bytes); 0 when unknown: no MemoryMax, no memory
+	// controller, or a cgroup v2 kernel before Linux 5.19.
+	PeakMemory int64
+	// CPU is the user and system time of every process of the sandbox:
+	// the first process's getrusage(RUSAGE_CHILDREN) after it reaped them
+	// all (orphans are reparented to it), with or without a cgroup.
+	CPU time.Duration
+}
+
+// Usage is what the last Run of c measured, whether the command succeeded
+// or failed; the zero Usage before Run, when Run could not start the
+// command, or when ctx was cancelled (the sandbox was killed before it
+// could measure).
+func (c *Cmd) Usage() Usage { return c.usage }
+
 type spec struct {
-	Root    string
-	Path    string
-	Args    []string
-	Env     []string
-	Dir     string
-	UID     int
-	GID     int
-	Groups  []int
-	Network bool
-	Binds   []string
-	Nice    int
-	// MemoryMax > 0: the helper reports on fd reportFD.
+	Root      string
+	Path      string
+	Args      []string
+	Env       []string
+	Dir       string
+	UID       int
+	GID       int
+	Groups    []int
+	Network   bool
+	Binds     []string
+	Nice      int
 	MemoryMax int64
 	NoSync    bool
 }
@@ -98,9 +122,11 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("%s: exit status %d", strings.Join(e.Args, " "), e.Status)
 }
 
-// Run runs the command and waits for it. A cancelled ctx kills the whole
-// sandbox (every process in it) and returns ctx's error.
+// Run runs the command and waits for it; Usage then says what it used. A
+// cancelled ctx kills the whole sandbox (every process in it) and returns
+// ctx's error.
 func (c *Cmd) Run(ctx context.Context) error {
+	c.usage = Usage{}
 	if len(c.Args) == 0 {
 		return errors.New("sandbox: no command")
 	}
@@ -145,17 +171,12 @@ func (c *Cmd) Run(ctx context.Context) error {
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	var repR *os.File
-	if c.MemoryMax > 0 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return fmt.Errorf("sandbox %s: %w", c.Root, err)
-		}
-		defer r.Close()
-		defer w.Close()
-		repR = r
-		cmd.ExtraFiles = []*os.File{w} // the helper's reportFD
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", c.Root, err)
 	}
+	defer repR.Close()
+	cmd.ExtraFiles = []*os.File{repW} // the helper's reportFD
 
 	// Pdeathsig fires when the thread that started the child exits: keep it.
 	done := make(chan error, 1)
@@ -163,15 +184,14 @@ func (c *Cmd) Run(ctx context.Context) error {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		started := time.Now()
-		if err := cmd.Start(); err != nil {
+		err := cmd.Start()
+		repW.Close() // the helper's copy is its own
+		if err != nil {
 			done <- fmt.Errorf("sandbox %s: %w", c.Root, err)
 			return
 		}
-		if repR != nil {
-			cmd.ExtraFiles[0].Close()
-		}
 		stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
-		err := cmd.Wait()
+		err = cmd.Wait()
 		stop()
 		if c.MemoryMax > 0 && ctx.Err() != nil {
 			removeKilledHelperCgroup(cmd.Process.Pid, started, time.Now())
@@ -182,17 +202,18 @@ func (c *Cmd) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	// The helper wrote its report before it exited (nothing if it was
+	// killed or never started); every write end is closed by now, so this
+	// cannot block.
+	var rep report
+	if json.NewDecoder(repR).Decode(&rep) == nil {
+		c.usage = Usage{PeakMemory: rep.PeakMemory, CPU: rep.CPU}
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		st := ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			st = 128 + int(ws.Signal())
-		}
-		var rep report
-		if repR != nil {
-			// The helper wrote its report before it exited (nothing if it
-			// was killed); its write end is closed, so this cannot block.
-			json.NewDecoder(repR).Decode(&rep)
 		}
 		return &ExitError{Args: c.Args, Status: st, OOMKills: rep.OOMKills}
 	}

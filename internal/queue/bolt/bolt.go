@@ -4,8 +4,9 @@
 // "pkgs" (source name → queue.Record in its compact binary form),
 // "state" (one bucket per State holding name → empty: the index behind
 // --list=STATE) and "hist" (name NUL 8-byte sequence →
-// queue.Transaction), the build logs' three (logs.go) and the machine
-// revisions' two (revisions.go). Buckets are
+// queue.Transaction), the build logs' three (logs.go), the machine
+// revisions' two (revisions.go) and the ended builds' and the builders'
+// heartbeats' (health.go). Buckets are
 // filled to 90%: the merge inserts in key order.
 //
 // The file is opened for one command only. Writers take an exclusive flock
@@ -226,6 +227,7 @@ func (d *DB) View(dist, arch string, fn func(queue.Tx) error) error {
 		t := &tx{}
 		if top := btx.Bucket(bucketName(dist, arch)); top != nil {
 			t.pkgs, t.state, t.hist = top.Bucket(bucketPkgs), top.Bucket(bucketState), top.Bucket(bucketHist)
+			t.builds = top.Bucket(bucketBuilds)
 		}
 		return fn(t)
 	})
@@ -238,7 +240,7 @@ func (d *DB) Update(dist, arch string, fn func(queue.Tx) error) error {
 		if err != nil {
 			return err
 		}
-		t := &tx{writable: true}
+		t := &tx{writable: true, top: top, builds: top.Bucket(bucketBuilds)}
 		for _, b := range []struct {
 			name []byte
 			dst  **bbolt.Bucket
@@ -318,7 +320,9 @@ func (d *DB) recoverDamage(err *error) {
 
 type tx struct {
 	writable          bool
+	top               *bbolt.Bucket // the queue's bucket, in a write transaction
 	pkgs, state, hist *bbolt.Bucket
+	builds            *bbolt.Bucket // nil until a build is kept (health.go)
 }
 
 func (t *tx) Writable() bool { return t.writable }

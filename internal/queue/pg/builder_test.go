@@ -172,6 +172,23 @@ func TestBuilderRefused(t *testing.T) {
 	if err := admin.RequireRevision(sidAmd64, testUUID(2), pgtest.Admin); err != nil {
 		t.Fatal(err)
 	}
+	// free2 waits after a give-back; buildd_b has a heartbeat.
+	if err := admin.Update("sid", "amd64", func(tx queue.Tx) error {
+		return tx.AddBuild(&queue.BuildRecord{Package: "free2", Version: "1", Builder: "buildd_b", Time: time.Now().Unix(),
+			Outcome: queue.GivenBack, Class: queue.ClassInfra, RetryAfter: time.Now().Unix() + 3600})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Heartbeat(queue.BuilderStatus{Builder: "buildd_b", Pair: sidAmd64, Slots: 1}); err != nil {
+		t.Fatal(err)
+	}
+	build := func(pkg, builder, class, outcome, retry string) string {
+		return "INSERT INTO wb_builds (dist, arch, package, version, builder, time, outcome, class, stage, peak_memory, cpu_ms, disk, wall, slot_memory, retry_after, held) " +
+			"VALUES ('sid', 'amd64', '" + pkg + "', '1', '" + builder + "', extract(epoch FROM now()), '" + outcome + "', '" + class + "', '', 0, 0, 0, 0, 0, " + retry + ", '')"
+	}
+	heartbeat := func(who, dist, arch string) string {
+		return "SELECT wb_heartbeat('" + who + "', '" + dist + "', '" + arch + "', 1, 0, 0, '', 0)"
+	}
 	report := func(who, machines, revisions, uuids, currents string) string {
 		return "SELECT wb_report_revisions(" + who + ", " + machines + ", " + revisions + ", " + uuids + ", " + currents + ")"
 	}
@@ -268,6 +285,21 @@ func TestBuilderRefused(t *testing.T) {
 		{"replace the report's function", "", "CREATE OR REPLACE FUNCTION wb_report_revisions(who text, d text, a text, machines text[], revisions text[], uuids text[], currents boolean[]) " +
 			"RETURNS text LANGUAGE sql AS $$ SELECT NULL::text $$"},
 		{"drop the report's function", "", "DROP FUNCTION wb_report_revisions"},
+		{"a build of another builder's package", "", build("theirs", "buildd_a", "infrastructure", "given-back", "0")},
+		{"a build in another builder's name", "", build("mine", "buildd_b", "infrastructure", "given-back", "0")},
+		{"a build of a package not taken", "", build("free", "buildd_a", "infrastructure", "given-back", "0")},
+		{"its own build with a retry a year away", "", build("mine", "buildd_a", "infrastructure", "given-back", "extract(epoch FROM now()) + 31536000")},
+		{"its own build of an unknown class", "", build("mine", "buildd_a", "evil", "given-back", "0")},
+		{"the admin's retry", "", build("mine", "buildd_a", "retry", "", "0")},
+		{"change a build", "", "UPDATE wb_builds SET retry_after = 0"},
+		{"remove the builds", "", "DELETE FROM wb_builds"},
+		{"take a package in backoff", "--take", upd(take, "free2")},
+		{"drop the backoff's trigger", "", "DROP TRIGGER wb_retry_check ON wb_records"},
+		{"a heartbeat in another builder's name", "", heartbeat("buildd_b", "sid", "amd64")},
+		{"a heartbeat of a queue not given", "", heartbeat("buildd_a", "sid", "arm64")},
+		{"a heartbeat past the function", "", "INSERT INTO wb_builders VALUES ('buildd_a', 'sid', 'amd64', 1, 0, 0, '', 0, 1)"},
+		{"change a heartbeat", "", "UPDATE wb_builders SET quarantined = 'x'"},
+		{"remove the heartbeats", "", "DELETE FROM wb_builders"},
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			before := dump(t, admin)
@@ -297,13 +329,25 @@ func TestBuilderRefused(t *testing.T) {
 	if dump(t, admin) == before {
 		t.Errorf("buildd_a's own report changed nothing")
 	}
+	for what, sql := range map[string]string{
+		"its own heartbeat":       heartbeat("buildd_a", "sid", "amd64"),
+		"its own package's build": build("mine", "buildd_a", "infrastructure", "given-back", "extract(epoch FROM now()) + 600"),
+	} {
+		before := dump(t, admin)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		if dump(t, admin) == before {
+			t.Errorf("%s changed nothing", what)
+		}
+	}
 }
 
 // dump is every table a builder could reach, as text.
 func dump(t *testing.T, d *pg.DB) string {
 	t.Helper()
 	var b strings.Builder
-	for _, table := range []string{"wb_records", "wb_history", "wb_state_counts", "wb_builder_queues", "wb_logs", "wb_schema", "wb_revisions", "wb_required_revisions"} {
+	for _, table := range []string{"wb_records", "wb_history", "wb_state_counts", "wb_builder_queues", "wb_logs", "wb_schema", "wb_revisions", "wb_required_revisions", "wb_builds", "wb_builders"} {
 		var s string
 		if err := d.Conn().QueryRow(context.Background(), "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM "+table+" t").Scan(&s); err != nil {
 			t.Fatalf("%s: %v", table, err)

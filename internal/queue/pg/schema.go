@@ -306,6 +306,104 @@ var migrations = []string{
 		SELECT uuid::text INTO req FROM wb_required_revisions WHERE dist = d AND arch = a;
 		RETURN req;
 	END $$;`,
+	// Version 7: the builds' ends and the builders' heartbeats
+	// (health.go). A builder role adds a build only of a package it is
+	// building (Building, its own, that version), stamped near the
+	// database's clock, with a retry at most a week away; the database
+	// keeps the last 8 of each package. It takes no package whose last
+	// build was given back and is held for the admin or waits until a
+	// time to come (wb_retry_check). It writes its heartbeat only
+	// through wb_heartbeat, for itself and its own queues.
+	`CREATE TABLE wb_builds (
+		id bigserial PRIMARY KEY,
+		dist text NOT NULL,
+		arch text NOT NULL,
+		package text NOT NULL,
+		version text NOT NULL,
+		builder text NOT NULL CHECK (octet_length(builder) BETWEEN 1 AND 256),
+		time bigint NOT NULL,
+		outcome text NOT NULL CHECK (outcome IN ('', 'successful', 'attempted', 'given-back')),
+		class text NOT NULL CHECK (class IN ('ok', 'package', 'deps', 'timeout', 'oom', 'infrastructure', 'retry')),
+		stage text NOT NULL CHECK (stage COLLATE "C" ~ '^[a-z-]{0,32}$'),
+		peak_memory bigint NOT NULL CHECK (peak_memory BETWEEN 0 AND 1099511627776),
+		cpu_ms bigint NOT NULL CHECK (cpu_ms BETWEEN 0 AND 1099511627776),
+		disk bigint NOT NULL CHECK (disk BETWEEN 0 AND 1099511627776),
+		wall bigint NOT NULL CHECK (wall BETWEEN 0 AND 4294967296),
+		slot_memory bigint NOT NULL CHECK (slot_memory BETWEEN 0 AND 1099511627776),
+		retry_after bigint NOT NULL,
+		held text NOT NULL CHECK (octet_length(held) <= 1024)
+	);
+	CREATE INDEX wb_builds_package ON wb_builds (dist, arch, package, id);
+	GRANT SELECT, INSERT ON wb_builds TO PUBLIC;
+	GRANT USAGE ON SEQUENCE wb_builds_id_seq TO PUBLIC;
+	ALTER TABLE wb_builds ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY wb_builds_read ON wb_builds FOR SELECT USING (true);
+	CREATE POLICY wb_builds_put ON wb_builds FOR INSERT WITH CHECK (builder = session_user
+		AND class <> 'retry' AND outcome <> ''
+		AND time BETWEEN floor(extract(epoch FROM now())) - 3600 AND floor(extract(epoch FROM now())) + 3600
+		AND retry_after <= time + 604800
+		AND EXISTS (SELECT 1 FROM wb_records r WHERE r.dist = wb_builds.dist AND r.arch = wb_builds.arch
+			AND r.package = wb_builds.package AND r.version = wb_builds.version
+			AND r.state = 'Building' AND r.builder = session_user));
+	CREATE FUNCTION wb_builds_trim() RETURNS trigger
+		LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+	BEGIN
+		DELETE FROM wb_builds WHERE dist = NEW.dist AND arch = NEW.arch AND package = NEW.package
+			AND id NOT IN (SELECT id FROM wb_builds WHERE dist = NEW.dist AND arch = NEW.arch AND package = NEW.package
+				ORDER BY id DESC LIMIT 8);
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER wb_builds_trim AFTER INSERT ON wb_builds FOR EACH ROW EXECUTE FUNCTION wb_builds_trim();
+	CREATE FUNCTION wb_retry_check() RETURNS trigger
+		LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+	DECLARE
+		last wb_builds%ROWTYPE;
+	BEGIN
+		IF pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+			RETURN NEW;
+		END IF;
+		SELECT * INTO last FROM wb_builds WHERE dist = OLD.dist AND arch = OLD.arch AND package = OLD.package
+			ORDER BY id DESC LIMIT 1;
+		IF FOUND AND last.outcome = 'given-back' AND (last.held <> '' OR last.retry_after > extract(epoch FROM now())) THEN
+			RAISE EXCEPTION 'builder % may not take %/% %: given back by %, %', session_user, OLD.dist, OLD.arch, OLD.package, last.builder,
+				CASE WHEN last.held <> '' THEN 'held for the admin: ' || last.held ELSE 'waiting until ' || to_timestamp(last.retry_after) END
+				USING ERRCODE = '42501';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER wb_retry_check BEFORE UPDATE ON wb_records FOR EACH ROW
+		WHEN (OLD.state = 'Needs-Build' AND NEW.state = 'Building') EXECUTE FUNCTION wb_retry_check();
+	CREATE TABLE wb_builders (
+		builder text NOT NULL CHECK (builder COLLATE "C" ~ '^[A-Za-z0-9][A-Za-z0-9+._@-]*$' AND octet_length(builder) <= 256),
+		dist text NOT NULL CHECK (dist COLLATE "C" ~ '^[a-z0-9][a-z0-9+.-]*$' AND octet_length(dist) <= 64),
+		arch text NOT NULL CHECK (arch COLLATE "C" ~ '^[a-z0-9][a-z0-9+.-]*$' AND octet_length(arch) <= 64),
+		slots integer NOT NULL CHECK (slots BETWEEN 0 AND 1024),
+		slot_memory bigint NOT NULL CHECK (slot_memory BETWEEN 0 AND 1099511627776),
+		running integer NOT NULL CHECK (running BETWEEN 0 AND 1024),
+		quarantined text NOT NULL CHECK (octet_length(quarantined) <= 1024),
+		quarantined_since bigint NOT NULL,
+		heard bigint NOT NULL,
+		PRIMARY KEY (builder, dist, arch)
+	);
+	GRANT SELECT ON wb_builders TO PUBLIC;
+	CREATE FUNCTION wb_heartbeat(who text, d text, a text, n_slots integer, slot_mem bigint, n_running integer, q text, q_since bigint)
+		RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+	BEGIN
+		IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = 'wb_records'::regclass), 'MEMBER') THEN
+			IF who IS DISTINCT FROM session_user THEN
+				RAISE EXCEPTION 'builder % may not report the heartbeat of builder %', session_user, who USING ERRCODE = '42501';
+			END IF;
+			IF NOT EXISTS (SELECT 1 FROM wb_builder_queues q WHERE q.role = session_user AND q.dist = d AND q.arch = a) THEN
+				RAISE EXCEPTION 'builder % may not report a heartbeat of %/%: not a queue of this builder (wb_builder_queues)', session_user, d, a
+					USING ERRCODE = '42501';
+			END IF;
+		END IF;
+		INSERT INTO wb_builders (builder, dist, arch, slots, slot_memory, running, quarantined, quarantined_since, heard)
+			VALUES (who, d, a, n_slots, slot_mem, n_running, q, q_since, floor(extract(epoch FROM clock_timestamp())))
+			ON CONFLICT (builder, dist, arch) DO UPDATE SET slots = EXCLUDED.slots, slot_memory = EXCLUDED.slot_memory,
+				running = EXCLUDED.running, quarantined = EXCLUDED.quarantined,
+				quarantined_since = EXCLUDED.quarantined_since, heard = EXCLUDED.heard;
+	END $$;`,
 }
 
 // SchemaVersion is the schema this program reads and writes.

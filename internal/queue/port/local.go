@@ -1,12 +1,9 @@
 package port
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"slices"
 	"time"
 
 	"buildd/internal/debversion"
@@ -71,43 +68,25 @@ func (p *local) NeedsBuild(ctx context.Context) ([]queue.Candidate, error) {
 		}); err != nil {
 			return err
 		}
+		builds, err := buildsByPackage(tx, "")
+		if err != nil {
+			return err
+		}
 		sorted := queue.SortForBuild(recs, s.Now)
 		if p.h.Shared() {
-			sorted = builderOrder(sorted, s.User)
+			sorted = queue.BuilderOrder(sorted, s.User)
 		}
 		for _, r := range sorted {
+			if queue.Waiting(builds[r.Package], s.Now) != "" {
+				continue
+			}
 			list = append(list, queue.Candidate{Name: r.Package, Version: r.Version, Section: r.Section,
-				Priority: r.Priority, BinNMU: r.BinNMU, Notes: r.Notes, CalPrio: r.CalPrio})
+				Priority: r.Priority, BinNMU: r.BinNMU, Notes: r.Notes, CalPrio: r.CalPrio,
+				Memory: queue.NeedsMemory(builds[r.Package])})
 		}
 		return nil
 	})
 	return list, err
-}
-
-// builderOrder lists packages of equal rank (the same calprio, waiting
-// since the same second: a merge registers thousands at once) in an order
-// of builder's own, by a hash of its name and theirs, instead of by name:
-// the builders of a shared queue take down their lists at the same time,
-// and in one order each take would be refused to all of them but one
-// (with 52 hosts on four queues, ten refused takes for each take made,
-// and the server's CPU spent on them: see README, "Connections at
-// scale").
-func builderOrder(sorted []queue.Prioritized, builder string) []queue.Prioritized {
-	rank := func(p queue.Prioritized) uint64 {
-		h := fnv.New64a()
-		io.WriteString(h, builder)
-		h.Write([]byte{0})
-		io.WriteString(h, p.Package)
-		return h.Sum64()
-	}
-	keys := make(map[string]uint64, len(sorted))
-	for _, p := range sorted {
-		keys[p.Package] = rank(p)
-	}
-	slices.SortStableFunc(sorted, func(a, b queue.Prioritized) int {
-		return cmp.Or(cmp.Compare(b.CalPrio, a.CalPrio), cmp.Compare(a.StateChange, b.StateChange), cmp.Compare(keys[a.Package], keys[b.Package]))
-	})
-	return sorted
 }
 
 func (p *local) set(cmd queue.Command, pkgv, msg string) error {
@@ -117,7 +96,87 @@ func (p *local) set(cmd queue.Command, pkgv, msg string) error {
 	})
 }
 
-func (p *local) Take(ctx context.Context, pkgv string) error { return p.set(queue.Take, pkgv, "") }
+// buildsByPackage are the kept builds of name ("" for every package) of
+// tx's queue by package, each oldest first.
+func buildsByPackage(tx queue.Tx, name string) (map[string][]*queue.BuildRecord, error) {
+	m := map[string][]*queue.BuildRecord{}
+	err := tx.Builds(name, func(b *queue.BuildRecord) error {
+		m[b.Package] = append(m[b.Package], b)
+		return nil
+	})
+	return m, err
+}
+
+// Take takes pkgv unless it waits after a give-back (queue.Waiting): the
+// builder's front door keeps the backoff, as a PostgreSQL database does
+// for a builder role whatever it sends.
+func (p *local) Take(ctx context.Context, pkgv string) error {
+	return p.run(false, func(tx queue.Tx, s *queue.Session) error {
+		name := debversion.SplitPkgVersion(pkgv).Name
+		builds, err := buildsByPackage(tx, name)
+		if err != nil {
+			return err
+		}
+		if why := queue.Waiting(builds[name], s.Now); why != "" {
+			return &queue.Refused{Pkg: name, Msg: why}
+		}
+		return s.Apply(tx, queue.Take, pkgv, 0)
+	})
+}
+
+// End implements queue.Port: the build kept first (a PostgreSQL database
+// lets a builder keep one only of its Building package), then the
+// outcome.
+func (p *local) End(ctx context.Context, pkgv string, e queue.BuildEnd) (*queue.BuildRecord, error) {
+	if err := queue.CheckBuildEnd(pkgv, &e); err != nil {
+		return nil, err
+	}
+	cmd := map[queue.Outcome]queue.Command{queue.Successful: queue.SetBuilt, queue.Attempted: queue.SetAttempted, queue.GivenBack: queue.GiveBack}[e.Outcome]
+	var kept *queue.BuildRecord
+	err := p.run(false, func(tx queue.Tx, s *queue.Session) error {
+		kept = nil
+		pv := debversion.SplitPkgVersion(pkgv)
+		r, err := tx.Get(pv.Name)
+		if err != nil {
+			return err
+		}
+		if r != nil && r.State == queue.Building && r.Builder == s.User && r.Version == pv.Version {
+			builds, err := buildsByPackage(tx, pv.Name)
+			if err != nil {
+				return err
+			}
+			b := queue.NextBuild(pv.Name, r.Version, s.User, s.Now, &e, builds[pv.Name])
+			if err := tx.AddBuild(b); err != nil {
+				return err
+			}
+			kept = b
+		}
+		return s.Apply(tx, cmd, pkgv, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kept, nil
+}
+
+// Heartbeat implements queue.Port.
+func (p *local) Heartbeat(ctx context.Context, st queue.BuilderStatus) error {
+	s := p.session()
+	st.Builder, st.Dist, st.Arch = s.User, s.Dist, s.Arch
+	return p.h.With(false, func(db queue.Store) error { return db.Heartbeat(st) })
+}
+
+// Builders implements queue.Port.
+func (p *local) Builders(ctx context.Context) ([]queue.BuilderStatus, error) {
+	s := p.session()
+	var list []queue.BuilderStatus
+	err := p.h.With(true, func(db queue.Store) error {
+		var err error
+		list, err = db.Builders(queue.Pair{Dist: s.Dist, Arch: s.Arch})
+		return err
+	})
+	return list, err
+}
 func (p *local) Built(ctx context.Context, pkgv string) error {
 	return p.set(queue.SetBuilt, pkgv, "")
 }
@@ -175,6 +234,7 @@ func (p *local) ExpireLeases(ctx context.Context) ([]queue.Expired, error) {
 func (p *local) Info(ctx context.Context, name string) (*queue.Info, error) {
 	name = debversion.SplitPkgVersion(name).Name
 	var info *queue.Info
+	var heard int64
 	err := p.run(true, func(tx queue.Tx, s *queue.Session) error {
 		r, err := tx.Get(name)
 		if err != nil {
@@ -202,8 +262,35 @@ func (p *local) Info(ctx context.Context, name string) (*queue.Info, error) {
 		if r.StateChange != 0 {
 			info.StateChange = r.StateChangeTime().Format(queue.TimeFormat)
 		}
+		builds, err := buildsByPackage(tx, name)
+		if err != nil {
+			return fmt.Errorf("builds of %s: %w", name, err)
+		}
+		if r.State == queue.NeedsBuild {
+			info.Waiting = queue.Waiting(builds[name], s.Now)
+		}
+		if r.LeaseUntil != 0 {
+			info.LeaseUntil = time.Unix(r.LeaseUntil, 0).UTC().Format(queue.TimeFormat)
+		}
+		heard = r.LeaseRenewed
 		return nil
 	})
+	if err != nil || info.Builder == "" {
+		return info, err
+	}
+	// When the builder was last heard: its newest renewal or heartbeat.
+	err = p.h.With(true, func(db queue.Store) error {
+		sts, err := db.Builders(queue.Pair{Dist: p.session().Dist, Arch: p.session().Arch})
+		for _, st := range sts {
+			if st.Builder == info.Builder {
+				heard = max(heard, st.Heard)
+			}
+		}
+		return err
+	})
+	if heard != 0 {
+		info.LastHeard = time.Unix(heard, 0).UTC().Format(queue.TimeFormat)
+	}
 	return info, err
 }
 

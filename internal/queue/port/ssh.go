@@ -3,6 +3,7 @@ package port
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +132,49 @@ func (p *Remote) Revisions(ctx context.Context, held []queue.HeldRevision) (stri
 		return "", fmt.Errorf("--report-revisions: the queue host's answer requires %q, not a UUID", a.Required)
 	}
 	return a.Required, nil
+}
+
+// End runs wanna-build --end with e on its stdin. A queue host whose
+// wanna-build is older than the call answers with a usage error: the
+// outcome is then told with the classic call, and no build is kept.
+func (p *Remote) End(ctx context.Context, pkgv string, e queue.BuildEnd) (*queue.BuildRecord, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	a, err := p.call(ctx, body, "--end", pkgv)
+	if err != nil && errors.Is(err, errNoJSON) {
+		switch e.Outcome {
+		case queue.Successful:
+			return nil, p.Built(ctx, pkgv)
+		case queue.Attempted:
+			return nil, p.Attempted(ctx, pkgv)
+		}
+		return nil, p.GiveBack(ctx, pkgv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a.Build, nil
+}
+
+// Heartbeat runs wanna-build --heartbeat with st on its stdin.
+func (p *Remote) Heartbeat(ctx context.Context, st queue.BuilderStatus) error {
+	body, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = p.call(ctx, body, "--heartbeat")
+	return err
+}
+
+// Builders runs wanna-build --builders.
+func (p *Remote) Builders(ctx context.Context) ([]queue.BuilderStatus, error) {
+	a, err := p.call(ctx, nil, "--builders")
+	if err != nil {
+		return nil, err
+	}
+	return a.Builders, nil
 }
 
 // Close: nothing is kept between calls.

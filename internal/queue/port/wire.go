@@ -19,8 +19,9 @@ import (
 //
 // with the classic option of the call (--take PKG_VERSION, --built, ...,
 // --list=needs-build, --renew, --expire-leases, --info NAME, --put-log,
-// --report-revisions), a failure text or dependency list (classic form),
-// a log (gzip) or the machine's revisions (queue.WriteHeld) on stdin, and
+// --report-revisions, --end, --heartbeat, --builders), a failure text or dependency list (classic form),
+// a log (gzip), the machine's revisions (queue.WriteHeld) or a build's
+// end or a heartbeat (one JSON object) on stdin, and
 // the queue host answers with one JSON line, an Answer, made by Serve
 // from this package's local port. The classic text output stays as it
 // was for people; a wanna-build that does not know --json answers with a
@@ -31,22 +32,26 @@ import (
 // queue host's wanna-build that is older than the call refuses its
 // option with a usage error, which fails that call only, and the
 // builder goes on without it (--report-revisions: buildd then knows of
-// no required revision).
+// no required revision; --heartbeat: the builder is not seen when idle;
+// --end: buildd tells the outcome with the classic call instead, and no
+// build is kept).
 
 // WireVersion is the protocol version of --json.
 const WireVersion = 1
 
 // Answer is the one line the queue host writes.
 type Answer struct {
-	V          int               `json:"v"`
-	Refused    *Refusal          `json:"refused,omitempty"`
-	Error      string            `json:"error,omitempty"`
-	Kind       string            `json:"kind,omitempty"` // of Error: "locked", "damaged", "refused"
-	Candidates []queue.Candidate `json:"candidates,omitempty"`
-	Lost       []string          `json:"lost,omitempty"`
-	Expired    []queue.Expired   `json:"expired,omitempty"`
-	Info       *queue.Info       `json:"info,omitempty"`
-	Required   string            `json:"required,omitempty"` // report-revisions: the UUID the queue requires
+	V          int                   `json:"v"`
+	Refused    *Refusal              `json:"refused,omitempty"`
+	Error      string                `json:"error,omitempty"`
+	Kind       string                `json:"kind,omitempty"` // of Error: "locked", "damaged", "refused"
+	Candidates []queue.Candidate     `json:"candidates,omitempty"`
+	Lost       []string              `json:"lost,omitempty"`
+	Expired    []queue.Expired       `json:"expired,omitempty"`
+	Info       *queue.Info           `json:"info,omitempty"`
+	Required   string                `json:"required,omitempty"` // report-revisions: the UUID the queue requires
+	Build      *queue.BuildRecord    `json:"build,omitempty"`    // end: the build as kept, if it was
+	Builders   []queue.BuilderStatus `json:"builders,omitempty"` // builders: the queue's heartbeats
 }
 
 // Refusal is a per-package refusal (queue.Refused) on the wire.
@@ -64,6 +69,30 @@ type Request struct {
 	Log       queue.BuildLog
 	LogData   io.Reader // put-log
 	Revisions io.Reader // report-revisions: the held revisions (queue.ReadHeld)
+	Body      io.Reader // end: a queue.BuildEnd, heartbeat: a queue.BuilderStatus, as one JSON object
+}
+
+// maxBody is the most bytes of a JSON Body read.
+const maxBody = 16 << 10
+
+// readBody decodes req.Body, at most maxBody bytes, into v.
+func readBody(req Request, v any) error {
+	if req.Body == nil {
+		return fmt.Errorf("--json --%s: nothing on stdin", req.Op)
+	}
+	data, err := io.ReadAll(io.LimitReader(req.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("--json --%s: stdin: %w", req.Op, err)
+	}
+	if len(data) > maxBody {
+		return fmt.Errorf("--json --%s: stdin: more than %d bytes", req.Op, maxBody)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("--json --%s: stdin: %w", req.Op, err)
+	}
+	return nil
 }
 
 // Serve answers req with p, writing one Answer line to w. An error is
@@ -93,6 +122,29 @@ func Serve(ctx context.Context, p queue.Port, req Request, w io.Writer) error {
 		if held, err = queue.ReadHeld(req.Revisions, "stdin"); err == nil {
 			a.Required, err = p.Revisions(ctx, held)
 		}
+	case "heartbeat", "builders":
+		if len(req.Args) > 0 {
+			return fmt.Errorf("--json --%s takes no package, not %d", req.Op, len(req.Args))
+		}
+		if req.Op == "builders" {
+			a.Builders, err = p.Builders(ctx)
+			break
+		}
+		var st queue.BuilderStatus
+		if err = readBody(req, &st); err != nil {
+			return err
+		}
+		err = p.Heartbeat(ctx, st)
+	case "end":
+		var pkgv string
+		if pkgv, err = one(); err != nil {
+			return err
+		}
+		var e queue.BuildEnd
+		if err = readBody(req, &e); err != nil {
+			return err
+		}
+		a.Build, err = p.End(ctx, pkgv, e)
 	case "take", "built", "attempted", "give-back", "uploaded", "no-build", "failed", "dep-wait", "info", "put-log":
 		var pkgv string
 		if pkgv, err = one(); err != nil {

@@ -1,0 +1,83 @@
+package home
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"buildd/internal/atomicfile"
+)
+
+// Quarantine is why and since when buildd takes no package: it had
+// infrastructure failures in a row (its mirror, disk or machine is
+// broken), and stays so until the admin ends it (buildd quarantine
+// --end, or SIGUSR2) or a probe build succeeds.
+type Quarantine struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+}
+
+// maxQuarantineFile bounds what Read reads of build/QUARANTINE.
+const maxQuarantineFile = 64 << 10
+
+// Quarantine is build/QUARANTINE: one Quarantine as JSON while buildd is
+// quarantined, no file otherwise.
+func (h Home) Quarantine() *QuarantineFile {
+	return &QuarantineFile{path: h.Path("build", "QUARANTINE")}
+}
+
+// QuarantineFile is build/QUARANTINE.
+type QuarantineFile struct{ path string }
+
+// Path is the file's path.
+func (f *QuarantineFile) Path() string { return f.path }
+
+// Read returns the quarantine, nil when there is none. A damaged file is
+// an error naming it: buildd then stays quarantined, as the file says it
+// is.
+func (f *QuarantineFile) Read() (*Quarantine, error) {
+	data, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxQuarantineFile {
+		return nil, fmt.Errorf("%s: more than %d bytes", f.path, maxQuarantineFile)
+	}
+	var q Quarantine
+	if err := json.Unmarshal(data, &q); err != nil || q.Since.IsZero() || strings.TrimSpace(q.Reason) == "" {
+		return nil, fmt.Errorf("%s: not a quarantine (want {\"since\": TIME, \"reason\": TEXT}): %q", f.path, clip(string(data)))
+	}
+	return &q, nil
+}
+
+// Put writes q, replacing any quarantine.
+func (f *QuarantineFile) Put(q Quarantine) error {
+	data, err := json.MarshalIndent(q, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(f.path, append(data, '\n'), 0o644)
+}
+
+// End removes the quarantine; none is no error.
+func (f *QuarantineFile) End() error {
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// clip is s cut for an error message.
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "..."
+	}
+	return s
+}
