@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -272,5 +274,65 @@ func TestSeveralArches(t *testing.T) {
 	cp := *trixie
 	if ok, err := c.Means(&cp, "trixie", ""); !ok || err != nil {
 		t.Errorf("Means(copy of trixie/arm64, trixie, \"\") = %v, %v", ok, err)
+	}
+}
+
+// TestREADMEConfigReference: the README's configuration reference has a
+// row for every key the config takes, in the table of its place (top
+// level, [[dist]], [[upload_queue]]), and none for a key it does not
+// take.
+func TestREADMEConfigReference(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start, end := strings.Index(text, "\n## Configuration reference\n"), strings.Index(text, "\n## Command reference\n")
+	if start < 0 || end < start {
+		t.Fatal("README.md: no Configuration reference section before the Command reference")
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)`")
+	tables := map[string][]string{} // the section's title: its keys
+	for _, sec := range strings.Split(text[start:end], "\n### ")[1:] {
+		title, body, _ := strings.Cut(sec, "\n")
+		for _, m := range row.FindAllStringSubmatch(body, -1) {
+			tables[title] = append(tables[title], m[1])
+		}
+	}
+	keysOf := func(v any) []string {
+		var keys []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			if k := rt.Field(i).Tag.Get("toml"); k != "" && k != "-" && k != "dist" && k != "upload_queue" {
+				keys = append(keys, k)
+			}
+		}
+		return keys
+	}
+	for _, place := range []struct {
+		code   []string
+		titles []string
+	}{
+		{keysOf(Config{}), []string{"Our keys (top level)", "Classic keys (top level)"}},
+		{keysOf(Dist{}), []string{"`[[dist]]` (one table per distribution; order = priority)"}},
+		{keysOf(UploadQueue{}), []string{"`[[upload_queue]]`"}},
+	} {
+		var documented []string
+		for _, title := range place.titles {
+			if _, ok := tables[title]; !ok {
+				t.Errorf("README.md: no table %q in the Configuration reference", title)
+			}
+			documented = append(documented, tables[title]...)
+		}
+		for _, k := range place.code {
+			if !slices.Contains(documented, k) {
+				t.Errorf("README.md: %s: no row for the key %q", strings.Join(place.titles, ", "), k)
+			}
+		}
+		for _, k := range documented {
+			if !slices.Contains(place.code, k) {
+				t.Errorf("README.md: %s: a row for %q, which the config does not take", strings.Join(place.titles, ", "), k)
+			}
+		}
 	}
 }
