@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -431,7 +433,11 @@ func owned(hs []*holding, builder string, t int64) *holding {
 // checkLogs checks the log store and the log mails: a builder delivers
 // and mails only the builds of packages it holds (a builder that lost a
 // package, e.g. frozen past its lease, must not), and each build it
-// reported to the queue has its log in the store exactly once.
+// reported to the queue has its log in the store: its reports, in order,
+// each take the oldest log of that builder and outcome not yet taken
+// that was spooled at or after the report (the builder spools a log
+// after its report; the sick builder may build a package again within
+// the same second).
 func (c *chaos) checkLogs(v chaosView, own map[string][]*holding) {
 	for _, p := range c.pkgs {
 		hs := own[p.name]
@@ -441,28 +447,38 @@ func (c *chaos) checkLogs(v chaosView, own map[string][]*holding) {
 			continue
 		}
 		used := make([]bool, len(logs))
+		byTime := make([]int, len(logs)) // the logs, oldest first
+		for j := range byTime {
+			byTime[j] = j
+		}
+		slices.SortStableFunc(byTime, func(a, b int) int { return cmp.Compare(logs[a].Time, logs[b].Time) })
+		reports := map[string][]*queue.Transaction{} // each builder's, in order
 		for _, h := range hs {
-			for i, rep := range h.reports {
-				until := int64(1<<62 - 1)
-				if i+1 < len(h.reports) {
-					until = h.reports[i+1].Time
+			reports[h.builder] = append(reports[h.builder], h.reports...)
+		}
+		nth := map[string]int{}
+		for _, h := range hs {
+			for _, rep := range h.reports {
+				k := nth[h.builder]
+				nth[h.builder]++
+				until := int64(1<<62 - 1) // the builder's next report: its log is spooled by then
+				if k+1 < len(reports[h.builder]) {
+					until = reports[h.builder][k+1].Time
 				}
-				var match []int
-				for j, l := range logs {
-					if l.Builder == h.builder && l.Status == outcomeOf(rep) && l.Time >= rep.Time && l.Time < until {
-						match = append(match, j)
+				match := -1
+				for _, j := range byTime {
+					if l := logs[j]; !used[j] && l.Builder == h.builder && l.Status == outcomeOf(rep) && l.Time >= rep.Time && l.Time <= until {
+						match = j
+						break
 					}
 				}
 				switch {
-				case len(match) == 0 && rep.Action == "--give-back" && c.fullWhile(h):
+				case match < 0 && rep.Action == "--give-back" && c.fullWhile(h):
 					c.figure("%s: %s gave it back at %d after building while its home was full: no log", p.name, h.builder, rep.Time)
-				case len(match) == 0:
+				case match < 0:
 					c.violation("%s: %s reported %s at %d, but no log of that build is in the log store", p.name, h.builder, rep.Action, rep.Time)
-				case len(match) > 1:
-					c.violation("%s: %s's build reported %s at %d has %d logs in the log store", p.name, h.builder, rep.Action, rep.Time, len(match))
-				}
-				for _, j := range match {
-					used[j] = true
+				default:
+					used[match] = true
 				}
 			}
 		}

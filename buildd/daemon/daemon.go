@@ -60,7 +60,8 @@ type Daemon struct {
 	running     map[string]*job
 	ending      map[string]*ending // builds ended, their end not yet known to all (ending.go)
 	stopping    bool
-	fails       []infraFailure        // infrastructure failures in a row (health.go)
+	fails       []home.InfraFailure   // infrastructure failures in a row (health.go), build/INFRA-FAILURES
+	failsRead   bool                  // fails was read from the file
 	quarantined bool                  // build/QUARANTINE seen
 	probe       context.CancelFunc    // cancels the running probe build, nil when none (health.go)
 	probed      time.Time             // when the last probe build started

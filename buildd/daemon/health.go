@@ -37,15 +37,6 @@ import (
 // HeartbeatEvery is the least time between two heartbeats to one queue.
 var HeartbeatEvery = time.Minute
 
-// infraFailure is one infrastructure failure in a row, for the
-// quarantine's mail.
-type infraFailure struct {
-	what    string // "hello_1.0 on amd64 (dist=sid)"
-	stage   string
-	reason  string
-	logPath string
-}
-
 // slice is each slot's share of the host: slot_memory when set.
 func (d *Daemon) slice(c *config.Config) slicing.Slice {
 	s, err := slicing.HostSlice(d.pool.Size())
@@ -112,31 +103,47 @@ func (d *Daemon) biggerSlot(c *config.Config, dist *config.Dist, slotKiB int64) 
 	return "", false
 }
 
-// countFails counts the builder's infrastructure failures in a row; one
-// more than max_sbuild_fails puts it in quarantine. A failure the queue
-// held for the admin (the package failed on another builder too) is the
-// package's, not the builder's: it is not counted.
+// countFails counts the builder's infrastructure failures in a row
+// (build/INFRA-FAILURES, so that a buildd started again goes on
+// counting); one more than max_sbuild_fails puts it in quarantine. A
+// failure the queue held for the admin (the package failed on another
+// builder too) is the package's, not the builder's: it is not counted.
 func (d *Daemon) countFails(c *config.Config, en *ending) {
+	f := d.home.InfraFailures()
 	d.mu.Lock()
-	if en.rec.Class != queue.ClassInfra {
+	if !d.failsRead {
+		fails, err := f.Read()
+		if err != nil {
+			d.log.Printf("%v -- counting infrastructure failures in a row from none", err)
+		}
+		d.fails, d.failsRead = fails, true
+	}
+	var fails []home.InfraFailure
+	switch {
+	case en.rec.Class != queue.ClassInfra:
+		if len(d.fails) == 0 {
+			d.mu.Unlock()
+			return
+		}
 		d.fails = nil
+	case en.held || d.quarantined:
 		d.mu.Unlock()
 		return
+	default:
+		tail, _, _ := home.Tail(en.job.LogPath, 1000)
+		d.fails = append(d.fails, home.InfraFailure{Build: en.rec.Named(), Stage: en.rec.FailStage, Reason: failReason(tail), Log: en.job.LogPath})
+		if len(d.fails) > c.MaxSbuildFails {
+			fails, d.fails = d.fails, nil
+		}
 	}
-	if en.held || d.quarantined {
-		d.mu.Unlock()
-		return
-	}
-	tail, _, _ := home.Tail(en.job.LogPath, 1000)
-	d.fails = append(d.fails, infraFailure{what: en.rec.Named(), stage: en.rec.FailStage, reason: failReason(tail), logPath: en.job.LogPath})
-	fails := d.fails
-	if len(fails) <= c.MaxSbuildFails {
-		d.mu.Unlock()
-		return
-	}
-	d.fails = nil
+	err := f.Put(d.fails)
 	d.mu.Unlock()
-	d.quarantine(c, fails, en.job.LogPath)
+	if err != nil {
+		d.log.Printf("Can't update %s: %v", f.Path(), err)
+	}
+	if fails != nil {
+		d.quarantine(c, fails, en.job.LogPath)
+	}
 }
 
 // failReason is the Fail-Reason line of a log's summary, "" if none.
@@ -151,10 +158,10 @@ func failReason(tail string) string {
 
 // quarantine puts the builder in quarantine after fails: it records it,
 // gives back its running builds, mails the admin and tells its queues.
-func (d *Daemon) quarantine(c *config.Config, fails []infraFailure, lastLog string) {
+func (d *Daemon) quarantine(c *config.Config, fails []home.InfraFailure, lastLog string) {
 	last := fails[len(fails)-1]
 	q := home.Quarantine{Since: time.Now().UTC(), Reason: fmt.Sprintf("%d infrastructure failures in a row, the last %s at stage %s: %s",
-		len(fails), last.what, last.stage, last.reason)}
+		len(fails), last.Build, last.Stage, last.Reason)}
 	if err := d.home.Quarantine().Put(q); err != nil {
 		d.log.Printf("Can't write %s: %v -- quarantined until this buildd stops", d.home.Quarantine().Path(), err)
 	}
@@ -176,7 +183,7 @@ func (d *Daemon) quarantine(c *config.Config, fails []infraFailure, lastLog stri
 		"and takes no package from its queues until it leaves quarantine. The\n"+
 		"packages were given back, none failed for it.\n\n", len(fails), c.MaxSbuildFails)
 	for _, f := range fails {
-		fmt.Fprintf(&b, "  %s: stage %s: %s\n    log %s\n", f.what, f.stage, f.reason, f.logPath)
+		fmt.Fprintf(&b, "  %s: stage %s: %s\n    log %s\n", f.Build, f.Stage, f.Reason, f.Log)
 	}
 	if len(given) > 0 {
 		fmt.Fprintf(&b, "\nRunning builds given back: %s\n", strings.Join(given, ", "))

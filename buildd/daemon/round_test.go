@@ -211,7 +211,8 @@ func TestParallelRoundFillsSlots(t *testing.T) {
 // queue (delay_after_give_back) instead of being taken again at once;
 // infrastructure failures in a row, more than max_sbuild_fails, put the
 // builder in quarantine (build/QUARANTINE, the admin mailed what failed
-// and why, a heartbeat saying so), and it takes nothing until the
+// and why, a heartbeat saying so), also when buildd was started again
+// between them (build/INFRA-FAILURES), and it takes nothing until the
 // quarantine ends; no package is failed for it.
 func TestGiveBackBackoffAndQuarantine(t *testing.T) {
 	q := newQueueEnv(t, "max_build = 1\nmax_sbuild_fails = 1\ndelay_after_give_back = 60", pkg("flaky", "1.0"), pkg("other", "1.0"))
@@ -229,6 +230,13 @@ func TestGiveBackBackoffAndQuarantine(t *testing.T) {
 	if info, err := p.Info(context.Background(), "flaky"); err != nil || !strings.Contains(info.Waiting, "in backoff until") {
 		t.Fatalf("flaky after its give-back: %+v, %v; want it in backoff", info, err)
 	}
+	if fails, err := home.New(q.cfg.Home).InfraFailures().Read(); err != nil || len(fails) != 1 || !strings.HasPrefix(fails[0].Build, "flaky_1.0") {
+		t.Fatalf("build/INFRA-FAILURES: %+v, %v; want flaky's failure", fails, err)
+	}
+	// buildd started again goes on counting.
+	restarted := New(q.cfg, RealParts(), q.d.log)
+	restarted.builder, restarted.machines = q.b, &fakeMachines{}
+	q.d = restarted
 	q.round()
 	if got := q.b.built(); got != "flaky_1.0 other_1.0" {
 		t.Fatalf("built %q: flaky taken again within its backoff", got)

@@ -70,9 +70,10 @@ func (h Home) Init() error {
 }
 
 // StateFiles are the names of the suite's own state files in build/
-// (REDO, BUILDING, FINISHED, QUARANTINE, SKIP, PURGE and the default pid
-// file): old when nothing happened, never leftovers of a build.
-var StateFiles = []string{"REDO", "BUILDING", "FINISHED", "QUARANTINE", "SKIP", "PURGE", "buildd.pid"}
+// (REDO, BUILDING, FINISHED, QUARANTINE, INFRA-FAILURES, SKIP, PURGE and
+// the default pid file): old when nothing happened, never leftovers of a
+// build.
+var StateFiles = []string{"REDO", "BUILDING", "FINISHED", "QUARANTINE", "INFRA-FAILURES", "SKIP", "PURGE", "buildd.pid"}
 
 // REDO is build/REDO.
 func (h Home) REDO() *REDOFile { return &REDOFile{path: h.Path("build", "REDO")} }

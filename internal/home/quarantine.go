@@ -81,3 +81,60 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// InfraFailure is one of buildd's infrastructure failures in a row.
+type InfraFailure struct {
+	Build  string `json:"build"` // "hello_1.0 on amd64 (dist=sid)"
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"`
+	Log    string `json:"log"`
+}
+
+// InfraFailures is build/INFRA-FAILURES: buildd's infrastructure
+// failures in a row, kept across its restarts (a buildd killed between
+// two does not start counting again); no file when there are none.
+func (h Home) InfraFailures() *InfraFailuresFile {
+	return &InfraFailuresFile{path: h.Path("build", "INFRA-FAILURES")}
+}
+
+// InfraFailuresFile is build/INFRA-FAILURES: a JSON array of
+// InfraFailure.
+type InfraFailuresFile struct{ path string }
+
+// Path is the file's path.
+func (f *InfraFailuresFile) Path() string { return f.path }
+
+// Read returns the failures in a row, none when there is no file. A
+// damaged file is an error naming it.
+func (f *InfraFailuresFile) Read() ([]InfraFailure, error) {
+	data, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxQuarantineFile {
+		return nil, fmt.Errorf("%s: more than %d bytes", f.path, maxQuarantineFile)
+	}
+	var fails []InfraFailure
+	if err := json.Unmarshal(data, &fails); err != nil {
+		return nil, fmt.Errorf("%s: not a list of failures: %q", f.path, clip(string(data)))
+	}
+	return fails, nil
+}
+
+// Put replaces the failures with fails (none: the file goes).
+func (f *InfraFailuresFile) Put(fails []InfraFailure) error {
+	if len(fails) == 0 {
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	data, err := json.MarshalIndent(fails, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(f.path, append(data, '\n'), 0o644)
+}
