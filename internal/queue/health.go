@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -277,24 +278,8 @@ func CheckStatus(st *BuilderStatus) error {
 // SortStatuses sorts statuses by distribution, architecture, builder.
 func SortStatuses(sts []BuilderStatus) {
 	slices.SortFunc(sts, func(a, b BuilderStatus) int {
-		switch {
-		case a.Dist != b.Dist:
-			return cmpString(a.Dist, b.Dist)
-		case a.Arch != b.Arch:
-			return cmpString(a.Arch, b.Arch)
-		}
-		return cmpString(a.Builder, b.Builder)
+		return cmp.Or(cmp.Compare(a.Dist, b.Dist), cmp.Compare(a.Arch, b.Arch), cmp.Compare(a.Builder, b.Builder))
 	})
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // SilentAfter is how long a builder may go unheard before the status web
