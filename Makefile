@@ -1,20 +1,23 @@
 # buildd in Go. `make` builds the five programs into bin/; `make test` runs
 # every test (installing the Debian packages the real-part tests need when
-# they are missing); `make install PREFIX=...` installs.
+# they are missing); `make install PREFIX=...` installs; `make deb` builds
+# the Debian packages into bin/deb/ and `make test-deb` installs, uses and
+# purges them in a fresh bookworm.
 
 GO       ?= go
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PROGS    := buildd buildd-mail buildd-uploader buildd-watcher wanna-build
 EMACS    ?= emacs
+VERSION  ?= $(shell dpkg-parsechangelog -l debian/changelog -SVersion 2>/dev/null || echo dev)
 
 # Debian packages the tests and the demo drive for real.
 DEB_DEPS := btrfs-progs debootstrap dpkg-dev fakeroot gnupg emacs-nox reprepro \
             dput dose-builddebcheck xz-utils debhelper procps mu4e elpa-notmuch notmuch \
             openssh-server openssh-client apt-utils dupload kmod postgresql pgbouncer chromium \
-            qemu-user-static
+            qemu-user-static go-md2man
 
-.PHONY: all binfmt test test-go test-elisp test-fresh test-real test-foreign bench-foreign test-chaos test-chaos-broken deps install demo demo-clean bench bench-sbuild bench-real clean FORCE
+.PHONY: all man binfmt test test-deb-as-root test-go test-elisp test-fresh test-real test-foreign bench-foreign test-chaos test-chaos-broken deps install install-programs install-elisp deb test-deb demo demo-clean bench bench-sbuild bench-real clean FORCE
 
 all: $(addprefix bin/,$(PROGS))
 
@@ -23,6 +26,14 @@ bin/wanna-build: FORCE
 
 bin/%: FORCE
 	$(GO) build -o $@ ./$*
+
+# man: the manual pages (buildd(1), wanna-build(1), buildd-mail(1),
+# buildd-uploader(1), buildd-watcher(1), buildd.conf(5)) and the commented
+# example buildd.conf, made from README.md (package man) into bin/man/;
+# go-md2man turns the pages into roff.
+man: FORCE
+	$(GO) run ./man/mkman -version $(VERSION) -out bin/man
+	for f in bin/man/*.md; do go-md2man -in $$f -out $${f%.md} || exit 1; done
 
 # deps installs what the tests need when it is missing (as root, from the
 # host's own apt sources).
@@ -48,7 +59,11 @@ binfmt:
 	  [ -e $(BINFMT)/qemu-aarch64 ] || cat /usr/lib/binfmt.d/qemu-aarch64.conf > $(BINFMT)/register; \
 	fi
 
-test: deps all test-go test-elisp
+test: deps all test-go test-elisp test-deb-as-root
+
+# test-deb-as-root is make test-deb, skipped loudly without root.
+test-deb-as-root:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) test-deb; else echo "SKIPPED: make test-deb needs root" >&2; fi
 
 # test-go runs every Go test, then the queue's tests again on PostgreSQL
 # (a cluster of their own, in a temporary directory): the conformance suite
@@ -138,21 +153,49 @@ bench-sbuild: deps all
 bench-real: deps all
 	buildd/build/real-bench.sh
 
-# install: the programs, buildd-reply.el, and from dist/ /etc/cron.d/buildd
-# and the systemd units (buildd.service; buildd-watcher.service for
-# --schedule; buildd-mail.service for the LMTP listener).
+# install: the programs and their manual pages, from dist/
+# /etc/cron.d/buildd (its jobs commented out) and the systemd units
+# (buildd.service; buildd-watcher.service for --schedule;
+# buildd-mail.service for the LMTP listener), none enabled; and
+# buildd-reply.el. The Debian package (debian/rules) installs the programs
+# so and ships buildd-reply.el the Debian way (elpa-buildd-reply).
 SYSTEMD_DIR ?= /lib/systemd/system
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/emacs/site-lisp \
-	  $(DESTDIR)/etc/cron.d $(DESTDIR)$(SYSTEMD_DIR)
+MAN_DIR     ?= $(PREFIX)/share/man
+install: install-programs install-elisp
+
+install-programs: all man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/cron.d $(DESTDIR)$(SYSTEMD_DIR) \
+	  $(DESTDIR)$(MAN_DIR)/man1 $(DESTDIR)$(MAN_DIR)/man5
 	install -m 755 $(addprefix bin/,$(PROGS)) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 elisp/buildd-reply.el $(DESTDIR)$(PREFIX)/share/emacs/site-lisp/
+	install -m 644 bin/man/*.1 $(DESTDIR)$(MAN_DIR)/man1/
+	install -m 644 bin/man/*.5 $(DESTDIR)$(MAN_DIR)/man5/
 	for f in buildd.cron:/etc/cron.d/buildd buildd.service:$(SYSTEMD_DIR)/buildd.service \
 	         buildd-watcher.service:$(SYSTEMD_DIR)/buildd-watcher.service \
 	         buildd-mail.service:$(SYSTEMD_DIR)/buildd-mail.service; do \
 	  sed 's|@BINDIR@|$(PREFIX)/bin|g' dist/$${f%%:*} > $(DESTDIR)$${f#*:} && \
-	  chmod 644 $(DESTDIR)$${f#*:}; \
+	  chmod 644 $(DESTDIR)$${f#*:} || exit 1; \
 	done
+
+install-elisp:
+	install -d $(DESTDIR)$(PREFIX)/share/emacs/site-lisp
+	install -m 644 elisp/buildd-reply.el $(DESTDIR)$(PREFIX)/share/emacs/site-lisp/
+
+# deb: the Debian packages buildd-go and elpa-buildd-reply, built by
+# dpkg-buildpackage from a copy of this checkout with its Go modules
+# vendored (fetched from the module proxy here; the package build itself
+# runs without network, in a network namespace of its own when root), into
+# bin/deb/. Installs the build-dependencies when missing (as root).
+deb:
+	dist/make-deb.sh
+
+# test-deb: as root, make deb, then in a fresh debootstrapped bookworm:
+# apt-get install of the packages, every program's --help and manual
+# page, systemd-analyze verify of the units, the demo's loop with the
+# installed programs, and a purge that leaves nothing the packages made
+# (a before/after listing of the tree); lintian on the packages on this
+# host. Part of make test (about two minutes).
+test-deb:
+	dist/test-deb.sh
 
 clean:
 	rm -rf bin

@@ -40,7 +40,7 @@ const machineUsage = `usage: buildd machine [--config FILE | --machines-dir DIR]
 func machineCLI(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("buildd machine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, machineUsage) }
+	fs.Usage = func() {} // printed below: to stdout for --help
 	cfgPath := fs.String("config", "", "config file")
 	dir := fs.String("machines-dir", "", "machines_dir (instead of the config's)")
 	dist := fs.String("dist", "", "distribution")
@@ -53,18 +53,23 @@ func machineCLI(args []string, stdout, stderr io.Writer) int {
 	keepGoing := fs.Bool("k", false, "maint: after a failure, go on with the jobs that do not depend on it")
 	dryRun := fs.Bool("n", false, "maint: print the plan, run nothing")
 	pos, err := program.ParseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, machineUsage)
+		return 0
+	}
 	if err != nil {
+		fmt.Fprint(stderr, machineUsage)
 		return 2
 	}
 	if len(pos) == 0 {
-		fs.Usage()
+		fmt.Fprint(stderr, machineUsage)
 		return 2
 	}
 	want := map[string]int{"create": 2, "import": 3, "upgrade": 2, "delete": 2, "list": 1, "clean": 1,
 		"send": 2, "receive": 2, "push": -2, "revisions": 2, "maint": -1}
 	n, ok := want[pos[0]]
 	if !ok || n > 0 && len(pos) != n || n < 0 && len(pos) < -n {
-		fs.Usage()
+		fmt.Fprint(stderr, machineUsage)
 		return 2
 	}
 	cfg := config.Defaults()

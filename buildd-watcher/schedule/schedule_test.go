@@ -164,9 +164,10 @@ func TestStandardJobs(t *testing.T) {
 	}
 }
 
-// TestShippedFiles checks the top-level dist/: the cron lines parse as
-// cron specs and are the config's default schedules, and the units start
-// the programs.
+// TestShippedFiles checks the top-level dist/: the cron lines (shipped
+// commented out) parse as cron specs and are the config's default
+// schedules, each run only while its program is installed, and the units
+// start the programs.
 func TestShippedFiles(t *testing.T) {
 	b, err := os.ReadFile("../../dist/buildd.cron")
 	if err != nil {
@@ -178,12 +179,16 @@ func TestShippedFiles(t *testing.T) {
 		"@BINDIR@/buildd-watcher":           d.WatcherSched,
 		"@BINDIR@/buildd-watcher --upgrade": d.UpgradeSched,
 	}
+	job := regexp.MustCompile(`^#([0-9*,]+(?:\s+\S+){4})\s+(\S+)\s+test -x (\S+) && (.*)$`)
 	for i, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 7 || strings.HasPrefix(l, "#") {
+		m := job.FindStringSubmatch(l)
+		if m == nil {
 			continue
 		}
-		spec, user, cmd := strings.Join(f[:5], " "), f[5], strings.Join(f[6:], " ")
+		spec, user, cmd := strings.Join(strings.Fields(m[1]), " "), m[2], m[4]
+		if prog, _, _ := strings.Cut(cmd, " "); prog != m[3] {
+			t.Errorf("buildd.cron:%d: tests %s, runs %s", i+1, m[3], prog)
+		}
 		if _, err := cron.ParseStandard(spec); err != nil {
 			t.Errorf("buildd.cron:%d: %v", i+1, err)
 		}

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +26,7 @@ exit status: 0 successful, 3 attempted (the package failed), 4 given back, 1 err
 func CLI(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("buildd build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, cliUsage) }
+	fs.Usage = func() {} // printed below: to stdout for --help
 	cfgPath := fs.String("config", "", "config file")
 	dist := fs.String("dist", "", "distribution (a [[dist]] of the config)")
 	arch := fs.String("arch", "", "architecture (the [[dist]]'s built_architecture; needed when DIST is built for several)")
@@ -36,11 +37,16 @@ func CLI(args []string, stdout, stderr io.Writer) int {
 	memory := fs.Int64("memory", 0, "memory limit of each step in MiB (0: none)")
 	logPath := fs.String("log", "", "build log file")
 	pos, err := program.ParseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, cliUsage)
+		return 0
+	}
 	if err != nil {
+		fmt.Fprint(stderr, cliUsage)
 		return 2
 	}
 	if *dist == "" || *memory < 0 || len(pos) > 1 || (len(pos) == 0) == (*dsc == "") {
-		fs.Usage()
+		fmt.Fprint(stderr, cliUsage)
 		return 2
 	}
 	cfg, err := config.Load(config.Path(*cfgPath))

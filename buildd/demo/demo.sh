@@ -11,6 +11,10 @@
 # buildd-reply.el in emacs --batch, and feeds the answers to buildd-mail;
 # uploads with buildd-uploader into the archive and merges again so the
 # uploads show as Installed. Everything lives under $DEMO_DIR.
+#
+# It runs the programs of this checkout (bin/, built by make), or, with
+# BIN=/usr/bin, the installed ones (make test-deb: the Debian packages,
+# whose buildd-reply.el is then the installed elpa-buildd-reply's).
 set -euo pipefail
 
 DEMO_DIR=${DEMO_DIR:-/var/tmp/buildd-demo}
@@ -19,7 +23,11 @@ DIST=bookworm
 ARCH=$(dpkg --print-architecture)
 MACHINE=$DIST-$ARCH
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=$TOP/bin
+BIN=${BIN:-$TOP/bin}
+# Where Emacs finds buildd-reply.el: this checkout's, or the installed
+# elpa-buildd-reply (package.el activates Debian's packages from
+# site-lisp, which -Q would leave out).
+if [ "$BIN" = "$TOP/bin" ]; then ELISP=(-Q -L "$TOP/elisp"); else ELISP=(-q -f package-activate-all); fi
 HOME_DIR=$DEMO_DIR/home
 ARCHIVE=$DEMO_DIR/archive
 CONF=$DEMO_DIR/buildd.conf
@@ -50,6 +58,13 @@ clean() {
 
 preflight() {
 	[ "$(id -u)" = 0 ] || die "run the demo as root: it mounts a btrfs volume and builds in namespaces"
+	if [ "$BIN" != "$TOP/bin" ]; then
+		step "The installed programs in $BIN"
+		for p in buildd buildd-mail buildd-uploader buildd-watcher wanna-build; do
+			[ -x "$BIN/$p" ] || die "no $BIN/$p"
+		done
+		return
+	fi
 	step "Installing what the demo needs (Debian packages, the five programs)"
 	make -s -C "$TOP" deps all
 }
@@ -218,7 +233,7 @@ answer() {
 		*successful*) cmd=ok ;;
 		*) if grep -q 'Unmet build dependencies' "$m"; then cmd=dep-wait; else cmd=fail; reason="Does not compile: missing semicolon in hello.c."; fi ;;
 		esac
-		emacs --batch -Q -L "$TOP/elisp" -l buildd-reply -l "$TOP/buildd/demo/answer.el" \
+		emacs --batch "${ELISP[@]}" -l buildd-reply -l "$TOP/buildd/demo/answer.el" \
 			--eval "(buildd-demo-answer \"$m\" \"$cmd\" \"$out\" \"$reason\")" 2>"$out.log" ||
 			die "emacs failed to answer $m: $(tail -3 "$out.log")"
 		"$BIN/buildd-mail" <"$out"

@@ -65,6 +65,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	r := &run{o: o, stdin: stdin, stdout: stdout, stderr: stderr}
 	switch o.mode {
+	case "help":
+		usage(stdout)
+		return exitOK
 	case "dump-config":
 		return r.dumpConfig()
 	case "web":
@@ -438,24 +441,25 @@ Options:
     -v, --verbose: Verbose execution.
     -A arch, --arch=ARCH: Architecture this operation is for.
     -d dist, --dist=DIST: Distribution this operation is for.
-    --take: Take package for building [default operation]
+    -t, --take, --building: Take package for building [default operation]
     -f, --failed: Record in database that a build failed due to
         deficiencies in the package (that aren't fixable without a new
         source version).
     -u, --uploaded: Record in the database that the packages build
         correctly and were uploaded.
     --built, --attempted: Record a successful or failed build.
-    -n, --no-build: Record in the database that the packages aren't
+    -n, --no-build, --not-for-us: Record in the database that the packages aren't
         desired for this architecture and shouldn't appear in listings even
         if they're out of date.
     --dep-wait: Record in the database that the packages are waiting
         for some source dependencies to become available
-    --binNMU num: Schedule a re-build of the package with unchanged source, but
+    --binNMU num, --binary-nmu=num: Schedule a re-build of the package with unchanged source, but
          a new version number (source-version + "+b<num>")
-    --give-back: Mark a package as ready to build that is in state Building,
+    --give-back, --needs-build: Mark a package as ready to build that is in state Building,
          Built or Build-Attempted. To give back a package in state Failed, use
          --override.
-    --build-priority=N, --perm-build-priority=N: Set the build priority.
+    --build-priority=N, --perm-build-priority=N, --permanent-build-priority=N:
+        Set the build priority.
     --forget: Delete the packages from the database.
     -i SRC_PKG, --info SRC_PKG: Show information for source package
     -l STATE, --list=STATE: List all packages in state STATE; can be
@@ -469,7 +473,12 @@ Options:
     -U USER, --user=USER: select user name for which listings should
         apply, if not given all users are listed.
         if -l is missing, set user name to be entered in db; usually
-        automatically choosen
+        automatically chosen
+    -a DAYS, --min-age=DAYS, --max-age=DAYS: With -l: only packages in
+        their state for at least (or at most) DAYS days.
+    -b ARCH/build-db, --database=ARCH/build-db: Deprecated; names the
+        architecture.
+    --Pas FILE: Packages-arch-specific for --merge-v3.
     --api=1: YAML output of --take
     --import FILE: Import database from a ASCII file FILE
     --export FILE: Export database to a ASCII file FILE
@@ -484,6 +493,7 @@ Options:
         (else $WANNA_BUILD_DB, else the config's wanna_build_db).
     --config FILE: The buildd.conf (else $BUILDD_CONF, else /etc/buildd/buildd.conf).
     --dump-config: Print the effective config, defaults included, and exit.
+    -h, --help: Print this text and exit.
     --lock-timeout DURATION: How long to wait for the database lock (30s).
     --web ADDR: Serve the read-only status web on ADDR (host:port, or a
         unix socket path) until interrupted; needs no dist or arch.
@@ -506,9 +516,11 @@ Options:
         for the admin: they may be taken again at once.
     --end PKG_VERSION, --heartbeat: buildd's calls over ssh (--json only):
         a build's end, or a builder's heartbeat, as JSON on stdin.
+    --json=1: Answer a builder in the wire protocol 1: one JSON line per
+        call (buildd's calls over ssh).
 
 The remaining arguments (depending on operation) usually start with
-"name_version", the trailer is ignored. This allows to pass the names
+"name_version", the trailer is ignored. This allows one to pass the names
 of .dsc files, for which file name completion can be used.
 --list needs nothing more on the command line. --info takes source
 package names (without version).

@@ -135,6 +135,7 @@ var optTable = []opt{
 	{[]string{"db"}, true, func(o *options, v string) error { o.db = v; return nil }},
 	{[]string{"config"}, true, func(o *options, v string) error { o.config = v; return nil }},
 	{[]string{"dump-config"}, false, mode("dump-config")},
+	{[]string{"help", "h"}, false, mode("help")},
 	{[]string{"lock-timeout"}, true, func(o *options, v string) error { o.lockTimeout = v; return nil }},
 	{[]string{"web"}, true, func(o *options, v string) error { o.setMode("web"); o.webAddr = v; return nil }},
 	{[]string{"put-log"}, false, mode("put-log")},
