@@ -118,10 +118,11 @@ func Markdown(readme []byte, p Page, version string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// A README section: its heading's title and line, and its text with links
-// made plain and its sub-headings raised to the page's levels ("##", a
-// page's subsection, for the section's first level below its own).
-type README struct {
+// A Part is a section of the README: its heading's title and line, and
+// its text made ready for a page: links plain, tables definition lists,
+// and sub-headings raised to the page's levels ("##", a page's
+// subsection, for the section's first level below its own).
+type Part struct {
 	Title string
 	Line  int
 	Body  string
@@ -132,12 +133,12 @@ var headingRE = regexp.MustCompile(`^(#{1,6}) (.*)$`)
 // Section finds heading (e.g. "### buildd", exactly as the README has
 // it) in readme and returns its section, up to the next heading of its
 // level or above; headings inside code blocks do not count.
-func Section(readme []byte, heading string) (README, error) {
+func Section(readme []byte, heading string) (Part, error) {
 	level := strings.IndexByte(heading, ' ')
 	if level < 1 || strings.Trim(heading[:level], "#") != "" {
-		return README{}, fmt.Errorf("heading %q: not a Markdown heading", heading)
+		return Part{}, fmt.Errorf("heading %q: not a Markdown heading", heading)
 	}
-	sec := README{Title: heading[level+1:]}
+	sec := Part{Title: heading[level+1:]}
 	var body strings.Builder
 	in, fence := false, false
 	sc := bufio.NewScanner(bytes.NewReader(readme))
@@ -151,7 +152,7 @@ func Section(readme []byte, heading string) (README, error) {
 		case fence || m == nil:
 		case line == heading:
 			if in || sec.Line != 0 {
-				return README{}, fmt.Errorf("README.md:%d: heading %q a second time", n, heading)
+				return Part{}, fmt.Errorf("README.md:%d: heading %q a second time", n, heading)
 			}
 			in, sec.Line = true, n
 			continue
@@ -166,10 +167,10 @@ func Section(readme []byte, heading string) (README, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return README{}, fmt.Errorf("README.md: %w", err)
+		return Part{}, fmt.Errorf("README.md: %w", err)
 	}
 	if sec.Line == 0 {
-		return README{}, fmt.Errorf("README.md: no heading %q", heading)
+		return Part{}, fmt.Errorf("README.md: no heading %q", heading)
 	}
 	sec.Body = plainLinks(tablesAsLists(body.String()))
 	return sec, nil
