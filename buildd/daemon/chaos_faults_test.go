@@ -395,6 +395,8 @@ func (c *chaos) measureStart(f *chaosFault, n *chaosNode, started time.Time) {
 // freeze stops with SIGSTOP the buildd of the builder e names, or of the
 // next one in order that is building a package (the queue has it
 // Building by the builder, and the builder's BUILDING journal holds it),
+// never the sick builder (its builds fail at once: frozen, it would not
+// fail the builds in a row that must put it in quarantine by the end),
 // waits e.dur (past the lease; the build goes on) and resumes it; then it
 // records what became of the package: its lease ended and another builder
 // took it. The resumed builder must not report, mail, deliver or upload
@@ -408,6 +410,9 @@ func (c *chaos) freeze(e chaosEvent) {
 			cand := c.nodes[(e.node+i)%len(c.nodes)]
 			if err != nil {
 				break
+			}
+			if cand == c.nodes[sickNode] {
+				continue
 			}
 			if p := cand.runningJob(v); p != "" {
 				n, pkg = cand, p
