@@ -342,9 +342,6 @@ func TestNetworkLeases(t *testing.T) {
 	})
 	victim := nw.node(first.Builder)
 	victim.env.waitLog(time.Minute, "Starting build (dist=bookworm) of longpkg_1.0")
-	v := nw.look()
-	leaseUntil := v.recs["longpkg"].LeaseUntil
-	leaseTaker := v.recs["leasepkg"].Builder
 	var sleeping []hostProc
 	waitFor(t, 5*time.Minute, "longpkg's build to run its sleep 300", func() bool {
 		sleeping = processes(victim.proc.cmd.Process.Pid, "sleep\x00300\x00")
@@ -354,6 +351,12 @@ func TestNetworkLeases(t *testing.T) {
 	victim.killed = true
 	victim.proc.wait(t, time.Minute)
 	killed := time.Now()
+	// The lease as the victim last renewed it: read after the kill, as it
+	// renewed all the while its build got to the sleep, however long that
+	// took on this machine.
+	v := nw.look()
+	leaseUntil := v.recs["longpkg"].LeaseUntil
+	leaseTaker := v.recs["leasepkg"].Builder
 	// The build died with it (the sandbox's PDEATHSIG and PID namespace).
 	waitFor(t, 30*time.Second, "the killed build's processes to end", func() bool {
 		for _, p := range sleeping {
