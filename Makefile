@@ -79,7 +79,7 @@ test-elisp: bin/buildd-mail
 
 # test-fresh: `make test` as root inside a freshly debootstrapped bookworm
 # holding only the base image's tools and a fresh clone of HEAD (not in CI:
-# about 10 minutes).
+# about 17 minutes).
 test-fresh:
 	internal/hostdeps/test-fresh.sh
 

@@ -5,7 +5,7 @@
 # in from the host's /usr/local/go, as the image has it there), a fresh
 # clone of this checkout (and ../shared beside it) is put in it, and
 # `make test` runs inside as root: everything else it needs, `make deps`
-# must install. Not part of CI: it takes about 10 minutes.
+# must install. Not part of CI: it takes about 17 minutes.
 #
 # Run as root, one at a time (a lock). The tree is FRESH_DIR
 # (/var/tmp/buildd-test-fresh); it is removed at the end, every mount below
