@@ -34,8 +34,10 @@ src=$work/buildd-go-$version
 rm -rf "$work"
 mkdir -p "$src"
 say "copying the checkout's files into $src"
-git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |
-	tar -cf - -T - | tar -xf - -C "$src"
+# The files git knows or would add, but for tracked files deleted here.
+git ls-files -z --cached --others --exclude-standard |
+	while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
+	tar --null -T - -cf - | tar -xf - -C "$src"
 
 say "vendoring the Go modules from the module proxy"
 (cd "$src" && GOFLAGS=-mod=mod "$GO" mod vendor)

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -175,14 +174,9 @@ func TestConfigPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []any{config.Config{}, config.Dist{}, config.UploadQueue{}} {
-		rt := reflect.TypeOf(v)
-		for j := range rt.NumField() {
-			k := rt.Field(j).Tag.Get("toml")
-			if k == "" || k == "-" || k == "dist" || k == "upload_queue" {
-				continue
-			}
+		for _, k := range config.TableKeys(v) {
 			if !regexp.MustCompile("(?m)^`" + k + "`( .*)?\n: ").Match(md) {
-				t.Errorf("buildd.conf.5: no entry for the key %q of %s", k, rt.Name())
+				t.Errorf("buildd.conf.5: no entry for the key %q of %T", k, v)
 			}
 		}
 	}

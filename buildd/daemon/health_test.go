@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"buildd/internal/daemonlog"
 	"buildd/internal/home"
 	"buildd/internal/queue"
 	"buildd/internal/queue/pg/pgtest"
@@ -43,14 +42,7 @@ func keptBuilds(t *testing.T, db, name string) []*queue.BuildRecord {
 func realQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
 	t.Helper()
 	e, c := realEnv(t, extra, pkgs...)
-	if err := home.New(c.Home).Init(); err != nil {
-		t.Fatal(err)
-	}
-	lg, err := daemonlog.Open(c.DaemonLogFile, "buildd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close() })
+	lg := homeAndLog(t, c)
 	parts := RealParts()
 	m, err := parts.Machines(c)
 	if err != nil {

@@ -74,6 +74,21 @@ type queueEnv struct {
 	cfg *config.Config
 }
 
+// homeAndLog makes c's home directories and opens its daemon.log, closed
+// when the test ends.
+func homeAndLog(t *testing.T, c *config.Config) *daemonlog.Log {
+	t.Helper()
+	if err := home.New(c.Home).Init(); err != nil {
+		t.Fatal(err)
+	}
+	lg, err := daemonlog.Open(c.DaemonLogFile, "buildd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	return lg
+}
+
 func newQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
 	t.Helper()
 	e := newEnv(t, t.TempDir(), extra, "")
@@ -83,14 +98,7 @@ func newQueueEnv(t *testing.T, extra string, pkgs ...srcPkg) *queueEnv {
 		t.Fatal(err)
 	}
 	a.merge(t, c.WannaBuildDB)
-	if err := home.New(c.Home).Init(); err != nil {
-		t.Fatal(err)
-	}
-	lg, err := daemonlog.Open(c.DaemonLogFile, "buildd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close() })
+	lg := homeAndLog(t, c)
 	q := &queueEnv{env: e, d: New(c, RealParts(), lg), b: &stubBuilder{status: map[string]build.Status{}}, cfg: c}
 	q.d.builder = q.b
 	q.d.parts.Builder = func(*config.Config, Machines) Builder { return q.b }

@@ -27,6 +27,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -674,6 +675,19 @@ func (c *Config) Means(d *Dist, dist, arch string) (bool, error) {
 		return false, err
 	}
 	return r.Where() == d.Where(), nil
+}
+
+// TableKeys are the keys of a config table (Config{}, Dist{} or
+// UploadQueue{}) but its tables within: what its documentation names.
+func TableKeys(table any) []string {
+	var keys []string
+	rt := reflect.TypeOf(table)
+	for i := range rt.NumField() {
+		if k := rt.Field(i).Tag.Get("toml"); k != "" && k != "-" && k != "dist" && k != "upload_queue" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // Dump writes the effective configuration, defaults included, as TOML.

@@ -299,23 +299,13 @@ func TestREADMEConfigReference(t *testing.T) {
 			tables[title] = append(tables[title], m[1])
 		}
 	}
-	keysOf := func(v any) []string {
-		var keys []string
-		rt := reflect.TypeOf(v)
-		for i := range rt.NumField() {
-			if k := rt.Field(i).Tag.Get("toml"); k != "" && k != "-" && k != "dist" && k != "upload_queue" {
-				keys = append(keys, k)
-			}
-		}
-		return keys
-	}
 	for _, place := range []struct {
 		code   []string
 		titles []string
 	}{
-		{keysOf(Config{}), []string{"Our keys (top level)", "Classic keys (top level)"}},
-		{keysOf(Dist{}), []string{"`[[dist]]` (one table per distribution; order = priority)"}},
-		{keysOf(UploadQueue{}), []string{"`[[upload_queue]]`"}},
+		{TableKeys(Config{}), []string{"Our keys (top level)", "Classic keys (top level)"}},
+		{TableKeys(Dist{}), []string{"`[[dist]]` (one table per distribution; order = priority)"}},
+		{TableKeys(UploadQueue{}), []string{"`[[upload_queue]]`"}},
 	} {
 		var documented []string
 		for _, title := range place.titles {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -21,7 +22,8 @@ type Quarantine struct {
 	Reason string    `json:"reason"`
 }
 
-// maxQuarantineFile bounds what Read reads of build/QUARANTINE.
+// maxQuarantineFile bounds what is read of build/QUARANTINE and
+// build/INFRA-FAILURES.
 const maxQuarantineFile = 64 << 10
 
 // Quarantine is build/QUARANTINE: one Quarantine as JSON while buildd is
@@ -40,15 +42,9 @@ func (f *QuarantineFile) Path() string { return f.path }
 // an error naming it: buildd then stays quarantined, as the file says it
 // is.
 func (f *QuarantineFile) Read() (*Quarantine, error) {
-	data, err := os.ReadFile(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	data, err := readState(f.path)
+	if data == nil || err != nil {
 		return nil, err
-	}
-	if len(data) > maxQuarantineFile {
-		return nil, fmt.Errorf("%s: more than %d bytes", f.path, maxQuarantineFile)
 	}
 	var q Quarantine
 	if err := json.Unmarshal(data, &q); err != nil || q.Since.IsZero() || strings.TrimSpace(q.Reason) == "" {
@@ -67,8 +63,33 @@ func (f *QuarantineFile) Put(q Quarantine) error {
 }
 
 // End removes the quarantine; none is no error.
-func (f *QuarantineFile) End() error {
-	if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+func (f *QuarantineFile) End() error { return removeState(f.path) }
+
+// readState reads the state file at path, at most maxQuarantineFile
+// bytes of it (a larger file is an error naming it); nil when there is
+// no file.
+func readState(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxQuarantineFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > maxQuarantineFile {
+		return nil, fmt.Errorf("%s: more than %d bytes", path, maxQuarantineFile)
+	}
+	return data, nil
+}
+
+// removeState removes the state file at path; none is no error.
+func removeState(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -107,15 +128,9 @@ func (f *InfraFailuresFile) Path() string { return f.path }
 // Read returns the failures in a row, none when there is no file. A
 // damaged file is an error naming it.
 func (f *InfraFailuresFile) Read() ([]InfraFailure, error) {
-	data, err := os.ReadFile(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	data, err := readState(f.path)
+	if data == nil || err != nil {
 		return nil, err
-	}
-	if len(data) > maxQuarantineFile {
-		return nil, fmt.Errorf("%s: more than %d bytes", f.path, maxQuarantineFile)
 	}
 	var fails []InfraFailure
 	if err := json.Unmarshal(data, &fails); err != nil {
@@ -127,10 +142,7 @@ func (f *InfraFailuresFile) Read() ([]InfraFailure, error) {
 // Put replaces the failures with fails (none: the file goes).
 func (f *InfraFailuresFile) Put(fails []InfraFailure) error {
 	if len(fails) == 0 {
-		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
+		return removeState(f.path)
 	}
 	data, err := json.MarshalIndent(fails, "", "  ")
 	if err != nil {
